@@ -1,0 +1,73 @@
+"""Provider configuration: keyword arguments first, then the environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any, ClassVar, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ._errors import ProviderConfigError
+
+__all__ = ["ProviderConfig", "env_field"]
+
+
+def env_field(*names: str, **kwargs: Any) -> Any:
+    """A pydantic ``Field`` that falls back to the first set environment variable in ``names``."""
+    extra = dict(kwargs.pop("json_schema_extra", None) or {})
+    extra["env"] = list(names)
+    return Field(json_schema_extra=extra, **kwargs)
+
+
+class ProviderConfig(BaseModel):
+    """Base class of every provider's configuration model.
+
+    Subclasses add their fields. Values come from keyword arguments first, then from the
+    environment: a field declared with :func:`env_field` reads the variables it names,
+    any other field reads ``{env_prefix}{FIELD_NAME}`` when ``env_prefix`` is set.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+    env_prefix: ClassVar[str] = ""
+
+    default_timeout: float = Field(
+        default=60.0, gt=0, description="seconds a run may take when no timeout is given"
+    )
+    warm_pool_size: int = Field(
+        default=0, ge=0, le=64, description="ready workspaces kept per (template, resources) key"
+    )
+
+    @classmethod
+    def load(cls, values: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Self:
+        """Build the config from ``values``, filling gaps from ``environ`` (default ``os.environ``).
+
+        Raises :class:`ProviderConfigError` naming each bad field, never echoing its value.
+        """
+        environ = os.environ if environ is None else environ
+        merged = dict(values)
+        for field_name, field in cls.model_fields.items():
+            if field_name in merged:
+                continue
+            extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+            names = [str(name) for name in extra.get("env", []) or []]  # type: ignore[union-attr]
+            if not names and cls.env_prefix:
+                names = [f"{cls.env_prefix}{field_name.upper()}"]
+            for name in names:
+                if environ.get(name):
+                    merged[field_name] = environ[name]
+                    break
+        try:
+            return cls.model_validate(merged)
+        except ValidationError as exc:
+            raise ProviderConfigError(_describe(cls, exc)) from None
+
+
+def _describe(model: type[BaseModel], exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors(include_input=False, include_url=False):
+        where = ".".join(str(part) for part in error["loc"]) or "config"
+        problems.append(f"{where}: {error['msg']}")
+    known = ", ".join(sorted(model.model_fields))
+    return f"invalid {model.__name__}: " + "; ".join(problems) + f" (known fields: {known})"

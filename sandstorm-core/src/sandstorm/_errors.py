@@ -1,0 +1,197 @@
+"""The Sandstorm exception tree.
+
+Every error a provider raises is a :class:`SandstormError`. Adapters translate their
+backend's failures into this tree at their boundary, so callers catch one family no
+matter which provider runs the code. No error message ever contains a secret.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+__all__ = [
+    "SandstormError",
+    "ProviderError",
+    "ProviderNotFound",
+    "ProviderLoadError",
+    "ProviderConfigError",
+    "CapabilityNotSupported",
+    "IsolationUnavailable",
+    "WorkspaceError",
+    "WorkspaceNotFound",
+    "SnapshotNotFound",
+    "TemplateNotFound",
+    "ExecutionTimeout",
+    "OutputLimitExceeded",
+    "ProviderAPIError",
+    "AuthenticationError",
+    "RateLimited",
+    "QuotaExceeded",
+    "ResourceAllocationError",
+    "ProviderUnavailable",
+    "NetworkError",
+]
+
+
+class SandstormError(Exception):
+    """Base class of every error raised by Sandstorm and its providers."""
+
+
+class ProviderError(SandstormError):
+    """Choosing, loading or configuring a provider failed."""
+
+
+class ProviderNotFound(ProviderError, LookupError):
+    """No installed provider has the requested name.
+
+    ``installed`` lists the names that are installed; ``hint`` says which package to
+    install when the name is a well-known provider.
+    """
+
+    def __init__(self, name: str, installed: Iterable[str], hint: str | None = None) -> None:
+        self.name = name
+        self.installed = sorted(installed)
+        self.hint = hint
+        listing = ", ".join(self.installed) or "none"
+        message = f"no sandstorm provider named {name!r} is installed (installed: {listing})"
+        if hint:
+            message += f"; {hint}"
+        super().__init__(message)
+
+
+class ProviderLoadError(ProviderError):
+    """The provider's entry point exists but importing it failed."""
+
+
+class ProviderConfigError(ProviderError, ValueError):
+    """The provider's configuration is invalid; the message says which field and why."""
+
+
+class CapabilityNotSupported(SandstormError, NotImplementedError):
+    """The provider does not declare the capability this call needs."""
+
+    def __init__(self, provider: str, capability: str, detail: str | None = None) -> None:
+        self.provider = provider
+        self.capability = capability
+        message = f"provider {provider!r} does not support {capability}"
+        if detail:
+            message += f": {detail}"
+        super().__init__(message)
+
+
+class IsolationUnavailable(SandstormError):
+    """A required isolation primitive is missing, so the provider refuses to run code."""
+
+
+class WorkspaceError(SandstormError):
+    """An operation on a workspace failed."""
+
+
+class WorkspaceNotFound(WorkspaceError, LookupError):
+    """No workspace with this id exists (or it was deleted)."""
+
+    def __init__(self, workspace_id: str, provider: str | None = None) -> None:
+        self.workspace_id = workspace_id
+        where = f" on provider {provider!r}" if provider else ""
+        super().__init__(f"workspace {workspace_id!r} not found{where}")
+
+
+class SnapshotNotFound(WorkspaceError, LookupError):
+    """No snapshot with this id exists."""
+
+    def __init__(self, snapshot_id: str) -> None:
+        self.snapshot_id = snapshot_id
+        super().__init__(f"snapshot {snapshot_id!r} not found")
+
+
+class TemplateNotFound(WorkspaceError, LookupError):
+    """The named workspace template is unknown; ``known`` lists the ones that exist."""
+
+    def __init__(self, name: str, known: Iterable[str]) -> None:
+        self.name = name
+        self.known = sorted(known)
+        listing = ", ".join(self.known) or "none are configured"
+        super().__init__(f"unknown workspace template {name!r} (known templates: {listing})")
+
+
+class ExecutionTimeout(SandstormError, TimeoutError):
+    """Code ran past its timeout; the whole process tree was killed.
+
+    ``stdout`` and ``stderr`` hold the output produced before the kill.
+    """
+
+    def __init__(
+        self,
+        timeout: float,
+        stdout: str = "",
+        stderr: str = "",
+        workspace_id: str | None = None,
+    ) -> None:
+        self.timeout = timeout
+        self.stdout = stdout
+        self.stderr = stderr
+        self.workspace_id = workspace_id
+        super().__init__(f"execution timed out after {timeout:g}s; the process tree was killed")
+
+
+class OutputLimitExceeded(SandstormError):
+    """Output went past a hard limit and the provider could not return a truncated result."""
+
+
+class ProviderAPIError(SandstormError):
+    """A provider's backend answered with an error.
+
+    Carries the provider name, the HTTP status (where there is one) and the backend's
+    request id, so a support ticket can quote them.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        status: int | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        self.provider = provider
+        self.status = status
+        self.request_id = request_id
+        details = [
+            part
+            for part in (
+                f"status {status}" if status is not None else None,
+                f"request id {request_id}" if request_id else None,
+            )
+            if part
+        ]
+        suffix = f" ({', '.join(details)})" if details else ""
+        super().__init__(f"{message}{suffix}")
+        self.message = message
+
+
+class AuthenticationError(ProviderAPIError):
+    """The backend rejected the credentials."""
+
+
+class RateLimited(ProviderAPIError):
+    """The backend is rate limiting; retry after ``retry_after`` seconds (when known)."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: object) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+
+
+class QuotaExceeded(ProviderAPIError):
+    """An account quota (sandboxes, cpu, memory, disk) would be exceeded."""
+
+
+class ResourceAllocationError(ProviderAPIError):
+    """The backend could not allocate the requested resources."""
+
+
+class ProviderUnavailable(ProviderAPIError):
+    """The backend is down or unreachable right now."""
+
+
+class NetworkError(ProviderUnavailable):
+    """The connection to the backend failed (refused, reset, timed out)."""

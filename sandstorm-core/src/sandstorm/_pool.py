@@ -1,0 +1,123 @@
+"""A provider-agnostic warm pool of ready, never-used workspaces."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable
+
+from ._models import Workspace
+
+__all__ = ["WarmPool"]
+
+log = logging.getLogger("sandstorm.pool")
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._provider import WorkspaceSpec
+
+
+class WarmPool:
+    """Keeps up to ``size`` fresh workspaces per spec key and refills in the background.
+
+    ``acquire`` hands out a workspace exactly once; a workspace that ran code is never
+    handed out again (the caller deletes it). At most ``max_keys`` distinct keys are kept;
+    the least recently used key's workspaces are deleted to make room. ``aclose`` stops
+    refilling and deletes every workspace still waiting.
+    """
+
+    def __init__(
+        self,
+        create: Callable[[WorkspaceSpec], Awaitable[Workspace]],
+        delete: Callable[[Workspace], Awaitable[None]],
+        *,
+        size: int,
+        max_keys: int = 8,
+    ) -> None:
+        if size < 1:
+            raise ValueError("a warm pool needs size >= 1")
+        self._create = create
+        self._delete = delete
+        self.size = size
+        self.max_keys = max_keys
+        self._ready: OrderedDict[Hashable, list[Workspace]] = OrderedDict()
+        self._refills: dict[Hashable, asyncio.Task[None]] = {}
+        self._closed = False
+
+    def ready_count(self, spec: WorkspaceSpec) -> int:
+        """How many workspaces are waiting for ``spec``'s key right now."""
+        return len(self._ready.get(spec.pool_key(), []))
+
+    async def acquire(self, spec: WorkspaceSpec) -> Workspace:
+        """A fresh workspace for ``spec``: a waiting one if any, else a new one."""
+        if self._closed:
+            raise RuntimeError("the warm pool is closed")
+        key = spec.pool_key()
+        waiting = self._ready.get(key)
+        self._touch(key)
+        workspace = waiting.pop() if waiting else None
+        self._schedule_refill(key, spec)
+        if workspace is not None:
+            return workspace
+        return await self._create(spec)
+
+    async def fill(self, spec: WorkspaceSpec) -> None:
+        """Bring ``spec``'s key up to ``size`` waiting workspaces and wait until it is."""
+        self._touch(spec.pool_key())
+        await self._refill(spec.pool_key(), spec)
+
+    async def aclose(self) -> None:
+        """Stop refilling and delete every waiting workspace."""
+        self._closed = True
+        tasks = list(self._refills.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        leftovers = [ws for waiting in self._ready.values() for ws in waiting]
+        self._ready.clear()
+        results = await asyncio.gather(
+            *(self._delete(ws) for ws in leftovers), return_exceptions=True
+        )
+        for ws, outcome in zip(leftovers, results, strict=True):
+            if isinstance(outcome, BaseException):
+                log.warning("could not delete warm workspace %s: %r", ws.id, outcome)
+
+    def _touch(self, key: Hashable) -> None:
+        self._ready.setdefault(key, [])
+        self._ready.move_to_end(key)
+        while len(self._ready) > self.max_keys:
+            old_key, old = self._ready.popitem(last=False)
+            task = self._refills.pop(old_key, None)
+            if task is not None:
+                task.cancel()
+            for ws in old:
+                self._spawn(self._delete(ws))
+
+    def _schedule_refill(self, key: Hashable, spec: WorkspaceSpec) -> None:
+        running = self._refills.get(key)
+        if running is not None and not running.done():
+            return
+        self._refills[key] = asyncio.ensure_future(self._refill(key, spec))
+
+    async def _refill(self, key: Hashable, spec: WorkspaceSpec) -> None:
+        while not self._closed and key in self._ready and len(self._ready[key]) < self.size:
+            try:
+                workspace = await self._create(spec)
+            except Exception as exc:
+                log.warning("warm pool refill failed: %r", exc)
+                return
+            if self._closed or key not in self._ready:
+                await self._delete(workspace)
+                return
+            self._ready[key].append(workspace)
+
+    def _spawn(self, awaitable: Awaitable[None]) -> None:
+        async def run() -> None:
+            try:
+                await awaitable
+            except Exception as exc:
+                log.warning("warm pool cleanup failed: %r", exc)
+
+        asyncio.ensure_future(run())

@@ -1,0 +1,661 @@
+"""The provider contract: one async interface every adapter implements.
+
+A provider subclasses :class:`AsyncProvider`, declares what it can do in class
+attributes, and implements the protected primitives (``_create_workspace``,
+``_execute``, ...). The public methods on this class are the user-facing API: they
+check declared capabilities, call the plugin hooks, and build the one-shot ``run`` out
+of the primitives, so an adapter writes each primitive once and gets the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, ClassVar, Self
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ._audit import AuditEvent
+from ._capabilities import Capability
+from ._config import ProviderConfig
+from ._errors import CapabilityNotSupported, ProviderConfigError, SandstormError
+from ._models import (
+    CostEstimate,
+    FileInfo,
+    GitStatus,
+    Language,
+    NetworkPolicy,
+    OutputChunk,
+    ProviderInfo,
+    Resources,
+    RunResult,
+    Snapshot,
+    Workspace,
+    WorkspaceMetrics,
+)
+from ._plugins import plugin_manager
+
+if TYPE_CHECKING:
+    from ._pool import WarmPool
+
+__all__ = ["AsyncProvider", "ExecRequest", "OutputCallback", "OutputStream", "WorkspaceSpec"]
+
+OutputCallback = Callable[[str], None]
+"""Receives a piece of decoded output as soon as the provider has it."""
+
+WorkspaceRef = Workspace | str
+
+
+class WorkspaceSpec(BaseModel):
+    """What to create: the validated arguments of ``create_workspace``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str | None = None
+    template: str | None = None
+    persistent: bool = True
+    resources: Resources = Resources()
+    network: NetworkPolicy = NetworkPolicy()
+    labels: dict[str, str] = Field(default_factory=dict)
+    env: dict[str, str] = Field(default_factory=dict)
+
+    def pool_key(self) -> tuple[object, ...]:
+        """The warm-pool key: workspaces with equal keys are interchangeable before use."""
+        return (
+            self.template,
+            self.resources,
+            self.network,
+            tuple(sorted(self.labels.items())),
+            tuple(sorted(self.env.items())),
+        )
+
+
+@dataclass(frozen=True)
+class ExecRequest:
+    """One piece of code to run in a workspace: the arguments of ``_execute``."""
+
+    code: str
+    language: str = "python"
+    timeout: float = 60.0
+    env: Mapping[str, str] = field(default_factory=dict)
+    stdin: bytes | None = None
+    on_stdout: OutputCallback | None = None
+    on_stderr: OutputCallback | None = None
+
+    @property
+    def streaming(self) -> bool:
+        """True when the caller wants output as it is produced."""
+        return self.on_stdout is not None or self.on_stderr is not None
+
+
+class AsyncProvider:
+    """Base class of every provider, and the async API users call.
+
+    Class attributes declare the provider, readable without credentials:
+    ``name``, ``description``, ``capabilities``, ``languages`` and ``config_model``.
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    languages: ClassVar[frozenset[str]] = frozenset({Language.PYTHON})
+    config_model: ClassVar[type[ProviderConfig]] = ProviderConfig
+
+    def __init__(self, config: ProviderConfig | None = None) -> None:
+        if config is None:
+            config = self.config_model.load({})
+        elif not isinstance(config, self.config_model):
+            raise ProviderConfigError(
+                f"{type(self).__name__} needs a {self.config_model.__name__}, "
+                f"got {type(config).__name__}"
+            )
+        self.config = config
+        self._pool: WarmPool | None = None
+        self._closed = False
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_config(cls, **values: Any) -> Self:
+        """Build the provider from keyword arguments, falling back to the environment."""
+        return cls(cls.config_model.load(values))
+
+    @classmethod
+    def info(cls) -> ProviderInfo:
+        """The provider's declaration, without instantiating it."""
+        return ProviderInfo(
+            name=cls.name,
+            description=cls.description,
+            capabilities=frozenset(str(cap) for cap in cls.capabilities),
+            languages=frozenset(str(lang) for lang in cls.languages),
+        )
+
+    @classmethod
+    def supports(cls, capability: Capability) -> bool:
+        """True when the provider declares ``capability``."""
+        return capability in cls.capabilities
+
+    def require(self, capability: Capability, detail: str | None = None) -> None:
+        """Raise :class:`CapabilityNotSupported` unless ``capability`` is declared."""
+        if capability not in self.capabilities:
+            raise CapabilityNotSupported(self.name, str(capability), detail)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Release everything the provider holds (warm workspaces, connections). Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._pool is not None:
+            await self._pool.aclose()
+        await self._aclose()
+
+    # ------------------------------------------------------------------ public API
+
+    async def is_available(self) -> bool:
+        """True when the provider can run code now. Never creates anything billable."""
+        try:
+            return await self._is_available()
+        except SandstormError:
+            return False
+
+    async def run(
+        self,
+        code: str,
+        *,
+        language: str = "python",
+        timeout: float | None = None,
+        cpu: float | None = None,
+        memory: int | None = None,
+        disk: int | None = None,
+        env: Mapping[str, str] | None = None,
+        stdin: str | bytes | None = None,
+        workspace_id: str | None = None,
+        workspace_template: str | None = None,
+        git_repo: str | None = None,
+        git_branch: str | None = None,
+        network: NetworkPolicy | None = None,
+        on_stdout: OutputCallback | None = None,
+        on_stderr: OutputCallback | None = None,
+    ) -> RunResult:
+        """Run ``code`` and return its result.
+
+        With ``workspace_id`` the code runs in that existing workspace. Otherwise a fresh
+        workspace is made (from the warm pool when one is configured), optionally seeded
+        with ``git_repo``, and deleted afterwards whatever happens.
+        """
+        request = self._request(code, language, timeout, env, stdin, on_stdout, on_stderr)
+        if workspace_id is not None:
+            if any(v is not None for v in (cpu, memory, disk, workspace_template, network)):
+                raise ProviderConfigError(
+                    "cpu, memory, disk, workspace_template and network apply to new "
+                    "workspaces; they cannot be combined with workspace_id"
+                )
+            workspace = await self._resolve(workspace_id)
+            if git_repo is not None:
+                await self.git_clone(workspace, git_repo, branch=git_branch)
+            return await self._run_hooked(workspace, request)
+        spec = self._spec(
+            template=workspace_template,
+            persistent=False,
+            resources=Resources(cpu=cpu, memory=memory, disk=disk),
+            network=network,
+        )
+        if git_repo is not None:
+            self.require(Capability.GIT, "git_repo")
+        workspace = await self._acquire(spec)
+        try:
+            if git_repo is not None:
+                await self.git_clone(workspace, git_repo, branch=git_branch)
+            return await self._run_hooked(workspace, request)
+        finally:
+            await _shielded(self._discard(workspace))
+
+    def stream(self, code: str, **kwargs: Any) -> OutputStream:
+        """Run ``code`` and iterate its output as it is produced.
+
+        ``async for chunk in provider.stream(code): ...`` yields :class:`OutputChunk`;
+        after the loop, ``stream.result`` holds the :class:`RunResult`.
+        """
+        self.require(Capability.STREAMING)
+        return OutputStream(self, code, kwargs)
+
+    async def create_workspace(
+        self,
+        *,
+        name: str | None = None,
+        template: str | None = None,
+        persistent: bool = True,
+        cpu: float | None = None,
+        memory: int | None = None,
+        disk: int | None = None,
+        network: NetworkPolicy | None = None,
+        labels: Mapping[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> Workspace:
+        """Create a workspace; persistent ones keep their files between runs."""
+        if persistent:
+            self.require(Capability.PERSISTENCE, "persistent workspaces")
+        spec = self._spec(
+            name=name,
+            template=template,
+            persistent=persistent,
+            resources=Resources(cpu=cpu, memory=memory, disk=disk),
+            network=network,
+            labels=labels,
+            env=env,
+        )
+        return await self._create_hooked(spec)
+
+    async def get_workspace(self, workspace_id: str) -> Workspace:
+        """The workspace with this id; :class:`WorkspaceNotFound` if there is none."""
+        return await self._get_workspace(workspace_id)
+
+    async def list_workspaces(self) -> list[Workspace]:
+        """Every workspace this provider's account can see."""
+        return await self._list_workspaces()
+
+    async def delete_workspace(self, workspace: WorkspaceRef) -> None:
+        """Delete a workspace and everything in it."""
+        workspace_id = _id_of(workspace)
+        await self._delete_workspace(workspace_id)
+        self._audit("workspace.delete", workspace_id)
+        plugin_manager().hook.sandstorm_workspace_deleted(provider=self, workspace_id=workspace_id)
+
+    async def run_in_workspace(
+        self,
+        workspace: WorkspaceRef,
+        code: str,
+        *,
+        language: str = "python",
+        timeout: float | None = None,
+        env: Mapping[str, str] | None = None,
+        stdin: str | bytes | None = None,
+        on_stdout: OutputCallback | None = None,
+        on_stderr: OutputCallback | None = None,
+    ) -> RunResult:
+        """Run ``code`` inside an existing workspace; its files persist between runs."""
+        request = self._request(code, language, timeout, env, stdin, on_stdout, on_stderr)
+        return await self._run_hooked(await self._resolve(workspace), request)
+
+    async def exec(
+        self,
+        workspace: WorkspaceRef,
+        command: str,
+        *,
+        timeout: float | None = None,
+        env: Mapping[str, str] | None = None,
+        stdin: str | bytes | None = None,
+    ) -> RunResult:
+        """Run a shell command line inside an existing workspace."""
+        return await self.run_in_workspace(
+            workspace, command, language="shell", timeout=timeout, env=env, stdin=stdin
+        )
+
+    # files
+
+    async def write_file(self, workspace: WorkspaceRef, path: str, data: str | bytes) -> None:
+        """Write ``data`` (text is UTF-8 encoded) to ``path``, relative to the workspace root."""
+        self.require(Capability.FILES)
+        payload = data.encode() if isinstance(data, str) else data
+        ws = await self._resolve(workspace)
+        await self._write_file(ws, path, payload)
+        self._audit("file.write", ws.id, path=path, size=len(payload))
+
+    async def read_file(self, workspace: WorkspaceRef, path: str) -> bytes:
+        """The bytes of ``path``; :class:`FileNotFoundError` if it does not exist."""
+        self.require(Capability.FILES)
+        return await self._read_file(await self._resolve(workspace), path)
+
+    async def list_files(self, workspace: WorkspaceRef, path: str = ".") -> list[FileInfo]:
+        """The entries of directory ``path`` in the workspace."""
+        self.require(Capability.FILES)
+        return await self._list_files(await self._resolve(workspace), path)
+
+    async def delete_file(self, workspace: WorkspaceRef, path: str) -> None:
+        """Delete a file or directory tree in the workspace."""
+        self.require(Capability.FILES)
+        ws = await self._resolve(workspace)
+        await self._delete_file(ws, path)
+        self._audit("file.delete", ws.id, path=path)
+
+    # git
+
+    async def git_clone(
+        self,
+        workspace: WorkspaceRef,
+        url: str,
+        *,
+        branch: str | None = None,
+        path: str = ".",
+    ) -> None:
+        """Clone ``url`` (at ``branch``) into ``path`` inside the workspace."""
+        self.require(Capability.GIT)
+        ws = await self._resolve(workspace)
+        await self._git_clone(ws, url, branch, path)
+        self._audit("git.clone", ws.id, url=_strip_credentials(url), branch=branch, path=path)
+
+    async def git_status(self, workspace: WorkspaceRef, path: str = ".") -> GitStatus:
+        """``git status`` of the repository at ``path`` inside the workspace."""
+        self.require(Capability.GIT)
+        return await self._git_status(await self._resolve(workspace), path)
+
+    # snapshots
+
+    async def snapshot(self, workspace: WorkspaceRef, *, name: str | None = None) -> Snapshot:
+        """Capture the workspace's files into a snapshot."""
+        self.require(Capability.SNAPSHOTS)
+        ws = await self._resolve(workspace)
+        snap = await self._snapshot(ws, name)
+        self._audit("snapshot.create", ws.id, snapshot_id=snap.id)
+        return snap
+
+    async def restore(self, snapshot: Snapshot | str, *, name: str | None = None) -> Workspace:
+        """A new workspace whose files are those captured in ``snapshot``."""
+        self.require(Capability.SNAPSHOTS)
+        snapshot_id = snapshot.id if isinstance(snapshot, Snapshot) else snapshot
+        workspace = await self._restore(snapshot_id, name)
+        self._audit("snapshot.restore", workspace.id, snapshot_id=snapshot_id)
+        plugin_manager().hook.sandstorm_workspace_created(provider=self, workspace=workspace)
+        return workspace
+
+    async def list_snapshots(self) -> list[Snapshot]:
+        """Every snapshot this provider holds."""
+        self.require(Capability.SNAPSHOTS)
+        return await self._list_snapshots()
+
+    async def delete_snapshot(self, snapshot: Snapshot | str) -> None:
+        """Delete a snapshot."""
+        self.require(Capability.SNAPSHOTS)
+        snapshot_id = snapshot.id if isinstance(snapshot, Snapshot) else snapshot
+        await self._delete_snapshot(snapshot_id)
+        self._audit("snapshot.delete", None, snapshot_id=snapshot_id)
+
+    # metrics and cost
+
+    async def get_workspace_metrics(self, workspace: WorkspaceRef) -> WorkspaceMetrics:
+        """Resource figures for the workspace, from the backend's accounting."""
+        self.require(Capability.METRICS)
+        return await self._metrics(await self._resolve(workspace))
+
+    async def estimate_cost(
+        self,
+        *,
+        duration: float,
+        cpu: float | None = None,
+        memory: int | None = None,
+        disk: int | None = None,
+    ) -> CostEstimate:
+        """What a workspace with these resources would cost for ``duration`` seconds."""
+        self.require(Capability.COST)
+        if duration < 0:
+            raise ProviderConfigError("duration must be >= 0 seconds")
+        return await self._estimate_cost(duration, Resources(cpu=cpu, memory=memory, disk=disk))
+
+    # ------------------------------------------------------------------ primitives (SPI)
+
+    async def _is_available(self) -> bool:
+        return True
+
+    async def _create_workspace(self, spec: WorkspaceSpec) -> Workspace:
+        raise NotImplementedError
+
+    async def _get_workspace(self, workspace_id: str) -> Workspace:
+        raise NotImplementedError
+
+    async def _list_workspaces(self) -> list[Workspace]:
+        raise NotImplementedError
+
+    async def _delete_workspace(self, workspace_id: str) -> None:
+        raise NotImplementedError
+
+    async def _execute(self, workspace: Workspace, request: ExecRequest) -> RunResult:
+        raise NotImplementedError
+
+    async def _write_file(self, workspace: Workspace, path: str, data: bytes) -> None:
+        raise CapabilityNotSupported(self.name, Capability.FILES)
+
+    async def _read_file(self, workspace: Workspace, path: str) -> bytes:
+        raise CapabilityNotSupported(self.name, Capability.FILES)
+
+    async def _list_files(self, workspace: Workspace, path: str) -> list[FileInfo]:
+        raise CapabilityNotSupported(self.name, Capability.FILES)
+
+    async def _delete_file(self, workspace: Workspace, path: str) -> None:
+        raise CapabilityNotSupported(self.name, Capability.FILES)
+
+    async def _git_clone(
+        self, workspace: Workspace, url: str, branch: str | None, path: str
+    ) -> None:
+        raise CapabilityNotSupported(self.name, Capability.GIT)
+
+    async def _git_status(self, workspace: Workspace, path: str) -> GitStatus:
+        raise CapabilityNotSupported(self.name, Capability.GIT)
+
+    async def _snapshot(self, workspace: Workspace, name: str | None) -> Snapshot:
+        raise CapabilityNotSupported(self.name, Capability.SNAPSHOTS)
+
+    async def _restore(self, snapshot_id: str, name: str | None) -> Workspace:
+        raise CapabilityNotSupported(self.name, Capability.SNAPSHOTS)
+
+    async def _list_snapshots(self) -> list[Snapshot]:
+        raise CapabilityNotSupported(self.name, Capability.SNAPSHOTS)
+
+    async def _delete_snapshot(self, snapshot_id: str) -> None:
+        raise CapabilityNotSupported(self.name, Capability.SNAPSHOTS)
+
+    async def _metrics(self, workspace: Workspace) -> WorkspaceMetrics:
+        raise CapabilityNotSupported(self.name, Capability.METRICS)
+
+    async def _estimate_cost(self, duration: float, resources: Resources) -> CostEstimate:
+        raise CapabilityNotSupported(self.name, Capability.COST)
+
+    async def _aclose(self) -> None:
+        return None
+
+    # ------------------------------------------------------------------ internals
+
+    def _request(
+        self,
+        code: str,
+        language: str,
+        timeout: float | None,
+        env: Mapping[str, str] | None,
+        stdin: str | bytes | None,
+        on_stdout: OutputCallback | None,
+        on_stderr: OutputCallback | None,
+    ) -> ExecRequest:
+        if language not in self.languages:
+            known = ", ".join(sorted(self.languages))
+            raise ProviderConfigError(
+                f"provider {self.name!r} cannot run language {language!r} (it runs: {known})"
+            )
+        if timeout is not None and timeout <= 0:
+            raise ProviderConfigError(f"timeout must be > 0 seconds, got {timeout!r}")
+        if on_stdout is not None or on_stderr is not None:
+            self.require(Capability.STREAMING, "on_stdout/on_stderr")
+        for key, value in (env or {}).items():
+            if not isinstance(key, str) or not isinstance(value, str) or not key or "=" in key:
+                raise ProviderConfigError(f"env must map names to strings; bad entry {key!r}")
+            if "\0" in key or "\0" in value:
+                raise ProviderConfigError(f"env entry {key!r} contains a NUL byte")
+        return ExecRequest(
+            code=code,
+            language=language,
+            timeout=self.config.default_timeout if timeout is None else float(timeout),
+            env=dict(env or {}),
+            stdin=stdin.encode() if isinstance(stdin, str) else stdin,
+            on_stdout=on_stdout,
+            on_stderr=on_stderr,
+        )
+
+    def _spec(
+        self,
+        *,
+        name: str | None = None,
+        template: str | None,
+        persistent: bool,
+        resources: Resources,
+        network: NetworkPolicy | None,
+        labels: Mapping[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> WorkspaceSpec:
+        if template is not None:
+            self.require(Capability.TEMPLATES, f"template {template!r}")
+        if resources != Resources():
+            self.require(Capability.RESOURCE_LIMITS, "cpu/memory/disk limits")
+        if network is not None and network != NetworkPolicy():
+            self.require(Capability.NETWORK_POLICY, f"network mode {network.mode!r}")
+        return WorkspaceSpec(
+            name=name,
+            template=template,
+            persistent=persistent,
+            resources=resources,
+            network=network or NetworkPolicy(),
+            labels=dict(labels or {}),
+            env=dict(env or {}),
+        )
+
+    async def _resolve(self, workspace: WorkspaceRef) -> Workspace:
+        if isinstance(workspace, Workspace):
+            return workspace
+        return await self._get_workspace(workspace)
+
+    async def _create_hooked(self, spec: WorkspaceSpec) -> Workspace:
+        workspace = await self._create_workspace(spec)
+        self._audit(
+            "workspace.create", workspace.id, template=spec.template, persistent=spec.persistent
+        )
+        plugin_manager().hook.sandstorm_workspace_created(provider=self, workspace=workspace)
+        return workspace
+
+    async def _acquire(self, spec: WorkspaceSpec) -> Workspace:
+        if self.config.warm_pool_size > 0 and self._pool is None and not self._closed:
+            from ._pool import WarmPool
+
+            self._pool = WarmPool(
+                self._create_hooked, self.delete_workspace, size=self.config.warm_pool_size
+            )
+        if self._pool is not None:
+            return await self._pool.acquire(spec)
+        return await self._create_hooked(spec)
+
+    async def _discard(self, workspace: Workspace) -> None:
+        await self.delete_workspace(workspace)
+
+    async def _run_hooked(self, workspace: Workspace, request: ExecRequest) -> RunResult:
+        hooks = plugin_manager().hook
+        hooks.sandstorm_before_run(provider=self, workspace=workspace, request=request)
+        started = time.perf_counter()
+        try:
+            result = await self._execute(workspace, request)
+        except BaseException as exc:
+            hooks.sandstorm_after_run(
+                provider=self, workspace=workspace, request=request, result=None, error=exc
+            )
+            self._audit(
+                "run",
+                workspace.id,
+                language=request.language,
+                error=type(exc).__name__,
+                duration=time.perf_counter() - started,
+            )
+            raise
+        hooks.sandstorm_after_run(
+            provider=self, workspace=workspace, request=request, result=result, error=None
+        )
+        self._audit(
+            "run",
+            workspace.id,
+            language=request.language,
+            exit_code=result.exit_code,
+            duration=result.duration,
+        )
+        return result
+
+    def _audit(self, action: str, workspace_id: str | None, **details: Any) -> None:
+        event = AuditEvent(
+            action=action, provider=self.name, workspace_id=workspace_id, details=details
+        )
+        plugin_manager().hook.sandstorm_audit(event=event)
+
+
+class OutputStream:
+    """An async iterator over a run's output; ``result`` is set once it is exhausted."""
+
+    def __init__(self, provider: AsyncProvider, code: str, kwargs: dict[str, Any]) -> None:
+        self._provider = provider
+        self._code = code
+        self._kwargs = kwargs
+        self._queue: asyncio.Queue[OutputChunk | None] = asyncio.Queue()
+        self._task: asyncio.Task[RunResult] | None = None
+        self.result: RunResult | None = None
+
+    def __aiter__(self) -> AsyncIterator[OutputChunk]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[OutputChunk]:
+        queue = self._queue
+
+        def emit(stream: str) -> OutputCallback:
+            def deliver(text: str) -> None:
+                queue.put_nowait(OutputChunk(stream=stream, text=text))  # type: ignore[arg-type]
+
+            return deliver
+
+        async def produce() -> RunResult:
+            try:
+                return await self._provider.run(
+                    self._code,
+                    on_stdout=emit("stdout"),
+                    on_stderr=emit("stderr"),
+                    **self._kwargs,
+                )
+            finally:
+                queue.put_nowait(None)
+
+        task = asyncio.ensure_future(produce())
+        try:
+            while (chunk := await queue.get()) is not None:
+                yield chunk
+            self.result = await task
+        finally:
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+
+def _id_of(workspace: WorkspaceRef) -> str:
+    return workspace.id if isinstance(workspace, Workspace) else workspace
+
+
+def _strip_credentials(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if sep and "@" in rest.split("/", 1)[0]:
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+async def _shielded(awaitable: Any) -> None:
+    """Finish ``awaitable`` even if the caller is cancelled meanwhile (cleanup must happen)."""
+    task = asyncio.ensure_future(awaitable)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await task
+        raise

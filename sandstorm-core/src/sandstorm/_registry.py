@@ -1,0 +1,141 @@
+"""Find providers by name in the ``sandstorm.providers`` entry-point group (stevedore)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import TYPE_CHECKING, Any
+
+from ._errors import ProviderLoadError, ProviderNotFound
+
+if TYPE_CHECKING:
+    from ._provider import AsyncProvider
+
+__all__ = [
+    "PROVIDER_GROUP",
+    "KNOWN_PACKAGES",
+    "ProviderEntry",
+    "default_provider_name",
+    "installed_providers",
+    "load_provider_class",
+    "register_provider",
+]
+
+PROVIDER_GROUP = "sandstorm.providers"
+
+KNOWN_PACKAGES: dict[str, str] = {
+    "local": "sandstorm-core",
+    "daytona": "sandstorm-daytona",
+}
+"""Well-known provider names and the distribution that provides each."""
+
+_registered: dict[str, type[AsyncProvider] | str] = {}
+
+
+def register_provider(name: str, target: type[AsyncProvider] | str) -> None:
+    """Register a provider in-process, without an entry point (tests, notebooks).
+
+    ``target`` is the class or a ``"module:Class"`` string imported on first use.
+    """
+    _registered[name] = target
+
+
+def default_provider_name() -> str:
+    """``SANDSTORM_PROVIDER`` when set, else ``"local"``."""
+    return os.environ.get("SANDSTORM_PROVIDER") or "local"
+
+
+@dataclass(frozen=True)
+class ProviderEntry:
+    """An installed provider, found without importing it."""
+
+    name: str
+    target: str
+    package: str | None = None
+    version: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def installed_providers() -> list[ProviderEntry]:
+    """Every provider installed in this environment (entry points and in-process ones)."""
+    entries: dict[str, ProviderEntry] = {}
+    for ep in metadata.entry_points(group=PROVIDER_GROUP):
+        dist = ep.dist
+        entries[ep.name] = ProviderEntry(
+            name=ep.name,
+            target=ep.value,
+            package=dist.name if dist is not None else None,
+            version=dist.version if dist is not None else None,
+        )
+    for name, target in _registered.items():
+        value = target if isinstance(target, str) else f"{target.__module__}:{target.__qualname__}"
+        entries[name] = ProviderEntry(name=name, target=value)
+    return sorted(entries.values(), key=lambda entry: entry.name)
+
+
+def load_provider_class(name: str) -> type[AsyncProvider]:
+    """Import and return the provider class registered under ``name``.
+
+    Only that provider's module is imported. Raises :class:`ProviderNotFound` (listing the
+    installed names, and the package to install for a well-known name) or
+    :class:`ProviderLoadError` when the import fails.
+    """
+    from ._provider import AsyncProvider
+
+    target = _registered.get(name)
+    if target is None:
+        target = _load_entry_point(name)
+    elif isinstance(target, str):
+        target = _import(name, target)
+    if not (isinstance(target, type) and issubclass(target, AsyncProvider)):
+        raise ProviderLoadError(
+            f"provider {name!r} resolves to {target!r}, which is not an AsyncProvider subclass"
+        )
+    return target
+
+
+def _load_entry_point(name: str) -> Any:
+    from stevedore import DriverManager
+    from stevedore.exception import MultipleMatches, NoMatches
+
+    failures: list[BaseException] = []
+
+    def on_failure(_manager: object, entry_point: object, exc: BaseException) -> None:
+        failures.append(exc)
+
+    try:
+        manager: DriverManager[Any] = DriverManager(
+            PROVIDER_GROUP,
+            name,
+            invoke_on_load=False,
+            on_load_failure_callback=on_failure,
+            on_missing_entrypoints_callback=lambda names: None,
+        )
+    except NoMatches:
+        if failures:
+            raise ProviderLoadError(
+                f"provider {name!r} is installed but failed to import: {failures[0]!r}"
+            ) from failures[0]
+        raise _not_found(name) from None
+    except MultipleMatches as exc:
+        raise ProviderLoadError(
+            f"more than one installed package provides {name!r}: {exc}"
+        ) from None
+    return manager.driver
+
+
+def _import(name: str, target: str) -> Any:
+    module_name, _, attr = target.partition(":")
+    try:
+        module = __import__(module_name, fromlist=[attr or "__name__"])
+        return getattr(module, attr) if attr else module
+    except Exception as exc:
+        raise ProviderLoadError(f"provider {name!r} failed to import {target!r}: {exc!r}") from exc
+
+
+def _not_found(name: str) -> ProviderNotFound:
+    installed = [entry.name for entry in installed_providers()]
+    package = KNOWN_PACKAGES.get(name)
+    hint = f"install it with: pip install {package}" if package else None
+    return ProviderNotFound(name, installed, hint)

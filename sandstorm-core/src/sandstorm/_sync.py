@@ -1,0 +1,241 @@
+"""The blocking facade: the async provider, driven from a background event-loop thread."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import threading
+from collections.abc import Coroutine, Iterator
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from ._models import (
+    CostEstimate,
+    FileInfo,
+    GitStatus,
+    OutputChunk,
+    ProviderInfo,
+    RunResult,
+    Snapshot,
+    Workspace,
+    WorkspaceMetrics,
+)
+from ._provider import AsyncProvider, OutputCallback, WorkspaceRef
+
+__all__ = ["SyncProvider"]
+
+T = TypeVar("T")
+
+_loop_lock = threading.Lock()
+_loop: asyncio.AbstractEventLoop | None = None
+
+
+def _background_loop() -> asyncio.AbstractEventLoop:
+    """One daemon thread running an event loop for every sync provider in the process."""
+    global _loop
+    with _loop_lock:
+        if _loop is None or _loop.is_closed():
+            loop = asyncio.new_event_loop()
+            thread = threading.Thread(target=loop.run_forever, name="sandstorm-loop", daemon=True)
+            thread.start()
+            _loop = loop
+        return _loop
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` on the background loop and wait for it.
+
+    A ``KeyboardInterrupt`` while waiting cancels the coroutine, waits for its cleanup
+    (so nothing it created is leaked), then propagates.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        coro.close()
+        raise RuntimeError(
+            "the blocking sandstorm API was called from inside a running event loop; "
+            "use sandstorm.get_async_provider() and await its methods instead"
+        )
+    loop = _background_loop()
+    holder: dict[str, asyncio.Task[T]] = {}
+
+    async def runner() -> T:
+        task = asyncio.ensure_future(coro)
+        holder["task"] = task
+        return await task
+
+    future = asyncio.run_coroutine_threadsafe(runner(), loop)
+    try:
+        return future.result()
+    except KeyboardInterrupt:
+        task = holder.get("task")
+        if task is not None:
+            loop.call_soon_threadsafe(task.cancel)
+        with contextlib.suppress(BaseException):
+            future.result()
+        raise
+
+
+class SyncProvider:
+    """A provider with blocking methods; wraps an :class:`AsyncProvider`.
+
+    Every method mirrors the async one of the same name. Use it as a context manager, or
+    call :meth:`close`, to release what the provider holds.
+    """
+
+    def __init__(self, provider: AsyncProvider) -> None:
+        self.async_provider = provider
+
+    def __repr__(self) -> str:
+        return f"<SyncProvider {self.name!r}>"
+
+    @property
+    def name(self) -> str:
+        """The provider's registered name."""
+        return self.async_provider.name
+
+    @property
+    def capabilities(self) -> frozenset[Any]:
+        """The capabilities the provider declares."""
+        return self.async_provider.capabilities
+
+    def info(self) -> ProviderInfo:
+        """The provider's declaration."""
+        return self.async_provider.info()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release everything the provider holds. Idempotent."""
+        run_sync(self.async_provider.aclose())
+
+    def is_available(self) -> bool:
+        """True when the provider can run code now."""
+        return run_sync(self.async_provider.is_available())
+
+    def run(self, code: str, **kwargs: Any) -> RunResult:
+        """Run ``code``; see :meth:`AsyncProvider.run` for the keyword arguments."""
+        return run_sync(self.async_provider.run(code, **kwargs))
+
+    def stream(self, code: str, **kwargs: Any) -> Iterator[OutputChunk]:
+        """Run ``code`` and yield its output as it is produced."""
+        chunks: queue.SimpleQueue[OutputChunk | BaseException | None] = queue.SimpleQueue()
+
+        def emit(stream: str) -> OutputCallback:
+            return lambda text: chunks.put(OutputChunk(stream=stream, text=text))  # type: ignore[arg-type]
+
+        async def produce() -> None:
+            try:
+                await self.async_provider.run(
+                    code, on_stdout=emit("stdout"), on_stderr=emit("stderr"), **kwargs
+                )
+            except BaseException as exc:
+                chunks.put(exc)
+                raise
+            finally:
+                chunks.put(None)
+
+        future = asyncio.run_coroutine_threadsafe(produce(), _background_loop())
+        try:
+            while (item := chunks.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            if not future.done():
+                future.cancel()
+
+    def create_workspace(self, **kwargs: Any) -> Workspace:
+        """Create a workspace; see :meth:`AsyncProvider.create_workspace`."""
+        return run_sync(self.async_provider.create_workspace(**kwargs))
+
+    def get_workspace(self, workspace_id: str) -> Workspace:
+        """The workspace with this id."""
+        return run_sync(self.async_provider.get_workspace(workspace_id))
+
+    def list_workspaces(self) -> list[Workspace]:
+        """Every workspace this provider's account can see."""
+        return run_sync(self.async_provider.list_workspaces())
+
+    def delete_workspace(self, workspace: WorkspaceRef) -> None:
+        """Delete a workspace."""
+        run_sync(self.async_provider.delete_workspace(workspace))
+
+    def run_in_workspace(self, workspace: WorkspaceRef, code: str, **kwargs: Any) -> RunResult:
+        """Run ``code`` inside an existing workspace."""
+        return run_sync(self.async_provider.run_in_workspace(workspace, code, **kwargs))
+
+    def exec(self, workspace: WorkspaceRef, command: str, **kwargs: Any) -> RunResult:
+        """Run a shell command line inside an existing workspace."""
+        return run_sync(self.async_provider.exec(workspace, command, **kwargs))
+
+    def write_file(self, workspace: WorkspaceRef, path: str, data: str | bytes) -> None:
+        """Write a file in the workspace."""
+        run_sync(self.async_provider.write_file(workspace, path, data))
+
+    def read_file(self, workspace: WorkspaceRef, path: str) -> bytes:
+        """Read a file from the workspace."""
+        return run_sync(self.async_provider.read_file(workspace, path))
+
+    def list_files(self, workspace: WorkspaceRef, path: str = ".") -> list[FileInfo]:
+        """List a directory in the workspace."""
+        return run_sync(self.async_provider.list_files(workspace, path))
+
+    def delete_file(self, workspace: WorkspaceRef, path: str) -> None:
+        """Delete a file or directory tree in the workspace."""
+        run_sync(self.async_provider.delete_file(workspace, path))
+
+    def git_clone(
+        self, workspace: WorkspaceRef, url: str, *, branch: str | None = None, path: str = "."
+    ) -> None:
+        """Clone a repository into the workspace."""
+        run_sync(self.async_provider.git_clone(workspace, url, branch=branch, path=path))
+
+    def git_status(self, workspace: WorkspaceRef, path: str = ".") -> GitStatus:
+        """``git status`` inside the workspace."""
+        return run_sync(self.async_provider.git_status(workspace, path))
+
+    def snapshot(self, workspace: WorkspaceRef, *, name: str | None = None) -> Snapshot:
+        """Capture the workspace's files."""
+        return run_sync(self.async_provider.snapshot(workspace, name=name))
+
+    def restore(self, snapshot: Snapshot | str, *, name: str | None = None) -> Workspace:
+        """A new workspace from a snapshot."""
+        return run_sync(self.async_provider.restore(snapshot, name=name))
+
+    def list_snapshots(self) -> list[Snapshot]:
+        """Every snapshot this provider holds."""
+        return run_sync(self.async_provider.list_snapshots())
+
+    def delete_snapshot(self, snapshot: Snapshot | str) -> None:
+        """Delete a snapshot."""
+        run_sync(self.async_provider.delete_snapshot(snapshot))
+
+    def get_workspace_metrics(self, workspace: WorkspaceRef) -> WorkspaceMetrics:
+        """Resource figures for the workspace."""
+        return run_sync(self.async_provider.get_workspace_metrics(workspace))
+
+    def estimate_cost(
+        self,
+        *,
+        duration: float,
+        cpu: float | None = None,
+        memory: int | None = None,
+        disk: int | None = None,
+    ) -> CostEstimate:
+        """Estimated cost of a workspace with these resources for ``duration`` seconds."""
+        return run_sync(
+            self.async_provider.estimate_cost(duration=duration, cpu=cpu, memory=memory, disk=disk)
+        )

@@ -1,0 +1,3 @@
+"""Daytona provider for Sandstorm (work in progress)."""
+
+__all__: list[str] = []

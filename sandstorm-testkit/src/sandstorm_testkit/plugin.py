@@ -1,0 +1,1 @@
+"""The pytest plugin of the Sandstorm conformance kit (inert until used)."""
