@@ -6,17 +6,16 @@ import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
+from typing import TYPE_CHECKING
 
 from ._models import Workspace
+
+if TYPE_CHECKING:
+    from ._provider import WorkspaceSpec
 
 __all__ = ["WarmPool"]
 
 log = logging.getLogger("sandstorm.pool")
-
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from ._provider import WorkspaceSpec
 
 
 class WarmPool:
@@ -44,6 +43,7 @@ class WarmPool:
         self.max_keys = max_keys
         self._ready: OrderedDict[Hashable, list[Workspace]] = OrderedDict()
         self._refills: dict[Hashable, asyncio.Task[None]] = {}
+        self._cleanups: set[asyncio.Task[None]] = set()
         self._closed = False
 
     def ready_count(self, spec: WorkspaceSpec) -> int:
@@ -75,6 +75,7 @@ class WarmPool:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*self._cleanups, return_exceptions=True)
         leftovers = [ws for waiting in self._ready.values() for ws in waiting]
         self._ready.clear()
         results = await asyncio.gather(
@@ -120,4 +121,6 @@ class WarmPool:
             except Exception as exc:
                 log.warning("warm pool cleanup failed: %r", exc)
 
-        asyncio.ensure_future(run())
+        task = asyncio.ensure_future(run())
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)

@@ -1,0 +1,198 @@
+"""The ``sandstorm`` command line: run code, list providers."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ._errors import ExecutionTimeout, SandstormError
+from ._registry import default_provider_name, installed_providers, load_provider_class
+
+__all__ = ["main"]
+
+EXTENSIONS = {
+    ".py": "python",
+    ".js": "javascript",
+    ".mjs": "javascript",
+    ".cjs": "javascript",
+    ".ts": "typescript",
+    ".sh": "shell",
+    ".bash": "shell",
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``sandstorm`` command; returns the process exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except SandstormError as exc:
+        print(f"sandstorm: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sandstorm", description="Run untrusted code in sandboxes through one API."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run code and print its output")
+    source = run.add_mutually_exclusive_group()
+    source.add_argument("-c", dest="code", help="the code to run")
+    source.add_argument("file", nargs="?", help="a file to run ('-' reads stdin)")
+    run.add_argument(
+        "--provider", "-p", help="provider name (default: $SANDSTORM_PROVIDER or local)"
+    )
+    run.add_argument(
+        "--language", "-l", help="language (default: from the file extension, else python)"
+    )
+    run.add_argument("--timeout", "-t", type=float, help="seconds before the run is killed")
+    run.add_argument("--memory", type=int, help="memory limit in MiB")
+    run.add_argument("--cpu", type=float, help="cpu limit in cores")
+    run.add_argument("--json", action="store_true", help="print the whole result as JSON")
+    run.set_defaults(handler=_run)
+
+    providers = commands.add_parser("providers", help="list installed providers")
+    providers.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    providers.set_defaults(handler=_providers)
+
+    reap = commands.add_parser("reap", help="delete expired sandboxes that sandstorm created")
+    reap.add_argument("--provider", "-p", help="provider name")
+    reap.add_argument(
+        "--older-than",
+        type=float,
+        default=None,
+        help="also delete sandstorm sandboxes older than this many seconds",
+    )
+    reap.set_defaults(handler=_reap)
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    from . import get_provider
+
+    if args.code is not None:
+        code, language = args.code, args.language or "python"
+    elif args.file in (None, "-"):
+        code, language = sys.stdin.read(), args.language or "python"
+    else:
+        path = Path(args.file)
+        try:
+            code = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            print(f"sandstorm: cannot read {path}: {exc.strerror}", file=sys.stderr)
+            return 2
+        language = args.language or EXTENSIONS.get(path.suffix.lower(), "python")
+    with get_provider(args.provider) as provider:
+        limits = {
+            key: value
+            for key, value in (("memory", args.memory), ("cpu", args.cpu))
+            if value is not None
+        }
+        try:
+            result = provider.run(code, language=language, timeout=args.timeout, **limits)
+        except ExecutionTimeout as exc:
+            sys.stdout.write(exc.stdout)
+            sys.stderr.write(exc.stderr)
+            print(f"sandstorm: {exc}", file=sys.stderr)
+            return 124
+    if args.json:
+        print(result.model_dump_json(indent=2))
+    else:
+        sys.stdout.write(result.stdout)
+        sys.stderr.write(result.stderr)
+        for stream, truncated in (
+            ("stdout", result.stdout_truncated),
+            ("stderr", result.stderr_truncated),
+        ):
+            if truncated:
+                print(f"sandstorm: {stream} was truncated", file=sys.stderr)
+    return result.exit_code if 0 <= result.exit_code <= 255 else 1
+
+
+def _providers(args: argparse.Namespace) -> int:
+    rows = []
+    for entry in installed_providers():
+        row: dict[str, object] = {
+            "name": entry.name,
+            "package": entry.package or "-",
+            "version": entry.version or "-",
+        }
+        try:
+            cls = load_provider_class(entry.name)
+        except SandstormError as exc:
+            row.update(capabilities=[], available=False, status=f"cannot load: {exc}")
+            rows.append(row)
+            continue
+        row["capabilities"] = sorted(str(cap) for cap in cls.capabilities)
+        row["languages"] = sorted(cls.languages)
+        row["available"], row["status"] = _availability(cls)
+        rows.append(row)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    header = ("NAME", "PACKAGE", "VERSION", "AVAILABLE", "CAPABILITIES")
+    table = [header] + [
+        (
+            str(row["name"]),
+            str(row["package"]),
+            str(row["version"]),
+            "yes" if row["available"] else f"no ({row['status']})",
+            ",".join(row["capabilities"]) or "-",  # type: ignore[arg-type]
+        )
+        for row in rows
+    ]
+    widths = [max(len(line[i]) for line in table) for i in range(len(header) - 1)]
+    for line in table:
+        cells = [cell.ljust(width) for cell, width in zip(line, widths, strict=False)]
+        print("  ".join([*cells, line[-1]]))
+    return 0
+
+
+def _availability(cls: type) -> tuple[bool, str]:
+    from ._provider import AsyncProvider
+    from ._sync import SyncProvider
+
+    assert issubclass(cls, AsyncProvider)
+    try:
+        provider = SyncProvider(cls.from_config())
+    except SandstormError as exc:
+        return False, f"not configured: {exc}"
+    with provider:
+        try:
+            ok = provider.is_available()
+        except SandstormError as exc:
+            return False, str(exc)
+    return ok, "ok" if ok else "not reachable"
+
+
+def _reap(args: argparse.Namespace) -> int:
+    from . import get_async_provider
+    from ._sync import run_sync
+
+    provider = get_async_provider(args.provider or default_provider_name())
+    reap = getattr(provider, "reap", None)
+    if reap is None:
+        print(f"sandstorm: provider {provider.name!r} has nothing to reap", file=sys.stderr)
+        run_sync(provider.aclose())
+        return 2
+
+    async def go() -> list[str]:
+        async with provider:
+            removed: list[str] = await reap(older_than=args.older_than)
+            return removed
+
+    removed = run_sync(go())
+    for workspace_id in removed:
+        print(f"deleted {workspace_id}")
+    print(f"{len(removed)} sandbox(es) removed")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
