@@ -1,0 +1,85 @@
+"""The ``sandstorm`` command, run as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SANDSTORM = [sys.executable, "-m", "sandstorm._cli"]
+
+
+def cli(
+    *args: str, stdin: str | None = None, env: dict[str, str] | None = None, root: Path
+) -> subprocess.CompletedProcess[str]:
+    environ = {**os.environ, "SANDSTORM_LOCAL_ROOT": str(root), **(env or {})}
+    return subprocess.run(
+        [*SANDSTORM, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=60,
+    )
+
+
+def test_run_code_from_flag(state_root: Path) -> None:
+    done = cli("run", "-c", "print(6*7)", root=state_root)
+    assert (done.returncode, done.stdout) == (0, "42\n")
+
+
+def test_run_file_picks_language_from_extension(tmp_path: Path, state_root: Path) -> None:
+    script = tmp_path / "hello.js"
+    script.write_text("console.log('from node'); process.exit(3)")
+    done = cli("run", str(script), root=state_root)
+    assert done.stdout == "from node\n"
+    assert done.returncode == 3
+
+
+def test_run_from_stdin_keeps_streams_apart(state_root: Path) -> None:
+    done = cli("run", "-l", "shell", stdin="echo out; echo err >&2; exit 7", root=state_root)
+    assert (done.returncode, done.stdout, done.stderr) == (7, "out\n", "err\n")
+
+
+def test_run_json_output(state_root: Path) -> None:
+    done = cli("run", "--json", "-c", "print('x')", root=state_root)
+    result = json.loads(done.stdout)
+    assert result["stdout"] == "x\n"
+    assert result["provider"] == "local"
+
+
+def test_timeout_exit_status(state_root: Path) -> None:
+    done = cli(
+        "run", "-t", "1", "-c", "print('started', flush=True)\nwhile True: pass", root=state_root
+    )
+    assert done.returncode == 124
+    assert done.stdout == "started\n"
+    assert "timed out" in done.stderr
+
+
+def test_unknown_provider_is_a_clear_error(state_root: Path) -> None:
+    done = cli("run", "-p", "nope", "-c", "1", root=state_root)
+    assert done.returncode == 2
+    assert "ProviderNotFound" in done.stderr
+    assert "local" in done.stderr
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_providers_lists_local(as_json: bool, state_root: Path) -> None:
+    done = cli("providers", *(["--json"] if as_json else []), root=state_root)
+    assert done.returncode == 0, done.stderr
+    if as_json:
+        rows = {row["name"]: row for row in json.loads(done.stdout)}
+        assert rows["local"]["available"] is True
+        assert rows["local"]["package"] == "sandstorm-core"
+        assert "persistence" in rows["local"]["capabilities"]
+    else:
+        header, *lines = done.stdout.splitlines()
+        assert header.split()[:4] == ["NAME", "PACKAGE", "VERSION", "AVAILABLE"]
+        local = next(line for line in lines if line.startswith("local "))
+        assert "sandstorm-core" in local
+        assert " yes " in local

@@ -1,0 +1,54 @@
+"""The provider-agnostic warm pool, driving the real local provider."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+import sandstorm
+from sandstorm import WorkspaceSpec
+
+
+@pytest.mark.anyio
+async def test_pool_hands_out_fresh_workspaces_once(state_root: Path) -> None:
+    async with sandstorm.get_async_provider("local", root=str(state_root)) as provider:
+        created: list[str] = []
+
+        async def create(spec: WorkspaceSpec) -> sandstorm.Workspace:
+            workspace = await provider.create_workspace(persistent=False)
+            created.append(workspace.id)
+            return workspace
+
+        pool = sandstorm.WarmPool(create, provider.delete_workspace, size=2)
+        spec = WorkspaceSpec(persistent=False)
+        await pool.fill(spec)
+        assert pool.ready_count(spec) == 2
+        first = await pool.acquire(spec)
+        second = await pool.acquire(spec)
+        assert first.id != second.id
+        assert {first.id, second.id} <= set(created)
+        for _ in range(50):
+            if pool.ready_count(spec) == 2:
+                break
+            await asyncio.sleep(0.02)
+        assert pool.ready_count(spec) == 2
+        await pool.aclose()
+        remaining = {ws.id for ws in await provider.list_workspaces()}
+        assert remaining == {first.id, second.id}
+        for workspace in (first, second):
+            await provider.delete_workspace(workspace)
+
+
+@pytest.mark.anyio
+async def test_provider_runs_from_the_pool_and_never_reuses(state_root: Path) -> None:
+    async with sandstorm.get_async_provider(
+        "local", root=str(state_root), warm_pool_size=1
+    ) as provider:
+        first = await provider.run("import os; open('mark','w').write('x'); print(os.getcwd())")
+        second = await provider.run("import os; print(os.path.exists('mark'))")
+        assert first.workspace_id != second.workspace_id
+        assert second.stdout == "False\n"
+    async with sandstorm.get_async_provider("local", root=str(state_root)) as provider:
+        assert await provider.list_workspaces() == []
