@@ -24,18 +24,20 @@ def uv_command() -> list[str]:
     found = shutil.which("uv")
     if found:
         return [found]
-    probe = subprocess.run([sys.executable, "-m", "uv", "--version"], capture_output=True)
+    probe = subprocess.run(
+        [sys.executable, "-m", "uv", "--version"], check=False, capture_output=True
+    )
     if probe.returncode != 0:
         print("installing uv with pip ...", flush=True)
         install = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-        if subprocess.run([*install, "uv"]).returncode != 0:
+        if subprocess.run([*install, "uv"], check=False).returncode != 0:
             subprocess.run([*install, "--user", "uv"], check=True)
     return [sys.executable, "-m", "uv"]
 
 
 def run(*argv: str) -> int:
     print("+", " ".join(argv), flush=True)
-    return subprocess.run(argv, cwd=ROOT).returncode
+    return subprocess.run(argv, check=False, cwd=ROOT).returncode
 
 
 def main(argv: list[str]) -> int:
@@ -53,11 +55,12 @@ def main(argv: list[str]) -> int:
         (*uv, "run", "--frozen", "ruff", "check", "."),
         (*uv, "run", "--frozen", "ruff", "format", "--check", "."),
         (*uv, "run", "--frozen", "mypy"),
+        (*uv, "run", "--frozen", "python", "scripts/gen_reference.py", "--check"),
         (*uv, "run", "--frozen", "pytest", *os.environ.get("PYTEST_ARGS", "").split()),
     ]
     failed = [step for step in steps if run(*step) != 0]
     for step in failed:
-        print("FAILED:", " ".join(step[len(uv):]), file=sys.stderr)
+        print("FAILED:", " ".join(step[len(uv) :]), file=sys.stderr)
     return 1 if failed else 0
 
 
