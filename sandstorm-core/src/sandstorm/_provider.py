@@ -10,6 +10,7 @@ of the primitives, so an adapter writes each primitive once and gets the rest.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
     from ._pool import WarmPool
 
 __all__ = ["AsyncProvider", "ExecRequest", "OutputCallback", "OutputStream", "WorkspaceSpec"]
+
+log = logging.getLogger("sandstorm")
 
 OutputCallback = Callable[[str], None]
 """Receives a piece of decoded output as soon as the provider has it."""
@@ -222,9 +225,12 @@ class AsyncProvider:
         try:
             if git_repo is not None:
                 await self.git_clone(workspace, git_repo, branch=git_branch)
-            return await self._run_hooked(workspace, request)
-        finally:
-            await _shielded(self._discard(workspace))
+            result = await self._run_hooked(workspace, request)
+        except BaseException:
+            await _shielded(self._discard(workspace), quiet=True)
+            raise
+        await _shielded(self._discard(workspace))
+        return result
 
     def stream(self, code: str, **kwargs: Any) -> OutputStream:
         """Run ``code`` and iterate its output as it is produced.
@@ -651,11 +657,25 @@ def _strip_credentials(url: str) -> str:
     return url
 
 
-async def _shielded(awaitable: Any) -> None:
-    """Finish ``awaitable`` even if the caller is cancelled meanwhile (cleanup must happen)."""
+async def _shielded(awaitable: Any, *, quiet: bool = False) -> None:
+    """Finish ``awaitable`` even if the caller is cancelled meanwhile (cleanup must happen).
+
+    A failure is raised, unless ``quiet`` is set or the caller was cancelled: then it is
+    logged, so it never hides the error (or cancellation) that caused the cleanup.
+    """
     task = asyncio.ensure_future(awaitable)
+    cancelled = False
     try:
         await asyncio.shield(task)
     except asyncio.CancelledError:
-        await task
-        raise
+        cancelled = True
+        await asyncio.wait([task])
+    except Exception:
+        pass
+    error = None if task.cancelled() else task.exception()
+    if error is not None:
+        if not (quiet or cancelled):
+            raise error
+        log.warning("cleanup after a failed run also failed: %r", error)
+    if cancelled:
+        raise asyncio.CancelledError
