@@ -64,6 +64,7 @@ from ._registry import (
     load_provider_class,
     register_provider,
 )
+from ._sandbox import AsyncSandbox, Sandbox
 from ._sync import SyncProvider
 
 __version__ = "0.1.0"
@@ -71,6 +72,7 @@ __version__ = "0.1.0"
 __all__ = [
     "PROVIDER_GROUP",
     "AsyncProvider",
+    "AsyncSandbox",
     "AuditEvent",
     "AuthenticationError",
     "Capability",
@@ -103,6 +105,7 @@ __all__ = [
     "ResourceAllocationError",
     "Resources",
     "RunResult",
+    "Sandbox",
     "SandstormError",
     "Snapshot",
     "SnapshotNotFound",

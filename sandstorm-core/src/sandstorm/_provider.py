@@ -38,6 +38,7 @@ from ._models import (
     WorkspaceMetrics,
 )
 from ._plugins import plugin_manager
+from ._sandbox import AsyncSandbox
 
 if TYPE_CHECKING:
     from ._pool import WarmPool
@@ -267,6 +268,17 @@ class AsyncProvider:
             env=env,
         )
         return await self._create_hooked(spec)
+
+    def sandbox(self, **create: Any) -> AsyncSandbox:
+        """A handle that creates a workspace on ``async with`` entry and deletes it on exit.
+
+        Keyword arguments are those of :meth:`create_workspace`.
+        """
+        return AsyncSandbox(self, create=create)
+
+    async def attach(self, workspace: WorkspaceRef) -> AsyncSandbox:
+        """A handle on an existing workspace; leaving it does not delete the workspace."""
+        return AsyncSandbox(self, await self._resolve(workspace))
 
     async def get_workspace(self, workspace_id: str) -> Workspace:
         """The workspace with this id; :class:`WorkspaceNotFound` if there is none."""

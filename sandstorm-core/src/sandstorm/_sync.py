@@ -22,6 +22,7 @@ from ._models import (
     WorkspaceMetrics,
 )
 from ._provider import AsyncProvider, OutputCallback, WorkspaceRef
+from ._sandbox import Sandbox
 
 __all__ = ["SyncProvider"]
 
@@ -160,6 +161,14 @@ class SyncProvider:
     def create_workspace(self, **kwargs: Any) -> Workspace:
         """Create a workspace; see :meth:`AsyncProvider.create_workspace`."""
         return run_sync(self.async_provider.create_workspace(**kwargs))
+
+    def sandbox(self, **create: Any) -> Sandbox:
+        """A handle that creates a workspace on ``with`` entry and deletes it on exit."""
+        return Sandbox(self.async_provider.sandbox(**create))
+
+    def attach(self, workspace: WorkspaceRef) -> Sandbox:
+        """A handle on an existing workspace; leaving it does not delete the workspace."""
+        return Sandbox(run_sync(self.async_provider.attach(workspace)))
 
     def get_workspace(self, workspace_id: str) -> Workspace:
         """The workspace with this id."""
