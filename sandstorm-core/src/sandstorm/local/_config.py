@@ -1,0 +1,81 @@
+"""Configuration of the ``local`` provider (keyword arguments, then ``SANDSTORM_LOCAL_*``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import ClassVar, Literal
+
+from pydantic import Field, field_validator
+
+from .._config import ProviderConfig
+
+__all__ = ["LocalConfig", "Primitive", "default_root"]
+
+Primitive = Literal[
+    "userns",
+    "netns",
+    "pidns",
+    "mountns",
+    "ipcns",
+    "utsns",
+    "cgroupns",
+    "uid_drop",
+    "landlock",
+    "seccomp",
+    "cgroup_kill",
+    "cgroup_memory",
+    "cgroup_pids",
+    "cgroup_cpu",
+]
+"""An isolation primitive the startup probe can report and ``require`` can demand."""
+
+
+def default_root() -> Path:
+    """``$XDG_STATE_HOME/sandstorm/local``, else ``~/.local/state/sandstorm/local``."""
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "sandstorm" / "local"
+
+
+class LocalConfig(ProviderConfig):
+    """Settings of the ``local`` provider; every field also reads ``SANDSTORM_LOCAL_<NAME>``."""
+
+    env_prefix: ClassVar[str] = "SANDSTORM_LOCAL_"
+
+    root: Path = Field(
+        default_factory=default_root,
+        description="state directory: workspaces/, snapshots/ live here",
+    )
+    output_cap: int = Field(
+        default=4 << 20, ge=1024, description="bytes of stdout and of stderr kept per run"
+    )
+    require: tuple[Primitive, ...] = Field(
+        default=(),
+        description="primitives that must be active; without them the provider refuses to run",
+    )
+    sandbox_uid: int = Field(default=65534, ge=1, description="uid the code runs as (host root)")
+    sandbox_gid: int = Field(default=65534, ge=1, description="gid the code runs as (host root)")
+    preload: tuple[str, ...] = Field(
+        default=(), description="modules the python fork server imports once, up front"
+    )
+    python_path: tuple[str, ...] = Field(
+        default=(), description="extra sys.path entries for sandboxed python code"
+    )
+    seccomp: bool = Field(default=True, description="load the seccomp deny-list when possible")
+    landlock: bool = Field(default=True, description="confine file access with Landlock")
+    cgroups: bool = Field(default=True, description="use cgroups for limits, kill and metrics")
+    pids_limit: int = Field(default=512, ge=8, description="processes per workspace")
+    nofile_limit: int = Field(default=1024, ge=16, description="open files per process")
+    disk_limit: int = Field(
+        default=4096, ge=1, description="MiB a workspace may hold when no disk limit is given"
+    )
+    tmp_size: int = Field(default=256, ge=1, description="MiB of the private /tmp tmpfs")
+    node: str | None = Field(default=None, description="node binary (default: node on PATH)")
+    shell: str | None = Field(default=None, description="shell binary (default: bash, else sh)")
+
+    @field_validator("require", "preload", "python_path", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value

@@ -1,0 +1,105 @@
+"""The startup probe's verdict: which isolation primitives are active on this host, and why not."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["IsolationReport", "build_report"]
+
+_DESCRIPTIONS = {
+    "userns": "user namespace (rootless)",
+    "netns": "network namespace (no network, private loopback)",
+    "pidns": "pid namespace with a fresh /proc",
+    "mountns": "mount namespace (tmpfs over /tmp, /root, /home, other workspaces)",
+    "ipcns": "ipc namespace",
+    "utsns": "uts namespace (own hostname)",
+    "cgroupns": "cgroup namespace",
+    "uid_drop": "runs as an unprivileged uid",
+    "landlock": "Landlock file-access rules",
+    "seccomp": "seccomp syscall deny-list",
+}
+
+
+class IsolationReport(BaseModel):
+    """What the ``local`` provider's startup probe found.
+
+    ``active`` maps each working primitive to how it is provided; ``unavailable`` maps
+    each missing one to the reason. ``limits`` says which mechanism enforces memory,
+    cpu, pids and disk limits.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    active: dict[str, str]
+    unavailable: dict[str, str]
+    limits: dict[str, str]
+    landlock_abi: int = 0
+    sandbox_uid: int | None = None
+    host_uid: int = Field(description="uid of the process that runs the provider")
+
+    def is_active(self, primitive: str) -> bool:
+        """True when ``primitive`` (e.g. ``"netns"``) is in use."""
+        return primitive in self.active
+
+    def summary(self) -> str:
+        """One human-readable line per primitive."""
+        lines = [f"  + {name}: {how}" for name, how in sorted(self.active.items())]
+        lines += [f"  - {name}: {why}" for name, why in sorted(self.unavailable.items())]
+        lines += [f"  limit {name}: {how}" for name, how in sorted(self.limits.items())]
+        return "\n".join(lines)
+
+
+def build_report(
+    raw: dict[str, Any],
+    cgroup_active: dict[str, str],
+    cgroup_errors: dict[str, str],
+    *,
+    landlock_enabled: bool,
+    seccomp_enabled: bool,
+    sandbox_uid: int | None,
+) -> IsolationReport:
+    """Combine the sandbox interpreter's probe with the host's cgroup findings."""
+    active: dict[str, str] = {}
+    unavailable: dict[str, str] = {}
+    errors: dict[str, str] = raw.get("errors", {})
+    abi = int(raw.get("landlock_abi", 0))
+    for name, description in _DESCRIPTIONS.items():
+        if name not in raw:
+            continue
+        disabled = {"landlock": not landlock_enabled, "seccomp": not seccomp_enabled}
+        if disabled.get(name):
+            unavailable[name] = "disabled by configuration"
+        elif raw[name]:
+            active[name] = description + (f" (ABI {abi})" if name == "landlock" else "")
+        else:
+            unavailable[name] = errors.get(name, "not available")
+    active.update(cgroup_active)
+    for name in ("cgroup_kill", "cgroup_memory", "cgroup_pids", "cgroup_cpu"):
+        if name not in active:
+            unavailable[name] = cgroup_errors.get(name) or cgroup_errors.get(
+                "cgroups", "no writable cgroup hierarchy offers it"
+            )
+    uid_dropped = "uid_drop" in active
+    kill = cgroup_active.get("cgroup_kill", "process session")
+    if "pidns" in active:
+        kill = "pid-namespace init" + (" + cgroup.kill" if "cgroup_kill" in cgroup_active else "")
+    limits = {
+        "memory": cgroup_active.get("cgroup_memory", "rlimit RLIMIT_DATA"),
+        "cpu": cgroup_active.get("cgroup_cpu", "rlimit RLIMIT_CPU (cpu time, not cores)"),
+        "pids": cgroup_active.get(
+            "cgroup_pids",
+            "rlimit RLIMIT_NPROC (per uid)" if uid_dropped else "pid namespace teardown only",
+        ),
+        "disk": "RLIMIT_FSIZE per file plus a usage check of the workspace while it runs",
+        "kill": kill,
+    }
+    return IsolationReport(
+        active=active,
+        unavailable=unavailable,
+        limits=limits,
+        landlock_abi=abi,
+        sandbox_uid=sandbox_uid if uid_dropped else None,
+        host_uid=int(raw.get("uid", -1)),
+    )

@@ -1,0 +1,507 @@
+"""``LocalProvider``: run code on this machine, isolated, with workspaces as directories.
+
+Python runs in-process inside a forked child of a pre-started sandbox interpreter (the
+fork server, ``_sandbox.py``); javascript (node) and shell are ``execve``'d from an
+identically isolated child. Every run gets: new net (no network unless the workspace
+asks for the host's), pid (fresh /proc), mount, ipc, uts and cgroup namespaces; an
+unprivileged uid when the host is root; rlimits; Landlock and seccomp where the kernel
+has them; per-workspace cgroups for memory/pids/cpu limits, whole-tree kill and metrics.
+
+A run that hits its memory limit is killed by the kernel and returns a normal
+:class:`~sandstorm.RunResult` with ``reason=TerminationReason.MEMORY_LIMIT``,
+``exit_code=137`` and ``signal=9`` (no exception). A signal death gives
+``exit_code = 128 + signal``. A timeout raises :class:`~sandstorm.ExecutionTimeout`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import stat
+import sys
+import sysconfig
+import threading
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from .._capabilities import Capability
+from .._errors import (
+    CapabilityNotSupported,
+    ExecutionTimeout,
+    IsolationUnavailable,
+    ProviderConfigError,
+    ProviderUnavailable,
+    WorkspaceNotFound,
+)
+from .._models import (
+    Language,
+    RunResult,
+    TerminationReason,
+    Workspace,
+    WorkspaceMetrics,
+)
+from .._provider import AsyncProvider, ExecRequest, WorkspaceSpec
+from ._cgroups import Cgroups
+from ._config import LocalConfig
+from ._probe import IsolationReport, build_report
+from ._sandbox import (
+    CLONE_NEWIPC,
+    CLONE_NEWNET,
+    CLONE_NEWNS,
+    CLONE_NEWPID,
+    CLONE_NEWUTS,
+)
+from ._server import ForkServer, execute, run_probe
+from ._workspaces import WorkspaceStore, chown_tree, disk_usage
+
+__all__ = ["LocalProvider"]
+
+_INLINE_CODE_LIMIT = 100_000
+_SYSTEM_READ_ONLY = (
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/etc",
+    "/opt",
+    "/proc",
+    "/dev",
+)
+_DEVICES_RW = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
+_SCRATCH = ("/tmp", "/var/tmp", "/dev/shm")
+
+
+def _real(path: str) -> str:
+    return os.path.realpath(path)
+
+
+@dataclass
+class _Engine:
+    """Everything started once per provider: probe verdict, cgroups, fork server."""
+
+    report: IsolationReport
+    cgroups: Cgroups
+    server: ForkServer
+    python: str
+    python_prefix: str
+    python_path: tuple[str, ...]
+    node: str | None
+    shell: str
+
+    def close(self) -> None:
+        self.server.close()
+        self.cgroups.close()
+
+
+class LocalProvider(AsyncProvider):
+    """Runs code on this machine in namespaces, cgroups and Landlock; no container engine."""
+
+    name: ClassVar[str] = "local"
+    description: ClassVar[str] = (
+        "this machine, isolated with namespaces, an unprivileged uid, cgroups, "
+        "Landlock and seccomp (no Docker needed)"
+    )
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {
+            Capability.PERSISTENCE,
+            Capability.RESOURCE_LIMITS,
+            Capability.METRICS,
+            Capability.NETWORK_POLICY,
+            Capability.STREAMING,
+        }
+    )
+    languages: ClassVar[frozenset[str]] = frozenset(
+        {Language.PYTHON, Language.JAVASCRIPT, Language.SHELL}
+    )
+    config_model: ClassVar[type[LocalConfig]] = LocalConfig
+
+    config: LocalConfig
+
+    def __init__(self, config: LocalConfig | None = None) -> None:
+        super().__init__(config)
+        owner = None
+        if os.geteuid() == 0:
+            owner = (self.config.sandbox_uid, self.config.sandbox_gid)
+        self._store = WorkspaceStore(Path(self.config.root), self.name, owner)
+        self._engine: _Engine | None = None
+        self._engine_lock = threading.Lock()
+        self._finalizer: weakref.finalize[Any, Any] | None = None
+
+    # ------------------------------------------------------------------ engine
+
+    def isolation_report(self) -> IsolationReport:
+        """Probe (once) and report which isolation primitives are active and how limits work.
+
+        Raises :class:`~sandstorm.IsolationUnavailable` when a primitive listed in
+        ``require`` is missing.
+        """
+        return self._start_engine().report
+
+    def _start_engine(self) -> _Engine:
+        with self._engine_lock:
+            if self._engine is not None:
+                return self._engine
+            if self._closed:
+                raise ProviderUnavailable("the provider is closed", provider=self.name)
+            config = self.config
+            python = _real(sys.executable)
+            raw = run_probe(python, {"uid": config.sandbox_uid})
+            cgroups = Cgroups(enabled=config.cgroups)
+            try:
+                report = build_report(
+                    raw,
+                    cgroups.report(),
+                    cgroups.errors(),
+                    landlock_enabled=config.landlock,
+                    seccomp_enabled=config.seccomp,
+                    sandbox_uid=config.sandbox_uid,
+                )
+                missing = [name for name in config.require if not report.is_active(name)]
+                if missing:
+                    reasons = "; ".join(
+                        f"{name}: {report.unavailable.get(name, 'not available')}"
+                        for name in missing
+                    )
+                    raise IsolationUnavailable(
+                        f"the local provider requires {', '.join(missing)}, which this host "
+                        f"cannot provide ({reasons}); remove them from 'require' to run "
+                        "with weaker isolation"
+                    )
+                base_paths = sysconfig.get_paths(
+                    vars={"base": sys.base_prefix, "platbase": sys.base_exec_prefix}
+                )
+                python_path = tuple(
+                    dict.fromkeys(
+                        [
+                            *(str(p) for p in config.python_path),
+                            base_paths["purelib"],
+                            base_paths["platlib"],
+                        ]
+                    )
+                )
+                server = ForkServer(python, preload=config.preload, python_path=python_path)
+                server.ensure_started()
+            except BaseException:
+                cgroups.close()
+                raise
+            node = config.node or shutil.which("node", path="/usr/local/bin:/usr/bin:/bin")
+            shell = config.shell or shutil.which("bash", path="/usr/bin:/bin") or "/bin/sh"
+            engine = _Engine(
+                report=report,
+                cgroups=cgroups,
+                server=server,
+                python=python,
+                python_prefix=_real(sys.base_prefix),
+                python_path=python_path,
+                node=_real(node) if node else None,
+                shell=_real(shell),
+            )
+            self._engine = engine
+            self._finalizer = weakref.finalize(self, engine.close)
+            return engine
+
+    async def _engine_ready(self) -> _Engine:
+        engine = self._engine
+        if engine is not None:
+            return engine
+        return await asyncio.to_thread(self._start_engine)
+
+    async def _is_available(self) -> bool:
+        await self._engine_ready()
+        return True
+
+    async def _aclose(self) -> None:
+        with self._engine_lock:
+            engine, self._engine = self._engine, None
+        if engine is not None:
+            if self._finalizer is not None:
+                self._finalizer.detach()
+            await asyncio.to_thread(engine.close)
+
+    # ------------------------------------------------------------------ workspaces
+
+    async def _create_workspace(self, spec: WorkspaceSpec) -> Workspace:
+        if spec.network.mode == "allow_list":
+            raise ProviderConfigError(
+                "the local provider supports network modes 'blocked' (default) and 'host'; "
+                "an allow-list cannot be enforced honestly on one machine without a proxy"
+            )
+        if spec.template is not None:
+            raise ProviderConfigError(
+                f"the local provider has no workspace templates configured "
+                f"(asked for {spec.template!r})"
+            )
+        workspace = Workspace(
+            id=WorkspaceStore.new_id(),
+            provider=self.name,
+            name=spec.name,
+            template=spec.template,
+            persistent=spec.persistent,
+            created_at=WorkspaceStore.now(),
+            resources=spec.resources,
+            network=spec.network,
+            labels=dict(spec.labels),
+        )
+        return await asyncio.to_thread(self._store.create, workspace, spec.env)
+
+    async def _get_workspace(self, workspace_id: str) -> Workspace:
+        return await asyncio.to_thread(self._store.get, workspace_id)
+
+    async def _list_workspaces(self) -> list[Workspace]:
+        return await asyncio.to_thread(self._store.list)
+
+    async def _delete_workspace(self, workspace_id: str) -> None:
+        engine = self._engine
+        if engine is not None:
+            await asyncio.to_thread(engine.cgroups.remove_workspace, workspace_id)
+        await asyncio.to_thread(self._store.delete, workspace_id)
+
+    # ------------------------------------------------------------------ running code
+
+    def _env(
+        self, workspace: Workspace, request: ExecRequest, files: str, shell: str
+    ) -> dict[str, str]:
+        env = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "HOME": files,
+            "PWD": files,
+            "LANG": "C.UTF-8",
+            "TMPDIR": "/tmp",
+            "USER": "sandbox",
+            "LOGNAME": "sandbox",
+            "SHELL": shell,
+        }
+        env.update(self._store.env(workspace.id))
+        env.update(request.env)
+        return env
+
+    def _masks_and_keeps(
+        self, engine: _Engine, files: str
+    ) -> tuple[list[tuple[str, str]], list[str]]:
+        keeps = [engine.python_prefix, *engine.python_path, files]
+        if engine.node:
+            keeps.append(engine.node)
+        masks: dict[str, str] = {"/root": "0755", "/home": "0755"}
+        masks.update(dict.fromkeys(_SCRATCH, "1777"))
+        masks[str(self._store.base.resolve())] = "0755"
+        for keep in keeps:
+            path = Path(keep)
+            for ancestor in reversed(path.parents):
+                if str(ancestor) == "/":
+                    continue
+                try:
+                    mode = os.stat(ancestor).st_mode
+                except OSError:
+                    break
+                if not mode & stat.S_IXOTH:
+                    masks.setdefault(str(ancestor), "0755")
+                    break
+        return sorted(masks.items()), keeps
+
+    def _request_for(
+        self, engine: _Engine, workspace: Workspace, request: ExecRequest
+    ) -> dict[str, Any]:
+        report = engine.report
+        files = str(self._store.files(workspace.id).resolve())
+        blocked = workspace.network.mode != "host"
+        if blocked and not report.is_active("netns"):
+            raise IsolationUnavailable(
+                "network mode 'blocked' needs a network namespace, which this host cannot "
+                "create; use network=NetworkPolicy.host() to run with the host network"
+            )
+        flags = 0
+        for primitive, flag in (
+            ("mountns", CLONE_NEWNS),
+            ("ipcns", CLONE_NEWIPC),
+            ("utsns", CLONE_NEWUTS),
+            ("pidns", CLONE_NEWPID),
+        ):
+            if report.is_active(primitive):
+                flags |= flag
+        if blocked:
+            flags |= CLONE_NEWNET
+        resources = workspace.resources
+        disk_mib = resources.disk or self.config.disk_limit
+        rlimits: dict[str, tuple[int, int]] = {
+            "core": (0, 0),
+            "nofile": (self.config.nofile_limit, self.config.nofile_limit),
+            "fsize": (disk_mib << 20, disk_mib << 20),
+            "cpu": (int(request.timeout) + 2, int(request.timeout) + 4),
+        }
+        if resources.memory is not None and not report.is_active("cgroup_memory"):
+            rlimits["data"] = (resources.memory << 20, resources.memory << 20)
+        if not report.is_active("cgroup_pids") and report.is_active("uid_drop"):
+            rlimits["nproc"] = (self.config.pids_limit, self.config.pids_limit)
+        masks, keeps = self._masks_and_keeps(engine, files)
+        landlock = None
+        if report.is_active("landlock"):
+            read_only = [*_SYSTEM_READ_ONLY, *keeps]
+            if not blocked:
+                read_only.append("/run")
+            landlock = {
+                "ro": read_only,
+                "rw": [files, *_SCRATCH, *_DEVICES_RW],
+                "deny_tcp": False,
+            }
+        code = request.code
+        argv: list[str] | None = None
+        code_file = None
+        if request.language == Language.JAVASCRIPT:
+            if engine.node is None:
+                raise ProviderUnavailable(
+                    "javascript needs node, which is not installed on this host", provider=self.name
+                )
+            if len(code.encode()) < _INLINE_CODE_LIMIT:
+                argv = [engine.node, "-e", code]
+            else:
+                code_file = "/tmp/.sandstorm-main.js"
+                argv = [engine.node, code_file]
+        elif request.language == Language.SHELL:
+            if len(code.encode()) < _INLINE_CODE_LIMIT:
+                argv = [engine.shell, "-c", code]
+            else:
+                code_file = "/tmp/.sandstorm-main.sh"
+                argv = [engine.shell, code_file]
+        uid_drop = report.is_active("uid_drop")
+        return {
+            "code": code,
+            "argv": argv,
+            "code_file": code_file,
+            "env": self._env(workspace, request, files, engine.shell),
+            "cwd": files,
+            "unshare": flags,
+            "userns": report.is_active("userns"),
+            "pidns": report.is_active("pidns"),
+            "mountns": report.is_active("mountns"),
+            "netns": blocked,
+            "utsns": report.is_active("utsns"),
+            "cgroupns": report.is_active("cgroupns"),
+            "hostname": "sandbox",
+            "uid": self.config.sandbox_uid if uid_drop else None,
+            "gid": self.config.sandbox_gid if uid_drop else None,
+            "rlimits": rlimits,
+            "masks": masks,
+            "keeps": keeps,
+            "tmpfs_bytes": self.config.tmp_size << 20,
+            "landlock": landlock,
+            "landlock_abi": report.landlock_abi,
+            "seccomp": report.is_active("seccomp"),
+        }
+
+    async def _execute(self, workspace: Workspace, request: ExecRequest) -> RunResult:
+        engine = await self._engine_ready()
+        files = self._store.files(workspace.id)
+        if not files.is_dir():
+            raise WorkspaceNotFound(workspace.id, self.name)
+        if engine.report.is_active("uid_drop"):
+            await asyncio.to_thread(
+                chown_tree, files, self.config.sandbox_uid, self.config.sandbox_gid
+            )
+        payload = self._request_for(engine, workspace, request)
+        cgroups = engine.cgroups
+        run = None
+        oom_before = 0
+        if cgroups.active:
+            resources = workspace.resources
+            await asyncio.to_thread(
+                cgroups.ensure_workspace,
+                workspace.id,
+                memory_mib=resources.memory,
+                cpu=resources.cpu,
+                pids=self.config.pids_limit,
+            )
+            run = cgroups.new_run(workspace.id)
+            payload["cgroups"] = run.procs
+            payload["kill_cgroup"] = run.kill_procs
+            oom_before = cgroups.oom_kills(workspace.id)
+        try:
+            outcome = await execute(
+                engine.server,
+                payload,
+                stdin=request.stdin,
+                timeout=request.timeout,
+                output_cap=self.config.output_cap,
+                on_stdout=request.on_stdout,
+                on_stderr=request.on_stderr,
+                kill_group=run.kill if run is not None else None,
+            )
+        finally:
+            if run is not None:
+                run.kill()
+                for _ in range(400):
+                    if run.remove():
+                        break
+                    await asyncio.sleep(0.005)
+        if outcome.callback_error is not None:
+            raise outcome.callback_error
+        if outcome.setup_error is not None:
+            raise IsolationUnavailable(
+                f"the sandbox could not be set up, so the code did not run: {outcome.setup_error}"
+            )
+        if outcome.timed_out:
+            raise ExecutionTimeout(
+                request.timeout, outcome.stdout, outcome.stderr, workspace_id=workspace.id
+            )
+        status = outcome.status
+        sig: int | None = None
+        if status is None:
+            sig = signal.SIGKILL
+        elif os.WIFSIGNALED(status):
+            sig = os.WTERMSIG(status)
+        exit_code = 128 + sig if sig is not None else os.waitstatus_to_exitcode(status or 0)
+        reason = TerminationReason.EXITED if sig is None else TerminationReason.SIGNALED
+        if outcome.output_killed:
+            reason = TerminationReason.OUTPUT_LIMIT
+        elif sig == signal.SIGKILL and run is not None:
+            if cgroups.oom_kills(workspace.id) > oom_before:
+                reason = TerminationReason.MEMORY_LIMIT
+        elif sig == signal.SIGXCPU:
+            reason = TerminationReason.CPU_LIMIT
+        return RunResult(
+            stdout=outcome.stdout,
+            stderr=outcome.stderr,
+            exit_code=exit_code,
+            duration=outcome.duration,
+            workspace_id=workspace.id,
+            provider=self.name,
+            language=request.language,
+            stdout_truncated=outcome.stdout_truncated,
+            stderr_truncated=outcome.stderr_truncated,
+            reason=reason,
+            signal=sig,
+        )
+
+    # ------------------------------------------------------------------ metrics
+
+    async def _metrics(self, workspace: Workspace) -> WorkspaceMetrics:
+        engine = await self._engine_ready()
+        files = self._store.files(workspace.id)
+        if not files.is_dir():
+            raise WorkspaceNotFound(workspace.id, self.name)
+        if not engine.cgroups.active:
+            raise CapabilityNotSupported(
+                self.name, Capability.METRICS, "no writable cgroup hierarchy on this host"
+            )
+        used = await asyncio.to_thread(disk_usage, files)
+        usage = engine.cgroups.usage(workspace.id)
+        return WorkspaceMetrics(
+            workspace_id=workspace.id,
+            collected_at=WorkspaceStore.now(),
+            cpu_user_seconds=usage.cpu_user_seconds or 0.0,
+            cpu_system_seconds=usage.cpu_system_seconds or 0.0,
+            memory_current_bytes=usage.memory_current_bytes or 0,
+            memory_peak_bytes=usage.memory_peak_bytes or 0,
+            disk_read_bytes=usage.io_read_bytes,
+            disk_write_bytes=usage.io_write_bytes,
+            process_count=usage.process_count or 0,
+            disk_used_bytes=used,
+            cpu_limit=usage.cpu_limit,
+            memory_limit_bytes=usage.memory_limit_bytes,
+        )

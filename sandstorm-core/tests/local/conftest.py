@@ -1,0 +1,84 @@
+"""Fixtures for the local provider's tests: one provider per session, with a temp state root."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import sandstorm
+from sandstorm.local import LocalProvider
+
+
+def _sweep(provider: sandstorm.SyncProvider) -> None:
+    for workspace in provider.list_workspaces():
+        provider.delete_workspace(workspace)
+
+
+@pytest.fixture(scope="session")
+def local_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session's private state root for local providers."""
+    return tmp_path_factory.mktemp("local-state")
+
+
+@pytest.fixture(scope="session")
+def session_local(local_root: Path) -> Iterator[sandstorm.SyncProvider]:
+    """One blocking local provider (fork server started once) for the whole session."""
+    with sandstorm.get_provider("local", root=str(local_root / "shared")) as provider:
+        yield provider
+        _sweep(provider)
+
+
+@pytest.fixture
+def lp(session_local: sandstorm.SyncProvider) -> Iterator[sandstorm.SyncProvider]:
+    """The session provider; workspaces a test leaves behind are deleted after it."""
+    before = {ws.id for ws in session_local.list_workspaces()}
+    yield session_local
+    for workspace in session_local.list_workspaces():
+        if workspace.id not in before:
+            session_local.delete_workspace(workspace)
+
+
+@pytest.fixture
+def local_impl(session_local: sandstorm.SyncProvider) -> LocalProvider:
+    """The async LocalProvider behind the session's sync facade."""
+    provider = session_local.async_provider
+    assert isinstance(provider, LocalProvider)
+    return provider
+
+
+def sandbox_processes(token: str) -> list[int]:
+    """Pids of live (non-zombie) host processes whose command line contains ``token``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+            with open(f"/proc/{entry}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if token.encode() in cmdline and state != "Z":
+            found.append(int(entry))
+    return found
+
+
+@pytest.fixture
+def no_leftovers() -> Iterator[str]:
+    """A unique token; the test fails if any process carrying it survives the test."""
+    token = f"sandstorm-leftover-{os.urandom(6).hex()}"
+    yield token
+    survivors = sandbox_processes(token)
+    for pid in survivors:
+        os.kill(pid, 9)
+    assert not survivors, f"processes outlived the run: {survivors}"
+
+
+@pytest.fixture
+def find_processes() -> object:
+    """The :func:`sandbox_processes` helper, for tests that look for survivors themselves."""
+    return sandbox_processes

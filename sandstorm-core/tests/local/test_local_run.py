@@ -1,0 +1,206 @@
+"""The local provider's run semantics on the real engine: languages, results, timeouts, caps."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import resource
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import sandstorm
+from sandstorm import ExecutionTimeout, TerminationReason
+
+
+def test_get_provider_runs_python(local_root: Path) -> None:
+    with sandstorm.get_provider("local", root=str(local_root / "sync")) as provider:
+        assert provider.run("print(6*7)").stdout == "42\n"
+        assert provider.list_workspaces() == []
+
+
+def test_async_provider_runs_python_under_asyncio(local_root: Path) -> None:
+    async def main() -> str:
+        provider = sandstorm.get_async_provider("local", root=str(local_root / "async"))
+        async with provider:
+            result = await provider.run("print(6*7)")
+            return result.stdout
+
+    assert asyncio.run(main()) == "42\n"
+
+
+def test_python_keeps_cold_start_semantics(lp: sandstorm.SyncProvider) -> None:
+    code = "import sys\nprint(sys.argv, __name__)\nprint('err', file=sys.stderr)\nsys.exit(3)"
+    result = lp.run(code)
+    assert result.stdout == "['-c'] __main__\n"
+    assert result.stderr == "err\n"
+    assert result.exit_code == 3
+    assert result.reason is TerminationReason.EXITED
+    assert result.provider == "local"
+
+
+def test_python_traceback_matches_python_c(lp: sandstorm.SyncProvider) -> None:
+    result = lp.run("x = 1\n1/0")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Traceback (most recent call last):\n"
+        '  File "<string>", line 2, in <module>\n'
+        "ZeroDivisionError: division by zero\n"
+    )
+    syntax = lp.run("print((")
+    assert syntax.exit_code == 1
+    assert syntax.stderr.startswith('  File "<string>", line 1\n')
+    assert "SyntaxError" in syntax.stderr
+
+
+def test_python_future_flags_do_not_leak_and_modules_are_fresh(
+    lp: sandstorm.SyncProvider,
+) -> None:
+    # the fork server uses `from __future__ import annotations`; user code must not inherit it
+    result = lp.run("def f(x: int) -> None: pass\nprint(f.__annotations__)")
+    assert result.stdout == "{'x': <class 'int'>, 'return': None}\n"
+    lp.run("import json; json.marker = 1")
+    assert lp.run("import json; print(hasattr(json, 'marker'))").stdout == "False\n"
+
+
+def test_stdin_and_env(lp: sandstorm.SyncProvider) -> None:
+    result = lp.run(
+        "import os, sys; print(sys.stdin.read().upper(), os.environ['GREETING'])",
+        stdin="abc",
+        env={"GREETING": "hi"},
+    )
+    assert result.stdout == "ABC hi\n"
+
+
+def test_exit_handlers_and_threads_run(lp: sandstorm.SyncProvider) -> None:
+    code = (
+        "import atexit, threading, time\n"
+        "atexit.register(lambda: print('bye'))\n"
+        "threading.Thread(target=lambda: (time.sleep(0.1), print('thread'))).start()\n"
+    )
+    assert lp.run(code).stdout == "thread\nbye\n"
+
+
+def test_javascript_and_shell(lp: sandstorm.SyncProvider) -> None:
+    js = lp.run("console.log(6*7); console.error('e'); process.exit(2)", language="javascript")
+    assert (js.stdout, js.stderr, js.exit_code) == ("42\n", "e\n", 2)
+    sh = lp.run("echo $((6*7)); echo oops >&2; exit 4", language="shell")
+    assert (sh.stdout, sh.stderr, sh.exit_code) == ("42\n", "oops\n", 4)
+    big = "x = 1\n" * 30_000 + "print(x)"
+    assert lp.run(big).stdout == "1\n"
+    big_sh = "true\n" * 30_000 + "echo done"
+    assert lp.run(big_sh, language="shell").stdout == "done\n"
+
+
+def test_signal_death_is_a_result(lp: sandstorm.SyncProvider) -> None:
+    result = lp.run("import os, signal; os.kill(os.getpid(), signal.SIGTERM)")
+    assert result.exit_code == 128 + 15
+    assert result.signal == 15
+    assert result.reason is TerminationReason.SIGNALED
+
+
+def test_unicode_output_round_trips(lp: sandstorm.SyncProvider) -> None:
+    text = "héllo wörld ✓ 🎉 中文"
+    assert lp.run(f"print({text!r})").stdout == text + "\n"
+    assert lp.run(f"echo '{text}'", language="shell").stdout == text + "\n"
+
+
+def test_timeout_kills_whole_tree(lp: sandstorm.SyncProvider, no_leftovers: str) -> None:
+    started = time.monotonic()
+    with pytest.raises(ExecutionTimeout) as info:
+        lp.run("print('before', flush=True)\nwhile True: pass", timeout=1)
+    assert time.monotonic() - started < 2
+    assert info.value.stdout == "before\n"
+    assert isinstance(info.value, TimeoutError)
+
+
+def test_timeout_kills_double_forked_daemon(
+    lp: sandstorm.SyncProvider,
+    no_leftovers: str,
+    find_processes: Callable[[str], list[int]],
+) -> None:
+    code = f"""
+import os, subprocess, time
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        os.execv('/bin/sleep', ['sleep', '300', '{no_leftovers}'])
+    os._exit(0)
+time.sleep(0.3)
+print('spawned', flush=True)
+time.sleep(60)
+"""
+    started = time.monotonic()
+    with pytest.raises(ExecutionTimeout) as info:
+        lp.run(code, timeout=1)
+    assert time.monotonic() - started < 2
+    assert info.value.stdout == "spawned\n"
+    assert find_processes(no_leftovers) == []
+
+
+def test_background_process_dies_with_the_run(
+    lp: sandstorm.SyncProvider,
+    no_leftovers: str,
+    find_processes: Callable[[str], list[int]],
+) -> None:
+    result = lp.run(f"setsid sleep 300 {no_leftovers} & echo started", language="shell")
+    assert result.stdout == "started\n"
+    assert find_processes(no_leftovers) == []
+
+
+def test_output_is_capped_and_flagged(local_root: Path) -> None:
+    with sandstorm.get_provider(
+        "local", root=str(local_root / "cap"), output_cap=1 << 20
+    ) as provider:
+        result = provider.run(
+            "import sys; sys.stdout.write('a' * (3 << 19)); print('e', file=sys.stderr)"
+        )
+        assert result.stdout_truncated
+        assert not result.stderr_truncated
+        assert len(result.stdout) == 1 << 20
+        assert result.stderr == "e\n"
+        assert result.exit_code == 0
+        flood = provider.run("while True: print('y' * 1000)", timeout=20)
+        assert flood.reason is TerminationReason.OUTPUT_LIMIT
+        assert flood.stdout_truncated
+        assert len(flood.stdout) == 1 << 20
+
+
+def test_gigabyte_print_keeps_host_memory_bounded(lp: sandstorm.SyncProvider) -> None:
+    lp.run("pass")
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result = lp.run("print('x' * 10**9)", timeout=60)
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert result.stdout_truncated
+    assert result.reason is TerminationReason.OUTPUT_LIMIT
+    assert grown_mib < 40, f"host grew by {grown_mib:.0f} MiB"
+
+
+def test_code_runs_unprivileged_in_fresh_namespaces(lp: sandstorm.SyncProvider) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("the uid drop only applies when the host runs as root")
+    result = lp.run(
+        "import os, socket; print(os.getuid(), os.getgid(), os.getpid(), socket.gethostname());"
+        "print(sorted(p for p in os.listdir('/proc') if p.isdigit()))"
+    )
+    first, procs = result.stdout.splitlines()
+    uid, gid, pid, host = first.split()
+    assert (uid, gid, host) == ("65534", "65534", "sandbox")
+    assert int(pid) <= 3
+    assert eval(procs) == ["1", pid]
+
+
+def test_host_environment_is_invisible(local_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SANDSTORM_TEST_SECRET", "hunter2")
+    with sandstorm.get_provider("local", root=str(local_root / "env")) as provider:
+        result = provider.run("import os; print(dict(os.environ))")
+        shell = provider.run("env; cat /proc/1/environ", language="shell")
+        node = provider.run("console.log(JSON.stringify(process.env))", language="javascript")
+    for out in (result.stdout, shell.stdout, node.stdout):
+        assert "hunter2" not in out
+        assert "SANDSTORM_TEST_SECRET" not in out
+    env = eval(result.stdout)
+    assert set(env) <= {"PATH", "HOME", "PWD", "LANG", "TMPDIR", "USER", "LOGNAME", "SHELL"}
+    assert "NODE_EXTRA_CA_CERTS" not in node.stdout
