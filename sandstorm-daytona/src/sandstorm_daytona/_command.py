@@ -99,7 +99,7 @@ def build_run(
     )
     steps.append("rc=$?")
     # Whatever the code left running in its group (background jobs) dies with the run.
-    steps.append('p=$(cat "$D/pgid" 2>/dev/null); [ -n "$p" ] && kill -KILL -- "-$p" 2>/dev/null')
+    steps.append('p=$(cat "$D/pgid" 2>/dev/null); [ -n "$p" ] && kill -KILL "-$p" 2>/dev/null')
     steps.append('rm -rf "$D"')
     steps.append("exit $rc")
     return RunScript(command="(" + "; ".join(steps) + ")", uploads=uploads)
@@ -110,6 +110,6 @@ def kill_command(token: str) -> str:
     directory = shlex.quote(run_dir(token))
     return (
         f'p=$(cat {directory}/pgid 2>/dev/null); if [ -n "$p" ]; then '
-        'kill -KILL -- "-$p" 2>/dev/null || kill -KILL "$p" 2>/dev/null; fi; '
+        'kill -KILL "-$p" 2>/dev/null || kill -KILL "$p" 2>/dev/null; fi; '
         f"rm -rf {directory}; true"
     )

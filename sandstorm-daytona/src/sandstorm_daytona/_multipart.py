@@ -44,15 +44,14 @@ def _disposition(value: str) -> dict[str, str]:
 
 def parse_multipart(body: bytes, content_type: str) -> list[Part]:
     """Every part of ``body``; raises ``ValueError`` on a truncated or malformed reply."""
-    delimiter = b"--" + boundary_of(content_type).encode()
-    if not body.startswith(delimiter):
-        start = body.find(b"\r\n" + delimiter)
-        if start < 0:
-            raise ValueError("multipart reply has no opening boundary")
-        body = body[start + 2 :]
-    chunks = body.split(b"\r\n" + delimiter)
-    first = chunks[0][len(delimiter) :]
-    chunks[0] = first
+    boundary = re.escape(boundary_of(content_type).encode())
+    # A delimiter counts only when CRLF or "--" follows it (RFC 2046), so file bytes
+    # that merely contain the boundary text do not split a part.
+    opening = re.search(rb"(?:^|\r\n)--" + boundary + rb"(?=\r\n|--)", body)
+    if opening is None:
+        raise ValueError("multipart reply has no opening boundary")
+    rest = body[opening.end() :]
+    chunks = re.split(rb"\r\n--" + boundary + rb"(?=\r\n|--)", rest)
     parts: list[Part] = []
     closed = False
     for raw in chunks:
