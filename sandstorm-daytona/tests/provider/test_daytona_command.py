@@ -37,7 +37,7 @@ def test_python_stdout_stderr_exit() -> None:
 
 def test_quotes_unicode_and_env() -> None:
     code = "import os\nprint(os.environ['A'], \"it's\", 'é ✓')"
-    done = run("python", code, env={"A": "x'y \"z\" $HOME `id`"})
+    done = run("python", code, env={"A": 'x\'y "z" $HOME `id`'})
     assert done.stdout == "x'y \"z\" $HOME `id` it's é ✓\n"
 
 

@@ -63,7 +63,8 @@ async def test_429_honours_retry_after(config_for: Callable[..., DaytonaConfig])
     def handler(request: httpx.Request) -> httpx.Response:
         calls.append(time.monotonic())
         if len(calls) == 1:
-            return httpx.Response(429, json={"message": "slow down"}, headers={"Retry-After": "0.3"})
+            headers = {"Retry-After": "0.3"}
+            return httpx.Response(429, json={"message": "slow down"}, headers=headers)
         return httpx.Response(200, json=sandbox_json("sb1", "n", {}))
 
     async with provider_with(handler, config_for) as provider:
@@ -230,6 +231,7 @@ class FakeApi:
         self.sandboxes: dict[str, Any] = {}
         self.creates = 0
         self.mode = "ok"
+        self.created = asyncio.Event()
 
     async def __call__(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
@@ -240,15 +242,14 @@ class FakeApi:
                 return httpx.Response(409, json={"message": "name already exists"})
             sid = f"sb{len(self.sandboxes) + 1}"
             self.sandboxes[sid] = sandbox_json(sid, body["name"], body["labels"])
+            self.created.set()
             if self.mode == "drop-first" and self.creates == 1:
                 raise httpx.RemoteProtocolError("server disconnected", request=request)
             if self.mode == "hang":
                 await asyncio.sleep(30)
             return httpx.Response(200, json=self.sandboxes[sid])
         key = path.rsplit("/", 1)[-1]
-        match = next(
-            (s for s in self.sandboxes.values() if key in (s["id"], s["name"])), None
-        )
+        match = next((s for s in self.sandboxes.values() if key in (s["id"], s["name"])), None)
         if match is None:
             return httpx.Response(404, json={"message": "Sandbox not found"})
         if request.method == "DELETE":
@@ -274,8 +275,7 @@ async def test_cancel_mid_create_deletes_the_sandbox(
     api.mode = "hang"
     async with provider_with(api, config_for) as provider:
         task = asyncio.ensure_future(provider.create_workspace(persistent=False))
-        while not api.sandboxes:
-            await asyncio.sleep(0.01)
+        await asyncio.wait_for(api.created.wait(), 5)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -306,4 +306,5 @@ async def test_labels_and_backstop_on_create(config_for: Callable[..., DaytonaCo
     assert body["autoStopInterval"] >= 1
     assert body["target"] == "eu"
     assert body["networkBlockAll"] is True
-    assert "cpu" not in body and "snapshot" not in body
+    assert "cpu" not in body
+    assert "snapshot" not in body
