@@ -1,0 +1,49 @@
+"""A Daytona-compatible server that really executes code, on sandstorm's ``local`` engine.
+
+It is to Daytona what moto's server mode is to AWS: the official ``daytona`` SDK (and
+sandstorm's Daytona provider) work against it unchanged, offline and without
+credentials.
+
+>>> from daytona import Daytona, DaytonaConfig            # doctest: +SKIP
+>>> from sandstorm_daytona.emulator import running_emulator
+>>> with running_emulator() as emu:                       # doctest: +SKIP
+...     daytona = Daytona(DaytonaConfig(api_key=emu.api_key, api_url=emu.api_url))
+...     sandbox = daytona.create()
+...     sandbox.process.code_run("print(6*7)").result
+'42\\n'
+
+Public names: :class:`EmulatorConfig` (with :class:`RateLimit`, :class:`Quotas`,
+:class:`Faults`, :class:`FaultRule`), :func:`create_app`, :func:`running_emulator`,
+:func:`serve`, :class:`RunningEmulator`, :class:`Emulator`, and the clocks
+:class:`ManualClock` / :class:`SystemClock`.
+"""
+
+from __future__ import annotations
+
+from ._app import create_app
+from ._clock import Clock, ManualClock, SystemClock
+from ._config import EmulatorConfig, FaultRule, Faults, Quotas, RateLimit
+from ._edge import ConnectionDropped
+from ._server import RunningEmulator, running_emulator, serve
+from ._state import Emulator
+
+DAEMON_VERSION = "0.226.1-sandstorm"
+"""What ``/version`` and ``/config`` report."""
+
+__all__ = [
+    "DAEMON_VERSION",
+    "Clock",
+    "ConnectionDropped",
+    "Emulator",
+    "EmulatorConfig",
+    "FaultRule",
+    "Faults",
+    "ManualClock",
+    "Quotas",
+    "RateLimit",
+    "RunningEmulator",
+    "SystemClock",
+    "create_app",
+    "running_emulator",
+    "serve",
+]

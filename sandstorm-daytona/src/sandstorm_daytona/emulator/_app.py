@@ -1,0 +1,111 @@
+"""The ASGI application: routes, error envelopes, lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from sandstorm import AsyncProvider, SandstormError
+
+from ._clock import Clock
+from ._config import EmulatorConfig
+from ._edge import EdgeMiddleware
+from ._errors import ApiError, DaemonError
+from ._main_api import main_routes
+from ._state import Emulator
+from ._toolbox import toolbox_routes
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("sandstorm_daytona.emulator")
+
+
+def _toolbox_path(request: Request) -> str | None:
+    parts = request.url.path.split("/", 3)
+    if len(parts) >= 3 and parts[1] == "toolbox":
+        return "/" + (parts[3] if len(parts) > 3 else "")
+    return None
+
+
+def _full_path(request: Request) -> str:
+    query = request.url.query
+    return request.url.path + (f"?{query}" if query else "")
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return exc.response(_full_path(request))
+
+
+async def _daemon_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DaemonError)
+    return exc.response(_toolbox_path(request) or request.url.path, request.method)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        message = f"Cannot {request.method} {request.url.path}"
+    elif exc.status_code == 405:
+        message = f"Cannot {request.method} {request.url.path}"
+        return ApiError(404, message).response(_full_path(request))
+    else:
+        message = str(exc.detail)
+    toolbox = _toolbox_path(request)
+    if toolbox is not None and exc.status_code != 404:
+        return DaemonError(exc.status_code, message).response(toolbox, request.method)
+    return ApiError(exc.status_code, message).response(_full_path(request))
+
+
+async def _engine_error(request: Request, exc: Exception) -> Response:
+    log.warning("engine error on %s %s: %s", request.method, request.url.path, exc)
+    toolbox = _toolbox_path(request)
+    if toolbox is not None:
+        return DaemonError(500, str(exc), "INTERNAL_SERVER_ERROR").response(toolbox, request.method)
+    return ApiError(500, str(exc)).response(_full_path(request))
+
+
+def create_app(
+    config: EmulatorConfig | None = None,
+    *,
+    clock: Clock | None = None,
+    provider: AsyncProvider | None = None,
+) -> Starlette:
+    """A Daytona-compatible ASGI app (main API under ``config.api_prefix``, toolbox under
+    ``/toolbox``). ``app.state.emulator`` is its :class:`Emulator`.
+
+    Serve it with uvicorn, or use it in-process with ``httpx.ASGITransport`` (then call
+    ``await app.state.emulator.aclose()`` when done, since that transport runs no
+    lifespan). ``clock`` replaces the wall clock (see :class:`ManualClock`);
+    ``provider`` replaces the engine (default: ``config.provider`` with its options; the
+    emulator then owns and closes it).
+    """
+    emulator = Emulator(config, clock=clock, provider=provider)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await emulator.start()
+        try:
+            yield
+        finally:
+            await emulator.aclose()
+
+    app = Starlette(
+        routes=[*main_routes(emulator.config.api_prefix), *toolbox_routes()],
+        exception_handlers={
+            ApiError: _api_error,
+            DaemonError: _daemon_error,
+            HTTPException: _http_error,
+            SandstormError: _engine_error,
+        },
+        lifespan=lifespan,
+    )
+    app.state.emulator = emulator
+    app.add_middleware(EdgeMiddleware, emulator=emulator)
+    return app

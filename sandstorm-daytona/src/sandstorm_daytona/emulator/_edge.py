@@ -1,0 +1,218 @@
+"""The edge of the server: fault injection, bearer auth, per-key rate limits.
+
+A pure ASGI middleware around the routed app, so faults can act before routing (or
+after the request was served) and can drop the TCP connection itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import math
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ._config import FaultRule
+from ._errors import ApiError
+from ._state import Emulator
+
+__all__ = ["ConnectionDropped", "EdgeMiddleware"]
+
+_LIFECYCLE_SUFFIXES = ("/start", "/stop", "/archive", "/pause", "/recover", "/resize", "/fork")
+
+
+class ConnectionDropped(ConnectionResetError):
+    """Raised in-process when a fault drops a connection and there is no socket to close."""
+
+
+@dataclass
+class _Window:
+    started: float
+    count: int
+
+
+class _Limiter:
+    """Fixed-window counters per (api key, throttler)."""
+
+    def __init__(self) -> None:
+        self._windows: dict[tuple[str, str], _Window] = {}
+
+    def hit(self, key: str, name: str, limit: int, ttl: float) -> tuple[bool, int, float]:
+        """Count one request; returns (allowed, remaining, seconds until reset)."""
+        now = time.monotonic()
+        window = self._windows.get((key, name))
+        if window is None or now - window.started >= ttl:
+            window = self._windows[(key, name)] = _Window(now, 0)
+        window.count += 1
+        reset = max(0.0, ttl - (now - window.started))
+        return window.count <= limit, max(0, limit - window.count), reset
+
+
+class EdgeMiddleware:
+    """Faults, then authentication (``request.state.org``), then rate limits."""
+
+    def __init__(self, app: ASGIApp, emulator: Emulator) -> None:
+        self.app = app
+        self.emulator = emulator
+        self._rng = random.Random(emulator.config.faults.seed)
+        self._limiter = _Limiter()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        await self.emulator.start()
+        path: str = scope["path"]
+        method: str = scope.get("method", "GET")
+        after: list[FaultRule] = []
+        for rule in self._matching(path, method):
+            if rule.kind == "latency":
+                await asyncio.sleep(rule.latency)
+            elif rule.when == "after":
+                after.append(rule)
+            elif scope["type"] == "http":
+                await self._fail(rule, scope, send)
+                return
+        if after and scope["type"] == "http":
+            await self._serve(scope, receive, _discard)
+            await self._fail(after[0], scope, send)
+            return
+        await self._serve(scope, receive, send)
+
+    def _matching(self, path: str, method: str) -> list[FaultRule]:
+        rules = []
+        for rule in self.emulator.config.faults.rules:
+            if rule.method and rule.method != method:
+                continue
+            if not fnmatch.fnmatchcase(path, rule.path):
+                continue
+            if self._rng.random() < rule.rate:
+                rules.append(rule)
+        return rules
+
+    async def _fail(self, rule: FaultRule, scope: Scope, send: Send) -> None:
+        if rule.kind == "drop":
+            await _drop(send)
+            return
+        assert isinstance(rule.kind, int)
+        status = rule.kind
+        headers = {"Retry-After": str(rule.retry_after)} if status == 429 else {}
+        messages = {
+            429: "ThrottlerException: Too Many Requests",
+            500: "Internal server error",
+            502: "Bad Gateway",
+            503: "Service Unavailable",
+            504: "Gateway Timeout",
+        }
+        error = ApiError(status, messages.get(status, "Injected fault"), headers=headers)
+        await error.response(_full_path(scope))(scope, _empty_receive, send)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        prefix = self.emulator.config.api_prefix
+        if path in (f"{prefix}/health", f"{prefix}/health/ready", f"{prefix}/config"):
+            scope.setdefault("state", {})["org"] = None
+            await self.app(scope, receive, send)
+            return
+        if path.startswith(f"{prefix}/socket.io"):
+            await self._reject(
+                scope, send, ApiError(404, "Socket.IO is not served by the emulator")
+            )
+            return
+        token = _bearer(scope)
+        org = self.emulator.org_for_key(token) if token else None
+        if org is None:
+            await self._reject(scope, send, ApiError(401, "Unauthorized"))
+            return
+        scope.setdefault("state", {})["org"] = org
+        headers: list[tuple[bytes, bytes]] = []
+        if path.startswith(prefix + "/") and scope["type"] == "http":
+            for name in _throttlers(path, scope.get("method", "GET"), prefix):
+                limit = self.emulator.config.rate_limits.get(name)
+                if limit is None:
+                    continue
+                allowed, remaining, reset = self._limiter.hit(
+                    token or "", name, limit.limit, limit.ttl
+                )
+                reset_s = str(math.ceil(reset))
+                headers += [
+                    (f"x-ratelimit-limit-{name}".encode(), str(limit.limit).encode()),
+                    (f"x-ratelimit-remaining-{name}".encode(), str(remaining).encode()),
+                    (f"x-ratelimit-reset-{name}".encode(), reset_s.encode()),
+                ]
+                if not allowed:
+                    extra = {k.decode(): v.decode() for k, v in headers}
+                    extra["Retry-After"] = reset_s
+                    error = ApiError(429, "ThrottlerException: Too Many Requests", headers=extra)
+                    await error.response(_full_path(scope))(scope, receive, send)
+                    return
+        if headers:
+            send = _with_headers(send, headers)
+        await self.app(scope, receive, send)
+
+    async def _reject(self, scope: Scope, send: Send, error: ApiError) -> None:
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008, "reason": error.message})
+            return
+        await error.response(_full_path(scope))(scope, _empty_receive, send)
+
+
+def _throttlers(path: str, method: str, prefix: str) -> list[str]:
+    names = ["authenticated"]
+    if method == "POST" and path == f"{prefix}/sandbox":
+        names.append("sandbox-create")
+    elif path.startswith(f"{prefix}/sandbox/") and (
+        (method == "POST" and path.endswith(_LIFECYCLE_SUFFIXES))
+        or (method == "DELETE" and path.count("/") == prefix.count("/") + 2)
+    ):
+        names.append("sandbox-lifecycle")
+    return names
+
+
+def _bearer(scope: Scope) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == b"authorization":
+            scheme, _, token = str(value.decode("latin-1")).partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+    return None
+
+
+def _full_path(scope: Scope) -> str:
+    query = str(scope.get("query_string", b"").decode("latin-1"))
+    path: str = scope["path"]
+    return path + (f"?{query}" if query else "")
+
+
+def _with_headers(send: Send, headers: list[tuple[bytes, bytes]]) -> Send:
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", []), *headers]}
+        await send(message)
+
+    return wrapped
+
+
+async def _discard(message: Message) -> None:
+    return None
+
+
+async def _empty_receive() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+async def _drop(send: Send) -> None:
+    """Close the client's TCP connection without answering (uvicorn), else raise."""
+    cycle: Any = getattr(send, "__self__", None)
+    transport = getattr(cycle, "transport", None)
+    if transport is None:
+        raise ConnectionDropped("connection dropped by the emulator's fault injection")
+    transport.abort()
+    for _ in range(3):
+        await asyncio.sleep(0)
+    if hasattr(cycle, "disconnected"):
+        cycle.disconnected = True

@@ -1,0 +1,163 @@
+"""Serving the app with uvicorn on loopback, in the foreground or in a thread."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import uvicorn
+
+from sandstorm import AsyncProvider
+
+from ._app import create_app
+from ._clock import Clock
+from ._config import EmulatorConfig
+from ._state import Emulator
+
+__all__ = ["RunningEmulator", "running_emulator", "serve"]
+
+
+@dataclass(frozen=True)
+class RunningEmulator:
+    """A live emulator: where to reach it and how to authenticate."""
+
+    api_url: str
+    """Main API base, e.g. ``http://127.0.0.1:41234/api`` (the SDK's ``api_url``)."""
+    api_key: str
+    """The first configured API key."""
+    config: EmulatorConfig
+    emulator: Emulator
+    """The server's state (sandboxes, snapshots, clock), for assertions in tests."""
+
+    @property
+    def base_url(self) -> str:
+        """``http://host:port`` without the API prefix."""
+        return (
+            self.api_url[: -len(self.config.api_prefix)] if self.config.api_prefix else self.api_url
+        )
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def _url(host: str, port: int, prefix: str) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}{prefix}"
+
+
+@contextlib.contextmanager
+def running_emulator(
+    config: EmulatorConfig | None = None,
+    *,
+    clock: Clock | None = None,
+    provider: AsyncProvider | None = None,
+    startup_timeout: float = 30.0,
+) -> Iterator[RunningEmulator]:
+    """Run the emulator with uvicorn in a background thread; yields a :class:`RunningEmulator`.
+
+    On exit the server stops and every workspace and snapshot it created is deleted.
+
+    >>> with running_emulator() as emu:  # doctest: +SKIP
+    ...     daytona = Daytona(DaytonaConfig(api_key=emu.api_key, api_url=emu.api_url))
+    """
+    config = config or EmulatorConfig()
+    sock = _bind(config.host, config.port)
+    port: int = sock.getsockname()[1]
+    if not config.public_url:
+        config = config.model_copy(update={"port": port, "public_url": _url(config.host, port, "")})
+    app = create_app(config, clock=clock, provider=provider)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=config.host,
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            ws="wsproto",
+            timeout_graceful_shutdown=5,
+        )
+    )
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(server.serve(sockets=[sock]))
+        except BaseException as exc:  # reported to the caller below
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, name="daytona-emulator", daemon=True)
+    thread.start()
+    deadline = threading.Event()
+    waited = 0.0
+    while not server.started and thread.is_alive() and waited < startup_timeout:
+        deadline.wait(0.02)
+        waited += 0.02
+    if not server.started:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+        raise RuntimeError(
+            f"the emulator did not start on {config.host}:{port}: {errors or 'timeout'}"
+        )
+    try:
+        yield RunningEmulator(
+            api_url=_url(config.host, port, config.api_prefix),
+            api_key=config.default_api_key,
+            config=config,
+            emulator=app.state.emulator,
+        )
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        sock.close()
+
+
+def serve(
+    config: EmulatorConfig | None = None,
+    *,
+    clock: Clock | None = None,
+    provider: AsyncProvider | None = None,
+    on_ready: Callable[[RunningEmulator], None] | None = None,
+) -> None:
+    """Serve the emulator in the foreground until interrupted (what the CLI runs).
+
+    ``on_ready`` is called with the address and key once the socket is bound.
+    """
+    config = config or EmulatorConfig()
+    sock = _bind(config.host, config.port)
+    port: int = sock.getsockname()[1]
+    if not config.public_url:
+        config = config.model_copy(update={"port": port, "public_url": _url(config.host, port, "")})
+    app = create_app(config, clock=clock, provider=provider)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, log_level="info", ws="wsproto", lifespan="on", timeout_graceful_shutdown=5
+        )
+    )
+    if on_ready is not None:
+        on_ready(
+            RunningEmulator(
+                api_url=_url(config.host, port, config.api_prefix),
+                api_key=config.default_api_key,
+                config=config,
+                emulator=app.state.emulator,
+            )
+        )
+    try:
+        asyncio.run(server.serve(sockets=[sock]))
+    finally:
+        sock.close()

@@ -1,0 +1,232 @@
+"""Toolbox sessions: named shells whose cwd and exported variables persist.
+
+The engine runs each command as a fresh process, so a session keeps its state in files
+under ``.daytona-sessions/`` of the work dir: the wrapper restores ``cwd`` and
+exported variables before the command and saves them after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import sandstorm
+
+from ._engine import probe_dirs, shell
+from ._errors import DaemonError
+from ._shell import q
+
+if TYPE_CHECKING:
+    from ._records import SandboxRecord
+    from ._state import Emulator
+
+__all__ = ["Command", "Session", "SessionStore"]
+
+STATE_DIR = ".daytona-sessions"
+
+Stream = Literal["stdout", "stderr"]
+
+
+@dataclass
+class Command:
+    """One command run in a session, with its output as it arrives."""
+
+    id: str
+    command: str
+    chunks: list[tuple[Stream, str]] = field(default_factory=list)
+    exit_code: int | None = None
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+    def emit(self, stream: Stream, text: str) -> None:
+        """Append output and wake followers."""
+        if text:
+            self.chunks.append((stream, text))
+            self.changed.set()
+
+    def text(self, stream: Stream | None = None) -> str:
+        """All output so far, of one stream or both in arrival order."""
+        return "".join(t for s, t in self.chunks if stream is None or s == stream)
+
+    def to_json(self) -> dict[str, Any]:
+        """The Command JSON."""
+        body: dict[str, Any] = {"id": self.id, "command": self.command}
+        if self.exit_code is not None:
+            body["exitCode"] = self.exit_code
+        return body
+
+    async def follow(self) -> AsyncIterator[tuple[Stream, str]]:
+        """Every chunk, past and future, until the command ends."""
+        sent = 0
+        while True:
+            self.changed.clear()
+            while sent < len(self.chunks):
+                yield self.chunks[sent]
+                sent += 1
+            if self.exit_code is not None:
+                return
+            await self.changed.wait()
+
+
+@dataclass
+class Session:
+    """A named session and its commands."""
+
+    id: str
+    commands: dict[str, Command] = field(default_factory=dict)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def to_json(self) -> dict[str, Any]:
+        """The Session JSON."""
+        return {"sessionId": self.id, "commands": [c.to_json() for c in self.commands.values()]}
+
+
+class SessionStore:
+    """Sessions of every sandbox."""
+
+    def __init__(self, emulator: Emulator) -> None:
+        self._emulator = emulator
+        self._by_sandbox: dict[str, dict[str, Session]] = {}
+
+    def all(self, record: SandboxRecord) -> list[Session]:
+        """The sandbox's sessions."""
+        return list(self._by_sandbox.get(record.id, {}).values())
+
+    def get(self, record: SandboxRecord, session_id: str) -> Session:
+        """One session; 404 SESSION_NOT_FOUND-style daemon error otherwise."""
+        session = self._by_sandbox.get(record.id, {}).get(session_id)
+        if session is None:
+            raise DaemonError(404, f"session {session_id} not found", "NOT_FOUND")
+        return session
+
+    def command(self, record: SandboxRecord, session_id: str, command_id: str) -> Command:
+        """One command of a session."""
+        command = self.get(record, session_id).commands.get(command_id)
+        if command is None:
+            raise DaemonError(404, f"command {command_id} not found", "NOT_FOUND")
+        return command
+
+    def create(self, record: SandboxRecord, session_id: str) -> Session:
+        """A new session; 409 if the id is taken."""
+        sessions = self._by_sandbox.setdefault(record.id, {})
+        if session_id in sessions:
+            raise DaemonError(409, f"session {session_id} already exists", "CONFLICT")
+        session = sessions[session_id] = Session(session_id)
+        return session
+
+    async def delete(self, record: SandboxRecord, session_id: str) -> None:
+        """End a session: its running commands are cancelled, its state files removed."""
+        session = self.get(record, session_id)
+        del self._by_sandbox[record.id][session_id]
+        await _cancel(session)
+        work, _ = await probe_dirs(self._emulator, record)
+        with contextlib.suppress(sandstorm.SandstormError):
+            await shell(
+                self._emulator,
+                record,
+                f"rm -rf -- {q(_state_dir(work, session_id))}",
+                plain=True,
+            )
+
+    def busy(self, sandbox_id: str) -> bool:
+        """True while a command of the sandbox is still running."""
+        return any(
+            c.exit_code is None
+            for s in self._by_sandbox.get(sandbox_id, {}).values()
+            for c in s.commands.values()
+        )
+
+    async def drop_sandbox(self, sandbox_id: str) -> None:
+        """Forget the sandbox's sessions, cancelling their commands (stop/delete)."""
+        for session in self._by_sandbox.pop(sandbox_id, {}).values():
+            await _cancel(session)
+
+    async def aclose(self) -> None:
+        """Cancel every running command."""
+        for sandbox_id in list(self._by_sandbox):
+            await self.drop_sandbox(sandbox_id)
+
+    async def execute(
+        self, record: SandboxRecord, session_id: str, command_text: str, *, run_async: bool
+    ) -> Command:
+        """Run ``command_text`` in the session; wait for it unless ``run_async``."""
+        session = self.get(record, session_id)
+        command = Command(id=str(uuid.uuid4()), command=command_text)
+        session.commands[command.id] = command
+        work, _ = await probe_dirs(self._emulator, record)
+        script = _session_script(_state_dir(work, session_id), command_text)
+        emulator = self._emulator
+        record.touch(emulator.clock.now())
+
+        async def run() -> None:
+            async with session.lock:
+                try:
+                    result = await shell(
+                        emulator,
+                        record,
+                        script,
+                        timeout=emulator.config.session_command_timeout,
+                        on_stdout=lambda text: command.emit("stdout", text),
+                        on_stderr=lambda text: command.emit("stderr", text),
+                    )
+                except sandstorm.ExecutionTimeout as exc:
+                    _fill(command, exc.stdout, exc.stderr)
+                    command.exit_code = 124
+                except asyncio.CancelledError:
+                    command.exit_code = 137
+                    raise
+                except sandstorm.SandstormError as exc:
+                    command.emit("stderr", f"{exc}\n")
+                    command.exit_code = -1
+                else:
+                    _fill(command, result.stdout, result.stderr)
+                    command.exit_code = result.exit_code
+                finally:
+                    if command.exit_code is None:
+                        command.exit_code = 137
+                    command.changed.set()
+                    record.touch(emulator.clock.now())
+
+        command.task = asyncio.create_task(run(), name=f"session-{session_id}-{command.id}")
+        if not run_async:
+            await asyncio.shield(command.task)
+        return command
+
+
+def _fill(command: Command, stdout: str, stderr: str) -> None:
+    """Add what the result holds beyond what was streamed (engines without streaming)."""
+    for stream, full in (("stdout", stdout), ("stderr", stderr)):
+        seen = command.text(stream)  # type: ignore[arg-type]
+        if full.startswith(seen) and len(full) > len(seen):
+            command.emit(stream, full[len(seen) :])  # type: ignore[arg-type]
+
+
+async def _cancel(session: Session) -> None:
+    tasks = [c.task for c in session.commands.values() if c.task is not None and not c.task.done()]
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _state_dir(work_dir: str, session_id: str) -> str:
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in session_id)
+    return f"{work_dir.rstrip('/')}/{STATE_DIR}/{safe}"
+
+
+def _session_script(state_dir: str, command: str) -> str:
+    d = q(state_dir)
+    return (
+        f"mkdir -p -- {d}\n"
+        f"if [ -f {d}/env ]; then . {d}/env; fi\n"
+        f'if [ -f {d}/cwd ]; then cd -- "$(cat {d}/cwd)" 2>/dev/null; fi\n'
+        f"eval {q(command)}\n"
+        "__daytona_rc=$?\n"
+        f"pwd > {d}/cwd 2>/dev/null\n"
+        f"export -p > {d}/env 2>/dev/null\n"
+        "exit $__daytona_rc\n"
+    )

@@ -1,0 +1,790 @@
+"""The emulator's state: organisations, sandboxes, snapshots, and their lifecycle.
+
+Each Daytona sandbox is backed by one workspace of a sandstorm provider (``local`` by
+default). A Daytona snapshot is backed by a provider snapshot (a captured workspace), a
+provider template, or nothing (sandboxes start empty). Time comes from an injectable
+clock so auto-stop, auto-archive, auto-delete and ttl can be tested quickly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sandstorm
+from sandstorm import AsyncProvider, Capability, NetworkPolicy, Workspace
+
+from ._clock import Clock, SystemClock
+from ._config import EmulatorConfig
+from ._errors import ApiError, iso
+from ._records import SandboxRecord, SnapshotRecord
+from ._sessions import SessionStore
+from ._wire import CreateSandbox, CreateSnapshot
+
+__all__ = ["Emulator"]
+
+log = logging.getLogger("sandstorm_daytona.emulator")
+
+UPGRADE_TIER_MESSAGE = (
+    "To increase concurrency limits, upgrade your organization's Tier by visiting "
+    "https://app.daytona.io/dashboard/limits."
+)
+ARCHIVE_SANDBOXES_MESSAGE = "Consider archiving your unused Sandboxes to free up available storage."
+PER_SANDBOX_LIMIT_MESSAGE = (
+    "Need higher resource limits per-sandbox? Contact us at support@daytona.io and let us "
+    "know about your use case."
+)
+_RUNNING = frozenset({"creating", "starting", "started", "restoring", "resuming", "snapshotting"})
+_GONE = frozenset({"destroyed"})
+_TRANSITIONAL = {
+    "starting": "started",
+    "stopping": "stopped",
+    "archiving": "archived",
+    "restoring": "started",
+    "resuming": "started",
+    "pausing": "paused",
+    "destroying": "destroyed",
+    "snapshotting": "started",
+    "creating": "started",
+}
+
+
+@dataclass
+class MetricSample:
+    """One reading of a sandbox's usage (PROTOCOL.md §6.6 units: bytes, percent)."""
+
+    at: datetime
+    cpu_count: int
+    cpu_used_pct: float
+    mem_total: int
+    mem_used: int
+    disk_total: int
+    disk_used: int
+    cpu_seconds: float
+
+
+@dataclass
+class SandboxRuntime:
+    """Per-sandbox state that lives only while the emulator runs."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    work_dir: str | None = None
+    home_dir: str | None = None
+    samples: list[MetricSample] = field(default_factory=list)
+
+
+class Emulator:
+    """Holds everything the server knows and runs; one per app.
+
+    ``await start()`` builds the engine provider (also done lazily on the first request);
+    ``await aclose()`` deletes every workspace and snapshot the emulator created and
+    closes the provider.
+    """
+
+    def __init__(
+        self,
+        config: EmulatorConfig | None = None,
+        *,
+        clock: Clock | None = None,
+        provider: AsyncProvider | None = None,
+    ) -> None:
+        self.config = config or EmulatorConfig()
+        self.clock: Clock = clock or SystemClock()
+        self._provider = provider
+        self._owns_provider = provider is None
+        self._root: Path | None = None
+        self.sandboxes: dict[str, SandboxRecord] = {}
+        self.snapshots: dict[str, SnapshotRecord] = {}
+        self.runtime: dict[str, SandboxRuntime] = {}
+        self.sessions = SessionStore(self)
+        self._start_lock: asyncio.Lock | None = None
+        self._reaper: asyncio.Task[None] | None = None
+        self._engine_snapshots: set[str] = set()
+        self._closed = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def provider(self) -> AsyncProvider:
+        """The engine provider; only valid after :meth:`start`."""
+        if self._provider is None:
+            raise RuntimeError("the emulator has not been started")
+        return self._provider
+
+    async def start(self) -> None:
+        """Create the engine provider and start the lifecycle reaper (idempotent)."""
+        if self._start_lock is None:
+            self._start_lock = asyncio.Lock()
+        async with self._start_lock:
+            if self._closed:
+                raise RuntimeError("the emulator is closed")
+            if self._provider is None:
+                options = dict(self.config.provider_options)
+                if self.config.provider == "local" and "root" not in options:
+                    self._root = Path(tempfile.mkdtemp(prefix="sandstorm-daytona-emulator-"))
+                    options["root"] = self._root
+                self._provider = sandstorm.get_async_provider(self.config.provider, **options)
+            if self._reaper is None:
+                self._reaper = asyncio.create_task(self._reap_forever(), name="emulator-reaper")
+
+    async def aclose(self) -> None:
+        """Stop everything and delete every workspace and snapshot created (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+        await self.sessions.aclose()
+        provider = self._provider
+        if provider is not None:
+            for record in list(self.sandboxes.values()):
+                await self._drop_workspace(record)
+            for snapshot_id in list(self._engine_snapshots):
+                await self._delete_engine_snapshot(snapshot_id)
+            if self._owns_provider:
+                await provider.aclose()
+        self.sandboxes.clear()
+        self.snapshots.clear()
+        if self._root is not None:
+            shutil.rmtree(self._root, ignore_errors=True)
+
+    async def _reap_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.reaper_interval)
+            try:
+                await self.tick()
+            except Exception:  # the reaper must survive one bad sandbox
+                log.exception("emulator lifecycle check failed")
+
+    # ------------------------------------------------------------------ tenancy
+
+    def org_for_key(self, key: str) -> str | None:
+        """The organisation a bearer token belongs to, or None."""
+        return self.config.api_keys.get(key)
+
+    def find(self, org: str, id_or_name: str) -> SandboxRecord:
+        """The org's sandbox by id, then by name; 404 like the real service otherwise."""
+        self._settle_all(self.clock.now())
+        record = self.sandboxes.get(id_or_name)
+        if record is None or record.organization_id != org or record.state in _GONE:
+            record = next(
+                (
+                    r
+                    for r in self.sandboxes.values()
+                    if r.organization_id == org and r.name == id_or_name and r.state not in _GONE
+                ),
+                None,
+            )
+        if record is None:
+            raise ApiError(404, f"Sandbox with ID or name {id_or_name} not found")
+        return record
+
+    def visible(self, org: str) -> list[SandboxRecord]:
+        """The org's sandboxes that are not destroyed, newest first."""
+        self._settle_all(self.clock.now())
+        items = [
+            r for r in self.sandboxes.values() if r.organization_id == org and r.state not in _GONE
+        ]
+        return sorted(items, key=lambda r: (r.created_at, r.id), reverse=True)
+
+    def rt(self, record: SandboxRecord) -> SandboxRuntime:
+        """The runtime side-state of ``record``."""
+        return self.runtime.setdefault(record.id, SandboxRuntime())
+
+    # ------------------------------------------------------------------ transitions
+
+    def _begin(self, record: SandboxRecord, transitional: str, final: str) -> None:
+        """Enter ``transitional`` for ``transition_delay`` seconds, then ``final``."""
+        now = self.clock.now()
+        record.updated_at = now
+        if self.config.transition_delay > 0:
+            record.state = transitional
+            record.transition_to = final
+            record.transition_until = now + timedelta(seconds=self.config.transition_delay)
+        else:
+            self._arrive(record, final, now)
+
+    def _arrive(self, record: SandboxRecord, state: str, now: datetime) -> None:
+        record.state = state
+        record.transition_to = None
+        record.transition_until = None
+        record.updated_at = now
+        if state == "stopped":
+            record.stopped_at = now
+        if state == "destroyed":
+            self.sandboxes.pop(record.id, None)
+            self.runtime.pop(record.id, None)
+
+    def _settle_all(self, now: datetime) -> None:
+        for record in list(self.sandboxes.values()):
+            if record.transition_until is not None and now >= record.transition_until:
+                self._arrive(record, record.transition_to or record.state, now)
+
+    def _check_settled(self, record: SandboxRecord) -> None:
+        if record.transition_to is not None or record.state != record.desired_state:
+            raise ApiError(400, "State change in progress")
+
+    # ------------------------------------------------------------------ quotas
+
+    def _check_quotas(
+        self, org: str, cpu: int, memory: int, disk: int, *, exclude: str | None = None
+    ) -> None:
+        quotas = self.config.quotas
+        if quotas.max_cpu_per_sandbox is not None and cpu > quotas.max_cpu_per_sandbox:
+            raise ApiError(
+                403,
+                f"CPU request {cpu} exceeds maximum allowed per sandbox "
+                f"({quotas.max_cpu_per_sandbox}).\n{PER_SANDBOX_LIMIT_MESSAGE}",
+            )
+        if quotas.max_memory_per_sandbox is not None and memory > quotas.max_memory_per_sandbox:
+            raise ApiError(
+                403,
+                f"Memory request {memory}GB exceeds maximum allowed per sandbox "
+                f"({quotas.max_memory_per_sandbox}GB).\n{PER_SANDBOX_LIMIT_MESSAGE}",
+            )
+        if quotas.max_disk_per_sandbox is not None and disk > quotas.max_disk_per_sandbox:
+            raise ApiError(
+                403,
+                f"Disk request {disk}GB exceeds maximum allowed per sandbox "
+                f"({quotas.max_disk_per_sandbox}GB).\n{PER_SANDBOX_LIMIT_MESSAGE}",
+            )
+        others = [r for r in self.visible(org) if r.id != exclude]
+        running = [r for r in others if r.state in _RUNNING or r.desired_state == "started"]
+        stored = [r for r in others if r.state not in ("archived", "archiving")]
+        if quotas.total_cpu is not None and sum(r.cpu for r in running) + cpu > quotas.total_cpu:
+            raise ApiError(
+                403,
+                f"Total CPU limit exceeded. Maximum allowed: {quotas.total_cpu}.\n"
+                f"{UPGRADE_TIER_MESSAGE}",
+            )
+        if (
+            quotas.total_memory is not None
+            and sum(r.memory for r in running) + memory > quotas.total_memory
+        ):
+            raise ApiError(
+                403,
+                f"Total memory limit exceeded. Maximum allowed: {quotas.total_memory}GiB.\n"
+                f"{UPGRADE_TIER_MESSAGE}",
+            )
+        if quotas.total_disk is not None and sum(r.disk for r in stored) + disk > quotas.total_disk:
+            raise ApiError(
+                403,
+                f"Total disk limit exceeded. Maximum allowed: {quotas.total_disk}GiB.\n"
+                f"{ARCHIVE_SANDBOXES_MESSAGE}\n{UPGRADE_TIER_MESSAGE}",
+            )
+        if (
+            exclude is None
+            and quotas.max_sandboxes is not None
+            and len(others) + 1 > quotas.max_sandboxes
+        ):
+            raise ApiError(
+                403,
+                f"Sandbox limit exceeded. Maximum allowed: {quotas.max_sandboxes}.\n"
+                f"{UPGRADE_TIER_MESSAGE}",
+            )
+
+    # ------------------------------------------------------------------ snapshots
+
+    def find_snapshot(self, org: str, id_or_name: str) -> SnapshotRecord | None:
+        """The org's (or a general) snapshot by name, then id."""
+        for snap in self.snapshots.values():
+            if snap.name == id_or_name and (snap.general or snap.organization_id == org):
+                return snap
+        by_id = self.snapshots.get(id_or_name)
+        if by_id is not None and (by_id.general or by_id.organization_id == org):
+            return by_id
+        return None
+
+    def org_snapshots(self, org: str) -> list[SnapshotRecord]:
+        """Snapshots the org can use (its own and the general ones), newest first."""
+        items = [s for s in self.snapshots.values() if s.general or s.organization_id == org]
+        return sorted(items, key=lambda s: (s.created_at, s.id), reverse=True)
+
+    def ensure_default_snapshot(self) -> None:
+        """Register the general default snapshot (an empty workspace) once."""
+        name = self.config.default_snapshot
+        if any(s.name == name and s.general for s in self.snapshots.values()):
+            return
+        now = self.clock.now()
+        record = SnapshotRecord(
+            id=str(uuid.uuid4()),
+            organization_id=None,
+            name=name,
+            created_at=now,
+            image_name=name,
+            general=True,
+            cpu=self.config.default_cpu,
+            mem=self.config.default_memory,
+            disk=self.config.default_disk,
+            region_ids=list(self.config.regions),
+        )
+        self.snapshots[record.id] = record
+
+    async def create_snapshot(self, org: str, body: CreateSnapshot) -> SnapshotRecord:
+        """``POST /snapshots``: a named template.
+
+        ``imageName`` naming an existing snapshot of the org copies what backs it; naming
+        an engine template uses that template; anything else gives an empty workspace.
+        """
+        if any(s.name == body.name and s.organization_id == org for s in self.snapshots.values()):
+            raise ApiError(409, f"Snapshot with name {body.name} already exists")
+        source = self.find_snapshot(org, body.imageName) if body.imageName else None
+        now = self.clock.now()
+        record = SnapshotRecord(
+            id=str(uuid.uuid4()),
+            organization_id=org,
+            name=body.name,
+            created_at=now,
+            image_name=body.imageName,
+            entrypoint=body.entrypoint,
+            cpu=body.cpu or (source.cpu if source else self.config.default_cpu),
+            gpu=body.gpu or 0,
+            mem=body.memory or (source.mem if source else self.config.default_memory),
+            disk=body.disk or (source.disk if source else self.config.default_disk),
+            region_ids=[body.regionId] if body.regionId else list(self.config.regions),
+        )
+        if body.buildInfo is not None:
+            record.build_info = _build_info(body.buildInfo.dockerfileContent, now)
+        if source is not None:
+            record.engine_snapshot_id = source.engine_snapshot_id
+            record.template = source.template
+            record.size = source.size
+        elif body.imageName and Capability.TEMPLATES in self.provider.capabilities:
+            record.template = body.imageName
+        self.snapshots[record.id] = record
+        return record
+
+    async def delete_snapshot(self, org: str, snapshot_id: str) -> None:
+        """``DELETE /snapshots/{id}``; the engine snapshot goes when nothing uses it."""
+        snap = self.snapshots.get(snapshot_id)
+        if snap is None or snap.organization_id != org:
+            raise ApiError(404, f"Snapshot with ID {snapshot_id} not found")
+        del self.snapshots[snapshot_id]
+        engine_id = snap.engine_snapshot_id
+        if engine_id and not any(
+            s.engine_snapshot_id == engine_id for s in self.snapshots.values()
+        ):
+            await self._delete_engine_snapshot(engine_id)
+
+    async def _delete_engine_snapshot(self, snapshot_id: str) -> None:
+        self._engine_snapshots.discard(snapshot_id)
+        try:
+            await self.provider.delete_snapshot(snapshot_id)
+        except sandstorm.SandstormError as exc:
+            log.warning("could not delete engine snapshot %s: %s", snapshot_id, exc)
+
+    # ------------------------------------------------------------------ sandboxes
+
+    async def create_sandbox(self, org: str, body: CreateSandbox) -> SandboxRecord:
+        """``POST /sandbox``: validate, check quotas, provision a workspace, start it."""
+        self.ensure_default_snapshot()
+        target = (body.target or "").strip() or self.config.regions[0]
+        if target not in self.config.regions:
+            raise ApiError(404, "Region not found")
+        snap: SnapshotRecord | None = None
+        if body.buildInfo is not None:
+            cpu = body.cpu or self.config.default_cpu
+            memory = body.memory or self.config.default_memory
+            disk = body.disk or self.config.default_disk
+            snapshot_name = ""
+        else:
+            wanted = (body.snapshot or "").strip() or self.config.default_snapshot
+            snap = self.find_snapshot(org, wanted)
+            if snap is None:
+                raise ApiError(
+                    400,
+                    f"Snapshot {wanted} not found. Did you add it through the Daytona Dashboard?",
+                )
+            if snap.state != "active":
+                raise ApiError(400, f"Snapshot {wanted} is {snap.state}")
+            cpu, memory, disk = snap.cpu, snap.mem, snap.disk
+            snapshot_name = snap.name
+        if body.name and any(
+            r.name == body.name and r.state not in _GONE for r in self.visible(org)
+        ):
+            raise ApiError(409, f"Sandbox with name {body.name} already exists")
+        for key, value in (
+            ("Auto-stop", body.autoStopInterval),
+            ("Auto-archive", body.autoArchiveInterval),
+        ):
+            if value is not None and value < 0:
+                raise ApiError(400, f"{key} interval must be non-negative")
+        self._check_quotas(org, cpu, memory, disk)
+
+        now = self.clock.now()
+        sandbox_id = str(uuid.uuid4())
+        record = SandboxRecord(
+            id=sandbox_id,
+            organization_id=org,
+            name=body.name or sandbox_id,
+            snapshot=snapshot_name,
+            user=body.user or "daytona",
+            target=target,
+            cpu=cpu,
+            gpu=body.gpu or 0,
+            memory=memory,
+            disk=disk,
+            created_at=now,
+            env=dict(body.env or {}),
+            labels=dict(body.labels or {}),
+            public=bool(body.public),
+            network_block_all=bool(body.networkBlockAll),
+            network_allow_list=body.networkAllowList,
+            domain_allow_list=body.domainAllowList,
+            outbound_proxy_url=body.outboundProxyUrl,
+            otel_endpoint_override=body.otelEndpointOverride,
+            kvm=bool(body.kvm),
+            spot=bool(body.spot),
+            gpu_type=body.gpuType[0] if body.gpuType else None,
+            queue_timeout=body.queueTimeout,
+            volumes=[v.model_dump(exclude_none=True) for v in body.volumes or []],
+            linked_sandbox_id=body.linkedSandbox,
+            secrets=list(body.secrets or []),
+            updated_at=now,
+            last_activity_at=now,
+        )
+        if body.autoStopInterval is not None:
+            record.auto_stop_interval = body.autoStopInterval
+        if body.autoPauseInterval is not None:
+            record.auto_pause_interval = body.autoPauseInterval
+        if body.autoArchiveInterval is not None:
+            record.auto_archive_interval = self._archive_interval(body.autoArchiveInterval)
+        if body.autoDeleteInterval is not None:
+            record.auto_delete_interval = body.autoDeleteInterval
+        if body.ttlMinutes:
+            record.auto_destroy_at = now + timedelta(minutes=body.ttlMinutes)
+        if body.buildInfo is not None:
+            record.build_info = _build_info(body.buildInfo.dockerfileContent, now)
+        record.workspace_id = await self._provision(record, snap)
+        if snap is not None:
+            snap.last_used_at = now
+        self.sandboxes[record.id] = record
+        self._begin(record, "creating", "started")
+        return record
+
+    def _archive_interval(self, minutes: int) -> int:
+        if minutes < 0:
+            raise ApiError(400, "Auto-archive interval must be non-negative")
+        limit = self.config.max_auto_archive_interval
+        return limit if minutes == 0 else min(minutes, limit)
+
+    async def _provision(self, record: SandboxRecord, snap: SnapshotRecord | None) -> str:
+        """Create (or restore) the engine workspace that backs ``record``."""
+        provider = self.provider
+        labels = {
+            "daytona-sandbox-id": record.id,
+            "daytona-organization-id": record.organization_id,
+        }
+        try:
+            if snap is not None and snap.engine_snapshot_id:
+                workspace = await provider.restore(snap.engine_snapshot_id, name=record.id)
+            else:
+                kwargs: dict[str, Any] = {"name": record.id, "labels": labels, "env": record.env}
+                if snap is not None and snap.template:
+                    kwargs["template"] = snap.template
+                if (
+                    self.config.enforce_resources
+                    and Capability.RESOURCE_LIMITS in provider.capabilities
+                ):
+                    kwargs.update(
+                        cpu=float(record.cpu), memory=record.memory * 1024, disk=record.disk * 1024
+                    )
+                network = self._network(record)
+                if network is not None:
+                    kwargs["network"] = network
+                workspace = await provider.create_workspace(**kwargs)
+        except sandstorm.SandstormError as exc:
+            raise ApiError(500, f"Failed to provision sandbox: {exc}") from exc
+        return workspace.id
+
+    def _network(self, record: SandboxRecord) -> NetworkPolicy | None:
+        if Capability.NETWORK_POLICY not in self.provider.capabilities:
+            return None
+        if record.network_block_all or self.config.network == "blocked":
+            return NetworkPolicy.blocked()
+        return NetworkPolicy.host()
+
+    async def _drop_workspace(self, record: SandboxRecord) -> None:
+        await self.sessions.drop_sandbox(record.id)
+        workspace_id, record.workspace_id = record.workspace_id, None
+        if workspace_id is not None:
+            try:
+                await self.provider.delete_workspace(workspace_id)
+            except sandstorm.SandstormError as exc:
+                log.warning("could not delete workspace %s: %s", workspace_id, exc)
+        archive, record.archive_snapshot_id = record.archive_snapshot_id, None
+        if archive is not None:
+            await self._delete_engine_snapshot(archive)
+
+    async def workspace(self, record: SandboxRecord) -> Workspace:
+        """The live engine workspace of a started sandbox."""
+        if record.workspace_id is None:
+            raise ApiError(400, f"Sandbox {record.id} is not started")
+        return await self.provider.get_workspace(record.workspace_id)
+
+    async def start_sandbox(self, record: SandboxRecord) -> None:
+        """``POST /sandbox/{id}/start`` from stopped, archived or paused."""
+        if record.state == "started" and record.desired_state == "started":
+            return
+        if record.state not in ("stopped", "archived", "paused") or record.transition_to:
+            raise ApiError(400, "Sandbox is not in valid state")
+        self._check_quotas(
+            record.organization_id, record.cpu, record.memory, record.disk, exclude=record.id
+        )
+        async with self.rt(record).lock:
+            previous = record.state
+            if previous == "archived":
+                assert record.archive_snapshot_id is not None
+                try:
+                    workspace = await self.provider.restore(
+                        record.archive_snapshot_id, name=record.id
+                    )
+                except sandstorm.SandstormError as exc:
+                    raise ApiError(500, f"Failed to restore sandbox: {exc}") from exc
+                record.workspace_id = workspace.id
+                await self._delete_engine_snapshot(record.archive_snapshot_id)
+                record.archive_snapshot_id = None
+            record.desired_state = "started"
+            record.stopped_at = None
+            record.touch(self.clock.now())
+            transitional = {"archived": "restoring", "paused": "resuming"}.get(previous, "starting")
+            self._begin(record, transitional, "started")
+
+    async def stop_sandbox(self, record: SandboxRecord) -> None:
+        """``POST /sandbox/{id}/stop``: end running commands; ephemeral ones are destroyed."""
+        self._check_settled(record)
+        if record.state not in ("started", "paused"):
+            raise ApiError(400, "Sandbox is not started")
+        if record.auto_delete_interval == 0:
+            await self.destroy_sandbox(record)
+            return
+        await self.sessions.drop_sandbox(record.id)
+        record.desired_state = "stopped"
+        self._begin(record, "stopping", "stopped")
+        if record.state == "stopping":
+            record.stopped_at = self.clock.now()
+
+    async def pause_sandbox(self, record: SandboxRecord) -> None:
+        """``POST /sandbox/{id}/pause``."""
+        self._check_settled(record)
+        if record.state != "started":
+            raise ApiError(400, "Sandbox is not started")
+        record.desired_state = "paused"
+        self._begin(record, "pausing", "paused")
+
+    async def archive_sandbox(self, record: SandboxRecord) -> None:
+        """``POST /sandbox/{id}/archive``: the files go into an engine snapshot."""
+        self._check_settled(record)
+        if record.state != "stopped":
+            raise ApiError(400, "Sandbox is not stopped")
+        if record.auto_delete_interval == 0:
+            raise ApiError(400, "Ephemeral sandboxes cannot be archived")
+        async with self.rt(record).lock:
+            if record.workspace_id is not None:
+                try:
+                    snap = await self.provider.snapshot(
+                        record.workspace_id, name=f"archive-{record.id}"
+                    )
+                except sandstorm.SandstormError as exc:
+                    raise ApiError(500, f"Failed to archive sandbox: {exc}") from exc
+                self._engine_snapshots.add(snap.id)
+                record.archive_snapshot_id = snap.id
+                workspace_id, record.workspace_id = record.workspace_id, None
+                await self.provider.delete_workspace(workspace_id)
+            self.runtime.pop(record.id, None)
+            record.desired_state = "archived"
+            self._begin(record, "archiving", "archived")
+
+    async def destroy_sandbox(self, record: SandboxRecord) -> None:
+        """``DELETE /sandbox/{id}``: the workspace is deleted now; the record follows."""
+        record.desired_state = "destroyed"
+        await self._drop_workspace(record)
+        self._begin(record, "destroying", "destroyed")
+
+    async def snapshot_sandbox(self, record: SandboxRecord, name: str) -> SnapshotRecord:
+        """``POST /sandbox/{id}/snapshot``: capture the files as a new named snapshot."""
+        org = record.organization_id
+        if any(s.name == name and s.organization_id == org for s in self.snapshots.values()):
+            raise ApiError(409, f"Snapshot with name {name} already exists")
+        if record.state not in ("started", "stopped"):
+            raise ApiError(400, "Sandbox must be started or stopped to create a snapshot")
+        async with self.rt(record).lock:
+            workspace = await self.workspace(record)
+            try:
+                engine_snap = await self.provider.snapshot(workspace, name=name)
+            except sandstorm.SandstormError as exc:
+                raise ApiError(500, f"Failed to snapshot sandbox: {exc}") from exc
+        self._engine_snapshots.add(engine_snap.id)
+        now = self.clock.now()
+        snap = SnapshotRecord(
+            id=str(uuid.uuid4()),
+            organization_id=org,
+            name=name,
+            created_at=now,
+            image_name=None,
+            size=round(engine_snap.size / (1 << 30), 6),
+            cpu=record.cpu,
+            gpu=record.gpu,
+            mem=record.memory,
+            disk=record.disk,
+            source_sandbox_id=record.id,
+            region_ids=[record.target],
+            engine_snapshot_id=engine_snap.id,
+        )
+        self.snapshots[snap.id] = snap
+        previous = record.state
+        record.touch(now)
+        self._begin(record, "snapshotting", previous)
+        return snap
+
+    async def fork_sandbox(self, record: SandboxRecord, name: str | None) -> SandboxRecord:
+        """``POST /sandbox/{id}/fork``: a new started sandbox with a copy of the files."""
+        if record.state != "started":
+            raise ApiError(400, "Sandbox is not started")
+        org = record.organization_id
+        if name and any(r.name == name for r in self.visible(org)):
+            raise ApiError(409, f"Sandbox with name {name} already exists")
+        self._check_quotas(org, record.cpu, record.memory, record.disk)
+        async with self.rt(record).lock:
+            workspace = await self.workspace(record)
+            try:
+                engine_snap = await self.provider.snapshot(workspace, name=f"fork-{record.id}")
+                try:
+                    forked_ws = await self.provider.restore(engine_snap.id)
+                finally:
+                    await self.provider.delete_snapshot(engine_snap.id)
+            except sandstorm.SandstormError as exc:
+                raise ApiError(500, f"Failed to fork sandbox: {exc}") from exc
+        now = self.clock.now()
+        fork_id = str(uuid.uuid4())
+        fork = SandboxRecord(
+            id=fork_id,
+            organization_id=org,
+            name=name or fork_id,
+            snapshot=record.snapshot,
+            user=record.user,
+            target=record.target,
+            cpu=record.cpu,
+            gpu=record.gpu,
+            memory=record.memory,
+            disk=record.disk,
+            created_at=now,
+            env=dict(record.env),
+            labels=dict(record.labels),
+            public=record.public,
+            network_block_all=record.network_block_all,
+            network_allow_list=record.network_allow_list,
+            domain_allow_list=record.domain_allow_list,
+            auto_stop_interval=record.auto_stop_interval,
+            auto_archive_interval=record.auto_archive_interval,
+            auto_delete_interval=record.auto_delete_interval,
+            updated_at=now,
+            last_activity_at=now,
+            workspace_id=forked_ws.id,
+            parent_id=record.id,
+        )
+        self.sandboxes[fork.id] = fork
+        self._begin(fork, "forking", "started")
+        return fork
+
+    # ------------------------------------------------------------------ automation
+
+    async def tick(self) -> None:
+        """Apply due transitions and the auto-stop/pause/archive/delete and ttl rules."""
+        now = self.clock.now()
+        self._settle_all(now)
+        for record in list(self.sandboxes.values()):
+            if record.transition_to is not None or record.id not in self.sandboxes:
+                continue
+            try:
+                await self._apply_rules(record, now)
+            except ApiError as exc:
+                log.warning("lifecycle rule on %s failed: %s", record.id, exc.message)
+        self._settle_all(now)
+
+    async def _apply_rules(self, record: SandboxRecord, now: datetime) -> None:
+        if record.auto_destroy_at is not None and now >= record.auto_destroy_at:
+            await self.destroy_sandbox(record)
+            return
+        idle = now - (record.last_activity_at or record.created_at)
+        if record.state == "started" and not self.sessions.busy(record.id):
+            if record.auto_stop_interval > 0 and idle >= timedelta(
+                minutes=record.auto_stop_interval
+            ):
+                await self.stop_sandbox(record)
+                return
+            if record.auto_pause_interval > 0 and idle >= timedelta(
+                minutes=record.auto_pause_interval
+            ):
+                await self.pause_sandbox(record)
+                return
+        if record.state == "stopped":
+            since = now - (record.stopped_at or record.updated_at or record.created_at)
+            if record.auto_delete_interval >= 0 and since >= timedelta(
+                minutes=record.auto_delete_interval
+            ):
+                await self.destroy_sandbox(record)
+                return
+            if record.auto_archive_interval > 0 and since >= timedelta(
+                minutes=record.auto_archive_interval
+            ):
+                await self.archive_sandbox(record)
+
+    # ------------------------------------------------------------------ metrics
+
+    async def sample(self, record: SandboxRecord) -> MetricSample:
+        """A fresh usage reading from the engine's accounting (kept for telemetry)."""
+        workspace = await self.workspace(record)
+        metrics = await self.provider.get_workspace_metrics(workspace)
+        runtime = self.rt(record)
+        now = self.clock.now()
+        cpu_seconds = metrics.cpu_seconds
+        cpu_count = record.cpu
+        pct = 0.0
+        if runtime.samples:
+            last = runtime.samples[-1]
+            wall = (now - last.at).total_seconds()
+            if wall > 0:
+                pct = max(0.0, (cpu_seconds - last.cpu_seconds) / wall / cpu_count * 100.0)
+        mem_total = metrics.memory_limit_bytes or record.memory << 30
+        disk_total = record.disk << 30
+        sample = MetricSample(
+            at=now,
+            cpu_count=cpu_count,
+            cpu_used_pct=round(min(pct, 100.0), 3),
+            mem_total=mem_total,
+            mem_used=metrics.memory_current_bytes,
+            disk_total=disk_total,
+            disk_used=metrics.disk_used_bytes,
+            cpu_seconds=cpu_seconds,
+        )
+        runtime.samples.append(sample)
+        del runtime.samples[:-1000]
+        return sample
+
+    def history(self, record: SandboxRecord) -> Iterable[MetricSample]:
+        """Readings taken so far, oldest first."""
+        return list(self.rt(record).samples)
+
+
+def _build_info(dockerfile: str, now: datetime) -> dict[str, Any]:
+    import hashlib
+
+    return {
+        "dockerfileContent": dockerfile,
+        "contextHashes": [],
+        "createdAt": iso(now),
+        "updatedAt": iso(now),
+        "snapshotRef": hashlib.sha256(dockerfile.encode()).hexdigest(),
+    }
