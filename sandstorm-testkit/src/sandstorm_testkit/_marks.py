@@ -1,0 +1,97 @@
+"""Capability requirements and documented deviations, applied to contract tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import ClassVar
+
+import pytest
+
+from sandstorm import Capability
+
+__all__ = [
+    "ContractRoot",
+    "apply_expected_failures",
+    "capabilities_of",
+    "check_requirements",
+    "is_contract_item",
+]
+
+
+class ContractRoot:
+    """Base of every contract class.
+
+    ``expected_failures`` maps a test name (``"test_x"`` for every parametrization, or
+    ``"test_x[param]"`` for one) to the reason the provider deviates; each entry turns
+    that test into a strict expected failure, so a fixed quirk fails and asks for the
+    entry to be removed.
+    """
+
+    expected_failures: ClassVar[Mapping[str, str]] = {}
+
+
+def is_contract_item(item: pytest.Item) -> bool:
+    """True for a test collected from a contract class (or a subclass of one)."""
+    cls = getattr(item, "cls", None)
+    return isinstance(cls, type) and issubclass(cls, ContractRoot)
+
+
+def _capability(value: object) -> Capability:
+    try:
+        return Capability(str(value))
+    except ValueError:
+        known = ", ".join(c.value for c in Capability)
+        raise pytest.UsageError(
+            f"unknown capability {value!r} in a marker (known: {known})"
+        ) from None
+
+
+def _marked(item: pytest.Item, name: str) -> list[Capability]:
+    return [_capability(arg) for mark in item.iter_markers(name) for arg in mark.args]
+
+
+def capabilities_of(item: pytest.Item) -> tuple[list[Capability], list[Capability]]:
+    """The capabilities ``item`` requires, and those it requires to be undeclared."""
+    return _marked(item, "requires"), _marked(item, "undeclared")
+
+
+def check_requirements(item: pytest.Item, name: str, declared: Iterable[Capability]) -> None:
+    """Skip ``item`` (with the reason) when the provider's declaration does not fit it."""
+    have = set(declared)
+    required, undeclared = capabilities_of(item)
+    for capability in required:
+        if capability not in have:
+            pytest.skip(f"{name} does not declare {capability}")
+    for capability in undeclared:
+        if capability in have:
+            pytest.skip(f"{name} declares {capability}; the tests that require it check it")
+
+
+def _test_names(cls: type) -> set[str]:
+    return {attr for attr in dir(cls) if attr.startswith("test")}
+
+
+def apply_expected_failures(items: Iterable[pytest.Item]) -> None:
+    """Turn each class's ``expected_failures`` entries into strict xfail marks.
+
+    An entry naming no test of its class is a usage error (a typo would silently do nothing).
+    """
+    checked: set[type] = set()
+    for item in items:
+        if not is_contract_item(item):
+            continue
+        cls: type[ContractRoot] = item.cls  # type: ignore[attr-defined]
+        entries = cls.expected_failures
+        if cls not in checked:
+            checked.add(cls)
+            names = _test_names(cls)
+            unknown = sorted(key for key in entries if key.split("[", 1)[0] not in names)
+            if unknown:
+                raise pytest.UsageError(
+                    f"{cls.__qualname__}.expected_failures names no test of the class: "
+                    f"{', '.join(unknown)}"
+                )
+        original = getattr(item, "originalname", item.name)
+        reason = entries.get(item.name, entries.get(original))
+        if reason is not None:
+            item.add_marker(pytest.mark.xfail(strict=True, reason=f"expected failure: {reason}"))
