@@ -45,6 +45,7 @@ __all__ = [
     "normalize_path",
     "read_file",
     "resolve_path",
+    "walk_tree",
     "write_file",
 ]
 
@@ -373,6 +374,49 @@ def delete_path(root: Path, path: str) -> None:
             shutil.rmtree(res.name, dir_fd=res.dir_fd)
         else:
             os.unlink(res.name, dir_fd=res.dir_fd)
+
+
+def walk_tree(root_fd: int) -> Iterator[tuple[int, str, str, os.stat_result]]:
+    """Yield ``(dir_fd, prefix, name, lstat)`` for every entry below ``root_fd``.
+
+    Parents come before their children, names in sorted order; ``prefix + name`` is the
+    entry's relative path. Nothing is followed: symlinks are yielded as themselves.
+
+    Directories are entered through ``O_NOFOLLOW`` descriptors; only the descriptors of
+    the current path's ancestors are open at any time.
+    """
+    stack: list[tuple[int, str, Iterator[str]]] = [(root_fd, "", iter(sorted(os.listdir(root_fd))))]
+    try:
+        while stack:
+            dir_fd, prefix, names = stack[-1]
+            name = next(names, None)
+            if name is None:
+                stack.pop()
+                if dir_fd != root_fd:
+                    os.close(dir_fd)
+                continue
+            try:
+                st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            yield dir_fd, prefix, name, st
+            if stat.S_ISDIR(st.st_mode):
+                try:
+                    sub = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    raise WorkspaceError(f"cannot read {prefix + name!r}: {exc.strerror}") from None
+                try:
+                    entries = iter(sorted(os.listdir(sub)))
+                except BaseException:
+                    os.close(sub)
+                    raise
+                stack.append((sub, f"{prefix}{name}/", entries))
+    finally:
+        for dir_fd, _, _ in stack:
+            if dir_fd != root_fd:
+                os.close(dir_fd)
 
 
 class TreeWriter:

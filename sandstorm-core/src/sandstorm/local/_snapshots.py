@@ -28,7 +28,7 @@ import stat
 import tarfile
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Literal
@@ -37,13 +37,12 @@ from pydantic import ValidationError
 
 from .._errors import SnapshotNotFound, WorkspaceError
 from .._models import Snapshot
-from ._files import Owner, TreeWriter
+from ._files import Owner, TreeWriter, walk_tree
 
 __all__ = ["SnapshotStore"]
 
 _ID_RE = re.compile(r"snap-[0-9a-f]{32}\Z")
 _FORMAT = 1
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 class SnapshotStore:
@@ -230,7 +229,7 @@ def _archive_tree(tf: tarfile.TarFile, root: Path) -> None:
         info = _tarinfo(".", os.fstat(root_fd))
         info.type = tarfile.DIRTYPE
         tf.addfile(info)
-        for dir_fd, prefix, name, st in _walk(root_fd):
+        for dir_fd, prefix, name, st in walk_tree(root_fd):
             relname = prefix + name
             info = _tarinfo(relname, st)
             if stat.S_ISDIR(st.st_mode):
@@ -284,48 +283,6 @@ def _add_file(
                     f"{relname!r} shrank while the snapshot was taken; retry"
                 ) from None
             raise
-
-
-def _walk(root_fd: int) -> Iterator[tuple[int, str, str, os.stat_result]]:
-    """Yield ``(dir_fd, prefix, name, lstat)`` for every entry, parents before children.
-
-    Directories are entered through ``O_NOFOLLOW`` descriptors; only the descriptors of
-    the current path's ancestors are open at any time.
-    """
-    stack: list[tuple[int, str, Iterator[str]]] = [(root_fd, "", iter(sorted(os.listdir(root_fd))))]
-    try:
-        while stack:
-            dir_fd, prefix, names = stack[-1]
-            name = next(names, None)
-            if name is None:
-                stack.pop()
-                if dir_fd != root_fd:
-                    os.close(dir_fd)
-                continue
-            try:
-                st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-            except FileNotFoundError:
-                continue
-            yield dir_fd, prefix, name, st
-            if stat.S_ISDIR(st.st_mode):
-                try:
-                    sub = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
-                except FileNotFoundError:
-                    continue
-                except OSError as exc:
-                    raise WorkspaceError(
-                        f"cannot archive {prefix + name!r}: {exc.strerror}"
-                    ) from None
-                try:
-                    entries = iter(sorted(os.listdir(sub)))
-                except BaseException:
-                    os.close(sub)
-                    raise
-                stack.append((sub, f"{prefix}{name}/", entries))
-    finally:
-        for dir_fd, _, _ in stack:
-            if dir_fd != root_fd:
-                os.close(dir_fd)
 
 
 def _extract(tf: tarfile.TarFile, member: tarfile.TarInfo, writer: TreeWriter) -> None:
