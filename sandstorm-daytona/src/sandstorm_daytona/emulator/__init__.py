@@ -25,7 +25,7 @@ from ._clock import Clock, ManualClock, SystemClock
 from ._config import EmulatorConfig, FaultRule, Faults, Quotas, RateLimit
 from ._edge import ConnectionDropped
 from ._server import RunningEmulator, running_emulator, serve
-from ._state import Emulator
+from ._state import Emulator, Exchange
 
 DAEMON_VERSION = "0.226.1-sandstorm"
 """What ``/version`` and ``/config`` report."""
@@ -36,6 +36,7 @@ __all__ = [
     "ConnectionDropped",
     "Emulator",
     "EmulatorConfig",
+    "Exchange",
     "FaultRule",
     "Faults",
     "ManualClock",

@@ -162,6 +162,10 @@ class EmulatorConfig(_Model):
         default=1.0, gt=0, description="seconds between auto-stop/archive/delete/ttl checks"
     )
 
+    record_exchanges: bool = Field(
+        default=False,
+        description="keep every request/response pair in Emulator.exchanges (for tests)",
+    )
     rate_limits: dict[str, RateLimit] = Field(
         default_factory=dict, description=f"per-key throttlers by name: {', '.join(THROTTLERS)}"
     )

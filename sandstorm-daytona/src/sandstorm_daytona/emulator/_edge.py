@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ._config import FaultRule
 from ._errors import ApiError
-from ._state import Emulator
+from ._state import Emulator, Exchange
 
 __all__ = ["ConnectionDropped", "EdgeMiddleware"]
 
@@ -66,6 +66,8 @@ class EdgeMiddleware:
             await self.app(scope, receive, send)
             return
         await self.emulator.start()
+        if self.emulator.exchanges is not None and scope["type"] == "http":
+            send = _recording(send, scope, self.emulator.exchanges)
         path: str = scope["path"]
         method: str = scope.get("method", "GET")
         after: list[FaultRule] = []
@@ -192,6 +194,33 @@ def _with_headers(send: Send, headers: list[tuple[bytes, bytes]]) -> Send:
     async def wrapped(message: Message) -> None:
         if message["type"] == "http.response.start":
             message = {**message, "headers": [*message.get("headers", []), *headers]}
+        await send(message)
+
+    return wrapped
+
+
+def _recording(send: Send, scope: Scope, exchanges: list[Exchange]) -> Send:
+    state: dict[str, Any] = {"body": []}
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            state["status"] = message["status"]
+            headers = dict(message.get("headers", []))
+            state["type"] = headers.get(b"content-type", b"").decode("latin-1")
+        elif message["type"] == "http.response.body":
+            state["body"].append(message.get("body", b""))
+            if not message.get("more_body", False):
+                version = dict(scope.get("headers", [])).get(b"x-daytona-sdk-version")
+                exchanges.append(
+                    Exchange(
+                        method=scope.get("method", "GET"),
+                        path=scope["path"],
+                        status=state.get("status", 0),
+                        content_type=state.get("type", ""),
+                        body=b"".join(state["body"]),
+                        sdk_version=version.decode() if version else None,
+                    )
+                )
         await send(message)
 
     return wrapped

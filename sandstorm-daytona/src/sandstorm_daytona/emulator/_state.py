@@ -9,6 +9,7 @@ clock so auto-stop, auto-archive, auto-delete and ttl can be tested quickly.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import shutil
@@ -25,12 +26,13 @@ from sandstorm import AsyncProvider, Capability, NetworkPolicy, Workspace
 
 from ._clock import Clock, SystemClock
 from ._config import EmulatorConfig
+from ._engine import shell
 from ._errors import ApiError, iso
 from ._records import SandboxRecord, SnapshotRecord
-from ._sessions import SessionStore
+from ._sessions import STATE_DIR, SessionStore
 from ._wire import CreateSandbox, CreateSnapshot
 
-__all__ = ["Emulator"]
+__all__ = ["Emulator", "Exchange", "MetricSample"]
 
 log = logging.getLogger("sandstorm_daytona.emulator")
 
@@ -45,17 +47,24 @@ PER_SANDBOX_LIMIT_MESSAGE = (
 )
 _RUNNING = frozenset({"creating", "starting", "started", "restoring", "resuming", "snapshotting"})
 _GONE = frozenset({"destroyed"})
-_TRANSITIONAL = {
-    "starting": "started",
-    "stopping": "stopped",
-    "archiving": "archived",
-    "restoring": "started",
-    "resuming": "started",
-    "pausing": "paused",
-    "destroying": "destroyed",
-    "snapshotting": "started",
-    "creating": "started",
-}
+
+
+@dataclass
+class Exchange:
+    """One request and the response the emulator sent (``record_exchanges=True``)."""
+
+    method: str
+    path: str
+    status: int
+    content_type: str
+    body: bytes
+    sdk_version: str | None = None
+
+    def json(self) -> Any:
+        """The response body parsed as JSON."""
+        import json
+
+        return json.loads(self.body)
 
 
 @dataclass
@@ -109,7 +118,9 @@ class Emulator:
         self._start_lock: asyncio.Lock | None = None
         self._reaper: asyncio.Task[None] | None = None
         self._engine_snapshots: set[str] = set()
+        self._archives: Path | None = None
         self._closed = False
+        self.exchanges: list[Exchange] | None = [] if self.config.record_exchanges else None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -156,8 +167,9 @@ class Emulator:
                 await provider.aclose()
         self.sandboxes.clear()
         self.snapshots.clear()
-        if self._root is not None:
-            shutil.rmtree(self._root, ignore_errors=True)
+        for directory in (self._root, self._archives):
+            if directory is not None:
+                shutil.rmtree(directory, ignore_errors=True)
 
     async def _reap_forever(self) -> None:
         while True:
@@ -379,6 +391,9 @@ class Emulator:
 
     async def _delete_engine_snapshot(self, snapshot_id: str) -> None:
         self._engine_snapshots.discard(snapshot_id)
+        if snapshot_id.startswith("tar:"):
+            self._archive_path(snapshot_id).unlink(missing_ok=True)
+            return
         try:
             await self.provider.delete_snapshot(snapshot_id)
         except sandstorm.SandstormError as exc:
@@ -481,32 +496,79 @@ class Emulator:
 
     async def _provision(self, record: SandboxRecord, snap: SnapshotRecord | None) -> str:
         """Create (or restore) the engine workspace that backs ``record``."""
+        try:
+            if snap is not None and snap.engine_snapshot_id:
+                return await self._restore(snap.engine_snapshot_id, record)
+            return await self._new_workspace(record, snap.template if snap else None)
+        except sandstorm.SandstormError as exc:
+            raise ApiError(500, f"Failed to provision sandbox: {exc}") from exc
+
+    async def _new_workspace(self, record: SandboxRecord, template: str | None) -> str:
         provider = self.provider
         labels = {
             "daytona-sandbox-id": record.id,
             "daytona-organization-id": record.organization_id,
         }
-        try:
-            if snap is not None and snap.engine_snapshot_id:
-                workspace = await provider.restore(snap.engine_snapshot_id, name=record.id)
-            else:
-                kwargs: dict[str, Any] = {"name": record.id, "labels": labels, "env": record.env}
-                if snap is not None and snap.template:
-                    kwargs["template"] = snap.template
-                if (
-                    self.config.enforce_resources
-                    and Capability.RESOURCE_LIMITS in provider.capabilities
-                ):
-                    kwargs.update(
-                        cpu=float(record.cpu), memory=record.memory * 1024, disk=record.disk * 1024
-                    )
-                network = self._network(record)
-                if network is not None:
-                    kwargs["network"] = network
-                workspace = await provider.create_workspace(**kwargs)
-        except sandstorm.SandstormError as exc:
-            raise ApiError(500, f"Failed to provision sandbox: {exc}") from exc
+        kwargs: dict[str, Any] = {"name": record.id, "labels": labels, "env": record.env}
+        if template:
+            kwargs["template"] = template
+        if self.config.enforce_resources and Capability.RESOURCE_LIMITS in provider.capabilities:
+            kwargs.update(
+                cpu=float(record.cpu), memory=record.memory * 1024, disk=record.disk * 1024
+            )
+        network = self._network(record)
+        if network is not None:
+            kwargs["network"] = network
+        workspace = await provider.create_workspace(**kwargs)
         return workspace.id
+
+    # captures: engine snapshots when the engine has them, tar archives otherwise
+
+    async def _capture(self, record: SandboxRecord, name: str) -> tuple[str, int]:
+        """Capture the sandbox's files; returns (reference, size in bytes)."""
+        provider = self.provider
+        if Capability.SNAPSHOTS in provider.capabilities:
+            snap = await provider.snapshot(record.workspace_id or "", name=name)
+            self._engine_snapshots.add(snap.id)
+            return snap.id, snap.size
+        result = await shell(
+            self, record, f"tar --exclude=./{STATE_DIR} -cf - . | base64 -w0", plain=True
+        )
+        if result.exit_code != 0 or result.stdout_truncated:
+            raise sandstorm.WorkspaceError(
+                "cannot capture the workspace through the shell "
+                f"(exit {result.exit_code}, truncated={result.stdout_truncated}): "
+                f"{result.stderr.strip()[:200]}"
+            )
+        data = base64.b64decode(result.stdout)
+        ref = f"tar:{uuid.uuid4().hex}"
+        self._archive_path(ref).write_bytes(data)
+        self._engine_snapshots.add(ref)
+        return ref, len(data)
+
+    async def _restore(self, ref: str, record: SandboxRecord) -> str:
+        """A new workspace holding the files captured in ``ref``."""
+        if not ref.startswith("tar:"):
+            workspace = await self.provider.restore(ref, name=record.id)
+            return workspace.id
+        workspace_id = await self._new_workspace(record, None)
+        previous, record.workspace_id = record.workspace_id, workspace_id
+        try:
+            data = self._archive_path(ref).read_bytes()
+            result = await shell(self, record, "tar -xf -", stdin=data, plain=True)
+            if result.exit_code != 0:
+                raise sandstorm.WorkspaceError(f"restore failed: {result.stderr.strip()[:200]}")
+        except BaseException:
+            await self.provider.delete_workspace(workspace_id)
+            raise
+        finally:
+            record.workspace_id = previous
+        return workspace_id
+
+    def _archive_path(self, ref: str) -> Path:
+        if self._archives is None:
+            self._archives = Path(tempfile.mkdtemp(prefix="sandstorm-daytona-archives-"))
+        return self._archives / (ref.removeprefix("tar:") + ".tar")
 
     def _network(self, record: SandboxRecord) -> NetworkPolicy | None:
         if Capability.NETWORK_POLICY not in self.provider.capabilities:
@@ -547,12 +609,9 @@ class Emulator:
             if previous == "archived":
                 assert record.archive_snapshot_id is not None
                 try:
-                    workspace = await self.provider.restore(
-                        record.archive_snapshot_id, name=record.id
-                    )
+                    record.workspace_id = await self._restore(record.archive_snapshot_id, record)
                 except sandstorm.SandstormError as exc:
                     raise ApiError(500, f"Failed to restore sandbox: {exc}") from exc
-                record.workspace_id = workspace.id
                 await self._delete_engine_snapshot(record.archive_snapshot_id)
                 record.archive_snapshot_id = None
             record.desired_state = "started"
@@ -593,13 +652,10 @@ class Emulator:
         async with self.rt(record).lock:
             if record.workspace_id is not None:
                 try:
-                    snap = await self.provider.snapshot(
-                        record.workspace_id, name=f"archive-{record.id}"
-                    )
+                    ref, _ = await self._capture(record, f"archive-{record.id}")
                 except sandstorm.SandstormError as exc:
                     raise ApiError(500, f"Failed to archive sandbox: {exc}") from exc
-                self._engine_snapshots.add(snap.id)
-                record.archive_snapshot_id = snap.id
+                record.archive_snapshot_id = ref
                 workspace_id, record.workspace_id = record.workspace_id, None
                 await self.provider.delete_workspace(workspace_id)
             self.runtime.pop(record.id, None)
@@ -619,13 +675,13 @@ class Emulator:
             raise ApiError(409, f"Snapshot with name {name} already exists")
         if record.state not in ("started", "stopped"):
             raise ApiError(400, "Sandbox must be started or stopped to create a snapshot")
+        if record.workspace_id is None:
+            raise ApiError(400, f"Sandbox {record.id} has no filesystem to snapshot")
         async with self.rt(record).lock:
-            workspace = await self.workspace(record)
             try:
-                engine_snap = await self.provider.snapshot(workspace, name=name)
+                ref, size = await self._capture(record, name)
             except sandstorm.SandstormError as exc:
                 raise ApiError(500, f"Failed to snapshot sandbox: {exc}") from exc
-        self._engine_snapshots.add(engine_snap.id)
         now = self.clock.now()
         snap = SnapshotRecord(
             id=str(uuid.uuid4()),
@@ -633,14 +689,14 @@ class Emulator:
             name=name,
             created_at=now,
             image_name=None,
-            size=round(engine_snap.size / (1 << 30), 6),
+            size=round(size / (1 << 30), 6),
             cpu=record.cpu,
             gpu=record.gpu,
             mem=record.memory,
             disk=record.disk,
             source_sandbox_id=record.id,
             region_ids=[record.target],
-            engine_snapshot_id=engine_snap.id,
+            engine_snapshot_id=ref,
         )
         self.snapshots[snap.id] = snap
         previous = record.state
@@ -656,18 +712,17 @@ class Emulator:
         if name and any(r.name == name for r in self.visible(org)):
             raise ApiError(409, f"Sandbox with name {name} already exists")
         self._check_quotas(org, record.cpu, record.memory, record.disk)
-        async with self.rt(record).lock:
-            workspace = await self.workspace(record)
-            try:
-                engine_snap = await self.provider.snapshot(workspace, name=f"fork-{record.id}")
-                try:
-                    forked_ws = await self.provider.restore(engine_snap.id)
-                finally:
-                    await self.provider.delete_snapshot(engine_snap.id)
-            except sandstorm.SandstormError as exc:
-                raise ApiError(500, f"Failed to fork sandbox: {exc}") from exc
         now = self.clock.now()
         fork_id = str(uuid.uuid4())
+        async with self.rt(record).lock:
+            try:
+                ref, _ = await self._capture(record, f"fork-{record.id}")
+                try:
+                    forked_workspace = await self._restore(ref, record)
+                finally:
+                    await self._delete_engine_snapshot(ref)
+            except sandstorm.SandstormError as exc:
+                raise ApiError(500, f"Failed to fork sandbox: {exc}") from exc
         fork = SandboxRecord(
             id=fork_id,
             organization_id=org,
@@ -691,7 +746,7 @@ class Emulator:
             auto_delete_interval=record.auto_delete_interval,
             updated_at=now,
             last_activity_at=now,
-            workspace_id=forked_ws.id,
+            workspace_id=forked_workspace,
             parent_id=record.id,
         )
         self.sandboxes[fork.id] = fork

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import mimetypes
-import time
+import posixpath
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -29,7 +29,7 @@ from sandstorm import Capability
 from ._engine import probe_dirs, shell
 from ._errors import ApiError, DaemonError, iso
 from ._records import SandboxRecord
-from ._sessions import Command
+from ._sessions import STATE_DIR, Command
 from ._shell import q, script_in
 from ._state import Emulator
 from ._wire import (
@@ -183,15 +183,12 @@ async def code_run(request: Request, record: SandboxRecord) -> Response:
         )
     else:
         raise DaemonError(400, f"unsupported language: {language}", "BAD_REQUEST")
-    if language == "python" and not body.argv and "python" in emulator.provider.languages:
-        result = await _run_python(emulator, record, body)
-    else:
-        script = script_in(command, env=body.envs, merge_stderr=True)
-        timeout = float(body.timeout) if body.timeout else None
-        try:
-            result = await shell(emulator, record, script, timeout=timeout)
-        except sandstorm.ExecutionTimeout:
-            raise DaemonError(408, "command execution timeout", "REQUEST_TIMEOUT") from None
+    script = script_in(command, env=body.envs, merge_stderr=True)
+    timeout = float(body.timeout) if body.timeout else None
+    try:
+        result = await shell(emulator, record, script, timeout=timeout)
+    except sandstorm.ExecutionTimeout:
+        raise DaemonError(408, "command execution timeout", "REQUEST_TIMEOUT") from None
     return JSONResponse(
         {
             "exitCode": result.exit_code,
@@ -199,37 +196,6 @@ async def code_run(request: Request, record: SandboxRecord) -> Response:
             "artifacts": {"charts": []},
         }
     )
-
-
-async def _run_python(emulator: Emulator, record: SandboxRecord, body: CodeRunRequest) -> Any:
-    """Python through the engine's own runner; output combined in arrival order."""
-    workspace = await emulator.workspace(record)
-    provider = emulator.provider
-    pieces: list[str] = []
-    streaming = Capability.STREAMING in provider.capabilities
-    env = {**record.env, **(body.envs or {})}
-    try:
-        result = await provider.run_in_workspace(
-            workspace,
-            body.code,
-            language="python",
-            timeout=float(body.timeout) if body.timeout else emulator.config.command_timeout,
-            env=env or None,
-            on_stdout=pieces.append if streaming else None,
-            on_stderr=pieces.append if streaming else None,
-        )
-    except sandstorm.ExecutionTimeout:
-        raise DaemonError(408, "command execution timeout", "REQUEST_TIMEOUT") from None
-    combined = "".join(pieces)
-    if len(combined) != len(result.stdout) + len(result.stderr):
-        combined = result.stdout + result.stderr
-
-    class _Combined:
-        exit_code = result.exit_code
-        stdout = combined
-        stderr = ""
-
-    return _Combined()
 
 
 async def session_create(request: Request, record: SandboxRecord) -> Response:
@@ -375,7 +341,7 @@ async def write_bytes(emulator: Emulator, record: SandboxRecord, path: str, data
     """Write ``data`` at ``path`` (work-dir relative or absolute), creating parents."""
     work, _ = await probe_dirs(emulator, record)
     relative = _relative(path, work)
-    if relative is not None:
+    if relative is not None and Capability.FILES in emulator.provider.capabilities:
         try:
             await emulator.provider.write_file(record.workspace_id or "", relative, data)
         except (OSError, sandstorm.SandstormError) as exc:
@@ -389,7 +355,7 @@ async def read_bytes(emulator: Emulator, record: SandboxRecord, path: str) -> by
     """The bytes at ``path``."""
     work, _ = await probe_dirs(emulator, record)
     relative = _relative(path, work)
-    if relative is not None:
+    if relative is not None and Capability.FILES in emulator.provider.capabilities:
         try:
             return await emulator.provider.read_file(record.workspace_id or "", relative)
         except (OSError, sandstorm.SandstormError) as exc:
@@ -501,16 +467,19 @@ async def upload_v2(request: Request, record: SandboxRecord) -> Response:
     return JSONResponse({"name": name, "path": path, "type": "file"})
 
 
-_FIND_FORMAT = r"%y\0%s\0%m\0%M\0%T@\0%u\0%g\0%f\0%p\0"
+_FIND_FORMAT = r"%y\0%s\0%m\0%M\0%T@\0%u\0%g\0%f\0%P\0"
 _FIELDS = 9
 
 
-def _infos(output: str) -> list[dict[str, Any]]:
+def _infos(output: str, base: str) -> list[dict[str, Any]]:
     fields = output.split("\0")
     infos = []
     for start in range(0, len(fields) - _FIELDS + 1, _FIELDS):
         kind, size, perm, mode, mtime, owner, group, name, path = fields[start : start + _FIELDS]
         moment = datetime.fromtimestamp(float(mtime), UTC)
+        if path.split("/", 1)[0] == STATE_DIR and base in (".", ""):
+            continue
+        path = posixpath.normpath(posixpath.join(base, path)) if path else base
         infos.append(
             {
                 "name": name,
@@ -547,7 +516,7 @@ async def list_files(request: Request, record: SandboxRecord) -> Response:
         raise DaemonError(400, f"{path} is not a directory", "INVALID_FILE_PATH")
     if result.exit_code != 0:
         raise DaemonError(403, result.stderr.strip(), "FILE_ACCESS_DENIED")
-    infos = sorted(_infos(result.stdout), key=lambda i: i["path"])
+    infos = sorted(_infos(result.stdout, path), key=lambda i: i["path"])
     return JSONResponse(infos)
 
 
@@ -558,7 +527,7 @@ async def file_info(request: Request, record: SandboxRecord) -> Response:
     result = await run_checked(
         emulator_of(request), record, script, not_found=f"file not found: {path}"
     )
-    infos = _infos(result.stdout)
+    infos = _infos(result.stdout, path)
     if not infos:
         raise DaemonError(404, f"file not found: {path}", "FILE_NOT_FOUND")
     return JSONResponse(infos[0])
@@ -716,9 +685,12 @@ async def git_clone(request: Request, record: SandboxRecord) -> Response:
             "INVALID_FILE_PATH",
         )
     try:
-        await emulator.provider.git_clone(
-            record.workspace_id or "", url, branch=body.branch, path=relative
-        )
+        if Capability.GIT in emulator.provider.capabilities and not body.depth:
+            await emulator.provider.git_clone(
+                record.workspace_id or "", url, branch=body.branch, path=relative
+            )
+        else:
+            await _clone_in_sandbox(emulator, record, body, url)
     except sandstorm.SandstormError as exc:
         message = str(exc).replace(url, body.url) if url != body.url else str(exc)
         lowered = message.lower()
@@ -730,6 +702,23 @@ async def git_clone(request: Request, record: SandboxRecord) -> Response:
     if body.commit_id:
         await git(emulator, record, body.path, f"checkout -q {q(body.commit_id)}")
     return Response(status_code=200)
+
+
+async def _clone_in_sandbox(
+    emulator: Emulator, record: SandboxRecord, body: GitClone, url: str
+) -> None:
+    """``git clone`` run by the sandbox itself (engines without a clone primitive)."""
+    args = ["clone", "-q"]
+    if body.branch:
+        args += ["--branch", body.branch]
+    if body.depth:
+        args += ["--depth", str(body.depth)]
+    if body.insecure_skip_tls:
+        args = ["-c", "http.sslVerify=false", *args]
+    script = "git " + " ".join(q(a) for a in args) + f" -- {q(url)} {q(body.path)}"
+    result = await shell(emulator, record, script, plain=True)
+    if result.exit_code != 0:
+        raise sandstorm.WorkspaceError((result.stderr or result.stdout).strip())
 
 
 _STATUS = {
@@ -1021,5 +1010,4 @@ def toolbox_routes() -> list[BaseRoute]:
         Route(c + "/input", endpoint(command_input), methods=["POST"]),
         Route(p + "/port/{port:int}/in-use", endpoint(port_in_use), methods=["GET"]),
     ]
-    _ = time  # keep the import for future timing fields
     return routes
