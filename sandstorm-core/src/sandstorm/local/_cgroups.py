@@ -18,6 +18,7 @@ import contextlib
 import errno
 import os
 import secrets
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,6 +159,11 @@ class Cgroups:
         self._v1: dict[str, Path] = {}
         self._runs = 0
         self._workspaces: set[str] = set()
+        self._leaf: dict[str, str] = {}
+        self._cpu_base: dict[str, tuple[int, int]] = {}
+        self._free_slots: list[str] = []
+        self._slots = 0
+        self._lock = threading.Lock()
         if enabled:
             self._setup(_mounts())
         else:
@@ -229,22 +235,72 @@ class Cgroups:
     # ------------------------------------------------------------------ workspaces
 
     def _dirs(self, workspace_id: str) -> dict[str, Path]:
-        leaf = f"ws-{workspace_id}"
+        leaf = self._leaf.get(workspace_id) or f"ws-{workspace_id}"
         dirs = {name: base / leaf for name, base in self._v1.items()}
         if self._v2 is not None:
             dirs["v2"] = self._v2 / leaf
         return dirs
 
     def ensure_workspace(
-        self, workspace_id: str, *, memory_mib: int | None, cpu: float | None, pids: int
+        self,
+        workspace_id: str,
+        *,
+        memory_mib: int | None,
+        cpu: float | None,
+        pids: int,
+        reusable: bool = False,
     ) -> None:
-        """Create the workspace's cgroups (idempotent) and write its limits."""
-        if workspace_id in self._workspaces:
-            return
+        """Create the workspace's cgroups (idempotent) and write its limits.
+
+        ``reusable`` workspaces (one-shot runs) take a recycled, reset cgroup set when
+        one is free: removing cgroups costs milliseconds of kernel work per run.
+        """
+        with self._lock:
+            if workspace_id in self._workspaces:
+                return
+            if reusable:
+                if self._free_slots:
+                    self._leaf[workspace_id] = self._free_slots.pop()
+                else:
+                    self._slots += 1
+                    self._leaf[workspace_id] = f"slot-{self._slots}"
+            self._workspaces.add(workspace_id)
+        try:
+            self._configure(workspace_id, memory_mib, cpu, pids)
+        except BaseException:
+            with self._lock:
+                self._workspaces.discard(workspace_id)
+                self._leaf.pop(workspace_id, None)
+            raise
+
+    def _configure(
+        self, workspace_id: str, memory_mib: int | None, cpu: float | None, pids: int
+    ) -> None:
         dirs = self._dirs(workspace_id)
         for path in dirs.values():
             path.mkdir(exist_ok=True)
         v2 = dirs.get("v2")
+        if v2 is not None and workspace_id in self._leaf:
+            stat = _read_keyed(v2 / "cpu.stat")
+            self._cpu_base[workspace_id] = (stat.get("user_usec", 0), stat.get("system_usec", 0))
+        if "memory" in dirs and "memory" not in self._v2_limits:
+            with contextlib.suppress(OSError):
+                (dirs["memory"] / "memory.max_usage_in_bytes").write_text("0")
+        if "cpuacct" in dirs:
+            with contextlib.suppress(OSError):
+                (dirs["cpuacct"] / "cpuacct.usage").write_text("0")
+        if memory_mib is None and workspace_id in self._leaf:
+            if "memory" in self._v2_limits and v2 is not None:
+                (v2 / "memory.max").write_text("max")
+            elif "memory" in dirs:
+                with contextlib.suppress(OSError):
+                    (dirs["memory"] / "memory.memsw.limit_in_bytes").write_text("-1")
+                (dirs["memory"] / "memory.limit_in_bytes").write_text("-1")
+        if cpu is None and workspace_id in self._leaf:
+            if "cpu" in self._v2_limits and v2 is not None:
+                (v2 / "cpu.max").write_text("max")
+            elif "cpu" in dirs:
+                (dirs["cpu"] / "cpu.cfs_quota_us").write_text("-1")
         if memory_mib is not None:
             limit = str(memory_mib << 20)
             if "memory" in self._v2_limits and v2 is not None:
@@ -267,7 +323,6 @@ class Cgroups:
             elif "cpu" in dirs:
                 (dirs["cpu"] / "cpu.cfs_period_us").write_text(str(period))
                 (dirs["cpu"] / "cpu.cfs_quota_us").write_text(str(quota))
-        self._workspaces.add(workspace_id)
 
     def new_run(self, workspace_id: str) -> CgroupRun:
         """A run's cgroup membership: the workspace's v1 dirs plus a fresh v2 run dir."""
@@ -301,8 +356,9 @@ class Cgroups:
         user = system = None
         if v2 is not None and (v2 / "cpu.stat").exists():
             stat = _read_keyed(v2 / "cpu.stat")
-            user = stat.get("user_usec", 0) / 1e6
-            system = stat.get("system_usec", 0) / 1e6
+            base_user, base_system = self._cpu_base.get(workspace_id, (0, 0))
+            user = (stat.get("user_usec", 0) - base_user) / 1e6
+            system = (stat.get("system_usec", 0) - base_system) / 1e6
         elif "cpuacct" in dirs:
             u = _read_int(dirs["cpuacct"] / "cpuacct.usage_user")
             s = _read_int(dirs["cpuacct"] / "cpuacct.usage_sys")
@@ -379,12 +435,23 @@ class Cgroups:
                 (v2 / "cgroup.kill").write_text("1")
 
     def remove_workspace(self, workspace_id: str, wait: float = 2.0) -> bool:
-        """Kill and remove the workspace's cgroups; True when all are gone."""
+        """Kill and remove the workspace's cgroups; True when all are gone.
+
+        A recycled (one-shot) cgroup set goes back to the free list once it is empty.
+        """
         if workspace_id not in self._workspaces and not any(
             p.exists() for p in self._dirs(workspace_id).values()
         ):
             return True
         self.kill_workspace(workspace_id)
+        leaf = self._leaf.get(workspace_id)
+        if leaf is not None and self._recycle(workspace_id, wait):
+            with self._lock:
+                self._workspaces.discard(workspace_id)
+                self._leaf.pop(workspace_id, None)
+                self._cpu_base.pop(workspace_id, None)
+                self._free_slots.append(leaf)
+            return True
         deadline = time.monotonic() + wait
         while True:
             ok = all(_rmdir_tree(path) for path in self._dirs(workspace_id).values())
@@ -392,14 +459,42 @@ class Cgroups:
                 break
             time.sleep(0.005)
         if ok:
-            self._workspaces.discard(workspace_id)
+            with self._lock:
+                self._workspaces.discard(workspace_id)
+                self._leaf.pop(workspace_id, None)
+                self._cpu_base.pop(workspace_id, None)
         return ok
+
+    def _recycle(self, workspace_id: str, wait: float) -> bool:
+        """True when every cgroup of the set is empty (run dirs removed) and can be reused."""
+        deadline = time.monotonic() + wait
+        for path in self._dirs(workspace_id).values():
+            while True:
+                busy = False
+                for child in [p for p in path.iterdir() if p.is_dir()]:
+                    try:
+                        child.rmdir()
+                    except FileNotFoundError:
+                        pass
+                    except OSError:
+                        busy = True
+                try:
+                    busy = busy or bool((path / "cgroup.procs").read_text().strip())
+                except OSError:
+                    return False
+                if not busy:
+                    break
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.005)
+        return True
 
     def close(self) -> bool:
         """Remove every cgroup this object created; True when all are gone."""
         ok = True
         for workspace_id in list(self._workspaces):
             ok = self.remove_workspace(workspace_id) and ok
+        self._free_slots.clear()
         bases = [*self._v1.values()]
         if self._v2 is not None:
             bases.append(self._v2)

@@ -133,6 +133,8 @@ class LocalProvider(AsyncProvider):
         self._engine: _Engine | None = None
         self._engine_lock = threading.Lock()
         self._finalizer: weakref.finalize[Any, Any] | None = None
+        self._cleanups: set[asyncio.Task[None]] = set()
+        self._mask_cache: dict[str, tuple[list[tuple[str, str]], list[str]]] = {}
 
     # ------------------------------------------------------------------ engine
 
@@ -203,6 +205,7 @@ class LocalProvider(AsyncProvider):
                 node=_real(node) if node else None,
                 shell=_real(shell),
             )
+            self._store.purge_trash()
             self._engine = engine
             self._finalizer = weakref.finalize(self, engine.close)
             return engine
@@ -218,6 +221,8 @@ class LocalProvider(AsyncProvider):
         return True
 
     async def _aclose(self) -> None:
+        while self._cleanups:
+            await asyncio.gather(*self._cleanups, return_exceptions=True)
         with self._engine_lock:
             engine, self._engine = self._engine, None
         if engine is not None:
@@ -249,19 +254,47 @@ class LocalProvider(AsyncProvider):
             network=spec.network,
             labels=dict(spec.labels),
         )
-        return await asyncio.to_thread(self._store.create, workspace, spec.env)
+        engine = await self._engine_ready()
+        self._store.create(workspace, spec.env)
+        if engine.cgroups.active:
+            try:
+                self._ensure_cgroups(engine, workspace)
+            except OSError:
+                self._store.delete(workspace.id)
+                raise
+        return workspace
+
+    def _ensure_cgroups(self, engine: _Engine, workspace: Workspace) -> None:
+        engine.cgroups.ensure_workspace(
+            workspace.id,
+            memory_mib=workspace.resources.memory,
+            cpu=workspace.resources.cpu,
+            pids=self.config.pids_limit,
+            reusable=not workspace.persistent,
+        )
 
     async def _get_workspace(self, workspace_id: str) -> Workspace:
-        return await asyncio.to_thread(self._store.get, workspace_id)
+        return self._store.get(workspace_id)
 
     async def _list_workspaces(self) -> list[Workspace]:
         return await asyncio.to_thread(self._store.list)
 
     async def _delete_workspace(self, workspace_id: str) -> None:
+        # the workspace vanishes at once (renamed into trash/, its processes killed);
+        # its files and cgroups are removed in the background, and aclose() waits for that
+        trash = self._store.discard(workspace_id)
         engine = self._engine
         if engine is not None:
-            await asyncio.to_thread(engine.cgroups.remove_workspace, workspace_id)
-        await asyncio.to_thread(self._store.delete, workspace_id)
+            engine.cgroups.kill_workspace(workspace_id)
+
+        async def cleanup() -> None:
+            if engine is not None:
+                await asyncio.to_thread(engine.cgroups.remove_workspace, workspace_id)
+            await asyncio.to_thread(self._store.purge, trash)
+
+        task = asyncio.ensure_future(cleanup())
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)
 
     # ------------------------------------------------------------------ running code
 
@@ -283,6 +316,16 @@ class LocalProvider(AsyncProvider):
         return env
 
     def _masks_and_keeps(
+        self, engine: _Engine, files: str
+    ) -> tuple[list[tuple[str, str]], list[str]]:
+        cached = self._mask_cache.get(files)
+        if cached is None:
+            cached = self._mask_cache[files] = self._compute_masks(engine, files)
+            if len(self._mask_cache) > 256:
+                self._mask_cache.pop(next(iter(self._mask_cache)))
+        return cached
+
+    def _compute_masks(
         self, engine: _Engine, files: str
     ) -> tuple[list[tuple[str, str]], list[str]]:
         keeps = [engine.python_prefix, *engine.python_path, files]
@@ -401,22 +444,16 @@ class LocalProvider(AsyncProvider):
         if not files.is_dir():
             raise WorkspaceNotFound(workspace.id, self.name)
         if engine.report.is_active("uid_drop"):
-            await asyncio.to_thread(
-                chown_tree, files, self.config.sandbox_uid, self.config.sandbox_gid
-            )
+            owner = (self.config.sandbox_uid, self.config.sandbox_gid)
+            st = files.stat()
+            if (st.st_uid, st.st_gid) != owner:
+                await asyncio.to_thread(chown_tree, files, *owner)
         payload = self._request_for(engine, workspace, request)
         cgroups = engine.cgroups
         run = None
         oom_before = 0
         if cgroups.active:
-            resources = workspace.resources
-            await asyncio.to_thread(
-                cgroups.ensure_workspace,
-                workspace.id,
-                memory_mib=resources.memory,
-                cpu=resources.cpu,
-                pids=self.config.pids_limit,
-            )
+            self._ensure_cgroups(engine, workspace)
             run = cgroups.new_run(workspace.id)
             payload["cgroups"] = run.procs
             payload["kill_cgroup"] = run.kill_procs

@@ -211,8 +211,15 @@ async def execute(
     else:
         in_r = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
     started = time.perf_counter()
+    payload = json.dumps(dict(request)).encode()
+    message = memoryview(struct.pack("!Q", len(payload)) + payload)
+    host_sock.setblocking(False)
     try:
-        await asyncio.to_thread(server.submit, [server_sock.fileno(), in_r, out_w, err_w])
+        # usually the whole request fits in the socket buffer: the sandbox finds it
+        # waiting instead of waiting for the loop to send it
+        with contextlib.suppress(BlockingIOError):
+            message = message[host_sock.send(message) :]
+        server.submit([server_sock.fileno(), in_r, out_w, err_w])
     except BaseException:
         for fd in (out_r, err_r, *((in_w,) if in_w is not None else ())):
             os.close(fd)
@@ -317,12 +324,11 @@ async def execute(
 
     for fd in streams:
         os.set_blocking(fd, False)
-    host_sock.setblocking(False)
     stdin_task: asyncio.Task[None] | None = None
     deadline = None
     try:
-        payload = json.dumps(dict(request)).encode()
-        await loop.sock_sendall(host_sock, struct.pack("!Q", len(payload)) + payload)
+        if message:
+            await loop.sock_sendall(host_sock, message)
         for fd in streams:
             loop.add_reader(fd, on_output, fd)
         loop.add_reader(host_sock.fileno(), on_status)

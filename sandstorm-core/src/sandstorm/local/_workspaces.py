@@ -144,10 +144,36 @@ class WorkspaceStore:
 
     def delete(self, workspace_id: str) -> None:
         """Remove the workspace's directory tree; :class:`WorkspaceNotFound` if absent."""
+        self.purge(self.discard(workspace_id))
+
+    def discard(self, workspace_id: str) -> Path:
+        """Make the workspace disappear at once (a rename into ``trash/``); returns the trash path.
+
+        :meth:`purge` removes the files afterwards, possibly in the background.
+        """
         path = self.path(workspace_id)
         if not (path / "meta.json").exists():
             raise WorkspaceNotFound(workspace_id, self._provider)
-        shutil.rmtree(path)
+        trash = self.root / "trash"
+        trash.mkdir(exist_ok=True, mode=0o700)
+        target = trash / f"{workspace_id}.{secrets.token_hex(4)}"
+        try:
+            path.rename(target)
+        except FileNotFoundError:
+            raise WorkspaceNotFound(workspace_id, self._provider) from None
+        return target
+
+    @staticmethod
+    def purge(path: Path) -> None:
+        """Remove a discarded workspace's files for good."""
+        shutil.rmtree(path, ignore_errors=True)
+
+    def purge_trash(self) -> None:
+        """Remove whatever earlier processes left in ``trash/``."""
+        trash = self.root / "trash"
+        if trash.is_dir():
+            for entry in trash.iterdir():
+                self.purge(entry)
 
     @staticmethod
     def new_id() -> str:
