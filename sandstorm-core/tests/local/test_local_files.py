@@ -17,6 +17,7 @@ from sandstorm.local._files import (
     list_files,
     make_dirs,
     normalize_path,
+    open_dir,
     read_file,
     resolve_path,
     write_file,
@@ -335,3 +336,28 @@ def test_tree_writer_refuses_bad_entries(layout: tuple[Path, Path]) -> None:
             w.symlink("link/x", "y")
     assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"]
     assert os.readlink(root / "link") == str(outside)
+
+
+def test_open_dir(layout: tuple[Path, Path]) -> None:
+    root, outside = layout
+    os.symlink(str(outside), root / "out")
+    fd = open_dir(root, "new/dir", create=True, owner=owner())
+    try:
+        assert os.path.samestat(os.fstat(fd), (root / "new" / "dir").stat())
+    finally:
+        os.close(fd)
+    root_fd = open_dir(root, ".")
+    try:
+        assert os.path.samestat(os.fstat(root_fd), root.stat())
+    finally:
+        os.close(root_fd)
+    with pytest.raises(FileNotFoundError):
+        open_dir(root, "missing")
+    with pytest.raises(sandstorm.WorkspaceError, match="outside the workspace"):
+        open_dir(root, "out")
+    with pytest.raises(sandstorm.WorkspaceError, match="outside the workspace"):
+        open_dir(root, "out/sub", create=True, owner=owner())
+    write_file(root, "file", b"", owner())
+    with pytest.raises(NotADirectoryError):
+        open_dir(root, "file")
+    assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"]

@@ -150,6 +150,8 @@ def test_unknown_branch_is_a_clear_error_and_leaves_nothing(bare: Path, workspac
 def test_bad_arguments(bare: Path, workspace: Path) -> None:
     (workspace / "taken").mkdir()
     (workspace / "taken" / "x").write_text("x")
+    if IS_ROOT:
+        os.chown(workspace / "taken", *SANDBOX)
     with pytest.raises(sandstorm.WorkspaceError, match="not empty"):
         clone(str(bare), workspace / "taken", owner=OWNER)
     with pytest.raises(sandstorm.WorkspaceError, match="must not start with '-'"):
@@ -397,3 +399,53 @@ def test_clone_timeout_kills_git(workspace: Path) -> None:
         ["pgrep", "-f", f"127.0.0.1:{port}"], capture_output=True, text=True, check=False
     ).stdout.split()
     assert leftovers == []
+
+
+# ------------------------------------------------------------------ workspace_root
+
+
+def test_workspace_root_resolves_inside_and_refuses_escapes(
+    bare: Path, workspace: Path, shared: Path
+) -> None:
+    outside = shared / "outside"
+    outside.mkdir(mode=0o777)
+    os.chmod(outside, 0o777)
+    (workspace / "real").mkdir()
+    os.symlink("real", workspace / "alias")
+    os.symlink(str(outside), workspace / "escape")
+    if IS_ROOT:
+        subprocess.run(["chown", "-hR", "65534:65534", str(workspace)], check=True)
+
+    clone(str(bare), workspace / "alias" / "repo", owner=OWNER, workspace_root=workspace)
+    assert (workspace / "real" / "repo" / "a.txt").exists()
+    st = status(workspace / "alias" / "repo", OWNER, workspace_root=workspace)
+    assert st.branch == "main"
+
+    for target in (workspace / "escape" / "repo", outside):
+        with pytest.raises(sandstorm.WorkspaceError, match="outside the workspace"):
+            clone(str(bare), target, owner=OWNER, workspace_root=workspace)
+    assert list(outside.iterdir()) == []
+    with pytest.raises(sandstorm.WorkspaceError, match="outside the workspace"):
+        status(workspace / "escape", OWNER, workspace_root=workspace)
+
+
+@needs_root
+def test_refuses_directories_the_sandbox_does_not_own(bare: Path, workspace: Path) -> None:
+    host_dir = workspace / "host-owned"
+    host_dir.mkdir()  # owned by root
+    with pytest.raises(sandstorm.WorkspaceError, match="not owned by the sandbox"):
+        clone(str(bare), host_dir, owner=SANDBOX)
+    assert host_dir.is_dir()
+
+    keep = workspace / "keep"
+    keep.mkdir()
+    os.chown(keep, *SANDBOX)
+    (keep / "precious.txt").write_text("keep me")
+    with pytest.raises(sandstorm.WorkspaceError, match="not empty"):
+        clone(str(bare), keep, owner=SANDBOX)
+    assert (keep / "precious.txt").read_text() == "keep me"
+
+    clone(str(bare), workspace / "repo", owner=SANDBOX)
+    subprocess.run(["chown", "-R", "0:0", str(workspace / "repo")], check=True)
+    with pytest.raises(sandstorm.WorkspaceError, match="not owned by the sandbox"):
+        status(workspace / "repo", SANDBOX)

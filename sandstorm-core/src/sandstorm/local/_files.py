@@ -43,6 +43,7 @@ __all__ = [
     "list_files",
     "make_dirs",
     "normalize_path",
+    "open_dir",
     "read_file",
     "resolve_path",
     "walk_tree",
@@ -227,6 +228,30 @@ def make_dirs(root: Path, path: str, owner: Owner | None) -> Path:
                         errno.ENOTDIR, "exists and is not a directory", path
                     ) from None
         return root.joinpath(*res.parts)
+
+
+def open_dir(root: Path, path: str, *, create: bool = False, owner: Owner | None = None) -> int:
+    """An ``O_DIRECTORY`` descriptor of ``path`` inside ``root`` (the caller closes it).
+
+    Resolved like every path here (symlinks only within the root); with ``create`` the
+    directory and its parents are made first, owned by ``owner``. Hand the descriptor to
+    work that must act on exactly this directory even if the sandbox renames things.
+    """
+    with _resolve(root, path, follow_final=True, create_parents=create, owner=owner) as res:
+        if res.name is None:
+            return os.dup(res.dir_fd)
+        if create:
+            with suppress(FileExistsError):
+                os.mkdir(res.name, _NEW_DIR_MODE, dir_fd=res.dir_fd)
+                _chown(res.name, res.dir_fd, owner)
+        try:
+            return os.open(res.name, _DIR_FLAGS, dir_fd=res.dir_fd)
+        except FileNotFoundError:
+            raise FileNotFoundError(errno.ENOENT, "no such file or directory", path) from None
+        except OSError as exc:
+            if exc.errno in (errno.ENOTDIR, errno.ELOOP):
+                raise NotADirectoryError(errno.ENOTDIR, "not a directory", path) from None
+            raise
 
 
 def write_file(

@@ -25,6 +25,7 @@ These functions block; call them from a worker thread in async code.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -41,6 +42,7 @@ from urllib.parse import SplitResult, unquote, urlsplit
 
 from .._errors import WorkspaceError
 from .._models import GitFileStatus, GitStatus
+from . import _files
 from ._files import Owner
 
 __all__ = ["DEFAULT_PROTOCOLS", "clone", "scrub_credentials", "status"]
@@ -55,6 +57,7 @@ _CTRL = re.compile(r"[\x00-\x1f\x7f]")
 _SAFE_TOKEN = re.compile(r"[A-Za-z0-9._-]+\Z")
 _MAX_MESSAGE = 2000
 _MAX_CONFIG = 1 << 20
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 _CRED_HELPER = """#!/bin/sh
 test "$1" = get || exit 0
@@ -292,6 +295,7 @@ def clone(
     *,
     depth: int | None = None,
     protocols: Collection[str] = DEFAULT_PROTOCOLS,
+    workspace_root: Path | None = None,
 ) -> None:
     """Clone ``url`` (at ``branch``, else the remote's default) into ``dest_dir``.
 
@@ -300,6 +304,11 @@ def clone(
     failure (including ``timeout`` seconds passing) ``dest_dir`` is left as it was
     found and :class:`~sandstorm.WorkspaceError` says why, credentials scrubbed.
     ``protocols`` limits the transports (``ext`` is never allowed).
+
+    Pass ``workspace_root`` whenever ``dest_dir`` lies in a workspace: the destination
+    is then resolved like the file operations resolve paths (symlinks only within the
+    root), so code in the sandbox cannot redirect the clone, or its cleanup, elsewhere.
+    As root, an existing ``dest_dir`` must already belong to ``owner``.
     """
     _check_clone_args(url, branch, depth)
     clean_url, user, password, clean_parts = _split_credentials(url)
@@ -309,22 +318,16 @@ def clone(
         _check_owner(owner)  # refuse early rather than run as root
 
     dest = Path(dest_dir)
+    dest_fd, created = _open_dest(dest, workspace_root, owner)
     try:
-        st = os.stat(dest, follow_symlinks=False)
-    except FileNotFoundError:
-        st = None
-    if st is not None:
-        if not stat.S_ISDIR(st.st_mode):
-            raise WorkspaceError(f"clone destination {str(dest)!r} is not a directory")
-        if os.listdir(dest):
+        # checked before anything may be cleaned up: a failed clone only ever removes
+        # what git wrote into a directory that was empty and the sandbox's own
+        _check_owned(dest_fd, owner, f"clone destination {str(dest)!r}")
+        if os.listdir(dest_fd):
             raise WorkspaceError(f"clone destination {str(dest)!r} is not empty")
-        created = False
-    else:
-        dest.mkdir(mode=0o755)
-        if owner is not None and _as_root():
-            os.chown(dest, *owner)
-        created = True
-    dest_fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except BaseException:
+        os.close(dest_fd)
+        raise
     try:
         with _private_home() as home:
             _clone(url, clean_url, clean_parts, branch, depth, protocols, user, password,
@@ -333,11 +336,45 @@ def clone(
         with contextlib.suppress(OSError):
             _clear_dir(dest_fd)
         if created:
-            with contextlib.suppress(OSError):
-                dest.rmdir()
+            with contextlib.suppress(OSError, WorkspaceError):
+                if workspace_root is not None:
+                    _files.delete_path(workspace_root, str(dest))
+                else:
+                    dest.rmdir()
         raise
     finally:
         os.close(dest_fd)
+
+
+def _open_dest(dest: Path, workspace_root: Path | None, owner: Owner | None) -> tuple[int, bool]:
+    """A descriptor of the clone destination, and whether it was created just now."""
+    try:
+        if workspace_root is not None:
+            try:
+                return _files.open_dir(workspace_root, str(dest)), False
+            except FileNotFoundError:
+                return _files.open_dir(workspace_root, str(dest), create=True, owner=owner), True
+        try:
+            return os.open(dest, _DIR_FLAGS), False
+        except FileNotFoundError:
+            dest.mkdir(mode=0o755)
+            if owner is not None and _as_root():
+                os.chown(dest, *owner)
+            return os.open(dest, _DIR_FLAGS), True
+    except (NotADirectoryError, FileExistsError):
+        raise WorkspaceError(f"clone destination {str(dest)!r} is not a directory") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise WorkspaceError(f"clone destination {str(dest)!r} is a symlink") from None
+        raise
+
+
+def _check_owned(fd: int, owner: Owner | None, what: str) -> None:
+    """As root, git may only work in directories the sandbox uid already owns."""
+    if _as_root() and owner is not None and os.fstat(fd).st_uid != owner[0]:
+        raise WorkspaceError(
+            f"{what} is not owned by the sandbox user (uid {owner[0]}); refusing to run git there"
+        )
 
 
 def _clone(
@@ -465,29 +502,38 @@ def _repo_settings(
     return text, passthrough
 
 
-def status(repo_dir: Path, owner: Owner | None = None, timeout: float | None = 60.0) -> GitStatus:
+def status(
+    repo_dir: Path,
+    owner: Owner | None = None,
+    timeout: float | None = 60.0,
+    *,
+    workspace_root: Path | None = None,
+) -> GitStatus:
     """``git status`` of the repository whose work tree is ``repo_dir``.
 
     Each :class:`~sandstorm.GitFileStatus` has ``status`` as the two-letter code of
     ``git status --short`` (``" M"`` modified, ``"A "`` staged new file, ``"??"``
     untracked, ``"R "`` renamed, ``"UU"`` conflict, ...). ``repo_dir/.git`` must be a
-    directory (linked worktrees and ``.git`` symlinks are refused).
+    directory (linked worktrees and ``.git`` symlinks are refused). As root, the
+    repository must belong to ``owner``; pass ``workspace_root`` when ``repo_dir`` lies
+    in a workspace (see :func:`clone`).
     """
     repo = Path(repo_dir)
     git = _git_binary()
     if _as_root():
         _check_owner(owner)
     try:
-        repo_fd = os.open(repo, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        if workspace_root is not None:
+            repo_fd = _files.open_dir(workspace_root, str(repo))
+        else:
+            repo_fd = os.open(repo, _DIR_FLAGS)
     except FileNotFoundError:
         raise WorkspaceError(f"{str(repo)!r} does not exist") from None
-    except (NotADirectoryError, OSError) as exc:
+    except OSError as exc:
         raise WorkspaceError(f"{str(repo)!r} is not a directory: {exc.strerror}") from None
     try:
         try:
-            git_fd = os.open(
-                ".git", os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=repo_fd
-            )
+            git_fd = os.open(".git", _DIR_FLAGS, dir_fd=repo_fd)
         except FileNotFoundError:
             raise WorkspaceError(f"{str(repo)!r} is not a git repository (no .git)") from None
         except OSError:
@@ -496,6 +542,8 @@ def status(repo_dir: Path, owner: Owner | None = None, timeout: float | None = 6
                 "checkouts and .git symlinks are not supported)"
             ) from None
         try:
+            _check_owned(repo_fd, owner, f"repository {str(repo)!r}")
+            _check_owned(git_fd, owner, f"repository {str(repo)!r} (its .git)")
             return _status(git, repo, repo_fd, git_fd, owner, timeout)
         finally:
             os.close(git_fd)
