@@ -56,6 +56,8 @@ class TerminationReason(StrEnum):
     """Output went far past the cap and the process was killed to bound it."""
     CPU_LIMIT = "cpu_limit"
     """The cpu-time limit was hit."""
+    DISK_LIMIT = "disk_limit"
+    """The workspace went past its disk limit and the process was killed."""
 
 
 PositiveFloat = Annotated[float, Field(gt=0)]
