@@ -81,7 +81,10 @@ def test_emulator_sessions_keep_state_and_separate_streams(sandbox) -> None:  # 
     p = sandbox.process
     p.create_session("s1")
     first = p.execute_session_command(
-        "s1", SessionExecuteRequest(command="mkdir -p w && cd w && export FOO=bar && echo o && echo e >&2")
+        "s1",
+        SessionExecuteRequest(
+            command="mkdir -p w && cd w && export FOO=bar && echo o && echo e >&2"
+        ),
     )
     assert (first.exit_code, first.stdout, first.stderr) == (0, "o\n", "e\n")
     second = p.execute_session_command("s1", SessionExecuteRequest(command="pwd; echo $FOO"))

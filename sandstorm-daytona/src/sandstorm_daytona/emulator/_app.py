@@ -10,6 +10,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from sandstorm import AsyncProvider, SandstormError
 
@@ -96,7 +97,7 @@ def create_app(
         finally:
             await emulator.aclose()
 
-    app = Starlette(
+    app = _EmulatorApp(
         routes=[*main_routes(emulator.config.api_prefix), *toolbox_routes()],
         exception_handlers={
             ApiError: _api_error,
@@ -107,5 +108,19 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.emulator = emulator
-    app.add_middleware(EdgeMiddleware, emulator=emulator)
+    app.edge = EdgeMiddleware(app.routed, emulator)
     return app
+
+
+class _EmulatorApp(Starlette):
+    """Starlette with the edge middleware outermost, so it sees the server's own ``send``
+    (needed to drop a TCP connection) and acts before Starlette's error handling."""
+
+    edge: EdgeMiddleware
+
+    async def routed(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The plain Starlette app (routing, error envelopes)."""
+        await super().__call__(scope, receive, send)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.edge(scope, receive, send)

@@ -274,6 +274,16 @@ class Emulator:
         others = [r for r in self.visible(org) if r.id != exclude]
         running = [r for r in others if r.state in _RUNNING or r.desired_state == "started"]
         stored = [r for r in others if r.state not in ("archived", "archiving")]
+        if (
+            exclude is None
+            and quotas.max_sandboxes is not None
+            and len(others) + 1 > quotas.max_sandboxes
+        ):
+            raise ApiError(
+                403,
+                f"Sandbox limit exceeded. Maximum allowed: {quotas.max_sandboxes}.\n"
+                f"{UPGRADE_TIER_MESSAGE}",
+            )
         if quotas.total_cpu is not None and sum(r.cpu for r in running) + cpu > quotas.total_cpu:
             raise ApiError(
                 403,
@@ -294,16 +304,6 @@ class Emulator:
                 403,
                 f"Total disk limit exceeded. Maximum allowed: {quotas.total_disk}GiB.\n"
                 f"{ARCHIVE_SANDBOXES_MESSAGE}\n{UPGRADE_TIER_MESSAGE}",
-            )
-        if (
-            exclude is None
-            and quotas.max_sandboxes is not None
-            and len(others) + 1 > quotas.max_sandboxes
-        ):
-            raise ApiError(
-                403,
-                f"Sandbox limit exceeded. Maximum allowed: {quotas.max_sandboxes}.\n"
-                f"{UPGRADE_TIER_MESSAGE}",
             )
 
     # ------------------------------------------------------------------ snapshots
