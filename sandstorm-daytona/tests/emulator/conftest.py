@@ -7,6 +7,7 @@ faults, quotas, transition delays) start their own with ``running_emulator``.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import warnings
@@ -69,10 +70,8 @@ def sandbox(daytona):  # type: ignore[no-untyped-def]
     """A fresh started sandbox of org-a, deleted afterwards."""
     created = daytona.create()
     yield created
-    try:
+    with contextlib.suppress(Exception):  # already deleted by the test
         daytona.delete(created)
-    except Exception:  # already deleted by the test
-        pass
 
 
 @pytest.fixture(scope="session")

@@ -65,7 +65,7 @@ def test_emulator_quotas_answer_like_the_real_service() -> None:
         a = sdk.create()
         b = sdk.create()
         with pytest.raises(
-            DaytonaForbiddenError, match="Total CPU limit exceeded. Maximum allowed: 2."
+            DaytonaForbiddenError, match=r"Total CPU limit exceeded\. Maximum allowed: 2\."
         ):
             sdk.create()
         b.stop()  # stopped sandboxes free their cpu
