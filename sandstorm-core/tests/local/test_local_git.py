@@ -303,6 +303,15 @@ def test_scrub_credentials() -> None:
     assert scrub_credentials("https://a:b@c@host/x") == "https://***@host/x"
 
 
+def test_ssh_password_never_reaches_git(workspace: Path) -> None:
+    """git cannot use a password in an ssh URL; it must not land anywhere either."""
+    with pytest.raises(sandstorm.WorkspaceError) as info:
+        clone("ssh://git:hunter2pw@127.0.0.1:1/repo.git", workspace / "r", owner=OWNER,
+              timeout=10, protocols={"file"})  # fmt: skip
+    assert "hunter2pw" not in str(info.value)
+    assert "ssh" in str(info.value)
+
+
 def test_token_is_scrubbed_when_clone_fails(
     workspace: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -277,3 +277,15 @@ def test_corrupt_archive_is_a_clear_error(store: SnapshotStore, workspace: Path)
     store.archive_path(snap.id).write_bytes(b"\x1f\x8b not really gzip")
     with pytest.raises(sandstorm.WorkspaceError, match="corrupt"):
         store.restore_into(snap.id, store.directory.parent / "dest", owner())
+
+
+def test_stale_temporaries_are_removed_fresh_ones_kept(tmp_path: Path) -> None:
+    directory = tmp_path / "snaps"
+    directory.mkdir()
+    stale, fresh = directory / ".tmp-old.gz", directory / ".tmp-new.gz"
+    stale.write_bytes(b"x")
+    fresh.write_bytes(b"x")
+    os.utime(stale, (0, 0))
+    SnapshotStore(directory, "local")
+    assert not stale.exists()
+    assert fresh.exists()

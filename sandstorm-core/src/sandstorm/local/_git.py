@@ -239,15 +239,24 @@ def _run(
 
 
 def _split_credentials(url: str) -> tuple[str, str | None, str | None, SplitResult | None]:
-    """``url`` without user-info for http(s), plus the username and password taken out."""
+    """``url`` without its secrets, the username and password taken out, and the clean parts.
+
+    For http(s) the whole user-info goes (it is handed to git by a credential helper);
+    for other URL schemes (ssh) only a password, which git could not use anyway.
+    """
     try:
         parts = urlsplit(url)
     except ValueError:
         return url, None, None, None
-    if parts.scheme.lower() not in ("http", "https") or "@" not in parts.netloc:
+    if "@" not in parts.netloc:
         return url, None, None, None
     userinfo, _, hostport = parts.netloc.rpartition("@")
     user, _, password = userinfo.partition(":")
+    if parts.scheme.lower() not in ("http", "https"):
+        if not password:
+            return url, None, None, None
+        clean = parts._replace(netloc=f"{user}@{hostport}")
+        return clean.geturl(), None, unquote(password), None
     clean = parts._replace(netloc=hostport)
     return clean.geturl(), unquote(user), unquote(password), clean
 

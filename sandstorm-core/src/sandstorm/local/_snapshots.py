@@ -27,6 +27,7 @@ import shutil
 import stat
 import tarfile
 import tempfile
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -43,6 +44,7 @@ __all__ = ["SnapshotStore"]
 
 _ID_RE = re.compile(r"snap-[0-9a-f]{32}\Z")
 _FORMAT = 1
+_STALE_TEMP_SECONDS = 24 * 3600
 
 
 class SnapshotStore:
@@ -66,9 +68,18 @@ class SnapshotStore:
         self.compression = compression
         self.compresslevel = compresslevel
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._remove_stale_temporaries()
 
     def __repr__(self) -> str:
         return f"SnapshotStore({str(self.directory)!r}, {self.provider_name!r})"
+
+    def _remove_stale_temporaries(self) -> None:
+        """Delete temporary files that a crashed writer left behind (a day old or more)."""
+        cutoff = time.time() - _STALE_TEMP_SECONDS
+        for path in self.directory.glob(".tmp-*"):
+            with contextlib.suppress(OSError):
+                if path.lstat().st_mtime < cutoff:
+                    path.unlink()
 
     # paths
 
