@@ -61,7 +61,7 @@ class SnapshotStore:
         provider_name: str,
         *,
         compression: Literal["gz", "none"] = "gz",
-        compresslevel: int = 3,
+        compresslevel: int = 1,
     ) -> None:
         self.directory = Path(directory)
         self.provider_name = provider_name
