@@ -45,7 +45,7 @@ from .._models import GitFileStatus, GitStatus
 from . import _files
 from ._files import Owner
 
-__all__ = ["DEFAULT_PROTOCOLS", "clone", "scrub_credentials", "status"]
+__all__ = ["DEFAULT_PROTOCOLS", "clone", "parse_porcelain_v2", "scrub_credentials", "status"]
 
 log = logging.getLogger("sandstorm.local.git")
 
