@@ -28,8 +28,10 @@ _INTERPRETERS = {
     "javascript": ("main.js", 'exec node "$D/main.js"'),
     "typescript": (
         "main.ts",
-        "npm_config_loglevel=error exec npx ts-node -T --ignore-diagnostics 5107 "
-        """-O '{"module":"CommonJS"}' "$D/main.ts\"""",
+        # ts-node from PATH, else npx without installing anything (fails fast offline).
+        "T='-T --ignore-diagnostics 5107'; O='{\"module\":\"CommonJS\"}'; "
+        'if command -v ts-node >/dev/null 2>&1; then exec ts-node $T -O "$O" "$D/main.ts"; '
+        'else npm_config_loglevel=error exec npx --no ts-node $T -O "$O" "$D/main.ts"; fi',
     ),
     "shell": (
         "main.sh",
@@ -37,6 +39,11 @@ _INTERPRETERS = {
         'else exec sh "$D/main.sh"; fi',
     ),
 }
+
+
+def upload_dir(token: str) -> str:
+    """Where large payloads are uploaded, relative to the sandbox work dir."""
+    return f".sandstorm-upload-{token}"
 
 
 def run_dir(token: str) -> str:
@@ -84,13 +91,16 @@ def build_run(
     steps = [f"D={shlex.quote(directory)}", 'mkdir -p "$D"']
     steps.append(f"""printf %s '{_b64(launcher.encode())}' | base64 -d > "$D/run.sh\"""")
     if payload * 4 // 3 > INLINE_LIMIT:
-        uploads[f"{directory}/{filename}"] = code_bytes
+        # Uploaded next to the work dir (the file API's home ground), then moved in.
+        staging = upload_dir(token)
+        uploads[f"{staging}/{filename}"] = code_bytes
         if stdin is not None:
-            uploads[f"{directory}/stdin"] = stdin
+            uploads[f"{staging}/stdin"] = stdin
+        steps.append(f'mv -f {staging}/* "$D"/ && rmdir {staging}')
     else:
-        steps.append(f"""printf %s '{_b64(code_bytes)}' | base64 -d > "$D/{filename}\"""")
+        steps.append(f"printf %s '{_b64(code_bytes)}' | base64 -d > \"$D/{filename}\"")
         if stdin is not None:
-            steps.append(f"""printf %s '{_b64(stdin)}' | base64 -d > "$D/stdin\"""")
+            steps.append(f"printf %s '{_b64(stdin)}' | base64 -d > \"$D/stdin\"")
     source = '"$D/stdin"' if stdin is not None else "/dev/null"
     steps.append(
         "if command -v setsid >/dev/null 2>&1; "
@@ -111,5 +121,5 @@ def kill_command(token: str) -> str:
     return (
         f'p=$(cat {directory}/pgid 2>/dev/null); if [ -n "$p" ]; then '
         'kill -KILL "-$p" 2>/dev/null || kill -KILL "$p" 2>/dev/null; fi; '
-        f"rm -rf {directory}; true"
+        f"rm -rf {directory} {upload_dir(token)}; true"
     )

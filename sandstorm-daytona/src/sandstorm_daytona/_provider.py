@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Awaitable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
 from pydantic import BaseModel, ValidationError
@@ -47,6 +47,7 @@ from sandstorm._provider import OutputCallback
 
 from ._command import build_run, kill_command
 from ._config import DaytonaConfig
+from ._errors import error_from_response
 from ._http import DaytonaHTTP, is_not_found
 from ._multipart import parse_multipart
 from ._stream import Demux
@@ -265,16 +266,14 @@ class DaytonaProvider(AsyncProvider):
                 "create sandbox",
                 json=body,
                 idempotent=ours,
-                ok=(404, 409) if ours else (404,),
+                ok=(400, 404, 409) if ours else (400, 404),
                 timeout=self.config.create_timeout,
             )
-            if reply.status_code == 404:
+            if reply.status_code in (400, 404):
                 template = body.get("snapshot")
-                if template is not None:
+                if template is not None and _names_missing_snapshot(reply):
                     raise TemplateNotFound(str(template), await self._snapshot_names())
-                raise ProviderAPIError(
-                    f"create sandbox: {reply.text[:300]}", provider=self.name, status=404
-                )
+                raise error_from_response(reply, "create sandbox")
             if reply.status_code == 409:  # a retried create whose first try went through
                 sandbox = await self._adopt(name, token)
             else:
@@ -453,7 +452,7 @@ class DaytonaProvider(AsyncProvider):
 
     async def _delete_snapshot(self, snapshot_id: str) -> None:
         reply = await self._http.request(
-            "DELETE", self._http.api(f"/snapshots/{snapshot_id}"), "delete snapshot", ok=(404,)
+            "DELETE", self._http.api(f"/snapshots/{_seg(snapshot_id)}"), "delete snapshot", ok=(404,)
         )
         if reply.status_code == 404:
             raise SnapshotNotFound(snapshot_id)
@@ -500,7 +499,7 @@ class DaytonaProvider(AsyncProvider):
     # ------------------------------------------------------------------ helpers: sandboxes
 
     def _sandbox_url(self, workspace_id: str, suffix: str = "") -> str:
-        return self._http.api(f"/sandbox/{workspace_id}{suffix}")
+        return self._http.api(f"/sandbox/{_seg(workspace_id)}{suffix}")
 
     async def _sandbox_call(
         self, method: str, workspace_id: str, suffix: str, what: str, **kwargs: Any
@@ -634,7 +633,7 @@ class DaytonaProvider(AsyncProvider):
         dto = self._snapshot_sizes.get(template)
         if dto is None:
             reply = await self._http.request(
-                "GET", self._http.api(f"/snapshots/{template}"), "get snapshot", ok=(404,)
+                "GET", self._http.api(f"/snapshots/{_seg(template)}"), "get snapshot", ok=(404,)
             )
             if reply.status_code == 404:
                 raise TemplateNotFound(template, await self._snapshot_names())
@@ -701,7 +700,7 @@ class DaytonaProvider(AsyncProvider):
         delay = 0.05
         while True:
             reply = await self._http.request(
-                "GET", self._http.api(f"/snapshots/{name}"), "get snapshot", ok=(404,)
+                "GET", self._http.api(f"/snapshots/{_seg(name)}"), "get snapshot", ok=(404,)
             )
             if reply.status_code != 404:
                 dto = SnapshotWire.model_validate_json(reply.content)
@@ -1063,6 +1062,16 @@ class _Run:
 
 
 # ---------------------------------------------------------------------- module helpers
+
+
+def _names_missing_snapshot(reply: httpx.Response) -> bool:
+    text = reply.text.lower()
+    return "snapshot" in text and ("not found" in text or "does not exist" in text)
+
+
+def _seg(value: str) -> str:
+    """``value`` as one URL path segment (snapshot names contain ``/`` and ``:``)."""
+    return quote(value, safe="")
 
 
 def _id(workspace: Workspace | str) -> str:

@@ -44,11 +44,41 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every coroutine test in this directory runs under anyio."""
-    import inspect
+# ---------------------------------------------------------------------- the emulator
 
-    for item in items:
-        function = getattr(item, "function", None)
-        if function is not None and inspect.iscoroutinefunction(function):
-            item.add_marker(pytest.mark.anyio)
+from collections.abc import AsyncIterator, Iterator  # noqa: E402
+
+from sandstorm_daytona import DaytonaProvider  # noqa: E402
+
+
+def live_sandboxes(emu: object) -> list[str]:
+    """Ids of the sandboxes the emulator still holds (not destroyed)."""
+    state = emu.emulator  # type: ignore[attr-defined]
+    return [
+        record.id
+        for record in list(state.sandboxes.values())
+        if record.state not in ("destroyed", "destroying")
+    ]
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[object]:
+    """A Daytona emulator on a real loopback socket, shared by a test module."""
+    from sandstorm_daytona.emulator import running_emulator
+
+    with running_emulator() as emu:
+        yield emu
+
+
+@pytest.fixture
+async def provider(
+    emulator: object, config_for: Callable[..., DaytonaConfig]
+) -> AsyncIterator[DaytonaProvider]:
+    """The provider against the emulator; afterwards the emulator must hold no sandbox."""
+    config = config_for(emulator.api_url, api_key=emulator.api_key)  # type: ignore[attr-defined]
+    async with DaytonaProvider(config) as daytona:
+        yield daytona
+        leftovers = live_sandboxes(emulator)
+        for workspace_id in leftovers:  # clean up, then fail the test that leaked
+            await daytona._delete_workspace(workspace_id)
+    assert leftovers == [], f"sandboxes leaked: {leftovers}"

@@ -68,7 +68,10 @@ def test_large_payload_is_uploaded_instead_of_inlined() -> None:
     token = uuid.uuid4().hex
     code = "x = 1\n" * (INLINE_LIMIT // 4)
     script = build_run(token, "python", code, {}, b"in")
-    assert set(script.uploads) == {f"{run_dir(token)}/main.py", f"{run_dir(token)}/stdin"}
+    assert set(script.uploads) == {
+        f".sandstorm-upload-{token}/main.py",
+        f".sandstorm-upload-{token}/stdin",
+    }
     assert len(script.command) < 4096
 
 

@@ -8,6 +8,8 @@ import sandstorm
 from sandstorm import ProviderConfigError
 from sandstorm_daytona import DaytonaConfig, DaytonaProvider, Pricing
 
+pytestmark = pytest.mark.anyio
+
 
 def test_env_fallbacks(secret: str) -> None:
     config = DaytonaConfig.load(

@@ -26,6 +26,8 @@ from sandstorm import (
 )
 from sandstorm_daytona import DaytonaConfig, DaytonaProvider
 
+pytestmark = pytest.mark.anyio
+
 API = "http://127.0.0.1:9/api"
 
 
