@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ._audit import AuditEvent
 from ._capabilities import Capability
@@ -217,7 +217,7 @@ class AsyncProvider:
         spec = self._spec(
             template=workspace_template,
             persistent=False,
-            resources=Resources(cpu=cpu, memory=memory, disk=disk),
+            resources=_resources(cpu, memory, disk),
             network=network,
         )
         if git_repo is not None:
@@ -262,7 +262,7 @@ class AsyncProvider:
             name=name,
             template=template,
             persistent=persistent,
-            resources=Resources(cpu=cpu, memory=memory, disk=disk),
+            resources=_resources(cpu, memory, disk),
             network=network,
             labels=labels,
             env=env,
@@ -423,7 +423,7 @@ class AsyncProvider:
         self.require(Capability.COST)
         if duration < 0:
             raise ProviderConfigError("duration must be >= 0 seconds")
-        return await self._estimate_cost(duration, Resources(cpu=cpu, memory=memory, disk=disk))
+        return await self._estimate_cost(duration, _resources(cpu, memory, disk))
 
     # ------------------------------------------------------------------ primitives (SPI)
 
@@ -656,6 +656,20 @@ class OutputStream:
             if not task.done():
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
+
+
+def _resources(cpu: float | None, memory: int | None, disk: int | None) -> Resources:
+    """The requested resources; a bad value raises :class:`ProviderConfigError`."""
+    try:
+        return Resources(cpu=cpu, memory=memory, disk=disk)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+            for err in exc.errors(include_url=False)
+        )
+        raise ProviderConfigError(
+            f"invalid resources ({problems}); cpu is in cores, memory and disk in MiB"
+        ) from None
 
 
 def _id_of(workspace: WorkspaceRef) -> str:
