@@ -29,6 +29,7 @@ def _percentile(samples: list[float], q: float) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("-n", "--runs", type=int, default=100, help="runs per measurement")
+    parser.add_argument("--pool", type=int, default=2, help="warm pool size (0 = off)")
     args = parser.parse_args()
     python = os.path.realpath(sys.executable)
 
@@ -41,22 +42,25 @@ def main() -> int:
         baseline.append(time.perf_counter() - started)
 
     local: list[float] = []
-    with tempfile.TemporaryDirectory() as root:
-        with sandstorm.get_provider("local", root=root) as provider:
-            impl = provider.async_provider
-            assert isinstance(impl, LocalProvider)
-            report = impl.isolation_report()
-            for _ in range(5):
-                provider.run("print(1)")
-            for _ in range(args.runs):
-                started = time.perf_counter()
-                result = provider.run("print(1)")
-                local.append(time.perf_counter() - started)
-                assert result.stdout == "1\n", result
+    with (
+        tempfile.TemporaryDirectory() as root,
+        sandstorm.get_provider("local", root=root, warm_pool_size=args.pool) as provider,
+    ):
+        impl = provider.async_provider
+        assert isinstance(impl, LocalProvider)
+        report = impl.isolation_report()
+        for _ in range(5):
+            provider.run("print(1)")
+        for _ in range(args.runs):
+            started = time.perf_counter()
+            result = provider.run("print(1)")
+            local.append(time.perf_counter() - started)
+            assert result.stdout == "1\n", result
+            time.sleep(0.005)  # let the pool refill, as between real requests
 
     rows = [
         (f"bare subprocess.run([{os.path.basename(python)}, '-c', 'print(1)'])", baseline),
-        ('local provider run("print(1)")', local),
+        (f'local provider run("print(1)"), warm pool {args.pool}', local),
     ]
     base_p50 = statistics.median(baseline)
     print(f"runs per row: {args.runs}; interpreter: {python}")

@@ -308,9 +308,13 @@ class Cgroups:
                 with contextlib.suppress(OSError):
                     (v2 / "memory.swap.max").write_text("0")
             elif "memory" in dirs:
+                # memsw must stay >= the memory limit: open it up, set memory, then close it
+                memsw = dirs["memory"] / "memory.memsw.limit_in_bytes"
+                with contextlib.suppress(OSError):
+                    memsw.write_text("-1")
                 (dirs["memory"] / "memory.limit_in_bytes").write_text(limit)
                 with contextlib.suppress(OSError):
-                    (dirs["memory"] / "memory.memsw.limit_in_bytes").write_text(limit)
+                    memsw.write_text(limit)
         if "pids" in self._v2_limits and v2 is not None:
             (v2 / "pids.max").write_text(str(pids))
         elif "pids" in dirs:

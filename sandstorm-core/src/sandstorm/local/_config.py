@@ -65,9 +65,15 @@ class LocalConfig(ProviderConfig):
     landlock: bool = Field(default=True, description="confine file access with Landlock")
     cgroups: bool = Field(default=True, description="use cgroups for limits, kill and metrics")
     pids_limit: int = Field(default=512, ge=8, description="processes per workspace")
+    memory_limit: int | None = Field(
+        default=2048, ge=16, description="MiB a workspace may use when no memory limit is given"
+    )
     nofile_limit: int = Field(default=1024, ge=16, description="open files per process")
     disk_limit: int = Field(
         default=4096, ge=1, description="MiB a workspace may hold when no disk limit is given"
+    )
+    disk_check_interval: float = Field(
+        default=0.1, gt=0, description="seconds between disk-usage checks while code runs"
     )
     tmp_size: int = Field(default=256, ge=1, description="MiB of the private /tmp tmpfs")
     node: str | None = Field(default=None, description="node binary (default: node on PATH)")

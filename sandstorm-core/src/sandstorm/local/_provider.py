@@ -24,6 +24,7 @@ import sys
 import sysconfig
 import threading
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -98,6 +99,27 @@ class _Engine:
     def close(self) -> None:
         self.server.close()
         self.cgroups.close()
+
+
+class _DiskGuard:
+    """Kills a run whose workspace grows past ``limit`` bytes (checked every ``interval`` s)."""
+
+    def __init__(self, files: Path, limit: int, interval: float) -> None:
+        self.files = files
+        self.limit = limit
+        self.interval = interval
+        self.exceeded = False
+
+    async def watch(self, kill: Callable[[], None]) -> None:
+        # a workspace already over its limit may still run code that cleans it up: only
+        # growth past both the limit and the starting size kills the run
+        ceiling = max(self.limit, await asyncio.to_thread(disk_usage, self.files))
+        while True:
+            await asyncio.sleep(self.interval)
+            if await asyncio.to_thread(disk_usage, self.files) > ceiling:
+                self.exceeded = True
+                kill()
+                return
 
 
 class LocalProvider(AsyncProvider):
@@ -267,7 +289,7 @@ class LocalProvider(AsyncProvider):
     def _ensure_cgroups(self, engine: _Engine, workspace: Workspace) -> None:
         engine.cgroups.ensure_workspace(
             workspace.id,
-            memory_mib=workspace.resources.memory,
+            memory_mib=workspace.resources.memory or self.config.memory_limit,
             cpu=workspace.resources.cpu,
             pids=self.config.pids_limit,
             reusable=not workspace.persistent,
@@ -378,8 +400,9 @@ class LocalProvider(AsyncProvider):
             "fsize": (disk_mib << 20, disk_mib << 20),
             "cpu": (int(request.timeout) + 2, int(request.timeout) + 4),
         }
-        if resources.memory is not None and not report.is_active("cgroup_memory"):
-            rlimits["data"] = (resources.memory << 20, resources.memory << 20)
+        memory = resources.memory or self.config.memory_limit
+        if memory is not None and not report.is_active("cgroup_memory"):
+            rlimits["data"] = (memory << 20, memory << 20)
         if not report.is_active("cgroup_pids") and report.is_active("uid_drop"):
             rlimits["nproc"] = (self.config.pids_limit, self.config.pids_limit)
         masks, keeps = self._masks_and_keeps(engine, files)
@@ -458,6 +481,11 @@ class LocalProvider(AsyncProvider):
             payload["cgroups"] = run.procs
             payload["kill_cgroup"] = run.kill_procs
             oom_before = cgroups.oom_kills(workspace.id)
+        disk_guard = _DiskGuard(
+            files,
+            (workspace.resources.disk or self.config.disk_limit) << 20,
+            self.config.disk_check_interval,
+        )
         try:
             outcome = await execute(
                 engine.server,
@@ -468,6 +496,7 @@ class LocalProvider(AsyncProvider):
                 on_stdout=request.on_stdout,
                 on_stderr=request.on_stderr,
                 kill_group=run.kill if run is not None else None,
+                monitor=disk_guard.watch,
             )
         finally:
             if run is not None:
@@ -494,8 +523,15 @@ class LocalProvider(AsyncProvider):
             sig = os.WTERMSIG(status)
         exit_code = 128 + sig if sig is not None else os.waitstatus_to_exitcode(status or 0)
         reason = TerminationReason.EXITED if sig is None else TerminationReason.SIGNALED
+        stderr = outcome.stderr
         if outcome.output_killed:
             reason = TerminationReason.OUTPUT_LIMIT
+        elif disk_guard.exceeded:
+            reason = TerminationReason.DISK_LIMIT
+            stderr += (
+                f"\nsandstorm: the workspace went past its disk limit of "
+                f"{disk_guard.limit >> 20} MiB; the run was killed\n"
+            )
         elif sig == signal.SIGKILL and run is not None:
             if cgroups.oom_kills(workspace.id) > oom_before:
                 reason = TerminationReason.MEMORY_LIMIT
@@ -503,7 +539,7 @@ class LocalProvider(AsyncProvider):
             reason = TerminationReason.CPU_LIMIT
         return RunResult(
             stdout=outcome.stdout,
-            stderr=outcome.stderr,
+            stderr=stderr,
             exit_code=exit_code,
             duration=outcome.duration,
             workspace_id=workspace.id,

@@ -19,7 +19,7 @@ import struct
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -199,8 +199,12 @@ async def execute(
     on_stdout: Callable[[str], None] | None = None,
     on_stderr: Callable[[str], None] | None = None,
     kill_group: Callable[[], object] | None = None,
+    monitor: Callable[[Callable[[], None]], Awaitable[None]] | None = None,
 ) -> Outcome:
-    """Run one request in a fresh sandbox and collect its output under the cap and deadline."""
+    """Run one request in a fresh sandbox and collect its output under the cap and deadline.
+
+    ``monitor``, when given, runs alongside with a function that kills the sandbox.
+    """
     loop = asyncio.get_running_loop()
     host_sock, server_sock = socket.socketpair()
     out_r, out_w = os.pipe2(os.O_CLOEXEC)
@@ -325,6 +329,7 @@ async def execute(
     for fd in streams:
         os.set_blocking(fd, False)
     stdin_task: asyncio.Task[None] | None = None
+    monitor_task: asyncio.Task[None] | None = None
     deadline = None
     try:
         if message:
@@ -336,6 +341,8 @@ async def execute(
             stdin_task = asyncio.ensure_future(_feed(in_w, stdin or b""))
             in_w = None
         deadline = loop.call_later(timeout, on_deadline)
+        if monitor is not None:
+            monitor_task = asyncio.ensure_future(monitor(kill))
         await asyncio.shield(finished)
     except BaseException:
         kill()
@@ -345,6 +352,10 @@ async def execute(
     finally:
         if deadline is not None:
             deadline.cancel()
+        if monitor_task is not None:
+            monitor_task.cancel()
+            with contextlib.suppress(BaseException):
+                await monitor_task
         if stdin_task is not None:
             stdin_task.cancel()
             with contextlib.suppress(BaseException):
