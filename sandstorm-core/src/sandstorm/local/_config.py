@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
@@ -76,8 +77,23 @@ class LocalConfig(ProviderConfig):
         default=0.1, gt=0, description="seconds between disk-usage checks while code runs"
     )
     tmp_size: int = Field(default=256, ge=1, description="MiB of the private /tmp tmpfs")
+    templates: dict[str, Any] = Field(
+        default_factory=dict,
+        description="named workspace templates: {name: {directory, setup}} or {name: path}",
+    )
+    git_timeout: float = Field(default=300.0, gt=0, description="seconds a git clone may take")
     node: str | None = Field(default=None, description="node binary (default: node on PATH)")
     shell: str | None = Field(default=None, description="shell binary (default: bash, else sh)")
+
+    @field_validator("templates", mode="before")
+    @classmethod
+    def _templates_json(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except ValueError as exc:
+                raise ValueError(f"templates must be a JSON object: {exc}") from None
+        return value
 
     @field_validator("require", "preload", "python_path", mode="before")
     @classmethod

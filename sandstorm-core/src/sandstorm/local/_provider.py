@@ -16,6 +16,7 @@ A run that hits its memory limit is killed by the kernel and returns a normal
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -36,11 +37,17 @@ from .._errors import (
     IsolationUnavailable,
     ProviderConfigError,
     ProviderUnavailable,
+    WorkspaceError,
     WorkspaceNotFound,
 )
 from .._models import (
+    FileInfo,
+    GitStatus,
     Language,
+    NetworkPolicy,
+    Resources,
     RunResult,
+    Snapshot,
     TerminationReason,
     Workspace,
     WorkspaceMetrics,
@@ -48,6 +55,9 @@ from .._models import (
 from .._provider import AsyncProvider, ExecRequest, WorkspaceSpec
 from ._cgroups import Cgroups
 from ._config import LocalConfig
+from ._files import Owner, delete_path, list_files, read_file, write_file
+from ._git import clone as git_clone
+from ._git import status as git_status
 from ._probe import IsolationReport, build_report
 from ._sandbox import (
     CLONE_NEWIPC,
@@ -57,6 +67,8 @@ from ._sandbox import (
     CLONE_NEWUTS,
 )
 from ._server import ForkServer, execute, run_probe
+from ._snapshots import SnapshotStore
+from ._templates import TemplateRegistry
 from ._workspaces import WorkspaceStore, chown_tree, disk_usage
 
 __all__ = ["LocalProvider"]
@@ -132,6 +144,10 @@ class LocalProvider(AsyncProvider):
     )
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
         {
+            Capability.FILES,
+            Capability.SNAPSHOTS,
+            Capability.GIT,
+            Capability.TEMPLATES,
             Capability.PERSISTENCE,
             Capability.RESOURCE_LIMITS,
             Capability.METRICS,
@@ -151,7 +167,10 @@ class LocalProvider(AsyncProvider):
         owner = None
         if os.geteuid() == 0:
             owner = (self.config.sandbox_uid, self.config.sandbox_gid)
+        self._owner: Owner | None = owner
         self._store = WorkspaceStore(Path(self.config.root), self.name, owner)
+        self._templates = TemplateRegistry.from_config(self.config.templates)
+        self._snapshots: SnapshotStore | None = None
         self._engine: _Engine | None = None
         self._engine_lock = threading.Lock()
         self._finalizer: weakref.finalize[Any, Any] | None = None
@@ -261,10 +280,7 @@ class LocalProvider(AsyncProvider):
                 "an allow-list cannot be enforced honestly on one machine without a proxy"
             )
         if spec.template is not None:
-            raise ProviderConfigError(
-                f"the local provider has no workspace templates configured "
-                f"(asked for {spec.template!r})"
-            )
+            self._templates.get(spec.template)  # TemplateNotFound lists the known ones
         workspace = Workspace(
             id=WorkspaceStore.new_id(),
             provider=self.name,
@@ -284,7 +300,25 @@ class LocalProvider(AsyncProvider):
             except OSError:
                 self._store.delete(workspace.id)
                 raise
+        if spec.template is not None:
+            try:
+                await self._apply_template(workspace, spec.template)
+            except BaseException:
+                await self._delete_workspace(workspace.id)
+                raise
         return workspace
+
+    async def _apply_template(self, workspace: Workspace, name: str) -> None:
+        files = self._store.files(workspace.id)
+        setup = await asyncio.to_thread(self._templates.materialize, name, files, self._owner)
+        for command in setup:
+            request = ExecRequest(code=command, language=Language.SHELL, timeout=600.0)
+            result = await self._execute(workspace, request)
+            if result.exit_code != 0:
+                raise WorkspaceError(
+                    f"setup command {command!r} of template {name!r} failed with exit code "
+                    f"{result.exit_code}: {result.stderr[-2000:]}"
+                )
 
     def _ensure_cgroups(self, engine: _Engine, workspace: Workspace) -> None:
         engine.cgroups.ensure_workspace(
@@ -550,6 +584,91 @@ class LocalProvider(AsyncProvider):
             reason=reason,
             signal=sig,
         )
+
+    # ------------------------------------------------------------------ files
+
+    def _files_dir(self, workspace: Workspace) -> Path:
+        files = self._store.files(workspace.id)
+        if not files.is_dir():
+            raise WorkspaceNotFound(workspace.id, self.name)
+        return files
+
+    async def _write_file(self, workspace: Workspace, path: str, data: bytes) -> None:
+        await asyncio.to_thread(write_file, self._files_dir(workspace), path, data, self._owner)
+
+    async def _read_file(self, workspace: Workspace, path: str) -> bytes:
+        return await asyncio.to_thread(read_file, self._files_dir(workspace), path)
+
+    async def _list_files(self, workspace: Workspace, path: str) -> list[FileInfo]:
+        return await asyncio.to_thread(list_files, self._files_dir(workspace), path)
+
+    async def _delete_file(self, workspace: Workspace, path: str) -> None:
+        await asyncio.to_thread(delete_path, self._files_dir(workspace), path)
+
+    # ------------------------------------------------------------------ git
+
+    async def _git_clone(
+        self, workspace: Workspace, url: str, branch: str | None, path: str
+    ) -> None:
+        files = self._files_dir(workspace)
+        dest = files if path in ("", ".") else files / path
+        await asyncio.to_thread(
+            git_clone,
+            url,
+            dest,
+            branch,
+            self._owner,
+            self.config.git_timeout,
+            workspace_root=files,
+        )
+
+    async def _git_status(self, workspace: Workspace, path: str) -> GitStatus:
+        files = self._files_dir(workspace)
+        repo = files if path in ("", ".") else files / path
+        return await asyncio.to_thread(git_status, repo, self._owner, workspace_root=files)
+
+    # ------------------------------------------------------------------ snapshots
+
+    def _snapshot_store(self) -> SnapshotStore:
+        if self._snapshots is None:
+            self._snapshots = SnapshotStore(Path(self.config.root) / "snapshots", self.name)
+        return self._snapshots
+
+    async def _snapshot(self, workspace: Workspace, name: str | None) -> Snapshot:
+        store = await asyncio.to_thread(self._snapshot_store)
+        files = self._files_dir(workspace)
+        return await asyncio.to_thread(store.create, files, workspace.id, name)
+
+    async def _restore(self, snapshot_id: str, name: str | None) -> Workspace:
+        store = await asyncio.to_thread(self._snapshot_store)
+        snap = await asyncio.to_thread(store.get, snapshot_id)
+        source = None
+        with contextlib.suppress(WorkspaceNotFound):
+            source = self._store.get(snap.workspace_id)
+        spec = WorkspaceSpec(
+            name=name,
+            resources=source.resources if source is not None else Resources(),
+            network=source.network if source is not None else NetworkPolicy(),
+            labels=dict(source.labels) if source is not None else {},
+            env=self._store.env(source.id) if source is not None else {},
+        )
+        workspace = await self._create_workspace(spec)
+        try:
+            await asyncio.to_thread(
+                store.restore_into, snapshot_id, self._store.files(workspace.id), self._owner
+            )
+        except BaseException:
+            await self._delete_workspace(workspace.id)
+            raise
+        return workspace
+
+    async def _list_snapshots(self) -> list[Snapshot]:
+        store = await asyncio.to_thread(self._snapshot_store)
+        return await asyncio.to_thread(store.list)
+
+    async def _delete_snapshot(self, snapshot_id: str) -> None:
+        store = await asyncio.to_thread(self._snapshot_store)
+        await asyncio.to_thread(store.delete, snapshot_id)
 
     # ------------------------------------------------------------------ metrics
 
