@@ -204,3 +204,74 @@ def test_host_environment_is_invisible(local_root: Path, monkeypatch: pytest.Mon
     env = eval(result.stdout)
     assert set(env) <= {"PATH", "HOME", "PWD", "LANG", "TMPDIR", "USER", "LOGNAME", "SHELL"}
     assert "NODE_EXTRA_CA_CERTS" not in node.stdout
+
+
+def test_concurrent_runs(local_root: Path) -> None:
+    async def main() -> list[str]:
+        provider = sandstorm.get_async_provider("local", root=str(local_root / "concurrent"))
+        async with provider:
+            ws = await provider.create_workspace()
+            one_shots = [
+                provider.run(f"import time; time.sleep(0.2); print({i})") for i in range(6)
+            ]
+            shared = [
+                provider.run_in_workspace(ws, f"open('f{i}', 'w').write('x'); print('w{i}')")
+                for i in range(4)
+            ]
+            results = await asyncio.gather(*one_shots, *shared)
+            files = sorted(info.name for info in await provider.list_files(ws))
+            assert files == ["f0", "f1", "f2", "f3"]
+            return [r.stdout.strip() for r in results]
+
+    started = time.monotonic()
+    outputs = asyncio.run(main())
+    assert outputs == [str(i) for i in range(6)] + [f"w{i}" for i in range(4)]
+    assert time.monotonic() - started < 5
+
+
+def test_server_restarts_after_dying(local_root: Path) -> None:
+    from sandstorm.local import LocalProvider
+
+    with sandstorm.get_provider("local", root=str(local_root / "restart")) as provider:
+        assert provider.run("print(1)").stdout == "1\n"
+        impl = provider.async_provider
+        assert isinstance(impl, LocalProvider)
+        engine = impl._engine
+        assert engine is not None
+        pid = engine.server.pid
+        assert pid is not None
+        os.kill(pid, 9)
+        time.sleep(0.1)
+        assert provider.run("print(2)").stdout == "2\n"
+        assert engine.server.pid not in (None, pid)
+
+
+def test_close_releases_server_and_cgroups(local_root: Path) -> None:
+    from sandstorm.local import LocalProvider
+
+    provider = sandstorm.get_provider("local", root=str(local_root / "close"))
+    ws = provider.create_workspace(memory=64)
+    provider.run_in_workspace(ws, "print(1)")
+    impl = provider.async_provider
+    assert isinstance(impl, LocalProvider)
+    engine = impl._engine
+    assert engine is not None
+    pid = engine.server.pid
+    name = engine.cgroups.name
+    provider.close()
+    leftovers = [
+        str(p)
+        for root in ("/sys/fs/cgroup/unified", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/cpu")
+        for p in Path(root).glob(f"**/{name}")
+    ]
+    assert leftovers == []
+    assert pid is not None
+    with pytest.raises(ProcessLookupError):
+        for _ in range(50):
+            os.kill(pid, 0)
+            time.sleep(0.02)
+    # persistent workspaces survive the provider
+    with sandstorm.get_provider("local", root=str(local_root / "close")) as again:
+        assert [w.id for w in again.list_workspaces()] == [ws.id]
+        assert again.run_in_workspace(ws.id, "print(2)").stdout == "2\n"
+        again.delete_workspace(ws.id)

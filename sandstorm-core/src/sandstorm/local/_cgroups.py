@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import secrets
 import threading
 import time
@@ -148,6 +149,24 @@ def _rmdir_tree(path: Path) -> bool:
     return ok
 
 
+def _remove_stale(parent: Path) -> None:
+    """Remove empty ``sandstorm-<pid>-*`` cgroups left by processes that died uncleanly."""
+    try:
+        entries = list(parent.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        match = re.fullmatch(r"sandstorm-(\d+)-[0-9a-f]+", entry.name)
+        if match is None or not entry.is_dir():
+            continue
+        try:
+            os.kill(int(match.group(1)), 0)
+        except ProcessLookupError:
+            _rmdir_tree(entry)
+        except OSError:
+            continue
+
+
 class Cgroups:
     """The provider's cgroups on this host; probe with :meth:`report`, clean with :meth:`close`."""
 
@@ -170,6 +189,8 @@ class Cgroups:
             self._errors["cgroups"] = "disabled by configuration"
 
     def _setup(self, mounts: _Mounts) -> None:
+        for parent in {*mounts.v1.values(), *((mounts.v2,) if mounts.v2 else ())}:
+            _remove_stale(parent)
         if mounts.v2 is not None:
             base = mounts.v2 / self._name
             try:
