@@ -452,7 +452,10 @@ class DaytonaProvider(AsyncProvider):
 
     async def _delete_snapshot(self, snapshot_id: str) -> None:
         reply = await self._http.request(
-            "DELETE", self._http.api(f"/snapshots/{_seg(snapshot_id)}"), "delete snapshot", ok=(404,)
+            "DELETE",
+            self._http.api(f"/snapshots/{_seg(snapshot_id)}"),
+            "delete snapshot",
+            ok=(404,),
         )
         if reply.status_code == 404:
             raise SnapshotNotFound(snapshot_id)
@@ -632,12 +635,9 @@ class DaytonaProvider(AsyncProvider):
         """Daytona refuses explicit resources with a snapshot: the snapshot must be big enough."""
         dto = self._snapshot_sizes.get(template)
         if dto is None:
-            reply = await self._http.request(
-                "GET", self._http.api(f"/snapshots/{_seg(template)}"), "get snapshot", ok=(404,)
-            )
-            if reply.status_code == 404:
+            dto = await self._find_snapshot(template)
+            if dto is None:
                 raise TemplateNotFound(template, await self._snapshot_names())
-            dto = SnapshotWire.model_validate_json(reply.content)
             self._snapshot_sizes[template] = dto
         cpu, memory, disk = _allocation(wanted, defaults=False)
         have = {"cpu": dto.cpu, "memory": dto.mem, "disk": dto.disk}
@@ -654,6 +654,23 @@ class DaytonaProvider(AsyncProvider):
                 "DaytonaConfig.resource_image with exactly these resources",
                 provider=self.name,
             )
+
+    async def _find_snapshot(self, name_or_id: str) -> SnapshotWire | None:
+        """The snapshot called (or with id) ``name_or_id``, looked up by the list filter.
+
+        Names such as ``daytonaio/sandbox:0.8.0`` hold a ``/``, which not every server
+        routes inside a path segment, so the name goes in the query string.
+        """
+        reply = await self._http.request(
+            "GET",
+            self._http.api("/snapshots"),
+            "find snapshot",
+            params={"name": name_or_id, "limit": "100"},
+        )
+        for dto in SnapshotList.model_validate_json(reply.content).items:
+            if name_or_id in (dto.name, dto.id):
+                return dto
+        return None
 
     async def _adopt(self, name: str, token: str) -> SandboxWire:
         sandbox = await self._get_sandbox(name)
@@ -699,11 +716,8 @@ class DaytonaProvider(AsyncProvider):
         deadline = time.monotonic() + self.config.create_timeout
         delay = 0.05
         while True:
-            reply = await self._http.request(
-                "GET", self._http.api(f"/snapshots/{_seg(name)}"), "get snapshot", ok=(404,)
-            )
-            if reply.status_code != 404:
-                dto = SnapshotWire.model_validate_json(reply.content)
+            dto = await self._find_snapshot(name)
+            if dto is not None:
                 if dto.state == "active":
                     return dto
                 if dto.state in ("error", "build_failed"):

@@ -97,11 +97,16 @@ async def test_timeout_raises_with_partial_output_and_cleans_up(
 async def test_cancelled_run_deletes_its_sandbox(
     provider: DaytonaProvider, emulator: object
 ) -> None:
-    task = asyncio.ensure_future(provider.run("import time; time.sleep(30)", timeout=60))
-    deadline = time.monotonic() + 20
-    while not live_sandboxes(emulator) and time.monotonic() < deadline:
-        await asyncio.sleep(0.02)
-    await asyncio.sleep(0.3)  # let it reach the exec
+    running = asyncio.Event()
+    task = asyncio.ensure_future(
+        provider.run(
+            "import time\nprint('running', flush=True)\ntime.sleep(30)",
+            timeout=60,
+            on_stdout=lambda text: running.set(),
+        )
+    )
+    await asyncio.wait_for(running.wait(), 20)  # the code is executing in the sandbox
+    assert len(live_sandboxes(emulator)) == 1
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
