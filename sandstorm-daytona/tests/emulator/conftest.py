@@ -110,3 +110,29 @@ def bare_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for parent in (base, base.parent, base.parent.parent):
         parent.chmod(parent.stat().st_mode | 0o755)
     return bare
+
+
+README = b"hello from the bare repo\n"
+
+
+def engine_clones_host_paths(emu: RunningEmulator) -> bool:
+    """True when the engine clones on the host (its GIT capability), so a host bare repo
+    is reachable; otherwise the sandbox clones by itself and sees only its own files."""
+    from sandstorm import Capability
+
+    return Capability.GIT in emu.emulator.provider.capabilities
+
+
+def repo_url(emu: RunningEmulator, sandbox, bare_repo: Path) -> str:  # type: ignore[no-untyped-def]
+    """A clonable URL: the host bare repo, or an equivalent one made inside the sandbox."""
+    if engine_clones_host_paths(emu):
+        return str(bare_repo)
+    script = (
+        "set -e; rm -rf .src && mkdir .src && cd .src && git init -q -b main && "
+        "printf 'hello from the bare repo\\n' > README.md && printf 'second\\n' > data.txt && "
+        "git add . && git -c user.name=T -c user.email=t@example.com commit -qm first && "
+        "git branch feature && pwd"
+    )
+    result = sandbox.process.exec(script)
+    assert result.exit_code == 0, result.result
+    return str(result.result.strip().splitlines()[-1])

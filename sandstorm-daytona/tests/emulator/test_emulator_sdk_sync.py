@@ -17,6 +17,8 @@ from daytona.common.errors import DaytonaBadRequestError
 
 from sandstorm_daytona.emulator import RunningEmulator
 
+from .conftest import README, repo_url
+
 
 def test_emulator_protocol_script(daytona, emu: RunningEmulator, bare_repo) -> None:  # type: ignore[no-untyped-def]
     """PROTOCOL.md §10: create, code_run, exec, upload, download, git clone, delete."""
@@ -30,8 +32,8 @@ def test_emulator_protocol_script(daytona, emu: RunningEmulator, bare_repo) -> N
     assert (execd.exit_code, execd.result) == (0, "hi\n")
     s.fs.upload_file(b"x", "a.txt")
     assert s.fs.download_file("a.txt") == b"x"
-    s.git.clone(str(bare_repo), "repo")
-    assert s.fs.download_file("repo/README.md") == b"hello from the bare repo\n"
+    s.git.clone(repo_url(emu, s, bare_repo), "repo")
+    assert s.fs.download_file("repo/README.md") == README
     workspace_id = emu.emulator.sandboxes[s.id].workspace_id
     daytona.delete(s)
     with pytest.raises(DaytonaNotFoundError):
@@ -163,9 +165,9 @@ def test_emulator_files_round_trip_and_manage(sandbox) -> None:  # type: ignore[
     assert sandbox.get_user_home_dir()
 
 
-def test_emulator_git_workflow(sandbox, bare_repo) -> None:  # type: ignore[no-untyped-def]
+def test_emulator_git_workflow(sandbox, bare_repo, emu: RunningEmulator) -> None:  # type: ignore[no-untyped-def]
     g = sandbox.git
-    g.clone(str(bare_repo), "repo")
+    g.clone(repo_url(emu, sandbox, bare_repo), "repo")
     status = g.status("repo")
     assert status.current_branch == "main"
     assert status.file_status == []
@@ -173,7 +175,7 @@ def test_emulator_git_workflow(sandbox, bare_repo) -> None:  # type: ignore[no-u
     assert "main" in branches.branches
     sandbox.fs.upload_file(b"new\n", "repo/new.txt")
     status = g.status("repo")
-    assert [(f.name, str(f.worktree)) for f in status.file_status] == [("new.txt", "Untracked")]
+    assert [(f.name, f.worktree.value) for f in status.file_status] == [("new.txt", "Untracked")]
     g.add("repo", ["new.txt"])
     commit = g.commit("repo", "add new", "Alice", "alice@example.com")
     assert len(commit.sha) == 40
@@ -274,13 +276,16 @@ def test_emulator_snapshot_then_create_from_it_and_fork(daytona) -> None:  # typ
             daytona.delete(sandbox)
 
 
-def test_emulator_metrics_are_real(sandbox) -> None:  # type: ignore[no-untyped-def]
+def test_emulator_metrics_are_real(sandbox, clock) -> None:  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
     sandbox.process.code_run("x = bytearray(20 << 20)\nsum(range(3_000_000))")
     latest = sandbox.get_metrics_latest()
     assert latest.cpu_count == 1
     assert latest.mem_total == 1 << 30
     assert latest.disk_total == 3 << 30
     assert latest.disk_used >= 0
-    series = sandbox.get_metrics()
+    # the session clock may run ahead of the wall clock (lifecycle tests advance it)
+    series = sandbox.get_metrics(end=clock.now() + timedelta(minutes=1))
     assert series, "telemetry returns the readings taken so far"
     assert series[-1].mem_total == 1 << 30

@@ -136,7 +136,7 @@ class EmulatorConfig(_Model):
     default_memory: int = Field(default=1, ge=1, description="GiB")
     default_disk: int = Field(default=3, ge=1, description="GiB")
     enforce_resources: bool = Field(
-        default=False,
+        default=True,
         description="pass cpu/memory/disk to the engine as hard limits (when it supports them)",
     )
     network: Literal["blocked", "host"] = Field(

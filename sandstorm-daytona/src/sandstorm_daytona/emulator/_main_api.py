@@ -575,7 +575,6 @@ async def config(request: Request) -> Response:
             "maxAutoArchiveInterval": emulator.config.max_auto_archive_interval,
             "maintananceMode": False,
             "environment": "emulator",
-            "analyticsApiUrl": None,
         }
     )
 

@@ -168,10 +168,8 @@ class SnapshotRecord:
         """The camelCase SnapshotDto JSON."""
         body: dict[str, Any] = {
             "id": self.id,
-            "organizationId": self.organization_id,
             "general": self.general,
             "name": self.name,
-            "imageName": self.image_name,
             "state": self.state,
             "size": self.size,
             "entrypoint": self.entrypoint,
@@ -183,13 +181,17 @@ class SnapshotRecord:
             "createdAt": iso(self.created_at),
             "updatedAt": iso(self.updated_at or self.created_at),
             "lastUsedAt": iso(self.last_used_at) if self.last_used_at else None,
-            "sourceSandboxId": self.source_sandbox_id,
             "regionIds": list(self.region_ids),
-            "ref": self.engine_snapshot_id or self.template or self.image_name,
             "sandboxClass": "container",
         }
-        if self.build_info is not None:
-            body["buildInfo"] = self.build_info
+        optional = {
+            "organizationId": self.organization_id,
+            "imageName": self.image_name,
+            "sourceSandboxId": self.source_sandbox_id,
+            "buildInfo": self.build_info,
+            "ref": self.engine_snapshot_id or self.template or self.image_name,
+        }
+        body.update({key: value for key, value in optional.items() if value is not None})
         return body
 
 
