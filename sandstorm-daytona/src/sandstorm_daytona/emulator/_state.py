@@ -372,10 +372,22 @@ class Emulator:
             record.engine_snapshot_id = source.engine_snapshot_id
             record.template = source.template
             record.size = source.size
-        elif body.imageName and Capability.TEMPLATES in self.provider.capabilities:
+        elif body.imageName and await self._is_template(body.imageName):
             record.template = body.imageName
         self.snapshots[record.id] = record
         return record
+
+    async def _is_template(self, name: str) -> bool:
+        """True when the engine has a template called ``name`` (probed by using it)."""
+        provider = self.provider
+        if Capability.TEMPLATES not in provider.capabilities:
+            return False
+        try:
+            workspace = await provider.create_workspace(template=name, persistent=True)
+        except sandstorm.TemplateNotFound:
+            return False
+        await provider.delete_workspace(workspace)
+        return True
 
     async def delete_snapshot(self, org: str, snapshot_id: str) -> None:
         """``DELETE /snapshots/{id}``; the engine snapshot goes when nothing uses it."""

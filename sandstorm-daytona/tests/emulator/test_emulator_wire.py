@@ -1,0 +1,151 @@
+"""Wire details the SDK relies on, checked with a plain HTTP client."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from sandstorm_daytona.emulator import RunningEmulator
+
+from .conftest import KEY_A
+
+H = {"Authorization": f"Bearer {KEY_A}"}
+
+
+@pytest.fixture
+def client(emu: RunningEmulator):  # type: ignore[no-untyped-def]
+    with httpx.Client(base_url=emu.base_url, headers=H, timeout=30) as c:
+        yield c
+
+
+@pytest.fixture
+def sandbox_id(client: httpx.Client):  # type: ignore[no-untyped-def]
+    created = client.post(
+        "/api/sandbox", json={"labels": {"wire": "yes"}, "env": {"GREETING": "hey"}}
+    )
+    assert created.status_code == 200
+    yield created.json()["id"]
+    client.delete(f"/api/sandbox/{created.json()['id']}")
+
+
+def test_emulator_sandbox_json_shape(
+    client: httpx.Client, sandbox_id: str, emu: RunningEmulator
+) -> None:
+    body = client.get(f"/api/sandbox/{sandbox_id}").json()
+    for key in (
+        "id",
+        "organizationId",
+        "name",
+        "user",
+        "env",
+        "labels",
+        "public",
+        "networkBlockAll",
+        "kvm",
+        "target",
+        "cpu",
+        "gpu",
+        "memory",
+        "disk",
+        "toolboxProxyUrl",
+    ):
+        assert key in body, key
+    assert body["kvm"] is False
+    assert body["env"] == {"GREETING": "hey"}
+    assert body["toolboxProxyUrl"] == f"{emu.base_url}/toolbox"
+    assert client.get(f"/api/sandbox/{sandbox_id}/toolbox-proxy-url").json() == {
+        "url": body["toolboxProxyUrl"]
+    }
+    # the sandbox's env reaches its code
+    run = client.post(f"/toolbox/{sandbox_id}/process/execute", json={"command": "echo $GREETING"})
+    assert run.json() == {"exitCode": 0, "result": "hey\n"}
+    item = next(i for i in client.get("/api/sandbox").json()["items"] if i["id"] == sandbox_id)
+    assert (
+        "env" not in item
+        and "kvm" not in item
+        and item["toolboxProxyUrl"] == body["toolboxProxyUrl"]
+    )
+
+
+def test_emulator_list_cursor_states_and_sort(client: httpx.Client) -> None:
+    made = [
+        client.post("/api/sandbox", json={"labels": {"page": "p"}}).json()["id"] for _ in range(3)
+    ]
+    try:
+        client.post(f"/api/sandbox/{made[0]}/stop")
+        seen: list[str] = []
+        cursor = None
+        pages = 0
+        while True:
+            params: dict[str, str] = {"limit": "2", "labels": '{"page": "p"}'}
+            if cursor:
+                params["cursor"] = cursor
+            page = client.get("/api/sandbox", params=params).json()
+            seen += [i["id"] for i in page["items"]]
+            pages += 1
+            cursor = page["nextCursor"]
+            if not cursor:
+                break
+        assert pages == 2 and sorted(seen) == sorted(made)
+        stopped = client.get(
+            "/api/sandbox", params={"labels": '{"page": "p"}', "states": "stopped"}
+        ).json()
+        assert [i["id"] for i in stopped["items"]] == [made[0]]
+        ordered = client.get(
+            "/api/sandbox", params={"labels": '{"page": "p"}', "sort": "createdAt", "order": "asc"}
+        )
+        assert [i["id"] for i in ordered.json()["items"]] == made
+        bad = client.get("/api/sandbox", params={"labels": "not json"})
+        assert bad.status_code == 400
+    finally:
+        for sandbox_id in made:
+            client.delete(f"/api/sandbox/{sandbox_id}")
+
+
+def test_emulator_bad_requests_name_the_field(client: httpx.Client, sandbox_id: str) -> None:
+    bad = client.post("/api/sandbox", json={"cpu": "two"})
+    assert bad.status_code == 400
+    assert "cpu" in bad.json()["message"]
+    assert bad.json()["error"] == "Bad Request"
+    missing = client.get("/api/nowhere")
+    assert missing.status_code == 404
+    assert missing.json()["message"] == "Cannot GET /api/nowhere"
+    daemon = client.post(f"/toolbox/{sandbox_id}/process/execute", json={"cmd": "x"})
+    assert daemon.status_code == 400
+    assert daemon.json()["source"] == "DAYTONA_DAEMON"
+    assert daemon.json()["path"] == "/process/execute"
+    assert "command" in daemon.json()["message"]
+
+
+def test_emulator_logs_are_text_without_sdk_version(client: httpx.Client, sandbox_id: str) -> None:
+    base = f"/toolbox/{sandbox_id}/process/session"
+    assert client.post(base, json={"sessionId": "t"}).status_code == 201
+    assert client.post(base, json={"sessionId": "t"}).status_code == 409
+    cmd = client.post(f"{base}/t/exec", json={"command": "echo text", "runAsync": True})
+    assert cmd.status_code == 202
+    cmd_id = cmd.json()["cmdId"]
+    import time
+
+    for _ in range(100):
+        if client.get(f"{base}/t/command/{cmd_id}").json().get("exitCode") is not None:
+            break
+        time.sleep(0.05)
+    raw = client.get(f"{base}/t/command/{cmd_id}/logs")
+    assert raw.headers["content-type"].startswith("text/plain")
+    assert raw.text == "text\n"
+    as_json = client.get(
+        f"{base}/t/command/{cmd_id}/logs", headers={"X-Daytona-SDK-Version": "0.226.1"}
+    )
+    assert as_json.json() == {"output": "text\n", "stdout": "text\n", "stderr": ""}
+
+
+def test_emulator_info_endpoints(client: httpx.Client, sandbox_id: str) -> None:
+    assert client.get(f"/toolbox/{sandbox_id}/version").json()["version"]
+    regions = client.get("/api/regions").json()
+    assert [r["id"] for r in regions] == ["us", "eu"]
+    config = client.get("/api/config").json()
+    assert config["defaultSnapshot"] == "daytonaio/sandbox:emulator"
+    eu = client.post("/api/sandbox", json={"target": "eu"}).json()
+    assert eu["target"] == "eu"
+    client.delete(f"/api/sandbox/{eu['id']}")
+    assert client.post("/api/sandbox", json={"target": "mars"}).status_code == 404
