@@ -88,7 +88,8 @@ def test_emulator_shutdown_deletes_every_workspace() -> None:
         httpx.post(f"{emu.api_url}/sandbox/{ids[1]}/stop", headers=h)
         httpx.post(f"{emu.api_url}/sandbox/{ids[1]}/archive", headers=h)
         root = emu.emulator._root
-        assert root is not None and root.exists()
+        assert root is not None
+        assert root.exists()
         workspaces = {r.workspace_id for r in emu.emulator.sandboxes.values()} - {None}
         assert len(workspaces) == 2
     assert not root.exists()

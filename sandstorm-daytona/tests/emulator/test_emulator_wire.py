@@ -60,11 +60,9 @@ def test_emulator_sandbox_json_shape(
     run = client.post(f"/toolbox/{sandbox_id}/process/execute", json={"command": "echo $GREETING"})
     assert run.json() == {"exitCode": 0, "result": "hey\n"}
     item = next(i for i in client.get("/api/sandbox").json()["items"] if i["id"] == sandbox_id)
-    assert (
-        "env" not in item
-        and "kvm" not in item
-        and item["toolboxProxyUrl"] == body["toolboxProxyUrl"]
-    )
+    assert "env" not in item
+    assert "kvm" not in item
+    assert item["toolboxProxyUrl"] == body["toolboxProxyUrl"]
 
 
 def test_emulator_list_cursor_states_and_sort(client: httpx.Client) -> None:
@@ -86,7 +84,8 @@ def test_emulator_list_cursor_states_and_sort(client: httpx.Client) -> None:
             cursor = page["nextCursor"]
             if not cursor:
                 break
-        assert pages == 2 and sorted(seen) == sorted(made)
+        assert pages == 2
+        assert sorted(seen) == sorted(made)
         stopped = client.get(
             "/api/sandbox", params={"labels": '{"page": "p"}', "states": "stopped"}
         ).json()
