@@ -66,6 +66,9 @@ def build_report(
     errors: dict[str, str] = raw.get("errors", {})
     abi = int(raw.get("landlock_abi", 0))
     for name, description in _DESCRIPTIONS.items():
+        if name == "uid_drop" and raw.get("rootless"):
+            unavailable[name] = f"not needed: the provider itself runs as uid {raw.get('uid')}"
+            continue
         if name not in raw:
             continue
         disabled = {"landlock": not landlock_enabled, "seccomp": not seccomp_enabled}

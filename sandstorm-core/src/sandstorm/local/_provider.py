@@ -91,6 +91,10 @@ _DEVICES_RW = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urand
 _SCRATCH = ("/tmp", "/var/tmp", "/dev/shm")
 
 
+def _under(path: str, parent: str) -> bool:
+    return path == parent or path.startswith(parent.rstrip("/") + "/")
+
+
 def _real(path: str) -> str:
     return os.path.realpath(path)
 
@@ -384,9 +388,15 @@ class LocalProvider(AsyncProvider):
     def _compute_masks(
         self, engine: _Engine, files: str
     ) -> tuple[list[tuple[str, str]], list[str]]:
-        keeps = [engine.python_prefix, *engine.python_path, files]
+        wanted = [engine.python_prefix, *engine.python_path, files]
         if engine.node:
-            keeps.append(engine.node)
+            wanted.append(engine.node)
+        # a path inside another kept path comes along with it
+        keeps = [
+            path
+            for path in dict.fromkeys(wanted)
+            if not any(other != path and _under(path, other) for other in wanted)
+        ]
         masks: dict[str, str] = {"/root": "0755", "/home": "0755"}
         masks.update(dict.fromkeys(_SCRATCH, "1777"))
         masks[str(self._store.base.resolve())] = "0755"
@@ -485,6 +495,7 @@ class LocalProvider(AsyncProvider):
             "cgroupns": report.is_active("cgroupns"),
             "hostname": "sandbox",
             "uid": self.config.sandbox_uid if uid_drop else None,
+            "inner_uid": 1000 if report.is_active("userns") else None,
             "gid": self.config.sandbox_gid if uid_drop else None,
             "rlimits": rlimits,
             "masks": masks,

@@ -406,6 +406,9 @@ def _prepare_payload(req: dict[str, Any], fds: list[int], err_w: int) -> None:
             resource.setrlimit(_RLIMITS[name], (int(soft), int(hard)))
         except (OSError, ValueError) as exc:
             raise SetupError(f"setrlimit {name}: {exc}") from None
+    inner = req.get("inner_uid")
+    if inner is not None:
+        _drop_to_inner_uid(int(inner))
     landlock = req.get("landlock")
     if landlock:
         landlock_restrict(landlock, int(req.get("landlock_abi", 1)))
@@ -648,6 +651,23 @@ def supervise(fds: list[int], extra: list[str]) -> None:
     os._exit(0)
 
 
+def _drop_to_inner_uid(inner: int) -> None:
+    """Rootless mode: leave the namespace's root for ``inner`` in a nested user namespace.
+
+    The outer user namespace maps its uid 0 to the (unprivileged) host user; a nested one
+    maps ``inner`` to that uid 0, and switching to it drops every capability.
+    """
+    unshare(CLONE_NEWUSER)
+    with open("/proc/self/setgroups", "w") as f:
+        f.write("deny")
+    with open("/proc/self/uid_map", "w") as f:
+        f.write(f"{inner} 0 1")
+    with open("/proc/self/gid_map", "w") as f:
+        f.write(f"{inner} 0 1")
+    os.setresgid(inner, inner, inner)
+    os.setresuid(inner, inner, inner)
+
+
 def _enter_userns() -> None:
     uid, gid = os.getuid(), os.getgid()
     unshare(CLONE_NEWUSER)
@@ -839,7 +859,7 @@ def probe(config: dict[str, Any]) -> dict[str, Any]:
         "ipcns": ns(CLONE_NEWIPC),
         "utsns": ns(CLONE_NEWUTS),
         "cgroupns": ns(CLONE_NEWCGROUP),
-        "uid_drop": uid_drop,
+        "uid_drop": None if rootless else uid_drop,
         "landlock": landlock,
         "seccomp": seccomp_load,
     }

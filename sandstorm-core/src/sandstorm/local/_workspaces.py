@@ -101,7 +101,8 @@ class WorkspaceStore:
         files.mkdir(mode=0o755)
         if self._owner is not None:
             os.chown(files, *self._owner)
-        (path / "env.json").write_text(json.dumps(dict(env)))
+        if env:
+            (path / "env.json").write_text(json.dumps(dict(env)))
         self.save(workspace)
         return workspace
 
