@@ -26,13 +26,18 @@ async def shell(
     on_stdout: Callable[[str], None] | None = None,
     on_stderr: Callable[[str], None] | None = None,
     plain: bool = False,
+    workspace_id: str | None = None,
 ) -> RunResult:
     """Run ``script`` in the sandbox's workspace, in the user's shell unless ``plain``.
 
-    The sandbox's env is exported first. Raises the engine's errors as they are
+    The sandbox's env is exported first. ``workspace_id`` targets another workspace than
+    the sandbox's own (a restore in progress). Raises the engine's errors as they are
     (``ExecutionTimeout`` on timeout).
     """
-    workspace = await emulator.workspace(record)
+    if workspace_id is not None:
+        workspace = await emulator.provider.get_workspace(workspace_id)
+    else:
+        workspace = await emulator.workspace(record)
     provider = emulator.provider
     text = script if plain else user_shell(script)
     streaming = Capability.STREAMING in provider.capabilities and (

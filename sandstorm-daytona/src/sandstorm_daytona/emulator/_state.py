@@ -564,17 +564,16 @@ class Emulator:
             workspace = await self.provider.restore(ref, name=record.id)
             return workspace.id
         workspace_id = await self._new_workspace(record, None)
-        previous, record.workspace_id = record.workspace_id, workspace_id
         try:
             data = self._archive_path(ref).read_bytes()
-            result = await shell(self, record, "tar -xf -", stdin=data, plain=True)
+            result = await shell(
+                self, record, "tar -xf -", stdin=data, plain=True, workspace_id=workspace_id
+            )
             if result.exit_code != 0:
                 raise sandstorm.WorkspaceError(f"restore failed: {result.stderr.strip()[:200]}")
         except BaseException:
             await self.provider.delete_workspace(workspace_id)
             raise
-        finally:
-            record.workspace_id = previous
         return workspace_id
 
     def _archive_path(self, ref: str) -> Path:
