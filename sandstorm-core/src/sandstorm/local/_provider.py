@@ -74,6 +74,33 @@ from ._workspaces import WorkspaceStore, chown_tree, disk_usage
 __all__ = ["LocalProvider"]
 
 _INLINE_CODE_LIMIT = 100_000
+_STDLIB_PRELOAD = (
+    "base64",
+    "collections",
+    "copy",
+    "csv",
+    "dataclasses",
+    "datetime",
+    "decimal",
+    "enum",
+    "fractions",
+    "functools",
+    "hashlib",
+    "itertools",
+    "math",
+    "pathlib",
+    "random",
+    "re",
+    "statistics",
+    "string",
+    "subprocess",
+    "textwrap",
+    "time",
+    "traceback",
+    "typing",
+    "uuid",
+)
+"""Stdlib modules the python fork server imports once, so runs find them ready."""
 _SYSTEM_READ_ONLY = (
     "/usr",
     "/bin",
@@ -233,7 +260,11 @@ class LocalProvider(AsyncProvider):
                         ]
                     )
                 )
-                server = ForkServer(python, preload=config.preload, python_path=python_path)
+                server = ForkServer(
+                    python,
+                    preload=(*_STDLIB_PRELOAD, *config.preload),
+                    python_path=python_path,
+                )
                 server.ensure_started()
             except BaseException:
                 cgroups.close()
