@@ -23,7 +23,19 @@ import yaml
 
 from sandstorm_daytona.emulator import Exchange
 
-SPECS = Path(os.environ.get("SANDSTORM_DAYTONA_SPECS", "/work/shared/daytona/specs"))
+
+def _find_specs() -> Path:
+    """``$SANDSTORM_DAYTONA_SPECS``, else ``shared/daytona/specs`` beside the repository."""
+    if os.environ.get("SANDSTORM_DAYTONA_SPECS"):
+        return Path(os.environ["SANDSTORM_DAYTONA_SPECS"])
+    repo = Path(__file__).resolve().parents[3]
+    for candidate in (repo.parent / "shared", repo / "shared", Path("/work/shared")):
+        if (candidate / "daytona" / "specs").is_dir():
+            return candidate / "daytona" / "specs"
+    return repo.parent / "shared" / "daytona" / "specs"
+
+
+SPECS = _find_specs()
 MAIN_SPEC = SPECS / "libs/api-client-go/api/openapi.yaml"
 TOOLBOX_SPEC = SPECS / "apps/daemon/pkg/toolbox/docs/swagger.json"
 

@@ -22,7 +22,7 @@ from daytona import (
 from sandstorm_daytona.emulator import EmulatorConfig, RunningEmulator, running_emulator
 
 from .conftest import repo_url
-from .openapi_check import validate, validate_error_envelopes
+from .openapi_check import MAIN_SPEC, TOOLBOX_SPEC, validate, validate_error_envelopes
 
 KEY = "fidelity-key"
 
@@ -112,6 +112,8 @@ async def _drive_async(emu: RunningEmulator) -> None:
 
 
 def test_emulator_responses_validate_against_openapi(recorded: RunningEmulator) -> None:
+    if not (MAIN_SPEC.is_file() and TOOLBOX_SPEC.is_file()):
+        pytest.skip(f"the upstream OpenAPI documents are not at {MAIN_SPEC.parents[3]}")
     exchanges = recorded.emulator.exchanges
     assert exchanges is not None
     checked = validate(exchanges)

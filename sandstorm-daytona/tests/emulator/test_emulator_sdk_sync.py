@@ -17,11 +17,14 @@ from daytona.common.errors import DaytonaBadRequestError
 
 from sandstorm_daytona.emulator import RunningEmulator
 
-from .conftest import README, repo_url
+from .conftest import KEY_A, README, repo_url
 
 
-def test_emulator_protocol_script(daytona, emu: RunningEmulator, bare_repo) -> None:  # type: ignore[no-untyped-def]
-    """PROTOCOL.md §10: create, code_run, exec, upload, download, git clone, delete."""
+def test_emulator_protocol_script(emu: RunningEmulator, bare_repo) -> None:  # type: ignore[no-untyped-def]
+    """PROTOCOL.md §10, unchanged: create, code_run, exec, upload, download, clone, delete."""
+    from daytona import Daytona, DaytonaConfig
+
+    daytona = Daytona(DaytonaConfig(api_key=KEY_A, api_url=emu.api_url))
     s = daytona.create()
     assert s.state == "started"
     assert s.labels["code-toolbox-language"] == "python"
