@@ -282,8 +282,9 @@ class DaytonaProvider(AsyncProvider):
             if sandbox.state != "started":
                 sandbox = await self._wait_state(sandbox.id, {"started"}, "start")
             return self._workspace(sandbox)
-        except BaseException:
-            await _shielded(self._abandon(created, name, token))
+        except BaseException as exc:
+            if created is not None or not _refused(exc):
+                await _shielded(self._abandon(created, name, token))
             raise
 
     async def _get_workspace(self, workspace_id: str) -> Workspace:
@@ -1076,6 +1077,13 @@ class _Run:
 
 
 # ---------------------------------------------------------------------- module helpers
+
+
+def _refused(exc: BaseException) -> bool:
+    """True when the server answered the create with a 4xx: it made nothing."""
+    if isinstance(exc, TemplateNotFound):
+        return True
+    return isinstance(exc, ProviderAPIError) and exc.status is not None and exc.status < 500
 
 
 def _names_missing_snapshot(reply: httpx.Response) -> bool:

@@ -148,8 +148,15 @@ async def test_streaming_delivers_output_while_running(
     out = "".join(c.text for c, _ in seen if c.stream == "stdout")
     err = "".join(c.text for c, _ in seen if c.stream == "stderr")
     assert (out, err) == (stream.result.stdout, stream.result.stderr)
-    first = next(t for c, t in seen if "out 0" in c.text)
-    last = next(t for c, t in seen if "out 2" in c.text)
+    so_far = ""
+    arrived: dict[str, float] = {}
+    for chunk, at in seen:
+        if chunk.stream == "stdout":
+            so_far += chunk.text
+            for line in ("out 0\n", "out 2\n"):
+                if line in so_far:
+                    arrived.setdefault(line, at)
+    first, last = arrived["out 0\n"], arrived["out 2\n"]
     assert last - first >= 0.5, "output arrived only at the end"
     assert live_sandboxes(emulator) == []
 
