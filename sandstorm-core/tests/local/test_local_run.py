@@ -275,3 +275,25 @@ def test_close_releases_server_and_cgroups(local_root: Path) -> None:
         assert [w.id for w in again.list_workspaces()] == [ws.id]
         assert again.run_in_workspace(ws.id, "print(2)").stdout == "2\n"
         again.delete_workspace(ws.id)
+
+
+def test_large_stdin_and_child_interpreter(lp: sandstorm.SyncProvider) -> None:
+    data = "x" * (5 << 20)
+    result = lp.run("import sys; print(len(sys.stdin.read()))", stdin=data)
+    assert result.stdout == f"{5 << 20}\n"
+    child = lp.run(
+        "import subprocess, sys\n"
+        "out = subprocess.run([sys.executable, '-c', 'print(6*7)'], capture_output=True)\n"
+        "print(out.stdout.decode().strip(), out.returncode)"
+    )
+    assert child.stdout == "42 0\n", child.stderr
+
+
+def test_home_and_cwd_are_the_workspace(lp: sandstorm.SyncProvider) -> None:
+    ws = lp.create_workspace()
+    result = lp.run_in_workspace(
+        ws, "import os; print(os.getcwd() == os.environ['HOME'] == os.path.expanduser('~'))"
+    )
+    assert result.stdout == "True\n"
+    lp.run_in_workspace(ws, "open('mod_here.py', 'w').write('X = 5')")
+    assert lp.run_in_workspace(ws, "import mod_here; print(mod_here.X)").stdout == "5\n"

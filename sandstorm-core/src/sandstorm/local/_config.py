@@ -48,7 +48,12 @@ class LocalConfig(ProviderConfig):
         description="state directory: workspaces/, snapshots/ live here",
     )
     output_cap: int = Field(
-        default=4 << 20, ge=1024, description="bytes of stdout and of stderr kept per run"
+        default=4 << 20,
+        ge=1024,
+        description=(
+            "bytes of stdout and of stderr kept per run; the rest is dropped (truncated flag "
+            "set), and past twice this much the run is killed (reason output_limit)"
+        ),
     )
     require: tuple[Primitive, ...] = Field(
         default=(),

@@ -1,0 +1,46 @@
+"""LocalConfig: keyword arguments first, then SANDSTORM_LOCAL_* variables; clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sandstorm import ProviderConfigError
+from sandstorm.local import LocalConfig, default_root
+
+
+def test_defaults() -> None:
+    config = LocalConfig.load({}, environ={})
+    assert config.output_cap == 4 << 20
+    assert config.root == default_root()
+    assert config.require == ()
+    assert config.sandbox_uid == 65534
+
+
+def test_default_root_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    assert default_root() == tmp_path / "sandstorm" / "local"
+
+
+def test_environment_fills_gaps() -> None:
+    environ = {
+        "SANDSTORM_LOCAL_OUTPUT_CAP": "2048",
+        "SANDSTORM_LOCAL_REQUIRE": "netns, pidns",
+        "SANDSTORM_LOCAL_TEMPLATES": '{"t": {"setup": ["true"]}}',
+        "SANDSTORM_LOCAL_ROOT": "/srv/state",
+    }
+    config = LocalConfig.load({"output_cap": 4096}, environ=environ)
+    assert config.output_cap == 4096  # keyword beats environment
+    assert config.require == ("netns", "pidns")
+    assert config.templates == {"t": {"setup": ["true"]}}
+    assert config.root == Path("/srv/state")
+
+
+def test_bad_values_name_the_field() -> None:
+    with pytest.raises(ProviderConfigError, match="require"):
+        LocalConfig.load({"require": ["no-such-primitive"]}, environ={})
+    with pytest.raises(ProviderConfigError, match="output_cap"):
+        LocalConfig.load({"output_cap": 5}, environ={})
+    with pytest.raises(ProviderConfigError, match="templates"):
+        LocalConfig.load({}, environ={"SANDSTORM_LOCAL_TEMPLATES": "{not json"})
