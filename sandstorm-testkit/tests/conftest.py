@@ -1,4 +1,9 @@
-"""Shared fixtures for the kit's own tests."""
+"""Shared fixtures for the kit's own tests.
+
+The kit is tested the way adapters use it: pytester runs pytest in a subprocess, in a
+scratch directory that holds an honest host-subprocess provider (``hostprovider.py``)
+registered under the name ``host``.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,22 @@ from pathlib import Path
 
 import pytest
 
+import sandstorm._registry
+
 pytest_plugins = ["pytester"]
 
 HERE = Path(__file__).resolve().parent
 HOST_PROVIDER = HERE / "hostprovider.py"
+
+
+@pytest.fixture(autouse=True)
+def _few_examples(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nested runs use the few-examples profile, chosen without touching global state.
+
+    (``--hypothesis-profile`` would load the profile process-wide, and nested runs may run
+    in this process.)
+    """
+    monkeypatch.setenv("SANDSTORM_HYPOTHESIS_PROFILE", "sandstorm-live")
 
 
 @pytest.fixture
@@ -18,7 +35,12 @@ def kit_dir(
     tmp_path_factory: pytest.TempPathFactory,
     monkeypatch: pytest.MonkeyPatch,
 ) -> pytest.Pytester:
-    """A pytester directory holding the host provider module, registered as ``host``."""
+    """A pytester directory holding the host provider module, registered as ``host``.
+
+    Nested runs may run in this process, so the in-process registry is swapped for a
+    private one while the test runs.
+    """
+    monkeypatch.setattr(sandstorm._registry, "_registered", {})
     (pytester.path / "hostprovider.py").write_text(HOST_PROVIDER.read_text())
     monkeypatch.setenv("SSTK_HOST_ROOT", str(tmp_path_factory.mktemp("host-root")))
     pytester.makeconftest(

@@ -114,13 +114,18 @@ class TemplateContract(AsyncContract):
         with pytest.raises(TemplateNotFound) as caught:
             await provider.run("print(1)", workspace_template="sstk-no-such-template")
         assert caught.value.name == "sstk-no-such-template"
-        assert caught.value.known, "a provider that declares TEMPLATES must name at least one"
+        assert "sstk-no-such-template" not in caught.value.known
 
     async def test_known_template_runs_code(
         self, provider: AsyncProvider, new_workspace: WorkspaceFactory
     ) -> None:
         with pytest.raises(TemplateNotFound) as caught:
             await new_workspace(template="sstk-no-such-template")
+        if not caught.value.known:
+            pytest.skip(
+                f"{provider.name} declares templates but has none configured "
+                "(configure one, e.g. with --sandstorm-config, to test this)"
+            )
         template = caught.value.known[0]
         workspace = await new_workspace(template=template)
         assert workspace.template == template

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,7 +55,7 @@ def make_git_repo(root: Path) -> GitRepo:
     if shutil.which("git") is None:
         pytest.fail("the git contract needs the `git` command on the test machine", pytrace=False)
     work = root / "work"
-    work.mkdir(parents=True)
+    work.mkdir(parents=True, mode=0o755)
     repo = GitRepo(url="", main_commit="", feature_commit="")
     _git(work, "init", "-q", "-b", "main")
     (work / "README.md").write_text(repo.readme)
@@ -94,9 +96,17 @@ class GitContract(AsyncContract):
     """
 
     @pytest.fixture
-    def git_repo(self, tmp_path: Path) -> GitRepo:
-        """The repository to clone (default: a bare repo in ``tmp_path``, as a file:// URL)."""
-        return make_git_repo(tmp_path / "git")
+    def git_repo(self) -> Iterator[GitRepo]:
+        """The repository to clone (default: a world-readable bare repo in a temp dir).
+
+        Readable by every user because a provider may clone as an unprivileged uid.
+        """
+        root = Path(tempfile.mkdtemp(prefix="sstk-git-"))
+        try:
+            root.chmod(0o755)
+            yield make_git_repo(root)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
 
     async def test_clone_default_branch(
         self, provider: AsyncProvider, workspace: Workspace, git_repo: GitRepo

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from sandstorm import AsyncProvider, Capability, NetworkPolicy
+from sandstorm import AsyncProvider, Capability, NetworkPolicy, ProviderConfigError
 
 from ._base import AsyncContract, WorkspaceFactory
 from ._helpers import show
@@ -64,7 +64,7 @@ PROBE = (
     "import socket\n"
     "try:\n"
     "    with socket.create_connection(({host!r}, {port}), timeout=5) as s:\n"
-    "        s.sendall(b{token!r})\n"
+    "        s.sendall({token!r})\n"
     "        print('reached', s.recv(256).decode())\n"
     "except OSError as exc:\n"
     "    print('blocked', type(exc).__name__)\n"
@@ -125,20 +125,26 @@ class NetworkContract(AsyncContract):
         assert out == "reached pong:host-1", out
         assert endpoint.connections == [b"host-1"]
 
-    async def test_allow_list_admits_listed_host(
+    async def test_allow_list_is_enforced_or_refused(
         self, provider: AsyncProvider, new_workspace: WorkspaceFactory, endpoint: Endpoint
     ) -> None:
-        policy = NetworkPolicy(mode="allow_list", allow=(endpoint.host,))
-        out = await self._probe(provider, new_workspace, endpoint, policy, "allowed")
+        """An allow-list either works both ways or is refused up front; never silently ignored."""
+        listed = NetworkPolicy(mode="allow_list", allow=(endpoint.host,))
+        refusal: str | None = None
+        try:
+            out = await self._probe(provider, new_workspace, endpoint, listed, "allowed")
+        except ProviderConfigError as exc:
+            refusal = str(exc)
+        if refusal is not None:
+            assert "allow" in refusal.lower(), f"the refusal should say why: {refusal}"
+            with pytest.raises(ProviderConfigError):
+                await provider.run("print(1)", network=listed)
+            return
         assert out == "reached pong:allowed", out
-
-    async def test_allow_list_refuses_other_hosts(
-        self, provider: AsyncProvider, new_workspace: WorkspaceFactory, endpoint: Endpoint
-    ) -> None:
-        policy = NetworkPolicy(mode="allow_list", allow=("192.0.2.1",))  # TEST-NET-1, never routed
-        out = await self._probe(provider, new_workspace, endpoint, policy, "refused")
+        other = NetworkPolicy(mode="allow_list", allow=("192.0.2.1",))  # TEST-NET-1
+        out = await self._probe(provider, new_workspace, endpoint, other, "refused")
         assert out.startswith("blocked"), out
-        assert endpoint.connections == []
+        assert endpoint.connections == [b"allowed"]
 
     async def test_one_shot_run_with_host_network(
         self, provider: AsyncProvider, endpoint: Endpoint

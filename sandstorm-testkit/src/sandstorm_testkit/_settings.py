@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import tomllib
 import uuid
 from collections.abc import Callable, Mapping
@@ -114,4 +115,7 @@ def _hypothesis_profile(config: pytest.Config, live: bool) -> str:
         explicit = None
     if explicit:
         return explicit
+    from_env = os.environ.get("SANDSTORM_HYPOTHESIS_PROFILE")
+    if from_env:
+        return from_env
     return "sandstorm-live" if live else "sandstorm-offline"

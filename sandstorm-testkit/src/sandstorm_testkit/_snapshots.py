@@ -60,7 +60,7 @@ class SnapshotContract(AsyncContract):
         made = await provider.run_in_workspace(workspace, MAKE_TREE)
         assert made.exit_code == 0, show(made)
         before = await run_json(provider, workspace, MANIFEST)
-        assert len(before) == 9, before
+        assert len(before) == 8, before
         snapshot = await self._snapshot(provider, new_workspace, workspace)
         changed = await provider.run_in_workspace(workspace, MUTATE)
         assert changed.exit_code == 0, show(changed)

@@ -1,0 +1,74 @@
+"""Deliberately broken providers: the kit must catch each of them.
+
+``LiarProvider`` declares METRICS and SNAPSHOTS but only pretends (constant zero metrics,
+snapshots that capture nothing). ``ForgetfulProvider`` declares neither COST nor METRICS
+but overrides the public methods and forgets to raise ``CapabilityNotSupported``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from hostprovider import HostProvider
+
+import sandstorm
+from sandstorm import Capability, CostEstimate, Snapshot, WorkspaceMetrics, WorkspaceSpec
+
+
+def _zeros(workspace_id: str) -> WorkspaceMetrics:
+    return WorkspaceMetrics(
+        workspace_id=workspace_id,
+        collected_at=datetime.now(UTC),
+        cpu_user_seconds=0.0,
+        cpu_system_seconds=0.0,
+        memory_current_bytes=0,
+        memory_peak_bytes=0,
+    )
+
+
+class LiarProvider(HostProvider):
+    name = "liar"
+    capabilities = HostProvider.capabilities | {Capability.METRICS, Capability.SNAPSHOTS}
+
+    def __init__(self, config=None):
+        super().__init__(config)
+        self._snapshots: dict[str, Snapshot] = {}
+
+    async def _metrics(self, workspace):
+        return _zeros(workspace.id)
+
+    async def _snapshot(self, workspace, name):
+        snap = Snapshot(
+            id="snap-" + uuid.uuid4().hex[:8],
+            provider=self.name,
+            workspace_id=workspace.id,
+            created_at=datetime.now(UTC),
+            size=1,
+            name=name,
+        )
+        self._snapshots[snap.id] = snap
+        return snap
+
+    async def _restore(self, snapshot_id, name):
+        if snapshot_id not in self._snapshots:
+            raise sandstorm.SnapshotNotFound(snapshot_id)
+        return await self._create_workspace(WorkspaceSpec(name=name))
+
+    async def _list_snapshots(self):
+        return list(self._snapshots.values())
+
+    async def _delete_snapshot(self, snapshot_id):
+        if self._snapshots.pop(snapshot_id, None) is None:
+            raise sandstorm.SnapshotNotFound(snapshot_id)
+
+
+class ForgetfulProvider(HostProvider):
+    name = "forgetful"
+
+    async def estimate_cost(self, *, duration, cpu=None, memory=None, disk=None):
+        return CostEstimate(total=0.0, duration=duration)
+
+    async def get_workspace_metrics(self, workspace):
+        ws = await self._resolve(workspace)
+        return _zeros(ws.id)

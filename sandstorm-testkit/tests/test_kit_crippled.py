@@ -1,0 +1,72 @@
+"""The kit catches a provider that lies about a capability, and one that forgets to refuse."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+QUICK = ("-p", "no:cacheprovider")
+CRIPPLED = Path(__file__).resolve().with_name("crippledproviders.py")
+
+TESTS = """
+import pytest
+import sandstorm_testkit as kit
+from crippledproviders import {cls}
+
+
+class Fixtures:
+    @pytest.fixture
+    def provider_factory(self):
+        return {cls}.from_config
+
+
+class TestMetrics(Fixtures, kit.MetricsContract):
+    pass
+
+
+class TestSnapshots(Fixtures, kit.SnapshotContract):
+    pass
+
+
+class TestCapabilities(Fixtures, kit.CapabilityContract):
+    pass
+"""
+
+
+@pytest.fixture
+def crippled_dir(kit_dir: pytest.Pytester) -> pytest.Pytester:
+    (kit_dir.path / "crippledproviders.py").write_text(CRIPPLED.read_text())
+    return kit_dir
+
+
+def _failed(report: Path) -> set[str]:
+    data = json.loads(report.read_text())
+    return {t["nodeid"].split("::", 1)[1] for t in data["tests"] if t["outcome"] == "failed"}
+
+
+def test_declared_but_not_delivered(crippled_dir: pytest.Pytester) -> None:
+    crippled_dir.makepyfile(test_liar=TESTS.format(cls="LiarProvider"))
+    result = crippled_dir.runpytest(*QUICK, "test_liar.py", "--sandstorm-report=r.json")
+    result.assert_outcomes(passed=12, failed=3, skipped=4)
+    assert _failed(crippled_dir.path / "r.json") == {
+        "TestMetrics::test_metrics_are_plausible",
+        "TestMetrics::test_disk_usage_grows_with_files",
+        "TestSnapshots::test_restore_reproduces_files",
+    }
+    result.stdout.fnmatch_lines(["*burned ~0.6 cpu seconds, the metrics say 0.0*"])
+
+
+def test_undeclared_but_not_refused(crippled_dir: pytest.Pytester) -> None:
+    crippled_dir.makepyfile(test_forgetful=TESTS.format(cls="ForgetfulProvider"))
+    result = crippled_dir.runpytest(*QUICK, "test_forgetful.py", "--sandstorm-report=r.json")
+    # metrics and snapshot tests are skipped (undeclared); the refusal checks run
+    result.assert_outcomes(passed=6, failed=2, skipped=11)
+    assert _failed(crippled_dir.path / "r.json") == {
+        "TestCapabilities::test_undeclared_capability_raises[cost]",
+        "TestCapabilities::test_undeclared_capability_raises[metrics]",
+    }
+    result.stdout.fnmatch_lines(
+        ["*forgetful does not declare cost but accepted: probe 0 returned*"]
+    )
