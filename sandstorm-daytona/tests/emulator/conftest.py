@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import subprocess
+import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,11 +76,23 @@ def sandbox(daytona):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="session")
-def bare_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A local bare git repository with two commits on ``main`` and a ``feature`` branch."""
+def bare_repo() -> Iterator[Path]:
+    """A local bare git repository with two commits on ``main`` and a ``feature`` branch.
+
+    Kept outside pytest's numbered temp dirs: other pytest sessions on the machine rotate
+    those away, possibly while this session still needs the repository.
+    """
     if shutil.which("git") is None:
         pytest.skip("git is not installed")
-    base = tmp_path_factory.mktemp("git")
+    base = Path(tempfile.mkdtemp(prefix="emulator-git-"))
+    base.chmod(0o755)
+    try:
+        yield _make_bare_repo(base)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _make_bare_repo(base: Path) -> Path:
     work = base / "work"
     bare = base / "origin.git"
     env = {
@@ -104,11 +117,8 @@ def bare_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     git("commit", "-q", "-m", "second")
     git("branch", "feature")
     git("clone", "-q", "--bare", str(work), str(bare), cwd=base)
-    bare.chmod(0o755)
-    for path in bare.rglob("*"):
+    for path in [bare, *bare.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
-    for parent in (base, base.parent, base.parent.parent):
-        parent.chmod(parent.stat().st_mode | 0o755)
     return bare
 
 
