@@ -94,14 +94,19 @@ def test_subclass_path_with_expected_failures(kit_dir: pytest.Pytester) -> None:
 
 def test_fixed_quirk_turns_red(kit_dir: pytest.Pytester) -> None:
     kit_dir.makepyfile(
-        test_host=_subclasses(
-            {
-                "test_timeout_kills_the_process_tree": "documented",
-                "test_workspace_usable_after_timeout": "was broken once, fixed since",
-            },
-            {"test_workspaces_are_isolated": "documented"},
-        )
+        test_fixed="""
+        import pytest
+        import sandstorm_testkit as kit
+        from hostprovider import HostProvider
+
+        class TestErrors(kit.ErrorContract):
+            expected_failures = {"test_unknown_language": "was broken once, fixed since"}
+
+            @pytest.fixture
+            def provider_factory(self):
+                return HostProvider.from_config
+        """
     )
-    result = kit_dir.runpytest(*QUICK, "test_host.py")
-    result.assert_outcomes(passed=23, xfailed=2, failed=1)
+    result = kit_dir.runpytest(*QUICK, "test_fixed.py")
+    result.assert_outcomes(passed=6, failed=1)
     result.stdout.fnmatch_lines(["*XPASS?strict?*expected failure: was broken once, fixed since*"])

@@ -1,9 +1,9 @@
 """Proof of the third-party path: an adapter package outside this workspace, installed with
 the kit into a fresh venv, passes ``pytest --sandstorm-provider=acme`` there.
 
-The venv is built offline from uv's cache: ``uv export`` pins what the kit needs (with
-the workspace packages as plain, non-editable path installs), ``uv pip install --offline``
-installs it, and the adapter is installed by path.
+The venv is built offline from uv's cache: ``uv export`` pins the third-party packages the
+kit needs (from ``uv.lock``), ``uv pip install`` (``UV_OFFLINE=1``) installs them, then
+fresh copies of sandstorm-core and sandstorm-testkit and the adapter are installed by path.
 """
 
 from __future__ import annotations
@@ -73,26 +73,22 @@ def test_adapter_outside_the_workspace_passes_the_contract(tmp_path: Path) -> No
         assert done.returncode == 0, f"{' '.join(args)}\n{done.stdout}\n{done.stderr}"
 
     lock = tmp_path / "pylock.toml"
-    run(
-        uv,
-        "export",
-        "--frozen",
-        "--format",
-        "pylock.toml",
-        "--no-dev",
-        "--no-editable",
-        "--package",
-        "sandstorm-testkit",
-        "-q",
-        "-o",
-        str(lock),
-        cwd=ROOT,
-    )
+    ours = ("sandstorm-core", "sandstorm-testkit")
+    no_emit = [f"--no-emit-package={name}" for name in ours]
+    export = ["export", "--frozen", "--format", "pylock.toml", "--no-dev", *no_emit]
+    run(uv, *export, "--package", "sandstorm-testkit", "-q", "-o", str(lock), cwd=ROOT)
+    # fresh copies: uv keys wheels built from a directory on its path and pyproject mtime,
+    # so installing the workspace dirs themselves could reuse a stale build
+    copies = []
+    for name in ours:
+        copy = tmp_path / "src" / name
+        shutil.copytree(ROOT / name, copy, ignore=shutil.ignore_patterns("tests", "__pycache__"))
+        copies.append(str(copy))
     venv = tmp_path / "venv"
     run(uv, "venv", "-q", "-p", sys.executable, str(venv))
     python = str(venv / "bin" / "python")
     run(uv, "pip", "install", "-q", "-p", python, "-r", str(lock))
-    run(uv, "pip", "install", "-q", "-p", python, str(package))
+    run(uv, "pip", "install", "-q", "-p", python, *copies, str(package))
 
     ci = tmp_path / "acme-ci"
     ci.mkdir()

@@ -44,7 +44,8 @@ class KitSettings:
         if cls is None:
             pytest.fail(
                 "no provider to test: run pytest with --sandstorm-provider=NAME, or override "
-                "the `provider_factory` (or `provider`) fixture in your contract subclass",
+                "the `provider_factory` fixture in your contract subclass (or `provider` for "
+                "the async contracts and `sync_provider` for SyncFacadeContract)",
                 pytrace=False,
             )
         config = dict(self.provider_config)
