@@ -67,6 +67,12 @@ class LocalConfig(ProviderConfig):
     python_path: tuple[str, ...] = Field(
         default=(), description="extra sys.path entries for sandboxed python code"
     )
+    prewarm: int = Field(
+        default=2,
+        ge=0,
+        le=16,
+        description="sandboxes the fork server keeps built ahead of requests (blocked network)",
+    )
     seccomp: bool = Field(default=True, description="load the seccomp deny-list when possible")
     landlock: bool = Field(default=True, description="confine file access with Landlock")
     cgroups: bool = Field(default=True, description="use cgroups for limits, kill and metrics")

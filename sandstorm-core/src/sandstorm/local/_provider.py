@@ -26,7 +26,7 @@ import sysconfig
 import threading
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -138,6 +138,7 @@ class _Engine:
     python_path: tuple[str, ...]
     node: str | None
     shell: str
+    static: dict[bool, dict[str, Any]] = field(default_factory=dict)
 
     def close(self) -> None:
         self.server.close()
@@ -206,7 +207,6 @@ class LocalProvider(AsyncProvider):
         self._engine_lock = threading.Lock()
         self._finalizer: weakref.finalize[Any, Any] | None = None
         self._cleanups: set[asyncio.Task[None]] = set()
-        self._mask_cache: dict[str, tuple[list[tuple[str, str]], list[str]]] = {}
 
     # ------------------------------------------------------------------ engine
 
@@ -260,27 +260,29 @@ class LocalProvider(AsyncProvider):
                         ]
                     )
                 )
-                server = ForkServer(
-                    python,
-                    preload=(*_STDLIB_PRELOAD, *config.preload),
+                node = config.node or shutil.which("node", path="/usr/local/bin:/usr/bin:/bin")
+                shell = config.shell or shutil.which("bash", path="/usr/bin:/bin") or "/bin/sh"
+                engine = _Engine(
+                    report=report,
+                    cgroups=cgroups,
+                    server=ForkServer(
+                        python,
+                        preload=(*_STDLIB_PRELOAD, *config.preload),
+                        python_path=python_path,
+                    ),
+                    python=python,
+                    python_prefix=_real(sys.base_prefix),
                     python_path=python_path,
+                    node=_real(node) if node else None,
+                    shell=_real(shell),
                 )
-                server.ensure_started()
+                self._store.prepare()
+                if report.is_active("netns") and config.prewarm > 0:
+                    engine.server.prewarm(self._static(engine, blocked=True), config.prewarm)
+                engine.server.ensure_started()
             except BaseException:
                 cgroups.close()
                 raise
-            node = config.node or shutil.which("node", path="/usr/local/bin:/usr/bin:/bin")
-            shell = config.shell or shutil.which("bash", path="/usr/bin:/bin") or "/bin/sh"
-            engine = _Engine(
-                report=report,
-                cgroups=cgroups,
-                server=server,
-                python=python,
-                python_prefix=_real(sys.base_prefix),
-                python_path=python_path,
-                node=_real(node) if node else None,
-                shell=_real(shell),
-            )
             self._store.purge_trash()
             self._engine = engine
             self._finalizer = weakref.finalize(self, engine.close)
@@ -406,20 +408,16 @@ class LocalProvider(AsyncProvider):
         env.update(request.env)
         return env
 
-    def _masks_and_keeps(
-        self, engine: _Engine, files: str
-    ) -> tuple[list[tuple[str, str]], list[str]]:
-        cached = self._mask_cache.get(files)
-        if cached is None:
-            cached = self._mask_cache[files] = self._compute_masks(engine, files)
-            if len(self._mask_cache) > 256:
-                self._mask_cache.pop(next(iter(self._mask_cache)))
-        return cached
+    def _static(self, engine: _Engine, blocked: bool) -> dict[str, Any]:
+        """The request fields that are the same for every run of this provider.
 
-    def _compute_masks(
-        self, engine: _Engine, files: str
-    ) -> tuple[list[tuple[str, str]], list[str]]:
-        wanted = [engine.python_prefix, *engine.python_path, files]
+        Pre-built sandboxes are made from exactly these (for blocked networking).
+        """
+        cached = engine.static.get(blocked)
+        if cached is not None:
+            return cached
+        report = engine.report
+        wanted = [engine.python_prefix, *engine.python_path]
         if engine.node:
             wanted.append(engine.node)
         # a path inside another kept path comes along with it
@@ -428,12 +426,11 @@ class LocalProvider(AsyncProvider):
             for path in dict.fromkeys(wanted)
             if not any(other != path and _under(path, other) for other in wanted)
         ]
-        masks: dict[str, str] = {"/root": "0755", "/home": "0755"}
+        base = str(self._store.base.resolve())
+        masks: dict[str, str] = {"/root": "0755", "/home": "0755", base: "0755"}
         masks.update(dict.fromkeys(_SCRATCH, "1777"))
-        masks[str(self._store.base.resolve())] = "0755"
-        for keep in keeps:
-            path = Path(keep)
-            for ancestor in reversed(path.parents):
+        for keep in [*keeps, base]:
+            for ancestor in reversed(Path(keep).parents):
                 if str(ancestor) == "/":
                     continue
                 try:
@@ -443,7 +440,32 @@ class LocalProvider(AsyncProvider):
                 if not mode & stat.S_IXOTH:
                     masks.setdefault(str(ancestor), "0755")
                     break
-        return sorted(masks.items()), keeps
+        flags = 0
+        for primitive, flag in (
+            ("mountns", CLONE_NEWNS),
+            ("ipcns", CLONE_NEWIPC),
+            ("utsns", CLONE_NEWUTS),
+            ("pidns", CLONE_NEWPID),
+        ):
+            if report.is_active(primitive):
+                flags |= flag
+        if blocked:
+            flags |= CLONE_NEWNET
+        static = {
+            "unshare": flags,
+            "userns": report.is_active("userns"),
+            "pidns": report.is_active("pidns"),
+            "mountns": report.is_active("mountns"),
+            "netns": blocked,
+            "utsns": report.is_active("utsns"),
+            "hostname": "sandbox",
+            "masks": sorted(masks.items()),
+            "keeps": keeps,
+            "tmpfs_bytes": self.config.tmp_size << 20,
+            "workspaces": base,
+        }
+        engine.static[blocked] = static
+        return static
 
     def _request_for(
         self, engine: _Engine, workspace: Workspace, request: ExecRequest
@@ -456,17 +478,6 @@ class LocalProvider(AsyncProvider):
                 "network mode 'blocked' needs a network namespace, which this host cannot "
                 "create; use network=NetworkPolicy.host() to run with the host network"
             )
-        flags = 0
-        for primitive, flag in (
-            ("mountns", CLONE_NEWNS),
-            ("ipcns", CLONE_NEWIPC),
-            ("utsns", CLONE_NEWUTS),
-            ("pidns", CLONE_NEWPID),
-        ):
-            if report.is_active(primitive):
-                flags |= flag
-        if blocked:
-            flags |= CLONE_NEWNET
         resources = workspace.resources
         disk_mib = resources.disk or self.config.disk_limit
         rlimits: dict[str, tuple[int, int]] = {
@@ -480,7 +491,8 @@ class LocalProvider(AsyncProvider):
             rlimits["data"] = (memory << 20, memory << 20)
         if not report.is_active("cgroup_pids") and report.is_active("uid_drop"):
             rlimits["nproc"] = (self.config.pids_limit, self.config.pids_limit)
-        masks, keeps = self._masks_and_keeps(engine, files)
+        static = self._static(engine, blocked)
+        keeps = static["keeps"]
         landlock = None
         if report.is_active("landlock"):
             read_only = [*_SYSTEM_READ_ONLY, *keeps]
@@ -512,26 +524,17 @@ class LocalProvider(AsyncProvider):
                 argv = [engine.shell, code_file]
         uid_drop = report.is_active("uid_drop")
         return {
+            **static,
             "code": code,
             "argv": argv,
             "code_file": code_file,
             "env": self._env(workspace, request, files, engine.shell),
             "cwd": files,
-            "unshare": flags,
-            "userns": report.is_active("userns"),
-            "pidns": report.is_active("pidns"),
-            "mountns": report.is_active("mountns"),
-            "netns": blocked,
-            "utsns": report.is_active("utsns"),
             "cgroupns": report.is_active("cgroupns"),
-            "hostname": "sandbox",
             "uid": self.config.sandbox_uid if uid_drop else None,
-            "inner_uid": 1000 if report.is_active("userns") else None,
             "gid": self.config.sandbox_gid if uid_drop else None,
+            "inner_uid": 1000 if report.is_active("userns") else None,
             "rlimits": rlimits,
-            "masks": masks,
-            "keeps": keeps,
-            "tmpfs_bytes": self.config.tmp_size << 20,
             "landlock": landlock,
             "landlock_abi": report.landlock_abi,
             "seccomp": report.is_active("seccomp"),
@@ -562,10 +565,13 @@ class LocalProvider(AsyncProvider):
             (workspace.resources.disk or self.config.disk_limit) << 20,
             self.config.disk_check_interval,
         )
+        warm = engine.server.warm
+        is_warm = warm is not None and all(payload.get(k) == v for k, v in warm.items())
         try:
             outcome = await execute(
                 engine.server,
                 payload,
+                warm=is_warm,
                 stdin=request.stdin,
                 timeout=request.timeout,
                 output_cap=self.config.output_cap,

@@ -334,8 +334,15 @@ def setup_mounts(req: dict[str, Any]) -> None:
             keeps.append((str(path), os.open(str(path), os.O_PATH | os.O_CLOEXEC)))
         except OSError:
             continue
+    base = req.get("workspaces")
+    if base:
+        try:
+            _WORKSPACES_FD[:] = [os.open(str(base), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)]
+        except OSError as exc:
+            raise SetupError(f"opening the workspaces directory {base!r}: {exc}") from None
     size = int(req.get("tmpfs_bytes", 64 << 20))
-    masked: list[str] = []
+    masked = _MASKED
+    masked.clear()
     masks = [(str(p), str(mode)) for p, mode in req.get("masks", [])]
     for path, mode in sorted(masks, key=lambda item: len(item[0])):
         if any(_under(path, m) for m in masked) or not os.path.isdir(path):
@@ -358,6 +365,47 @@ def setup_mounts(req: dict[str, Any]) -> None:
         os.umask(old_umask)
         for _, fd in keeps:
             os.close(fd)
+
+
+_MASKED: list[str] = []
+"""Directories this process covered with a tmpfs (set by :func:`setup_mounts`)."""
+
+
+_WORKSPACES_FD: list[int] = []
+"""The workspaces directory, opened before it was masked (set by :func:`setup_mounts`)."""
+
+
+def attach_workspace(base: str, path: str) -> None:
+    """Show the workspace directory ``path`` (below ``base``) again, through the masks.
+
+    ``path`` is resolved below the descriptor of ``base`` that was opened before masking,
+    one component at a time and never following a symlink.
+    """
+    if not any(_under(path, m) for m in _MASKED):
+        return
+    if not _WORKSPACES_FD or not _under(path, base) or path == base:
+        raise SetupError(f"the workspace {path!r} is not below {base!r}")
+    parts = os.path.relpath(path, base).split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        raise SetupError(f"bad workspace path {path!r}")
+    fd = os.dup(_WORKSPACES_FD[0])
+    try:
+        for part in parts:
+            nxt = os.open(
+                part, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd
+            )
+            os.close(fd)
+            fd = nxt
+        old_umask = os.umask(0o022)
+        try:
+            os.makedirs(path, mode=0o755, exist_ok=True)
+        finally:
+            os.umask(old_umask)
+        mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC)
+    except OSError as exc:
+        raise SetupError(f"showing the workspace {path!r}: {exc}") from None
+    finally:
+        os.close(fd)
 
 
 def _under(path: str, parent: str) -> bool:
@@ -538,28 +586,42 @@ def _ns_id(kind: str) -> int:
     return os.stat(f"/proc/self/ns/{kind}").st_ino
 
 
-def _init(req: dict[str, Any], fds: list[int], err_w: int, st_w: int, extra: list[str]) -> None:
-    """PID 1 of the sandbox: set up mounts and network, run the payload, reap, report."""
-    try:
-        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        for kind, wanted in (("mnt", "mountns"), ("net", "netns"), ("uts", "utsns")):
-            if req.get(wanted) and _ns_id(kind) == _SERVER_NS.get(kind):
-                raise SetupError(f"refusing to change the host's {kind} namespace ({wanted})")
-        kill_cgroup = req.get("kill_cgroup")
-        if kill_cgroup:
-            with open(str(kill_cgroup), "w") as f:
+def _init_static(req: dict[str, Any]) -> None:
+    """PID 1, before any request: private mounts, fresh /proc, masks, lo up, hostname."""
+    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    for kind, wanted in (("mnt", "mountns"), ("net", "netns"), ("uts", "utsns")):
+        if req.get(wanted) and _ns_id(kind) == _SERVER_NS.get(kind):
+            raise SetupError(f"refusing to change the host's {kind} namespace ({wanted})")
+    if req.get("mountns"):
+        setup_mounts(req)
+    if req.get("netns"):
+        lo_up()
+    if req.get("utsns"):
+        socket.sethostname(str(req.get("hostname", "sandbox")))
+
+
+def _init_attach(req: dict[str, Any]) -> None:
+    """PID 1, for one request: join the run's cgroups, then show its workspace."""
+    for path in [
+        *req.get("cgroups", []),
+        *([req["kill_cgroup"]] if req.get("kill_cgroup") else []),
+    ]:
+        try:
+            with open(str(path), "w") as f:
                 f.write("0")
-        if req.get("cgroupns"):
-            unshare(CLONE_NEWCGROUP)
-        if req.get("mountns"):
-            setup_mounts(req)
-        if req.get("netns"):
-            lo_up()
-        if req.get("utsns"):
-            socket.sethostname(str(req.get("hostname", "sandbox")))
-    except BaseException as exc:
-        _report_setup_error(err_w, exc)
-        os._exit(SETUP_FAILED)
+        except OSError as exc:
+            raise SetupError(f"joining cgroup {path}: {exc}") from None
+    if req.get("cgroupns"):
+        unshare(CLONE_NEWCGROUP)
+    if req.get("mountns"):
+        attach_workspace(str(req.get("workspaces")), str(req["cwd"]))
+    for fd in _WORKSPACES_FD:
+        os.close(fd)
+    _WORKSPACES_FD.clear()
+
+
+def _init_run(req: dict[str, Any], fds: list[int], err_w: int, st_w: int, extra: list[str]) -> None:
+    """PID 1: fork the payload, reap everything, report the payload's status, exit."""
     payload = os.fork()
     if payload == 0:
         os.close(st_w)
@@ -580,45 +642,19 @@ def _init(req: dict[str, Any], fds: list[int], err_w: int, st_w: int, extra: lis
             os._exit(0)
 
 
-def supervise(fds: list[int], extra: list[str]) -> None:
-    """One run: read the request, isolate, fork init, report status; kill on request."""
-    status_sock = socket.socket(fileno=fds[0])
-    io_fds = fds[1:4]
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    os.setsid()
-    req = _recv_json(status_sock)
-    err_r, err_w = os.pipe()
-    st_r, st_w = os.pipe()
-    try:
-        try:
-            with open("/proc/self/oom_score_adj", "w") as f:
-                f.write("-1000")
-        except OSError:
-            pass
-        for path in req.get("cgroups", []):
-            try:
-                with open(path, "w") as f:
-                    f.write("0")
-            except OSError as exc:
-                raise SetupError(f"joining cgroup {path}: {exc}") from None
-        if req.get("userns"):
-            _enter_userns()
-        flags = int(req.get("unshare", 0))
-        if flags:
-            unshare(flags)
-    except BaseException as exc:
-        _send_json(status_sock, {"event": "exit", "setup_error": str(exc)})
-        os._exit(0)
-    init = os.fork()
-    if init == 0:
-        status_sock.close()
-        os.close(err_r)
-        os.close(st_r)
-        _init(req, io_fds, err_w, st_w, extra)
-        os._exit(SETUP_FAILED)
-    for fd in (*io_fds, err_w, st_w):
-        os.close(fd)
-    _send_json(status_sock, {"event": "started", "pid": init})
+def _isolate_supervisor(req: dict[str, Any]) -> None:
+    """The supervisor's own steps: protected from the OOM killer, then new namespaces."""
+    with contextlib.suppress(OSError), open("/proc/self/oom_score_adj", "w") as f:
+        f.write("-1000")
+    if req.get("userns"):
+        _enter_userns()
+    flags = int(req.get("unshare", 0))
+    if flags:
+        unshare(flags)
+
+
+def _watch(init: int, status_sock: socket.socket, err_r: int, st_r: int) -> None:
+    """Wait for init to end (killing it when the host asks or goes away), then report."""
     pidfd = os.pidfd_open(init)
     killed = False
     watch: list[Any] = [status_sock, pidfd]
@@ -649,6 +685,98 @@ def supervise(fds: list[int], extra: list[str]) -> None:
         },
     )
     os._exit(0)
+
+
+def supervise(fds: list[int], extra: list[str]) -> None:
+    """A cold run: read the request, isolate, fork init, report status; kill on request."""
+    status_sock = socket.socket(fileno=fds[0])
+    io_fds = fds[1:4]
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    os.setsid()
+    req = _recv_json(status_sock)
+    err_r, err_w = os.pipe()
+    st_r, st_w = os.pipe()
+    try:
+        _isolate_supervisor(req)
+    except BaseException as exc:
+        _send_json(status_sock, {"event": "exit", "setup_error": str(exc)})
+        os._exit(0)
+    init = os.fork()
+    if init == 0:
+        status_sock.close()
+        os.close(err_r)
+        os.close(st_r)
+        try:
+            _init_static(req)
+            _init_attach(req)
+        except BaseException as exc:
+            _report_setup_error(err_w, exc)
+            os._exit(SETUP_FAILED)
+        _init_run(req, io_fds, err_w, st_w, extra)
+        os._exit(SETUP_FAILED)
+    for fd in (*io_fds, err_w, st_w):
+        os.close(fd)
+    _watch(init, status_sock, err_r, st_r)
+
+
+def warm_supervisor(static: dict[str, Any], requests: socket.socket, extra: list[str]) -> None:
+    """A pre-built sandbox: namespaces and mounts ready before the request arrives.
+
+    Init waits on ``requests`` for one run's descriptors (sent by the server), reads the
+    request, hands the status socket back to this supervisor, and goes on exactly like a
+    cold run. Everything here dies with the server.
+    """
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    os.setsid()
+    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    try:
+        _isolate_supervisor(static)
+    except BaseException:
+        os._exit(0)
+    err_r, err_w = os.pipe()
+    st_r, st_w = os.pipe()
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    init = os.fork()
+    if init == 0:
+        ours.close()
+        os.close(err_r)
+        os.close(st_r)
+        try:
+            _init_static(static)
+        except BaseException:
+            os._exit(SETUP_FAILED)
+        try:
+            msg, fds, _, _ = socket.recv_fds(requests, 16, 8)
+        except OSError:
+            os._exit(0)
+        requests.close()
+        if not msg or len(fds) != 4:
+            os._exit(0)
+        status_sock = socket.socket(fileno=fds[0])
+        try:
+            req = _recv_json(status_sock)
+            socket.send_fds(theirs, [b"S"], [status_sock.fileno()])
+            status_sock.close()
+            theirs.close()
+            _init_attach(req)
+        except BaseException as exc:
+            _report_setup_error(err_w, exc)
+            os._exit(SETUP_FAILED)
+        _init_run(req, fds[1:4], err_w, st_w, extra)
+        os._exit(SETUP_FAILED)
+    requests.close()
+    theirs.close()
+    os.close(err_w)
+    os.close(st_w)
+    try:
+        msg, fds, _, _ = socket.recv_fds(ours, 16, 1)
+    except OSError:
+        msg, fds = b"", []
+    if not fds:
+        with contextlib.suppress(OSError):
+            os.kill(init, signal.SIGKILL)
+        os._exit(0)
+    _watch(init, socket.socket(fileno=fds[0]), err_r, st_r)
 
 
 def _drop_to_inner_uid(inner: int) -> None:
@@ -734,6 +862,26 @@ def serve(ctrl_fd: int, config: dict[str, Any]) -> None:
     ctrl = socket.socket(fileno=ctrl_fd)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    static: dict[str, Any] = config.get("prewarm") or {}
+    count = int(config.get("prewarm_count", 0)) if static else 0
+    pool: list[socket.socket] = []
+
+    def spawn_warm() -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        if os.fork() == 0:
+            try:
+                ctrl.close()
+                ours.close()
+                for other in pool:
+                    other.close()
+                warm_supervisor(static, theirs, base_path)
+            finally:
+                os._exit(1)
+        theirs.close()
+        pool.append(ours)
+
+    for _ in range(count):
+        spawn_warm()
     while True:
         try:
             msg, fds, _, _ = socket.recv_fds(ctrl, 16, 8)
@@ -747,15 +895,27 @@ def serve(ctrl_fd: int, config: dict[str, Any]) -> None:
             for fd in fds:
                 os.close(fd)
             continue
-        pid = os.fork()
-        if pid == 0:
+        handed = False
+        while msg == b"W" and pool and not handed:
+            warm = pool.pop(0)
+            try:
+                socket.send_fds(warm, [b"R"], fds)
+                handed = True
+            except OSError:
+                pass  # that sandbox died; try the next one
+            warm.close()
+        if not handed and os.fork() == 0:
             try:
                 ctrl.close()
+                for other in pool:
+                    other.close()
                 supervise(fds, base_path)
             finally:
                 os._exit(1)
         for fd in fds:
             os.close(fd)
+        while msg == b"W" and len(pool) < count:
+            spawn_warm()
     os._exit(0)
 
 

@@ -77,8 +77,20 @@ class ForkServer:
         self._preload = preload
         self._python_path = python_path
         self._lock = threading.Lock()
+        self._prewarm: dict[str, Any] | None = None
+        self._prewarm_count = 0
         self._proc: subprocess.Popen[bytes] | None = None
         self._ctrl: socket.socket | None = None
+
+    def prewarm(self, static: Mapping[str, Any], count: int) -> None:
+        """Keep ``count`` sandboxes built from ``static`` ready (applies from the next start)."""
+        self._prewarm = dict(static)
+        self._prewarm_count = count
+
+    @property
+    def warm(self) -> Mapping[str, Any] | None:
+        """The request fields pre-built sandboxes are made from, when prewarming is on."""
+        return self._prewarm if self._prewarm_count else None
 
     def _start(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -86,6 +98,8 @@ class ForkServer:
             "ctrl_fd": theirs.fileno(),
             "preload": list(self._preload),
             "python_path": list(self._python_path),
+            "prewarm": self._prewarm,
+            "prewarm_count": self._prewarm_count,
         }
         try:
             self._proc = subprocess.Popen(
@@ -116,14 +130,19 @@ class ForkServer:
                 self._close_locked()
                 self._start()
 
-    def submit(self, fds: list[int]) -> None:
-        """Hand one run's descriptors (status socket, stdin, stdout, stderr) to the server."""
+    def submit(self, fds: list[int], *, warm: bool = False) -> None:
+        """Hand one run's descriptors to the server.
+
+        ``fds`` are the status socket, stdin, stdout and stderr.
+        ``warm`` lets the server use a pre-built sandbox (the request's static fields
+        must then equal the ones given to :meth:`prewarm`).
+        """
         for attempt in range(2):
             self.ensure_started()
             with self._lock:
                 assert self._ctrl is not None
                 try:
-                    socket.send_fds(self._ctrl, [b"R"], fds)
+                    socket.send_fds(self._ctrl, [b"W" if warm else b"R"], fds)
                     return
                 except OSError:
                     if attempt:
@@ -200,6 +219,7 @@ async def execute(
     on_stderr: Callable[[str], None] | None = None,
     kill_group: Callable[[], object] | None = None,
     monitor: Callable[[Callable[[], None]], Awaitable[None]] | None = None,
+    warm: bool = False,
 ) -> Outcome:
     """Run one request in a fresh sandbox and collect its output under the cap and deadline.
 
@@ -223,7 +243,7 @@ async def execute(
         # waiting instead of waiting for the loop to send it
         with contextlib.suppress(BlockingIOError):
             message = message[host_sock.send(message) :]
-        server.submit([server_sock.fileno(), in_r, out_w, err_w])
+        server.submit([server_sock.fileno(), in_r, out_w, err_w], warm=warm)
     except BaseException:
         for fd in (out_r, err_r, *((in_w,) if in_w is not None else ())):
             os.close(fd)

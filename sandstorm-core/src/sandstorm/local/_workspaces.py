@@ -91,10 +91,14 @@ class WorkspaceStore:
         """The workspace's ``files/`` directory (the code's working directory)."""
         return self.path(workspace_id) / "files"
 
-    def create(self, workspace: Workspace, env: Mapping[str, str]) -> Workspace:
-        """Make the directories and write ``meta.json``; returns ``workspace``."""
+    def prepare(self) -> None:
+        """Create the state directories (private to the host user)."""
         self.base.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.root, 0o700)
+
+    def create(self, workspace: Workspace, env: Mapping[str, str]) -> Workspace:
+        """Make the directories and write ``meta.json``; returns ``workspace``."""
+        self.prepare()
         path = self.path(workspace.id)
         path.mkdir(mode=0o700)
         files = path / "files"
