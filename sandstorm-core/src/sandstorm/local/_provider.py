@@ -7,6 +7,13 @@ asks for the host's), pid (fresh /proc), mount, ipc, uts and cgroup namespaces; 
 unprivileged uid when the host is root; rlimits; Landlock and seccomp where the kernel
 has them; per-workspace cgroups for memory/pids/cpu limits, whole-tree kill and metrics.
 
+Python semantics match ``python -I -S -c CODE`` run in the workspace: ``sys.argv ==
+["-c"]``, ``__name__ == "__main__"``, the same tracebacks, exit codes, atexit handlers and
+thread joins; ``sys.path`` is ``""`` plus the stdlib plus the interpreter's own
+site-packages (no ``.pth`` processing) plus ``python_path``. Differences from a cold
+start: common stdlib modules are already in ``sys.modules``, and every run shares the
+fork server's string-hash seed.
+
 A run that hits its memory limit is killed by the kernel and returns a normal
 :class:`~sandstorm.RunResult` with ``reason=TerminationReason.MEMORY_LIMIT``,
 ``exit_code=137`` and ``signal=9`` (no exception). A signal death gives

@@ -5,8 +5,9 @@ This file is executed as a script by a separate, pre-started interpreter
 ``sandstorm``. The host sends one control message per run over a Unix socket, carrying
 file descriptors (status socket, stdin, stdout, stderr). For each run the server forks:
 
-``supervisor`` (host pid namespace, joins the run's cgroups, unshares namespaces)
-  -> ``init`` (PID 1 of a new pid namespace: fresh /proc, private mounts, lo up)
+``supervisor`` (host pid namespace, unshares namespaces, reports, kills)
+  -> ``init`` (PID 1 of a new pid namespace: fresh /proc, private mounts, lo up,
+     then joins the run's cgroups and binds the workspace back through the masks)
      -> ``payload`` (rlimits, Landlock, no_new_privs, seccomp, uid drop, then the code)
 
 Python code runs in-process in the payload (the interpreter is already warm, stdlib and
@@ -14,6 +15,10 @@ configured modules pre-imported); other languages are ``execve``'d from the same
 payload. When the payload exits, init exits and the kernel kills whatever is left in the
 pid namespace (double-forked daemons included). The supervisor reports the exit status
 to the host and kills the whole namespace on request or when the host goes away.
+
+With ``prewarm`` the server keeps a few supervisor+init pairs built ahead of time
+(namespaces unshared, /proc mounted, masks in place, lo up); a warm run only joins its
+cgroups, binds its workspace and forks the payload.
 
 ``python -I -S _sandbox.py probe`` tries each primitive in a throwaway child and prints
 a JSON report of what works on this machine.
