@@ -292,3 +292,26 @@ def test_emulator_metrics_are_real(sandbox, clock) -> None:  # type: ignore[no-u
     series = sandbox.get_metrics(end=clock.now() + timedelta(minutes=1))
     assert series, "telemetry returns the readings taken so far"
     assert series[-1].mem_total == 1 << 30
+
+
+def test_emulator_git_init_config_remotes_reset_restore(sandbox) -> None:  # type: ignore[no-untyped-def]
+    g = sandbox.git
+    g.init("fresh", initial_branch="trunk")
+    g.configure_user("Bob", "bob@example.com", scope="local", path="fresh")
+    assert g.get_config("user.name", scope="local", path="fresh") == "Bob"
+    assert g.get_config("no.such-key", scope="local", path="fresh") is None
+    sandbox.fs.upload_file(b"v1\n", "fresh/f.txt")
+    g.add("fresh", ["f.txt"])
+    g.commit("fresh", "one", "Bob", "bob@example.com")
+    assert g.status("fresh").current_branch == "trunk"
+    sandbox.fs.upload_file(b"v2\n", "fresh/f.txt")
+    g.restore("fresh", ["f.txt"])
+    assert sandbox.fs.download_file("fresh/f.txt") == b"v1\n"
+    g.remote_add("fresh", "origin", "https://example.invalid/repo.git")
+    assert [(r.name, r.url) for r in g.remotes("fresh").remotes] == [
+        ("origin", "https://example.invalid/repo.git")
+    ]
+    sandbox.fs.upload_file(b"v3\n", "fresh/f.txt")
+    g.add("fresh", ["f.txt"])
+    g.reset("fresh", mode="hard")
+    assert sandbox.fs.download_file("fresh/f.txt") == b"v1\n"

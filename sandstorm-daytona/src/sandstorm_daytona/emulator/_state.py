@@ -89,6 +89,7 @@ class SandboxRuntime:
     work_dir: str | None = None
     home_dir: str | None = None
     samples: list[MetricSample] = field(default_factory=list)
+    credentials: dict[str, tuple[str, str]] = field(default_factory=dict, repr=False)
 
 
 class Emulator:

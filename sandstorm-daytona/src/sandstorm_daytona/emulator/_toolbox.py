@@ -37,13 +37,21 @@ from ._wire import (
     CreateSession,
     ExecuteRequest,
     GitAdd,
+    GitAddRemote,
     GitBranch,
     GitCheckout,
     GitClone,
     GitCommit,
+    GitConfigureUser,
+    GitCredentials,
+    GitInit,
     GitRemote,
+    GitReset,
+    GitRestore,
+    GitSetConfig,
     ReplaceRequest,
     SessionExecute,
+    UpdateEnv,
     parse,
 )
 
@@ -677,7 +685,11 @@ async def git_clone(request: Request, record: SandboxRecord) -> Response:
     body = body_of(GitClone, await json_body(request))
     work, _ = await probe_dirs(emulator, record)
     relative = _relative(body.path, work)
-    url = _with_credentials(body.url, body.username, body.password)
+    username, password = body.username, body.password
+    if not username and not password:
+        host = (urllib.parse.urlsplit(body.url).hostname or "").lower()
+        username, password = emulator.rt(record).credentials.get(host, (None, None))
+    url = _with_credentials(body.url, username, password)
     if relative is None:
         raise DaemonError(
             400,
@@ -902,6 +914,156 @@ async def git_pull(request: Request, record: SandboxRecord) -> Response:
     return Response(status_code=200)
 
 
+_SCOPES = ("global", "local", "system")
+
+
+def _scope(scope: str | None, path: str | None) -> tuple[str, str]:
+    """(``git -C`` target, ``--scope`` flag) for a config call."""
+    scope = scope or "global"
+    if scope not in _SCOPES:
+        raise DaemonError(400, f"scope must be one of {', '.join(_SCOPES)}", "BAD_REQUEST")
+    if scope == "local" and not path:
+        raise DaemonError(400, "path is required when scope is local", "BAD_REQUEST")
+    return path or ".", f"--{scope}"
+
+
+_HOME = 'HOME="${HOME:-$PWD}" '
+
+
+async def git_init(request: Request, record: SandboxRecord) -> Response:
+    """``POST /git/init`` -> 201."""
+    body = body_of(GitInit, await json_body(request))
+    args = "init -q"
+    if body.bare:
+        args += " --bare"
+    if body.initial_branch:
+        args += f" -b {q(body.initial_branch)}"
+    script = f"mkdir -p -- {q(body.path)} && git -C {q(body.path)} {args}"
+    await run_checked(emulator_of(request), record, script)
+    return Response(status_code=201)
+
+
+async def git_reset(request: Request, record: SandboxRecord) -> Response:
+    """``POST /git/reset``."""
+    body = body_of(GitReset, await json_body(request))
+    mode = body.mode or "mixed"
+    if mode not in ("soft", "mixed", "hard", "merge", "keep"):
+        raise DaemonError(400, "mode must be soft, mixed, hard, merge or keep", "BAD_REQUEST")
+    target = q(body.target or "HEAD")
+    if body.files:
+        args = f"reset -q {target} -- " + " ".join(q(f) for f in body.files)
+    else:
+        args = f"reset -q --{mode} {target}"
+    await git(emulator_of(request), record, body.path, args)
+    return Response(status_code=200)
+
+
+async def git_restore(request: Request, record: SandboxRecord) -> Response:
+    """``POST /git/restore``."""
+    body = body_of(GitRestore, await json_body(request))
+    args = "restore"
+    if body.source:
+        args += f" --source={q(body.source)}"
+    if body.staged:
+        args += " --staged"
+    if body.worktree or not body.staged:
+        args += " --worktree"
+    args += " -- " + " ".join(q(f) for f in body.files)
+    await git(emulator_of(request), record, body.path, args)
+    return Response(status_code=200)
+
+
+async def git_remotes(request: Request, record: SandboxRecord) -> Response:
+    """``GET /git/remotes?path=``."""
+    path = query(request, "path")
+    result = await git(emulator_of(request), record, path, "remote -v")
+    remotes: dict[str, str] = {}
+    for line in result.stdout.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] not in remotes:
+            remotes[parts[0]] = parts[1]
+    return JSONResponse({"remotes": [{"name": n, "url": u} for n, u in remotes.items()]})
+
+
+async def git_add_remote(request: Request, record: SandboxRecord) -> Response:
+    """``POST /git/remotes`` -> 201."""
+    emulator = emulator_of(request)
+    body = body_of(GitAddRemote, await json_body(request))
+    if body.overwrite:
+        await git(emulator, record, body.path, f"remote remove {q(body.name)} 2>/dev/null || true")
+    await git(emulator, record, body.path, f"remote add {q(body.name)} {q(body.url)}")
+    if body.fetch:
+        await git(
+            emulator, record, body.path, f"fetch -q {q(body.name)}", code="GIT_TRANSPORT_FAILED"
+        )
+    return Response(status_code=201)
+
+
+async def git_get_config(request: Request, record: SandboxRecord) -> Response:
+    """``GET /git/config?key=&path=&scope=`` -> ``{value}`` (null when unset)."""
+    key = query(request, "key")
+    target, flag = _scope(request.query_params.get("scope"), request.query_params.get("path"))
+    script = f"{_HOME}git -c safe.directory='*' -C {q(target)} config {flag} --get {q(key)}"
+    result = await shell(emulator_of(request), record, script, plain=True)
+    if result.exit_code not in (0, 1):
+        raise DaemonError(400, result.stderr.strip() or "git config failed", "BAD_REQUEST")
+    value = result.stdout.rstrip("\n") if result.exit_code == 0 else None
+    return JSONResponse({"value": value})
+
+
+async def git_set_config(request: Request, record: SandboxRecord) -> Response:
+    """``POST /git/config``."""
+    body = body_of(GitSetConfig, await json_body(request))
+    target, flag = _scope(body.scope, body.path)
+    base = f"{_HOME}git -c safe.directory='*' -C {q(target)} config {flag}"
+    script = f"{base} {q(body.key)} {q(body.value)}"
+    await run_checked(emulator_of(request), record, script)
+    return Response(status_code=200)
+
+
+async def git_configure_user(request: Request, record: SandboxRecord) -> Response:
+    """``POST /git/config/user``."""
+    body = body_of(GitConfigureUser, await json_body(request))
+    target, flag = _scope(body.scope, body.path)
+    base = f"{_HOME}git -c safe.directory='*' -C {q(target)} config {flag}"
+    script = f"{base} user.name {q(body.name)} && {base} user.email {q(body.email)}"
+    await run_checked(emulator_of(request), record, script)
+    return Response(status_code=200)
+
+
+async def git_credentials(request: Request, record: SandboxRecord) -> Response:
+    """``POST /git/credentials``: later clones of that host use them (never logged)."""
+    body = body_of(GitCredentials, await json_body(request))
+    host = (body.host or "github.com").lower()
+    emulator_of(request).rt(record).credentials[host] = (body.username, body.password)
+    return Response(status_code=200)
+
+
+async def update_env(request: Request, record: SandboxRecord) -> Response:
+    """``POST /env``: set and unset variables for every later command."""
+    body = body_of(UpdateEnv, await json_body(request))
+    _check_env(body.set)
+    for name in body.unset or []:
+        record.env.pop(name, None)
+    record.env.update(body.set or {})
+    return JSONResponse(dict(record.env))
+
+
+async def initialize(request: Request, record: SandboxRecord) -> Response:
+    """``POST /init``: the daemon is always initialised here."""
+    return JSONResponse({})
+
+
+async def entrypoint_session(request: Request, record: SandboxRecord) -> Response:
+    """``GET /process/session/entrypoint``: snapshots here have no entrypoint."""
+    return JSONResponse({"sessionId": "entrypoint", "commands": []})
+
+
+async def entrypoint_logs(request: Request, record: SandboxRecord) -> Response:
+    """``GET /process/session/entrypoint/logs``."""
+    return JSONResponse({"output": "", "stdout": "", "stderr": ""})
+
+
 # ---------------------------------------------------------------------------- info
 
 
@@ -996,6 +1158,19 @@ def toolbox_routes() -> list[BaseRoute]:
         ("GET", "/version", version),
         ("GET", "/system/metrics", system_metrics),
         ("GET", "/port", ports),
+        ("POST", "/git/init", git_init),
+        ("POST", "/git/reset", git_reset),
+        ("POST", "/git/restore", git_restore),
+        ("GET", "/git/remotes", git_remotes),
+        ("POST", "/git/remotes", git_add_remote),
+        ("GET", "/git/config", git_get_config),
+        ("POST", "/git/config", git_set_config),
+        ("POST", "/git/config/user", git_configure_user),
+        ("POST", "/git/credentials", git_credentials),
+        ("POST", "/env", update_env),
+        ("POST", "/init", initialize),
+        ("GET", "/process/session/entrypoint", entrypoint_session),
+        ("GET", "/process/session/entrypoint/logs", entrypoint_logs),
     ]
     routes: list[BaseRoute] = [
         Route(p + path, endpoint(handler), methods=[method]) for method, path, handler in table

@@ -201,6 +201,61 @@ class GitRemote(_Body):
     set_upstream: StrictBool | None = None
 
 
+class GitInit(_Body):
+    path: StrictStr = Field(min_length=1)
+    bare: StrictBool | None = None
+    initial_branch: StrictStr | None = None
+
+
+class GitReset(_Body):
+    path: StrictStr = Field(min_length=1)
+    files: list[StrictStr] | None = None
+    mode: StrictStr | None = None
+    target: StrictStr | None = None
+
+
+class GitRestore(_Body):
+    path: StrictStr = Field(min_length=1)
+    files: list[StrictStr]
+    source: StrictStr | None = None
+    staged: StrictBool | None = None
+    worktree: StrictBool | None = None
+
+
+class GitAddRemote(_Body):
+    path: StrictStr = Field(min_length=1)
+    name: StrictStr = Field(min_length=1)
+    url: StrictStr = Field(min_length=1)
+    fetch: StrictBool | None = None
+    overwrite: StrictBool | None = None
+
+
+class GitSetConfig(_Body):
+    key: StrictStr = Field(min_length=1)
+    value: StrictStr
+    path: StrictStr | None = None
+    scope: StrictStr | None = None
+
+
+class GitConfigureUser(_Body):
+    name: StrictStr
+    email: StrictStr
+    path: StrictStr | None = None
+    scope: StrictStr | None = None
+
+
+class GitCredentials(_Body):
+    username: StrictStr
+    password: StrictStr
+    host: StrictStr | None = None
+    protocol: StrictStr | None = None
+
+
+class UpdateEnv(_Body):
+    set: dict[str, StrictStr] | None = None
+    unset: list[StrictStr] | None = None
+
+
 _M = TypeVar("_M", bound=BaseModel)
 
 
