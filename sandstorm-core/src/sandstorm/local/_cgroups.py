@@ -181,6 +181,7 @@ class Cgroups:
         self._leaf: dict[str, str] = {}
         self._cpu_base: dict[str, tuple[int, int]] = {}
         self._free_slots: list[str] = []
+        self._slot_settings: dict[str, tuple[int | None, float | None, int]] = {}
         self._slots = 0
         self._lock = threading.Lock()
         if enabled:
@@ -298,8 +299,20 @@ class Cgroups:
         self, workspace_id: str, memory_mib: int | None, cpu: float | None, pids: int
     ) -> None:
         dirs = self._dirs(workspace_id)
+        leaf = self._leaf.get(workspace_id)
+        settings = (memory_mib, cpu, pids)
+        if leaf is not None and self._slot_settings.get(leaf) == settings:
+            # a recycled set already carries these limits: only reset its accounting
+            self._reset_accounting(workspace_id, dirs)
+            return
         for path in dirs.values():
             path.mkdir(exist_ok=True)
+        self._reset_accounting(workspace_id, dirs)
+        self._write_limits(workspace_id, dirs, memory_mib, cpu, pids)
+        if leaf is not None:
+            self._slot_settings[leaf] = settings
+
+    def _reset_accounting(self, workspace_id: str, dirs: dict[str, Path]) -> None:
         v2 = dirs.get("v2")
         if v2 is not None and workspace_id in self._leaf:
             stat = _read_keyed(v2 / "cpu.stat")
@@ -310,6 +323,16 @@ class Cgroups:
         if "cpuacct" in dirs:
             with contextlib.suppress(OSError):
                 (dirs["cpuacct"] / "cpuacct.usage").write_text("0")
+
+    def _write_limits(
+        self,
+        workspace_id: str,
+        dirs: dict[str, Path],
+        memory_mib: int | None,
+        cpu: float | None,
+        pids: int,
+    ) -> None:
+        v2 = dirs.get("v2")
         if memory_mib is None and workspace_id in self._leaf:
             if "memory" in self._v2_limits and v2 is not None:
                 (v2 / "memory.max").write_text("max")

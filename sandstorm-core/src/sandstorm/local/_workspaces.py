@@ -80,6 +80,7 @@ class WorkspaceStore:
         self.base = root / "workspaces"
         self._provider = provider
         self._owner = owner
+        self._prepared = False
 
     def path(self, workspace_id: str) -> Path:
         """The workspace's directory; :class:`WorkspaceNotFound` for a malformed id."""
@@ -93,8 +94,11 @@ class WorkspaceStore:
 
     def prepare(self) -> None:
         """Create the state directories (private to the host user)."""
+        if self._prepared and self.base.is_dir():
+            return
         self.base.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.root, 0o700)
+        self._prepared = True
 
     def create(self, workspace: Workspace, env: Mapping[str, str]) -> Workspace:
         """Make the directories and write ``meta.json``; returns ``workspace``."""
