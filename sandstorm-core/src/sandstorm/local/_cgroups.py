@@ -372,10 +372,20 @@ class Cgroups:
                 (dirs["cpu"] / "cpu.cfs_period_us").write_text(str(period))
                 (dirs["cpu"] / "cpu.cfs_quota_us").write_text(str(quota))
 
-    def new_run(self, workspace_id: str) -> CgroupRun:
-        """A run's cgroup membership: the workspace's v1 dirs plus a fresh v2 run dir."""
+    def new_run(self, workspace_id: str, *, cpu_limited: bool = True) -> CgroupRun:
+        """A run's cgroup membership: the workspace's v1 dirs plus a fresh v2 run dir.
+
+        Each join costs a cgroup migration, so hierarchies that would add nothing are
+        skipped: v1 ``cpu`` without a cpu limit, v1 ``cpuacct`` when v2 ``cpu.stat``
+        already accounts the cpu time.
+        """
         dirs = self._dirs(workspace_id)
-        procs = [str(path / "cgroup.procs") for name, path in dirs.items() if name != "v2"]
+        skip = {"v2"}
+        if not cpu_limited:
+            skip.add("cpu")
+        if "v2" in dirs and (dirs["v2"] / "cpu.stat").exists():
+            skip.add("cpuacct")
+        procs = [str(path / "cgroup.procs") for name, path in dirs.items() if name not in skip]
         run_dir = None
         kill_file = None
         kill_procs = None

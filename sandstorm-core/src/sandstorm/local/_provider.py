@@ -32,7 +32,7 @@ import sys
 import sysconfig
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -60,7 +60,7 @@ from .._models import (
     WorkspaceMetrics,
 )
 from .._provider import AsyncProvider, ExecRequest, WorkspaceSpec
-from ._cgroups import Cgroups
+from ._cgroups import CgroupRun, Cgroups
 from ._config import LocalConfig
 from ._files import Owner, delete_path, list_files, read_file, write_file
 from ._git import clone as git_clone
@@ -392,9 +392,7 @@ class LocalProvider(AsyncProvider):
                 await asyncio.to_thread(engine.cgroups.remove_workspace, workspace_id)
             await asyncio.to_thread(self._store.purge, trash)
 
-        task = asyncio.ensure_future(cleanup())
-        self._cleanups.add(task)
-        task.add_done_callback(self._cleanups.discard)
+        self._background(cleanup())
 
     # ------------------------------------------------------------------ running code
 
@@ -563,7 +561,7 @@ class LocalProvider(AsyncProvider):
         oom_before = 0
         if cgroups.active:
             self._ensure_cgroups(engine, workspace)
-            run = cgroups.new_run(workspace.id)
+            run = cgroups.new_run(workspace.id, cpu_limited=workspace.resources.cpu is not None)
             payload["cgroups"] = run.procs
             payload["kill_cgroup"] = run.kill_procs
             oom_before = cgroups.oom_kills(workspace.id)
@@ -589,11 +587,15 @@ class LocalProvider(AsyncProvider):
             )
         finally:
             if run is not None:
+                # the result may arrive while init is still exiting: kill whatever is left
+                # and give the kernel a moment to empty the run's cgroup
                 run.kill()
-                for _ in range(400):
+                for _ in range(50):
                     if run.remove():
                         break
-                    await asyncio.sleep(0.005)
+                    await asyncio.sleep(0.001)
+                else:
+                    self._background(self._remove_run(run))
         if outcome.callback_error is not None:
             raise outcome.callback_error
         if outcome.setup_error is not None:
@@ -724,6 +726,19 @@ class LocalProvider(AsyncProvider):
     async def _delete_snapshot(self, snapshot_id: str) -> None:
         store = await asyncio.to_thread(self._snapshot_store)
         await asyncio.to_thread(store.delete, snapshot_id)
+
+    @staticmethod
+    async def _remove_run(run: CgroupRun) -> None:
+        for _ in range(400):
+            if run.remove():
+                return
+            await asyncio.sleep(0.005)
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run cleanup ``work`` without making the caller wait; aclose() waits for it."""
+        task = asyncio.ensure_future(work)
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)
 
     # ------------------------------------------------------------------ metrics
 

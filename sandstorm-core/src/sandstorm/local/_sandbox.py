@@ -625,11 +625,24 @@ def _init_attach(req: dict[str, Any]) -> None:
     _WORKSPACES_FD.clear()
 
 
-def _init_run(req: dict[str, Any], fds: list[int], err_w: int, st_w: int, extra: list[str]) -> None:
-    """PID 1: fork the payload, reap everything, report the payload's status, exit."""
+def _init_run(
+    req: dict[str, Any],
+    fds: list[int],
+    err_w: int,
+    st_w: int,
+    extra: list[str],
+    report: socket.socket,
+) -> None:
+    """PID 1: fork the payload, reap everything, report the payload's status, exit.
+
+    The status goes to the host directly on ``report`` (one hop sooner than through the
+    supervisor) unless the payload ended with the setup-failure code, whose details
+    only the supervisor has.
+    """
     payload = os.fork()
     if payload == 0:
         os.close(st_w)
+        report.close()
         _payload(req, fds, err_w, extra)
         os._exit(SETUP_FAILED)
     for fd in fds:
@@ -644,6 +657,8 @@ def _init_run(req: dict[str, Any], fds: list[int], err_w: int, st_w: int, extra:
             continue
         if pid == payload:
             os.write(st_w, str(status).encode())
+            if os.waitstatus_to_exitcode(status) != SETUP_FAILED:
+                _send_json(report, {"event": "exit", "status": status, "from": "init"})
             os._exit(0)
 
 
@@ -708,7 +723,6 @@ def supervise(fds: list[int], extra: list[str]) -> None:
         os._exit(0)
     init = os.fork()
     if init == 0:
-        status_sock.close()
         os.close(err_r)
         os.close(st_r)
         try:
@@ -717,7 +731,7 @@ def supervise(fds: list[int], extra: list[str]) -> None:
         except BaseException as exc:
             _report_setup_error(err_w, exc)
             os._exit(SETUP_FAILED)
-        _init_run(req, io_fds, err_w, st_w, extra)
+        _init_run(req, io_fds, err_w, st_w, extra, status_sock)
         os._exit(SETUP_FAILED)
     for fd in (*io_fds, err_w, st_w):
         os.close(fd)
@@ -761,13 +775,12 @@ def warm_supervisor(static: dict[str, Any], requests: socket.socket, extra: list
         try:
             req = _recv_json(status_sock)
             socket.send_fds(theirs, [b"S"], [status_sock.fileno()])
-            status_sock.close()
             theirs.close()
             _init_attach(req)
         except BaseException as exc:
             _report_setup_error(err_w, exc)
             os._exit(SETUP_FAILED)
-        _init_run(req, fds[1:4], err_w, st_w, extra)
+        _init_run(req, fds[1:4], err_w, st_w, extra, status_sock)
         os._exit(SETUP_FAILED)
     requests.close()
     theirs.close()

@@ -265,9 +265,12 @@ async def execute(
     finished = loop.create_future()
 
     def check_finished() -> None:
+        # done when both streams hit EOF and the exit status is known (init reports it
+        # as soon as the payload ends; the supervisor's report or EOF is the fallback)
         if finished.done():
             return
-        if all(s.done for s in streams.values()) and state["status_eof"]:
+        exited = state["status_eof"] or any(m.get("event") == "exit" for m in messages)
+        if all(s.done for s in streams.values()) and exited:
             finished.set_result(None)
 
     def kill() -> None:
@@ -340,6 +343,7 @@ async def execute(
                 break
             messages.append(json.loads(bytes(status_buf[8 : 8 + size])))
             del status_buf[: 8 + size]
+        check_finished()
 
     def on_deadline() -> None:
         if not any(m.get("event") == "exit" for m in messages):
