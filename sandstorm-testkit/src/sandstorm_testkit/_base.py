@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -45,8 +46,8 @@ class WorkspaceFactory:
         self._counter = itertools.count(1)
 
     def name(self) -> str:
-        """A fresh workspace name that identifies this session."""
-        return f"sstk-{self.run_id}-{next(self._counter)}"
+        """A fresh, unique workspace name that identifies this session."""
+        return f"sstk-{self.run_id}-{next(self._counter)}{uuid.uuid4().hex[:6]}"
 
     @property
     def labels(self) -> dict[str, str]:
