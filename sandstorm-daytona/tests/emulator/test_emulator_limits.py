@@ -58,6 +58,23 @@ def test_emulator_rate_limit_429_with_headers_and_sdk_error() -> None:
         assert "retry-after" in {k.lower() for k in (caught.value.headers or {})}
 
 
+def test_emulator_lifecycle_throttler_counts_start_stop_delete() -> None:
+    config = EmulatorConfig(
+        api_keys={KEY: "org-l"}, rate_limits={"sandbox-lifecycle": RateLimit(limit=2, ttl=60)}
+    )
+    with running_emulator(config) as emu:
+        sid = httpx.post(f"{emu.api_url}/sandbox", headers=H, json={}).json()["id"]
+        url = f"{emu.api_url}/sandbox/{sid}"
+        assert httpx.get(url, headers=H).headers.get("x-ratelimit-limit-sandbox-lifecycle") is None
+        first = httpx.post(f"{url}/stop", headers=H)
+        assert first.headers["x-ratelimit-remaining-sandbox-lifecycle"] == "1"
+        assert httpx.post(f"{url}/start", headers=H).status_code == 200
+        refused = httpx.delete(url, headers=H)
+        assert refused.status_code == 429
+        assert refused.headers["x-ratelimit-limit-sandbox-lifecycle"] == "2"
+        assert httpx.get(url, headers=H).json()["state"] == "started"  # not deleted
+
+
 def test_emulator_quotas_answer_like_the_real_service() -> None:
     config = EmulatorConfig(api_keys={KEY: "org-q"}, quotas=Quotas(total_cpu=2, max_sandboxes=3))
     with running_emulator(config) as emu:
