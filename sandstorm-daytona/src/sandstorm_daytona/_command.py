@@ -31,7 +31,8 @@ _INTERPRETERS = {
         # ts-node from PATH, else npx without installing anything (fails fast offline).
         "T='-T --ignore-diagnostics 5107'; O='{\"module\":\"CommonJS\"}'; "
         'if command -v ts-node >/dev/null 2>&1; then exec ts-node $T -O "$O" "$D/main.ts"; '
-        'else npm_config_loglevel=error exec npx --no ts-node $T -O "$O" "$D/main.ts"; fi',
+        "else npm_config_loglevel=error exec npx --no --offline "
+        'ts-node $T -O "$O" "$D/main.ts"; fi',
     ),
     "shell": (
         "main.sh",
@@ -69,8 +70,13 @@ def build_run(
     code: str,
     env: Mapping[str, str],
     stdin: bytes | None,
+    max_output: int = 16 * 1024 * 1024,
 ) -> RunScript:
-    """The session command that runs ``code`` in ``language`` with ``env`` and ``stdin``."""
+    """The session command that runs ``code`` in ``language`` with ``env`` and ``stdin``.
+
+    Each stream is cut inside the sandbox after ``max_output + 1`` bytes (``head -c``),
+    so a flood never crosses the network and the caller sees that the cap was passed.
+    """
     if language not in _INTERPRETERS:
         raise ProviderConfigError(f"daytona cannot run language {language!r}")
     for name in env:
@@ -102,14 +108,23 @@ def build_run(
         if stdin is not None:
             steps.append(f"printf %s '{_b64(stdin)}' | base64 -d > \"$D/stdin\"")
     source = '"$D/stdin"' if stdin is not None else "/dev/null"
+    # stdout and stderr pass through fifos into `head -c`, outside the code's process
+    # group: once the code ends and its group is killed, the heads see EOF and finish.
+    cap = max_output + 1
+    steps.append('mkfifo "$D/o" "$D/e"')
+    # head buffers its output on a pipe; stdbuf keeps the streams live where it exists
+    steps.append('H=head; command -v stdbuf >/dev/null 2>&1 && H="stdbuf -o0 head"')
+    steps.append(f'$H -c {cap} < "$D/o" & ho=$!')
+    steps.append(f'$H -c {cap} < "$D/e" >&2 & he=$!')
     steps.append(
         "if command -v setsid >/dev/null 2>&1; "
-        f'then setsid -w sh "$D/run.sh" < {source}; '
-        f'else sh "$D/run.sh" < {source}; fi'
+        f'then setsid sh "$D/run.sh" < {source} > "$D/o" 2> "$D/e"; '
+        f'else sh "$D/run.sh" < {source} > "$D/o" 2> "$D/e"; fi'
     )
     steps.append("rc=$?")
     # Whatever the code left running in its group (background jobs) dies with the run.
     steps.append('p=$(cat "$D/pgid" 2>/dev/null); [ -n "$p" ] && kill -KILL "-$p" 2>/dev/null')
+    steps.append('wait "$ho" "$he"')
     steps.append('rm -rf "$D"')
     steps.append("exit $rc")
     return RunScript(command="(" + "; ".join(steps) + ")", uploads=uploads)

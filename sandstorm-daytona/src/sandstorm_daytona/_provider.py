@@ -38,6 +38,7 @@ from sandstorm import (
     Snapshot,
     SnapshotNotFound,
     TemplateNotFound,
+    TerminationReason,
     Workspace,
     WorkspaceMetrics,
     WorkspaceNotFound,
@@ -81,6 +82,8 @@ LABEL_EXPIRES = "sandstorm-expires-at"
 LABEL_PERSISTENT = "sandstorm-persistent"
 LABEL_CREATE = "sandstorm-create"
 LABEL_LANGUAGE = "code-toolbox-language"
+LABEL_REQUESTED = "sandstorm-requested-"
+"""Prefix of the labels that keep the cpu (cores) and memory/disk (MiB) asked for."""
 
 _FAILED = frozenset({"error", "build_failed"})
 _STOPPED = frozenset({"stopped", "archived", "paused"})
@@ -306,7 +309,14 @@ class DaytonaProvider(AsyncProvider):
             workspace = await self.start_workspace(workspace.id)
         base = await self._toolbox_base(workspace.id)
         token = uuid.uuid4().hex[:16]
-        script = build_run(token, request.language, request.code, request.env, request.stdin)
+        script = build_run(
+            token,
+            request.language,
+            request.code,
+            request.env,
+            request.stdin,
+            max_output=self.config.max_output_bytes,
+        )
         session = f"sandstorm-{token}"
         started = time.perf_counter()
         if script.uploads:
@@ -330,10 +340,13 @@ class DaytonaProvider(AsyncProvider):
         limit = self.config.max_output_bytes
         out, out_cut = _cap(stdout, limit)
         err, err_cut = _cap(stderr, limit)
+        reason, signal = _termination(exit_code, out_cut or err_cut)
         return RunResult(
             stdout=out,
             stderr=err,
             exit_code=exit_code,
+            reason=reason,
+            signal=signal,
             duration=duration,
             workspace_id=workspace.id,
             provider=self.name,
@@ -402,12 +415,16 @@ class DaytonaProvider(AsyncProvider):
 
     async def _git_status(self, workspace: Workspace, path: str) -> GitStatus:
         base = await self._toolbox_base(workspace.id)
-        reply = await self._toolbox_call(
-            base, "GET", "/git/status", "git status", params={"path": path}
+        reply, history = await asyncio.gather(
+            self._toolbox_call(base, "GET", "/git/status", "git status", params={"path": path}),
+            self._toolbox_call(base, "GET", "/git/history", "git history", params={"path": path}),
         )
         status = GitStatusWire.model_validate_json(reply.content)
+        commits = history.json()
+        head = commits[0].get("hash") if isinstance(commits, list) and commits else None
         return GitStatus(
             branch=status.current_branch or None,
+            commit=str(head) if head else None,
             ahead=status.ahead or 0,
             behind=status.behind or 0,
             files=tuple(
@@ -605,6 +622,10 @@ class DaytonaProvider(AsyncProvider):
         labels.setdefault(LABEL_LANGUAGE, "python")
         if ttl is not None:
             labels[LABEL_EXPIRES] = str(int(time.time() + ttl))
+        wanted = spec.resources
+        for key, value in (("cpu", wanted.cpu), ("memory", wanted.memory), ("disk", wanted.disk)):
+            if value is not None:
+                labels[f"{LABEL_REQUESTED}{key}"] = f"{value:g}"
         body: dict[str, Any] = {
             "name": name,
             "labels": labels,
@@ -754,11 +775,7 @@ class DaytonaProvider(AsyncProvider):
             persistent=labels.get(LABEL_PERSISTENT, "true") != "false",
             created_at=_parse_time(sandbox.created_at),
             state=sandbox.state or "unknown",
-            resources=Resources(
-                cpu=sandbox.cpu or None,
-                memory=int(sandbox.memory * 1024) or None,
-                disk=int(sandbox.disk * 1024) or None,
-            ),
+            resources=_requested(sandbox),
             network=_network_of(sandbox),
             labels=labels,
         )
@@ -1079,6 +1096,19 @@ class _Run:
 # ---------------------------------------------------------------------- module helpers
 
 
+def _termination(exit_code: int, truncated: bool) -> tuple[TerminationReason, int | None]:
+    """Why the code stopped, from what Daytona reports: only a number.
+
+    Like a shell, ``128 + N`` (N a signal number, 1-31) is read as death by signal N; a
+    failure after output passed the cap is the cap's doing (the code got SIGPIPE).
+    """
+    if truncated and exit_code != 0:
+        return TerminationReason.OUTPUT_LIMIT, None
+    if 128 < exit_code < 160:
+        return TerminationReason.SIGNALED, exit_code - 128
+    return TerminationReason.EXITED, None
+
+
 def _refused(exc: BaseException) -> bool:
     """True when the server answered the create with a 4xx: it made nothing."""
     if isinstance(exc, TemplateNotFound):
@@ -1135,9 +1165,11 @@ def _network_fields(policy: NetworkPolicy) -> dict[str, Any]:
     domains: list[str] = []
     for entry in policy.allow:
         try:
-            cidrs.append(str(ipaddress.ip_network(entry, strict=False)))
+            network = ipaddress.ip_network(entry, strict=False)
         except ValueError:
             domains.append(entry)
+        else:
+            cidrs.append(str(network))
     fields: dict[str, Any] = {"networkBlockAll": False}
     if cidrs:
         fields["networkAllowList"] = ",".join(cidrs)
@@ -1150,7 +1182,7 @@ def _network_fields(policy: NetworkPolicy) -> dict[str, Any]:
 
 def _network_of(sandbox: SandboxWire) -> NetworkPolicy:
     allow = [
-        item.strip()
+        _single_host(item.strip())
         for text in (sandbox.network_allow_list, sandbox.domain_allow_list)
         for item in (text or "").split(",")
         if item.strip()
@@ -1160,6 +1192,32 @@ def _network_of(sandbox: SandboxWire) -> NetworkPolicy:
     if sandbox.network_block_all:
         return NetworkPolicy(mode="blocked")
     return NetworkPolicy(mode="host")
+
+
+def _requested(sandbox: SandboxWire) -> Resources:
+    """The resources asked for (labels), else what Daytona allocated (GiB -> MiB)."""
+
+    def asked(key: str) -> float | None:
+        text = sandbox.labels.get(f"{LABEL_REQUESTED}{key}")
+        with contextlib.suppress(TypeError, ValueError):
+            return float(text) if text is not None else None
+        return None
+
+    cpu, memory, disk = asked("cpu"), asked("memory"), asked("disk")
+    return Resources(
+        cpu=cpu if cpu is not None else (sandbox.cpu or None),
+        memory=int(memory) if memory is not None else (int(sandbox.memory * 1024) or None),
+        disk=int(disk) if disk is not None else (int(sandbox.disk * 1024) or None),
+    )
+
+
+def _single_host(entry: str) -> str:
+    """``10.0.0.1/32`` reads back as ``10.0.0.1`` (a single host is sent as a /32)."""
+    address, _, bits = entry.partition("/")
+    if bits in ("32", "128"):
+        with contextlib.suppress(ValueError):
+            return str(ipaddress.ip_address(address))
+    return entry
 
 
 def _expired(sandbox: SandboxWire, now: float, older_than: float | None) -> bool:

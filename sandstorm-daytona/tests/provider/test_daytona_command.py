@@ -106,3 +106,28 @@ def test_kill_command_kills_the_whole_tree() -> None:
         time.sleep(0.05)
     assert not _alive(child)
     assert not os.path.exists(run_dir(token))
+
+
+def test_output_is_capped_inside_the_sandbox() -> None:
+    script = build_run(
+        uuid.uuid4().hex,
+        "python",
+        "import sys\nsys.stdout.write('x' * 100000)",
+        {},
+        None,
+        max_output=1000,
+    )
+    done = subprocess.run(
+        ["sh", "-c", script.command], capture_output=True, timeout=30, check=False
+    )
+    assert done.stdout == b"x" * 1001  # one byte past the cap says "truncated"
+
+
+def test_streams_are_not_held_back() -> None:
+    script = build_run(uuid.uuid4().hex, "shell", "echo first; sleep 2; echo second", {}, None)
+    proc = subprocess.Popen(["sh", "-c", script.command], stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    started = time.monotonic()
+    assert proc.stdout.readline() == b"first\n"
+    assert time.monotonic() - started < 1.5
+    assert proc.wait(timeout=10) == 0

@@ -107,12 +107,17 @@ async def test_stop_and_start(provider: DaytonaProvider) -> None:
         await provider.delete_workspace(workspace)
 
 
-async def test_resources_round_up(provider: DaytonaProvider) -> None:
+async def test_resources_round_up(provider: DaytonaProvider, emulator: object) -> None:
     workspace = await provider.create_workspace(cpu=1.5, memory=1536, disk=4000)
     try:
-        assert workspace.resources.cpu == 2
-        assert workspace.resources.memory == 2048  # 1536 MiB -> 2 GiB, never 1
-        assert workspace.resources.disk == 4096
+        # the workspace records what was asked for ...
+        assert workspace.resources.cpu == 1.5
+        assert workspace.resources.memory == 1536
+        assert workspace.resources.disk == 4000
+        assert (await provider.get_workspace(workspace.id)).resources == workspace.resources
+        # ... and Daytona allocated whole vCPU and GiB, rounded up, never down
+        record = emulator.emulator.sandboxes[workspace.id]  # type: ignore[attr-defined]
+        assert (record.cpu, record.memory, record.disk) == (2, 2, 4)
     finally:
         await provider.delete_workspace(workspace)
 
