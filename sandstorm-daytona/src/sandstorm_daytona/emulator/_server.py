@@ -41,6 +41,10 @@ class RunningEmulator:
         )
 
 
+_WILDCARDS = ("0.0.0.0", "::", "")
+"""Bind addresses no client can use: the toolbox URL then follows each request's Host."""
+
+
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -140,7 +144,7 @@ def serve(
     config = config or EmulatorConfig()
     sock = _bind(config.host, config.port)
     port: int = sock.getsockname()[1]
-    if not config.public_url:
+    if not config.public_url and config.host not in _WILDCARDS:
         config = config.model_copy(update={"port": port, "public_url": _url(config.host, port, "")})
     app = create_app(config, clock=clock, provider=provider)
     server = uvicorn.Server(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hmac
 import logging
 import shutil
 import tempfile
@@ -183,8 +184,12 @@ class Emulator:
     # ------------------------------------------------------------------ tenancy
 
     def org_for_key(self, key: str) -> str | None:
-        """The organisation a bearer token belongs to, or None."""
-        return self.config.api_keys.get(key)
+        """The organisation a bearer token belongs to, or None (constant-time compare)."""
+        found = None
+        for candidate, org in self.config.api_keys.items():
+            if hmac.compare_digest(candidate.encode(), key.encode()):
+                found = org
+        return found
 
     def find(self, org: str, id_or_name: str) -> SandboxRecord:
         """The org's sandbox by id, then by name; 404 like the real service otherwise."""
