@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -67,12 +68,20 @@ def sandbox_processes(token: str) -> list[int]:
     return found
 
 
+def gone(token: str, grace: float = 0.5) -> list[int]:
+    """Pids still carrying ``token`` after ``grace`` seconds (killed processes need a moment)."""
+    deadline = time.monotonic() + grace
+    while (found := sandbox_processes(token)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return found
+
+
 @pytest.fixture
 def no_leftovers() -> Iterator[str]:
     """A unique token; the test fails if any process carrying it survives the test."""
     token = f"sandstorm-leftover-{os.urandom(6).hex()}"
     yield token
-    survivors = sandbox_processes(token)
+    survivors = gone(token)
     for pid in survivors:
         os.kill(pid, 9)
     assert not survivors, f"processes outlived the run: {survivors}"
@@ -80,5 +89,5 @@ def no_leftovers() -> Iterator[str]:
 
 @pytest.fixture
 def find_processes() -> object:
-    """The :func:`sandbox_processes` helper, for tests that look for survivors themselves."""
-    return sandbox_processes
+    """Survivors carrying a token, after a short grace period (see :func:`gone`)."""
+    return gone

@@ -587,14 +587,10 @@ class LocalProvider(AsyncProvider):
             )
         finally:
             if run is not None:
-                # the result may arrive while init is still exiting: kill whatever is left
-                # and give the kernel a moment to empty the run's cgroup
+                # the result may arrive while init is still exiting: SIGKILL whatever is
+                # left; the emptied cgroup is removed in the background
                 run.kill()
-                for _ in range(50):
-                    if run.remove():
-                        break
-                    await asyncio.sleep(0.001)
-                else:
+                if not run.remove():
                     self._background(self._remove_run(run))
         if outcome.callback_error is not None:
             raise outcome.callback_error
@@ -729,10 +725,10 @@ class LocalProvider(AsyncProvider):
 
     @staticmethod
     async def _remove_run(run: CgroupRun) -> None:
-        for _ in range(400):
+        for _ in range(1000):
+            await asyncio.sleep(0.002)
             if run.remove():
                 return
-            await asyncio.sleep(0.005)
 
     def _background(self, work: Coroutine[Any, Any, None]) -> None:
         """Run cleanup ``work`` without making the caller wait; aclose() waits for it."""

@@ -442,6 +442,17 @@ def _drop_privileges(req: dict[str, Any]) -> None:
 
 def _prepare_payload(req: dict[str, Any], fds: list[int], err_w: int) -> None:
     """Everything between fork and running the code; raises SetupError on any failure."""
+    for path in [
+        *req.get("cgroups", []),
+        *([req["kill_cgroup"]] if req.get("kill_cgroup") else []),
+    ]:
+        try:
+            with open(str(path), "w") as f:
+                f.write("0")
+        except OSError as exc:
+            raise SetupError(f"joining cgroup {path}: {exc}") from None
+    if req.get("cgroupns"):
+        unshare(CLONE_NEWCGROUP)
     stdin_fd, stdout_fd, stderr_fd = fds
     for target, fd in ((0, stdin_fd), (1, stdout_fd), (2, stderr_fd)):
         os.dup2(fd, target)
@@ -606,18 +617,7 @@ def _init_static(req: dict[str, Any]) -> None:
 
 
 def _init_attach(req: dict[str, Any]) -> None:
-    """PID 1, for one request: join the run's cgroups, then show its workspace."""
-    for path in [
-        *req.get("cgroups", []),
-        *([req["kill_cgroup"]] if req.get("kill_cgroup") else []),
-    ]:
-        try:
-            with open(str(path), "w") as f:
-                f.write("0")
-        except OSError as exc:
-            raise SetupError(f"joining cgroup {path}: {exc}") from None
-    if req.get("cgroupns"):
-        unshare(CLONE_NEWCGROUP)
+    """PID 1, for one request: show its workspace through the masks."""
     if req.get("mountns"):
         attach_workspace(str(req.get("workspaces")), str(req["cwd"]))
     for fd in _WORKSPACES_FD:
@@ -632,19 +632,21 @@ def _init_run(
     st_w: int,
     extra: list[str],
     report: socket.socket,
+    payload: int | None = None,
 ) -> None:
-    """PID 1: fork the payload, reap everything, report the payload's status, exit.
+    """PID 1: fork the payload (unless ``payload`` runs already), reap, report, exit.
 
     The status goes to the host directly on ``report`` (one hop sooner than through the
     supervisor) unless the payload ended with the setup-failure code, whose details
     only the supervisor has.
     """
-    payload = os.fork()
-    if payload == 0:
-        os.close(st_w)
-        report.close()
-        _payload(req, fds, err_w, extra)
-        os._exit(SETUP_FAILED)
+    if payload is None:
+        payload = os.fork()
+        if payload == 0:
+            os.close(st_w)
+            report.close()
+            _payload(req, fds, err_w, extra)
+            os._exit(SETUP_FAILED)
     for fd in fds:
         os.close(fd)
     os.close(err_w)
@@ -764,6 +766,24 @@ def warm_supervisor(static: dict[str, Any], requests: socket.socket, extra: list
             _init_static(static)
         except BaseException:
             os._exit(SETUP_FAILED)
+        to_payload, from_init = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        payload = os.fork()
+        if payload == 0:
+            # the payload, forked ahead of time: waits for its request from init
+            for sock in (requests, theirs, to_payload):
+                sock.close()
+            os.close(st_w)
+            try:
+                msg, fds, _, _ = socket.recv_fds(from_init, 1, 3)
+                req = _recv_json(from_init) if msg and len(fds) == 3 else None
+            except (OSError, SetupError):
+                req = None
+            if req is None:
+                os._exit(0)
+            from_init.close()
+            _payload(req, fds, err_w, extra)
+            os._exit(SETUP_FAILED)
+        from_init.close()
         try:
             msg, fds, _, _ = socket.recv_fds(requests, 16, 8)
         except OSError:
@@ -773,14 +793,19 @@ def warm_supervisor(static: dict[str, Any], requests: socket.socket, extra: list
             os._exit(0)
         status_sock = socket.socket(fileno=fds[0])
         try:
-            req = _recv_json(status_sock)
+            raw = _recv_exact(status_sock, 8)
+            body = _recv_exact(status_sock, struct.unpack("!Q", raw)[0])
+            req = json.loads(body)
             socket.send_fds(theirs, [b"S"], [status_sock.fileno()])
             theirs.close()
             _init_attach(req)
+            socket.send_fds(to_payload, [b"R"], fds[1:4])
+            to_payload.sendall(raw + body)
+            to_payload.close()
         except BaseException as exc:
             _report_setup_error(err_w, exc)
             os._exit(SETUP_FAILED)
-        _init_run(req, fds[1:4], err_w, st_w, extra, status_sock)
+        _init_run(req, fds[1:4], err_w, st_w, extra, status_sock, payload)
         os._exit(SETUP_FAILED)
     requests.close()
     theirs.close()
