@@ -9,6 +9,7 @@ Landlock, seccomp, cgroups); the table shows median, p95 and the ratio.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import statistics
 import subprocess
@@ -58,9 +59,34 @@ def main() -> int:
             assert result.stdout == "1\n", result
             time.sleep(0.005)  # let the pool refill, as between real requests
 
+    async def async_runs() -> tuple[list[float], list[float]]:
+        one_shot: list[float] = []
+        in_workspace: list[float] = []
+        with tempfile.TemporaryDirectory() as root:
+            provider = sandstorm.get_async_provider("local", root=root, warm_pool_size=args.pool)
+            async with provider:
+                workspace = await provider.create_workspace()
+                for _ in range(5):
+                    await provider.run("print(1)")
+                    await provider.run_in_workspace(workspace, "print(1)")
+                for _ in range(args.runs):
+                    started = time.perf_counter()
+                    await provider.run("print(1)")
+                    one_shot.append(time.perf_counter() - started)
+                    await asyncio.sleep(0.005)
+                    started = time.perf_counter()
+                    await provider.run_in_workspace(workspace, "print(1)")
+                    in_workspace.append(time.perf_counter() - started)
+                    await asyncio.sleep(0.005)
+                await provider.delete_workspace(workspace)
+        return one_shot, in_workspace
+
+    async_one_shot, async_in_workspace = asyncio.run(async_runs())
     rows = [
         (f"bare subprocess.run([{os.path.basename(python)}, '-c', 'print(1)'])", baseline),
         (f'local provider run("print(1)"), warm pool {args.pool}', local),
+        (f'async provider: await run("print(1)"), warm pool {args.pool}', async_one_shot),
+        ('async provider: await run_in_workspace(ws, "print(1)")', async_in_workspace),
     ]
     base_p50 = statistics.median(baseline)
     print(f"runs per row: {args.runs}; interpreter: {python}")
