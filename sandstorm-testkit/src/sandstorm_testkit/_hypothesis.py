@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import anyio.from_thread
 import anyio.to_thread
 from hypothesis import HealthCheck, settings
+from hypothesis.errors import InvalidArgument
 
 __all__ = ["OFFLINE_PROFILE", "LIVE_PROFILE", "register_profiles", "profile_settings", "call"]
 
@@ -43,7 +44,7 @@ def register_profiles() -> None:
     for name, value in defaults.items():
         try:
             settings.get_profile(name)
-        except Exception:  # hypothesis raises InvalidArgument for unknown profiles
+        except InvalidArgument:  # not registered yet
             settings.register_profile(name, value)
 
 
