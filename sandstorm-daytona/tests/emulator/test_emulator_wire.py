@@ -148,3 +148,25 @@ def test_emulator_info_endpoints(client: httpx.Client, sandbox_id: str) -> None:
     assert eu["target"] == "eu"
     client.delete(f"/api/sandbox/{eu['id']}")
     assert client.post("/api/sandbox", json={"target": "mars"}).status_code == 404
+
+
+def test_emulator_resources_only_with_build_info(client: httpx.Client) -> None:
+    refused = client.post("/api/sandbox", json={"cpu": 2})
+    assert refused.status_code == 400
+    assert refused.json()["message"] == "Cannot specify Sandbox resources when using a snapshot"
+    both = client.post(
+        "/api/sandbox", json={"snapshot": "x", "buildInfo": {"dockerfileContent": "FROM x"}}
+    )
+    assert both.json()["message"] == "Cannot specify a snapshot when using a build info entry"
+    built = client.post(
+        "/api/sandbox",
+        json={"buildInfo": {"dockerfileContent": "FROM python:3.12"}, "cpu": 2, "memory": 2},
+    ).json()
+    try:
+        assert (built["cpu"], built["memory"], built["disk"]) == (2, 2, 3)
+        assert built["buildInfo"]["dockerfileContent"] == "FROM python:3.12"
+        metrics = client.get(f"/toolbox/{built['id']}/system/metrics").json()
+        assert metrics["cpuCount"] == 2
+        assert metrics["memTotal"] == 2 << 30  # the engine enforces what was asked
+    finally:
+        client.delete(f"/api/sandbox/{built['id']}")

@@ -426,6 +426,10 @@ class Emulator:
         if target not in self.config.regions:
             raise ApiError(404, "Region not found")
         snap: SnapshotRecord | None = None
+        if body.buildInfo is not None and body.snapshot:
+            raise ApiError(400, "Cannot specify a snapshot when using a build info entry")
+        if body.buildInfo is None and (body.cpu or body.gpu or body.memory or body.disk):
+            raise ApiError(400, "Cannot specify Sandbox resources when using a snapshot")
         if body.buildInfo is not None:
             cpu = body.cpu or self.config.default_cpu
             memory = body.memory or self.config.default_memory
@@ -588,9 +592,18 @@ class Emulator:
         return self._archives / (ref.removeprefix("tar:") + ".tar")
 
     def _network(self, record: SandboxRecord) -> NetworkPolicy | None:
+        """blocked with ``networkBlockAll``; the listed CIDRs with ``networkAllowList``;
+        otherwise the emulator's ``network`` setting (blocked unless configured ``host``)."""
         if Capability.NETWORK_POLICY not in self.provider.capabilities:
             return None
-        if record.network_block_all or self.config.network == "blocked":
+        if record.network_block_all:
+            return NetworkPolicy.blocked()
+        allowed = tuple(
+            part.strip() for part in (record.network_allow_list or "").split(",") if part.strip()
+        )
+        if allowed:
+            return NetworkPolicy(mode="allow_list", allow=allowed)
+        if self.config.network == "blocked":
             return NetworkPolicy.blocked()
         return NetworkPolicy.host()
 
