@@ -297,3 +297,29 @@ def test_home_and_cwd_are_the_workspace(lp: sandstorm.SyncProvider) -> None:
     assert result.stdout == "True\n"
     lp.run_in_workspace(ws, "open('mod_here.py', 'w').write('X = 5')")
     assert lp.run_in_workspace(ws, "import mod_here; print(mod_here.X)").stdout == "5\n"
+
+
+@pytest.mark.parametrize("prewarm", [0, 3])
+def test_cold_and_prebuilt_sandboxes_behave_alike(
+    local_root: Path,
+    prewarm: int,
+    no_leftovers: str,
+    find_processes: Callable[[str], list[int]],
+) -> None:
+    root = local_root / f"prewarm{prewarm}"
+    with sandstorm.get_provider("local", root=str(root), prewarm=prewarm) as provider:
+        ws = provider.create_workspace()
+        first = provider.run_in_workspace(
+            ws, "import os, sys; open('f', 'w').write('1'); print(os.getpid(), sys.argv)"
+        )
+        assert first.stdout.split(" ", 1)[1] == "['-c']\n"
+        assert provider.run_in_workspace(ws, "print(open('f').read())").stdout == "1\n"
+        assert provider.run("1/0").stderr.endswith("ZeroDivisionError: division by zero\n")
+        with pytest.raises(ExecutionTimeout):
+            provider.run(
+                f"import subprocess; subprocess.Popen(['sleep', '60', '{no_leftovers}'])\n"
+                "while True: pass",
+                timeout=0.5,
+            )
+        assert find_processes(no_leftovers) == []
+        provider.delete_workspace(ws)
