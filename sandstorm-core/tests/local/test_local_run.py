@@ -323,3 +323,43 @@ def test_cold_and_prebuilt_sandboxes_behave_alike(
             )
         assert find_processes(no_leftovers) == []
         provider.delete_workspace(ws)
+
+
+COLD_CASES = [
+    "print('hi')",
+    "import sys; sys.exit(3)",
+    "import sys; sys.exit('bye')",
+    "import sys; sys.exit(None)",
+    "import os; os._exit(7)",
+    "raise KeyboardInterrupt",
+    "def f():\n    raise ValueError('deep')\nf()",
+    "x = input()",
+    "import sys; print(sys.stdin.read() == '')",
+    "import sys; print(len(sys.argv), sys.argv[0], __name__, '__file__' in dir())",
+    "print('unterminated",
+    "import warnings; warnings.warn('careful')",
+    "class E(Exception):\n    pass\n"
+    "try:\n    1/0\nexcept ZeroDivisionError as e:\n    raise E('wrapped') from e",
+]
+
+
+@pytest.mark.parametrize("code", COLD_CASES)
+def test_same_result_as_a_cold_interpreter(
+    lp: sandstorm.SyncProvider, code: str, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    cold = subprocess.run(
+        [os.path.realpath(sys.executable), "-I", "-S", "-c", code],
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+        check=False,
+    )
+    result = lp.run(code)
+    expected_code = cold.returncode if cold.returncode >= 0 else 128 - cold.returncode
+    assert result.exit_code == expected_code
+    assert result.stdout == cold.stdout.decode()
+    assert result.stderr == cold.stderr.decode()
