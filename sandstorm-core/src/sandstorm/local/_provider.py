@@ -14,6 +14,11 @@ site-packages (no ``.pth`` processing) plus ``python_path``. Differences from a 
 start: common stdlib modules are already in ``sys.modules``, and every run shares the
 fork server's string-hash seed.
 
+Metrics come from the workspace's cgroups, which live as long as the provider object:
+cpu time, peak memory and io count from the workspace's first use by this provider
+(a persistent workspace reopened by a new provider starts again from zero); disk use
+is measured on the workspace directory itself.
+
 A run that hits its memory limit is killed by the kernel and returns a normal
 :class:`~sandstorm.RunResult` with ``reason=TerminationReason.MEMORY_LIMIT``,
 ``exit_code=137`` and ``signal=9`` (no exception). A signal death gives
@@ -747,6 +752,7 @@ class LocalProvider(AsyncProvider):
             raise CapabilityNotSupported(
                 self.name, Capability.METRICS, "no writable cgroup hierarchy on this host"
             )
+        self._ensure_cgroups(engine, workspace)
         used = await asyncio.to_thread(disk_usage, files)
         usage = engine.cgroups.usage(workspace.id)
         return WorkspaceMetrics(
