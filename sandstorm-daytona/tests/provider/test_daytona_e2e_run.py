@@ -161,6 +161,25 @@ async def test_streaming_delivers_output_while_running(
     assert live_sandboxes(emulator) == []
 
 
+async def test_output_past_the_cap_is_flagged(
+    emulator: object, config_for: Callable[..., DaytonaConfig]
+) -> None:
+    config = config_for(
+        emulator.api_url,  # type: ignore[attr-defined]
+        api_key=emulator.api_key,  # type: ignore[attr-defined]
+        max_output_bytes=1 << 20,
+    )
+    flood = "import sys\nfor _ in range(3):\n    sys.stdout.write('x' * (1 << 20))\nprint('end')"
+    async with DaytonaProvider(config) as provider:
+        result = await provider.run(flood, timeout=60)
+        small = await provider.run("print('y' * 1000)")
+    assert result.stdout_truncated
+    assert result.stdout == "x" * (1 << 20)
+    assert not result.stderr_truncated
+    assert not small.stdout_truncated
+    assert small.stdout == "y" * 1000 + "\n"
+
+
 async def test_warm_pool_serves_runs(
     emulator: object, config_for: Callable[..., DaytonaConfig]
 ) -> None:
