@@ -115,7 +115,7 @@ def test_external_provider_package_resolves_by_name(tmp_path: Path) -> None:
     """)
     )
     venv = tmp_path / "venv"
-    env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
+    env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "UV_OFFLINE": "1"}
     env.pop("VIRTUAL_ENV", None)
     uv = _uv()
     subprocess.run(
