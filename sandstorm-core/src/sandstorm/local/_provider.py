@@ -130,6 +130,10 @@ _DEVICES_RW = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urand
 _SCRATCH = ("/tmp", "/var/tmp", "/dev/shm")
 
 
+_PROBES: dict[tuple[str, int, int], dict[str, Any]] = {}
+"""Probe verdicts, once per (interpreter, uid, sandbox uid) for the life of the process."""
+
+
 def _under(path: str, parent: str) -> bool:
     return path == parent or path.startswith(parent.rstrip("/") + "/")
 
@@ -238,7 +242,10 @@ class LocalProvider(AsyncProvider):
                 raise ProviderUnavailable("the provider is closed", provider=self.name)
             config = self.config
             python = _real(sys.executable)
-            raw = run_probe(python, {"uid": config.sandbox_uid})
+            key = (python, os.geteuid(), config.sandbox_uid)
+            raw = _PROBES.get(key)
+            if raw is None:
+                raw = _PROBES[key] = run_probe(python, {"uid": config.sandbox_uid})
             cgroups = Cgroups(enabled=config.cgroups)
             try:
                 report = build_report(

@@ -75,6 +75,7 @@ MS_REC = 16384
 MS_PRIVATE = 1 << 18
 
 PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_SECCOMP = 22
 SECCOMP_MODE_FILTER = 2
@@ -481,6 +482,9 @@ def _prepare_payload(req: dict[str, Any], fds: list[int], err_w: int) -> None:
         _drop_privileges(req)
     except OSError as exc:
         raise SetupError(f"dropping privileges: {exc}") from None
+    # the uid change made the process non-dumpable, which hides its own /proc files from
+    # it; a freshly started program as that uid is dumpable, so restore that
+    prctl(PR_SET_DUMPABLE, 1)
     if req.get("seccomp"):
         seccomp_load()
     try:
