@@ -989,7 +989,6 @@ def _try(fn: Any) -> str | None:
 def probe(config: dict[str, Any]) -> dict[str, Any]:
     """Which isolation primitives work here, each tried in a throwaway child."""
     rootless = os.getuid() != 0
-    base = CLONE_NEWUSER if rootless else 0
 
     def ns(flag: int) -> Any:
         def attempt() -> None:
@@ -1070,7 +1069,6 @@ def probe(config: dict[str, Any]) -> dict[str, Any]:
         "landlock": landlock,
         "seccomp": seccomp_load,
     }
-    del base
     errors: dict[str, str] = {}
     for name, fn in checks.items():
         if fn is None:
