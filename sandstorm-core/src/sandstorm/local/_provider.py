@@ -36,6 +36,7 @@ import stat
 import sys
 import sysconfig
 import threading
+import time
 import weakref
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -170,13 +171,21 @@ class _DiskGuard:
         self.interval = interval
         self.exceeded = False
 
+    async def _measure(self) -> tuple[int, float]:
+        started = time.perf_counter()
+        used = await asyncio.to_thread(disk_usage, self.files)
+        return used, time.perf_counter() - started
+
     async def watch(self, kill: Callable[[], None]) -> None:
         # a workspace already over its limit may still run code that cleans it up: only
         # growth past both the limit and the starting size kills the run
-        ceiling = max(self.limit, await asyncio.to_thread(disk_usage, self.files))
+        used, cost = await self._measure()
+        ceiling = max(self.limit, used)
         while True:
-            await asyncio.sleep(self.interval)
-            if await asyncio.to_thread(disk_usage, self.files) > ceiling:
+            # big workspaces are walked less often: at most ~10% of one core goes to this
+            await asyncio.sleep(max(self.interval, cost * 10))
+            used, cost = await self._measure()
+            if used > ceiling:
                 self.exceeded = True
                 kill()
                 return
