@@ -170,3 +170,26 @@ def test_emulator_resources_only_with_build_info(client: httpx.Client) -> None:
         assert metrics["memTotal"] == 2 << 30  # the engine enforces what was asked
     finally:
         client.delete(f"/api/sandbox/{built['id']}")
+
+
+def test_emulator_network_settings_are_kept(client: httpx.Client) -> None:
+    made = client.post("/api/sandbox", json={"networkAllowList": "10.1.0.0/16"}).json()
+    try:
+        assert made["networkAllowList"] == "10.1.0.0/16"
+        assert made["networkBlockAll"] is False
+        url = f"/api/sandbox/{made['id']}"
+        updated = client.post(f"{url}/network-settings", json={"networkBlockAll": True}).json()
+        assert updated["networkBlockAll"] is True
+        # no network reaches the sandbox: an allow-list the engine cannot enforce is
+        # replaced by the strictest policy, never by an open one
+        probe = client.post(
+            f"/toolbox/{made['id']}/process/code-run",
+            json={
+                "code": "import socket\ntry:\n    socket.create_connection(('10.1.2.3', 80), 1)\n"
+                "    print('open')\nexcept OSError as e:\n    print('closed')",
+                "language": "python",
+            },
+        ).json()
+        assert probe["result"].strip() == "closed"
+    finally:
+        client.delete(f"/api/sandbox/{made['id']}")

@@ -541,7 +541,15 @@ class Emulator:
         network = self._network(record)
         if network is not None:
             kwargs["network"] = network
-        workspace = await provider.create_workspace(**kwargs)
+        try:
+            workspace = await provider.create_workspace(**kwargs)
+        except sandstorm.ProviderConfigError:
+            if network is None or network.mode != "allow_list":
+                raise
+            # an engine that cannot enforce an allow-list gets the strictest policy instead
+            log.info("engine refused an allow-list for %s; the sandbox has no network", record.id)
+            kwargs["network"] = NetworkPolicy.blocked()
+            workspace = await provider.create_workspace(**kwargs)
         return workspace.id
 
     # captures: engine snapshots when the engine has them, tar archives otherwise
