@@ -1,0 +1,246 @@
+"""Toolbox process endpoints: execute, code-run, sessions and their logs."""
+
+from __future__ import annotations
+
+import base64
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+import sandstorm
+
+from ._daemon import (
+    STDERR_MARK,
+    STDOUT_MARK,
+    body_of,
+    emulator_of,
+    json_body,
+    sandbox_for,
+)
+from ._engine import shell
+from ._errors import ApiError, DaemonError
+from ._records import SandboxRecord
+from ._sessions import Command
+from ._shell import q, script_in
+from ._wire import (
+    CodeRunRequest,
+    CreateSession,
+    ExecuteRequest,
+    SessionExecute,
+    UpdateEnv,
+)
+
+__all__ = [
+    "check_env",
+    "code_run",
+    "command_get",
+    "command_input",
+    "command_logs",
+    "command_logs_ws",
+    "entrypoint_logs",
+    "entrypoint_session",
+    "execute",
+    "initialize",
+    "session_create",
+    "session_delete",
+    "session_exec",
+    "session_get",
+    "session_list",
+    "update_env",
+]
+
+
+async def execute(request: Request, record: SandboxRecord) -> Response:
+    """``POST /process/execute``: ``{exitCode, result}`` with stdout+stderr combined."""
+    emulator = emulator_of(request)
+    body = body_of(ExecuteRequest, await json_body(request))
+    check_env(body.envs)
+    script = script_in(body.command, cwd=body.cwd, env=body.envs, merge_stderr=True)
+    timeout = float(body.timeout) if body.timeout else None
+    try:
+        result = await shell(emulator, record, script, timeout=timeout)
+    except sandstorm.ExecutionTimeout:
+        raise DaemonError(408, "command execution timeout", "REQUEST_TIMEOUT") from None
+    return JSONResponse({"exitCode": result.exit_code, "result": result.stdout + result.stderr})
+
+
+def check_env(envs: dict[str, str] | None) -> None:
+    for key in envs or {}:
+        if not key.replace("_", "a").isalnum() or key[0].isdigit():
+            raise DaemonError(400, f"invalid environment variable name {key!r}", "BAD_REQUEST")
+
+
+async def code_run(request: Request, record: SandboxRecord) -> Response:
+    """``POST /process/code-run``: python, javascript or typescript, as the daemon runs them."""
+    emulator = emulator_of(request)
+    body = body_of(CodeRunRequest, await json_body(request))
+    check_env(body.envs)
+    language = body.language
+    argv = " ".join(q(a) for a in body.argv or [])
+    if language == "python":
+        encoded = base64.b64encode(body.code.encode()).decode()
+        command = f"printf '%s' {q(encoded)} | base64 -d | python3 -u - {argv}"
+    elif language == "javascript":
+        source = "process.argv.splice(1, 1);\n" + body.code
+        encoded = base64.b64encode(source.encode()).decode()
+        command = f"printf '%s' {q(encoded)} | base64 -d | node - {argv}"
+    elif language == "typescript":
+        source = "process.argv.splice(1, 1);\n" + body.code
+        encoded = base64.b64encode(source.encode()).decode()
+        tmp = '"${TMPDIR:-/tmp}/dtn_$$.ts"'
+        command = (
+            f"printf '%s' {q(encoded)} | base64 -d > {tmp}; "
+            "npm_config_loglevel=error npx ts-node -T --ignore-diagnostics 5107 "
+            f'-O \'{{"module":"CommonJS"}}\' {tmp} {argv}; __rc=$?; rm -f {tmp}; exit $__rc'
+        )
+    else:
+        raise DaemonError(400, f"unsupported language: {language}", "BAD_REQUEST")
+    script = script_in(command, env=body.envs, merge_stderr=True)
+    timeout = float(body.timeout) if body.timeout else None
+    try:
+        result = await shell(emulator, record, script, timeout=timeout)
+    except sandstorm.ExecutionTimeout:
+        raise DaemonError(408, "command execution timeout", "REQUEST_TIMEOUT") from None
+    return JSONResponse(
+        {
+            "exitCode": result.exit_code,
+            "result": result.stdout + result.stderr,
+            "artifacts": {"charts": []},
+        }
+    )
+
+
+async def session_create(request: Request, record: SandboxRecord) -> Response:
+    """``POST /process/session`` -> 201."""
+    body = body_of(CreateSession, await json_body(request))
+    emulator_of(request).sessions.create(record, body.sessionId)
+    return Response(status_code=201)
+
+
+async def session_list(request: Request, record: SandboxRecord) -> Response:
+    """``GET /process/session``."""
+    return JSONResponse([s.to_json() for s in emulator_of(request).sessions.all(record)])
+
+
+async def session_get(request: Request, record: SandboxRecord) -> Response:
+    """``GET /process/session/{session_id}``."""
+    session = emulator_of(request).sessions.get(record, request.path_params["session_id"])
+    return JSONResponse(session.to_json())
+
+
+async def session_delete(request: Request, record: SandboxRecord) -> Response:
+    """``DELETE /process/session/{session_id}`` -> 204."""
+    await emulator_of(request).sessions.delete(record, request.path_params["session_id"])
+    return Response(status_code=204)
+
+
+async def session_exec(request: Request, record: SandboxRecord) -> Response:
+    """``POST /process/session/{id}/exec``: 200 with output, or 202 ``{cmdId}`` when async."""
+    body = body_of(SessionExecute, await json_body(request))
+    run_async = bool(body.runAsync or body.async_)
+    sessions = emulator_of(request).sessions
+    command = await sessions.execute(
+        record, request.path_params["session_id"], body.command, run_async=run_async
+    )
+    if run_async:
+        return JSONResponse({"cmdId": command.id}, status_code=202)
+    return JSONResponse(
+        {
+            "cmdId": command.id,
+            "output": command.text(),
+            "stdout": command.text("stdout"),
+            "stderr": command.text("stderr"),
+            "exitCode": command.exit_code,
+        }
+    )
+
+
+async def command_get(request: Request, record: SandboxRecord) -> Response:
+    """``GET /process/session/{id}/command/{cmd}``."""
+    command = _command(request, record)
+    return JSONResponse(command.to_json())
+
+
+def _command(request: Request | WebSocket, record: SandboxRecord) -> Command:
+    return emulator_of(request).sessions.command(
+        record, request.path_params["session_id"], request.path_params["command_id"]
+    )
+
+
+async def command_logs(request: Request, record: SandboxRecord) -> Response:
+    """``GET .../command/{cmd}/logs``: JSON for SDKs >= 0.167, raw text otherwise."""
+    command = _command(request, record)
+    if request.query_params.get("follow") == "true":
+        raise DaemonError(400, "follow=true needs a WebSocket upgrade", "BAD_REQUEST")
+    if _wants_json(request):
+        return JSONResponse(
+            {
+                "output": command.text(),
+                "stdout": command.text("stdout"),
+                "stderr": command.text("stderr"),
+            }
+        )
+    return Response(command.text().encode(), media_type="text/plain")
+
+
+def _wants_json(request: Request) -> bool:
+    version = request.headers.get("x-daytona-sdk-version")
+    if not version:
+        return False
+    try:
+        parts = tuple(int(p) for p in version.split(".")[:3])
+    except ValueError:
+        return True
+    return parts >= (0, 167, 0)
+
+
+async def command_logs_ws(websocket: WebSocket) -> None:
+    """``.../command/{cmd}/logs?follow=true`` over WebSocket, with stdout/stderr markers."""
+    try:
+        record = await sandbox_for(websocket)
+        command = _command(websocket, record)
+    except (ApiError, DaemonError) as exc:
+        await websocket.close(code=1008, reason=str(exc)[:100])
+        return
+    await websocket.accept()
+    try:
+        async for stream, text in command.follow():
+            mark = STDOUT_MARK if stream == "stdout" else STDERR_MARK
+            await websocket.send_bytes(mark + text.encode())
+        await websocket.close(code=1000)
+    except WebSocketDisconnect:
+        return
+
+
+async def command_input(request: Request, record: SandboxRecord) -> Response:
+    """``POST .../command/{cmd}/input``: the engine runs commands without a terminal."""
+    _command(request, record)
+    raise DaemonError(
+        400, "sending input to a running command is not supported by the emulator", "BAD_REQUEST"
+    )
+
+
+async def update_env(request: Request, record: SandboxRecord) -> Response:
+    """``POST /env``: set and unset variables for every later command."""
+    body = body_of(UpdateEnv, await json_body(request))
+    check_env(body.set)
+    for name in body.unset or []:
+        record.env.pop(name, None)
+    record.env.update(body.set or {})
+    return JSONResponse(dict(record.env))
+
+
+async def initialize(request: Request, record: SandboxRecord) -> Response:
+    """``POST /init``: the daemon is always initialised here."""
+    return JSONResponse({})
+
+
+async def entrypoint_session(request: Request, record: SandboxRecord) -> Response:
+    """``GET /process/session/entrypoint``: snapshots here have no entrypoint."""
+    return JSONResponse({"sessionId": "entrypoint", "commands": []})
+
+
+async def entrypoint_logs(request: Request, record: SandboxRecord) -> Response:
+    """``GET /process/session/entrypoint/logs``."""
+    return JSONResponse({"output": "", "stdout": "", "stderr": ""})
