@@ -152,7 +152,14 @@ class DaytonaProvider(AsyncProvider):
         await self._sandbox_call(
             "POST", workspace_id, "/stop", "stop sandbox", params={"force": "false"}
         )
-        sandbox = await self._wait_state(workspace_id, {"stopped"}, "stop")
+        try:
+            sandbox = await self._wait_state(workspace_id, {"stopped"}, "stop")
+        except WorkspaceNotFound:
+            # one-shot sandboxes carry autoDeleteInterval=0: stopping one deletes it
+            self._toolbox.pop(workspace_id, None)
+            if isinstance(workspace, Workspace):
+                return workspace.model_copy(update={"state": "destroyed"})
+            raise
         return self._workspace(sandbox)
 
     async def start_workspace(self, workspace: Workspace | str) -> Workspace:
@@ -230,23 +237,52 @@ class DaytonaProvider(AsyncProvider):
             removed.append(sandbox.id)
         return removed
 
-    async def run(self, code: str, **kwargs: Any) -> RunResult:
+    async def run(
+        self,
+        code: str,
+        *,
+        language: str = "python",
+        timeout: float | None = None,
+        cpu: float | None = None,
+        memory: int | None = None,
+        disk: int | None = None,
+        env: Mapping[str, str] | None = None,
+        stdin: str | bytes | None = None,
+        workspace_id: str | None = None,
+        workspace_template: str | None = None,
+        git_repo: str | None = None,
+        git_branch: str | None = None,
+        network: NetworkPolicy | None = None,
+        on_stdout: OutputCallback | None = None,
+        on_stderr: OutputCallback | None = None,
+    ) -> RunResult:
         """Run ``code``; see :meth:`sandstorm.AsyncProvider.run`.
 
-        With ``git_repo`` and no explicit ``network``, the sandbox may reach only the git
-        host (Daytona clones from inside the sandbox, and sandboxes block the network by
-        default).
+        With ``git_repo`` and no explicit ``network``, a new sandbox may reach only the
+        git host: Daytona clones from inside the sandbox, and sandboxes block the network
+        by default.
         """
-        repo = kwargs.get("git_repo")
-        if (
-            repo is not None
-            and kwargs.get("network") is None
-            and kwargs.get("workspace_id") is None
-        ):
-            host = urlsplit(repo).hostname
+        if git_repo is not None and network is None and workspace_id is None:
+            host = urlsplit(git_repo).hostname
             if host:
-                kwargs["network"] = NetworkPolicy(mode="allow_list", allow=(host,))
-        return await super().run(code, **kwargs)
+                network = NetworkPolicy(mode="allow_list", allow=(host,))
+        return await super().run(
+            code,
+            language=language,
+            timeout=timeout,
+            cpu=cpu,
+            memory=memory,
+            disk=disk,
+            env=env,
+            stdin=stdin,
+            workspace_id=workspace_id,
+            workspace_template=workspace_template,
+            git_repo=git_repo,
+            git_branch=git_branch,
+            network=network,
+            on_stdout=on_stdout,
+            on_stderr=on_stderr,
+        )
 
     # ------------------------------------------------------------------ primitives
 
