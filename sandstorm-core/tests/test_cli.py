@@ -83,3 +83,12 @@ def test_providers_lists_local(as_json: bool, state_root: Path) -> None:
         local = next(line for line in lines if line.startswith("local "))
         assert "sandstorm-core" in local
         assert " yes " in local
+
+
+def test_doctor_reports_isolation(state_root: Path) -> None:
+    done = cli("doctor", root=state_root)
+    assert done.returncode == 0, done.stderr
+    assert "provider:     local" in done.stdout
+    assert "available:    yes" in done.stdout
+    assert "+ netns" in done.stdout
+    assert "+ pidns" in done.stdout

@@ -61,6 +61,12 @@ def _parser() -> argparse.ArgumentParser:
     providers.add_argument("--json", action="store_true", help="print JSON instead of a table")
     providers.set_defaults(handler=_providers)
 
+    doctor = commands.add_parser(
+        "doctor", help="show a provider's declaration, availability and isolation report"
+    )
+    doctor.add_argument("--provider", "-p", help="provider name")
+    doctor.set_defaults(handler=_doctor)
+
     reap = commands.add_parser("reap", help="delete expired sandboxes that sandstorm created")
     reap.add_argument("--provider", "-p", help="provider name")
     reap.add_argument(
@@ -169,6 +175,23 @@ def _availability(cls: type) -> tuple[bool, str]:
         except SandstormError as exc:
             return False, str(exc)
     return ok, "ok" if ok else "not reachable"
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from . import get_provider
+
+    with get_provider(args.provider) as provider:
+        info = provider.info()
+        print(f"provider:     {info.name}  {info.description}")
+        print(f"languages:    {', '.join(sorted(info.languages))}")
+        print(f"capabilities: {', '.join(sorted(info.capabilities)) or '-'}")
+        available = provider.is_available()
+        print(f"available:    {'yes' if available else 'no'}")
+        report = getattr(provider.async_provider, "isolation_report", None)
+        if report is not None:
+            print("isolation:")
+            print(report().summary())
+    return 0 if available else 1
 
 
 def _reap(args: argparse.Namespace) -> int:
