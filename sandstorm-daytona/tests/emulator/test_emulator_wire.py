@@ -193,3 +193,17 @@ def test_emulator_network_settings_are_kept(client: httpx.Client) -> None:
         assert probe["result"].strip() == "closed"
     finally:
         client.delete(f"/api/sandbox/{made['id']}")
+
+
+def test_emulator_keep_alive_requests_are_not_delayed(client: httpx.Client) -> None:
+    """Nagle against delayed ACK costs ~40 ms per keep-alive request without TCP_NODELAY."""
+    import statistics
+    import time
+
+    client.get("/api/regions")
+    took = []
+    for _ in range(20):
+        started = time.perf_counter()
+        client.get("/api/regions")
+        took.append(time.perf_counter() - started)
+    assert statistics.median(took) < 0.035
