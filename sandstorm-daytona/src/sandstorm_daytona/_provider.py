@@ -4,33 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import json
 import logging
 import math
 import time
 import uuid
-from collections.abc import Awaitable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import httpx
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from sandstorm import (
     AsyncProvider,
     Capability,
     CostEstimate,
     ExecRequest,
-    ExecutionTimeout,
     FileInfo,
     GitFileStatus,
     GitStatus,
     Language,
     NetworkPolicy,
     ProviderAPIError,
-    ProviderConfigError,
     ResourceAllocationError,
     Resources,
     RunResult,
@@ -38,7 +35,6 @@ from sandstorm import (
     Snapshot,
     SnapshotNotFound,
     TemplateNotFound,
-    TerminationReason,
     Workspace,
     WorkspaceMetrics,
     WorkspaceNotFound,
@@ -49,19 +45,45 @@ from sandstorm._provider import OutputCallback
 from ._command import build_run, kill_command
 from ._config import DaytonaConfig
 from ._errors import error_from_response
+from ._execution import SessionRun
 from ._http import DaytonaHTTP, is_not_found
+from ._mapping import (
+    LABEL_CREATE,
+    LABEL_EXPIRES,
+    LABEL_LANGUAGE,
+    LABEL_MANAGED,
+    LABEL_OWNER,
+    LABEL_PERSISTENT,
+    LABEL_REQUESTED,
+    CgroupFigures,
+    DaytonaMetrics,
+    allocation,
+    cap,
+    expired,
+    git_state,
+    iso,
+    mode_bits,
+    names_missing_snapshot,
+    network_fields,
+    network_of,
+    parse_cgroup,
+    parse_time,
+    part_error,
+    refused,
+    requested,
+    sandbox_page,
+    seg,
+    shielded,
+    split_credentials,
+    termination,
+    workspace_id_of,
+)
 from ._multipart import parse_multipart
-from ._stream import Demux
 from ._wire import (
-    CommandInfo,
-    CommandLogs,
     ExecuteResponse,
     FileInfoWire,
     GitStatusWire,
-    SandboxList,
     SandboxWire,
-    SessionExecuteResponse,
-    SessionInfo,
     SnapshotList,
     SnapshotWire,
     SystemMetricsWire,
@@ -73,41 +95,9 @@ __all__ = ["LABEL_EXPIRES", "LABEL_MANAGED", "LABEL_OWNER", "DaytonaMetrics", "D
 
 log = logging.getLogger("sandstorm.daytona")
 
-LABEL_MANAGED = "sandstorm"
-"""Label set to ``"1"`` on every sandbox Sandstorm creates."""
-LABEL_OWNER = "sandstorm-owner"
-"""Label naming who created the sandbox (``DaytonaConfig.owner``)."""
-LABEL_EXPIRES = "sandstorm-expires-at"
-"""Label holding the Unix time after which ``reap`` may delete the sandbox."""
-LABEL_PERSISTENT = "sandstorm-persistent"
-LABEL_CREATE = "sandstorm-create"
-LABEL_LANGUAGE = "code-toolbox-language"
-LABEL_REQUESTED = "sandstorm-requested-"
-"""Prefix of the labels that keep the cpu (cores) and memory/disk (MiB) asked for."""
-
 _FAILED = frozenset({"error", "build_failed"})
 _STOPPED = frozenset({"stopped", "archived", "paused"})
 _GIB = 1024**3
-
-
-class DaytonaMetrics(WorkspaceMetrics):
-    """Workspace metrics plus Daytona's own figures from the toolbox ``/system/metrics``."""
-
-    cpu_used_percent: float | None = None
-    memory_total_bytes: int | None = None
-    memory_cache_bytes: int | None = None
-    disk_total_bytes: int | None = None
-    disk_free_bytes: int | None = None
-
-
-class _CgroupFigures(BaseModel):
-    cpu_user_seconds: float
-    cpu_system_seconds: float
-    memory_current_bytes: int
-    memory_peak_bytes: int
-    disk_read_bytes: int | None = None
-    disk_write_bytes: int | None = None
-    process_count: int = 0
 
 
 class DaytonaProvider(AsyncProvider):
@@ -148,7 +138,7 @@ class DaytonaProvider(AsyncProvider):
 
     async def stop_workspace(self, workspace: Workspace | str) -> Workspace:
         """Stop a workspace (files are kept, billing for cpu and memory stops)."""
-        workspace_id = _id(workspace)
+        workspace_id = workspace_id_of(workspace)
         await self._sandbox_call(
             "POST", workspace_id, "/stop", "stop sandbox", params={"force": "false"}
         )
@@ -164,7 +154,7 @@ class DaytonaProvider(AsyncProvider):
 
     async def start_workspace(self, workspace: Workspace | str) -> Workspace:
         """Start a stopped or archived workspace and wait until it runs."""
-        workspace_id = _id(workspace)
+        workspace_id = workspace_id_of(workspace)
         reply = await self._sandbox_call("POST", workspace_id, "/start", "start sandbox")
         sandbox = self._remember(SandboxWire.model_validate_json(reply.content))
         if sandbox.state != "started":
@@ -183,17 +173,17 @@ class DaytonaProvider(AsyncProvider):
         self.require(Capability.METRICS)
         until = until or datetime.now(UTC)
         since = since or until - timedelta(minutes=15)
-        params: list[tuple[str, str]] = [("from", _iso(since)), ("to", _iso(until))]
+        params: list[tuple[str, str]] = [("from", iso(since)), ("to", iso(until))]
         params += [("metricNames", name) for name in metric_names or []]
         reply = await self._sandbox_call(
-            "GET", _id(workspace), "/telemetry/metrics", "get telemetry", params=params
+            "GET", workspace_id_of(workspace), "/telemetry/metrics", "get telemetry", params=params
         )
         return TelemetryResponse.model_validate_json(reply.content).series
 
     async def upload_files(self, workspace: Workspace | str, files: Mapping[str, bytes]) -> None:
         """Write several files in one multipart request (``/files/bulk-upload``)."""
         self.require(Capability.FILES)
-        base = await self._toolbox_base(_id(workspace))
+        base = await self._toolbox_base(workspace_id_of(workspace))
         await self._upload(base, dict(files))
 
     async def download_files(
@@ -201,7 +191,7 @@ class DaytonaProvider(AsyncProvider):
     ) -> dict[str, bytes]:
         """Read several files in one request (``/files/bulk-download``)."""
         self.require(Capability.FILES)
-        base = await self._toolbox_base(_id(workspace))
+        base = await self._toolbox_base(workspace_id_of(workspace))
         return await self._download(base, paths)
 
     async def reap(
@@ -221,7 +211,7 @@ class DaytonaProvider(AsyncProvider):
         doomed = [
             sandbox
             for sandbox in await self._list_sandboxes(labels)
-            if _expired(sandbox, now, older_than)
+            if expired(sandbox, now, older_than)
         ]
         if dry_run:
             return [sandbox.id for sandbox in doomed]
@@ -310,7 +300,7 @@ class DaytonaProvider(AsyncProvider):
             )
             if reply.status_code in (400, 404):
                 template = body.get("snapshot")
-                if template is not None and _names_missing_snapshot(reply):
+                if template is not None and names_missing_snapshot(reply):
                     raise TemplateNotFound(str(template), await self._snapshot_names())
                 raise error_from_response(reply, "create sandbox")
             if reply.status_code == 409:  # a retried create whose first try went through
@@ -322,8 +312,8 @@ class DaytonaProvider(AsyncProvider):
                 sandbox = await self._wait_state(sandbox.id, {"started"}, "start")
             return self._workspace(sandbox)
         except BaseException as exc:
-            if created is not None or not _refused(exc):
-                await _shielded(self._abandon(created, name, token))
+            if created is not None or not refused(exc):
+                await shielded(self._abandon(created, name, token))
             raise
 
     async def _get_workspace(self, workspace_id: str) -> Workspace:
@@ -367,16 +357,16 @@ class DaytonaProvider(AsyncProvider):
         )
         finished = False
         try:
-            run = _Run(self, base, session, token, request, workspace.id)
+            run = SessionRun(self, base, session, token, request, workspace.id)
             stdout, stderr, exit_code = await run.go(script.command)
             finished = True
         finally:
-            await _shielded(self._end_session(base, session, token, kill=not finished))
+            await shielded(self._end_session(base, session, token, kill=not finished))
         duration = time.perf_counter() - started
         limit = self.config.max_output_bytes
-        out, out_cut = _cap(stdout, limit)
-        err, err_cut = _cap(stderr, limit)
-        reason, signal = _termination(exit_code, out_cut or err_cut)
+        out, out_cut = cap(stdout, limit)
+        err, err_cut = cap(stderr, limit)
+        reason, signal = termination(exit_code, out_cut or err_cut)
         return RunResult(
             stdout=out,
             stderr=err,
@@ -410,8 +400,8 @@ class DaytonaProvider(AsyncProvider):
                 name=entry.name,
                 is_dir=entry.is_dir,
                 size=entry.size,
-                mode=_mode(entry.mode),
-                modified_at=_parse_time(entry.mod_time),
+                mode=mode_bits(entry.mode),
+                modified_at=parse_time(entry.mod_time),
             )
             for entry in entries
         ]
@@ -426,7 +416,7 @@ class DaytonaProvider(AsyncProvider):
         self, workspace: Workspace, url: str, branch: str | None, path: str
     ) -> None:
         base = await self._toolbox_base(workspace.id)
-        clean_url, username, password = _split_credentials(url)
+        clean_url, username, password = split_credentials(url)
         target = path
         if path in (".", "", "./"):  # the work dir is not empty: clone aside, then move in
             target = f".sandstorm-clone-{uuid.uuid4().hex[:8]}"
@@ -464,7 +454,7 @@ class DaytonaProvider(AsyncProvider):
             ahead=status.ahead or 0,
             behind=status.behind or 0,
             files=tuple(
-                GitFileStatus(path=f.name, status=_git_state(f.staging, f.worktree))
+                GitFileStatus(path=f.name, status=git_state(f.staging, f.worktree))
                 for f in status.file_status
             ),
         )
@@ -507,7 +497,7 @@ class DaytonaProvider(AsyncProvider):
     async def _delete_snapshot(self, snapshot_id: str) -> None:
         reply = await self._http.request(
             "DELETE",
-            self._http.api(f"/snapshots/{_seg(snapshot_id)}"),
+            self._http.api(f"/snapshots/{seg(snapshot_id)}"),
             "delete snapshot",
             ok=(404,),
         )
@@ -523,7 +513,7 @@ class DaytonaProvider(AsyncProvider):
         system = SystemMetricsWire.model_validate_json(system_reply.content)
         return DaytonaMetrics(
             workspace_id=workspace.id,
-            collected_at=_parse_time(system.timestamp) if system.timestamp else datetime.now(UTC),
+            collected_at=parse_time(system.timestamp) if system.timestamp else datetime.now(UTC),
             cpu_limit=system.cpu_count,
             memory_limit_bytes=system.mem_total,
             disk_used_bytes=system.disk_used or 0,
@@ -536,7 +526,7 @@ class DaytonaProvider(AsyncProvider):
         )
 
     async def _estimate_cost(self, duration: float, resources: Resources) -> CostEstimate:
-        cpu, memory, disk = _allocation(resources)
+        cpu, memory, disk = allocation(resources)
         rates = self.config.pricing
         breakdown = {
             "cpu": cpu * rates.cpu_per_second * duration,
@@ -556,7 +546,7 @@ class DaytonaProvider(AsyncProvider):
     # ------------------------------------------------------------------ helpers: sandboxes
 
     def _sandbox_url(self, workspace_id: str, suffix: str = "") -> str:
-        return self._http.api(f"/sandbox/{_seg(workspace_id)}{suffix}")
+        return self._http.api(f"/sandbox/{seg(workspace_id)}{suffix}")
 
     async def _sandbox_call(
         self, method: str, workspace_id: str, suffix: str, what: str, **kwargs: Any
@@ -583,7 +573,7 @@ class DaytonaProvider(AsyncProvider):
             reply = await self._http.request(
                 "GET", self._http.api("/sandbox"), "list sandboxes", params=params
             )
-            page = _sandbox_page(reply.json())
+            page = sandbox_page(reply.json())
             found += [
                 self._remember(sb)
                 for sb in page.items
@@ -667,7 +657,7 @@ class DaytonaProvider(AsyncProvider):
             "labels": labels,
             "env": dict(spec.env),
             "volumes": [],
-            **_network_fields(spec.network),
+            **network_fields(spec.network),
         }
         if persistent:
             if self.config.persistent_auto_delete_minutes is not None:
@@ -684,7 +674,7 @@ class DaytonaProvider(AsyncProvider):
             if wants:
                 await self._check_snapshot_fits(template, spec.resources)
         elif wants:
-            cpu, memory, disk = _allocation(spec.resources, defaults=False)
+            cpu, memory, disk = allocation(spec.resources, defaults=False)
             body["buildInfo"] = {"dockerfileContent": f"FROM {self.config.resource_image}\n"}
             body.update({k: v for k, v in (("cpu", cpu), ("memory", memory), ("disk", disk)) if v})
         return body
@@ -697,7 +687,7 @@ class DaytonaProvider(AsyncProvider):
             if dto is None:
                 raise TemplateNotFound(template, await self._snapshot_names())
             self._snapshot_sizes[template] = dto
-        cpu, memory, disk = _allocation(wanted, defaults=False)
+        cpu, memory, disk = allocation(wanted, defaults=False)
         have = {"cpu": dto.cpu, "memory": dto.mem, "disk": dto.disk}
         short = [
             f"{key} {need} > {have[key]:g}"
@@ -796,7 +786,7 @@ class DaytonaProvider(AsyncProvider):
             id=dto.id,
             provider=self.name,
             workspace_id=dto.source_sandbox_id or workspace_id,
-            created_at=_parse_time(dto.created_at),
+            created_at=parse_time(dto.created_at),
             size=int((dto.size or 0) * _GIB),
             name=dto.name,
         )
@@ -809,15 +799,15 @@ class DaytonaProvider(AsyncProvider):
             name=sandbox.name or None,
             template=sandbox.snapshot,
             persistent=labels.get(LABEL_PERSISTENT, "true") != "false",
-            created_at=_parse_time(sandbox.created_at),
+            created_at=parse_time(sandbox.created_at),
             state=sandbox.state or "unknown",
-            resources=_requested(sandbox),
-            network=_network_of(sandbox),
+            resources=requested(sandbox),
+            network=network_of(sandbox),
             labels=labels,
         )
 
     def _cost(self, duration: float, resources: Resources) -> float:
-        cpu, memory, disk = _allocation(resources)
+        cpu, memory, disk = allocation(resources)
         rates = self.config.pricing
         return duration * (
             cpu * rates.cpu_per_second
@@ -885,7 +875,7 @@ class DaytonaProvider(AsyncProvider):
             if part.filename is None:
                 continue
             if part.name == "error":
-                detail = _part_error(part.data)
+                detail = part_error(part.data)
                 if "NOT_FOUND" in detail or "not found" in detail.lower():
                     raise FileNotFoundError(f"{part.filename}: {detail}")
                 raise ProviderAPIError(f"download {part.filename}: {detail}", provider=self.name)
@@ -909,471 +899,17 @@ class DaytonaProvider(AsyncProvider):
         except Exception as exc:
             log.warning("could not delete session %s: %s", session, exc)
 
-    async def _cgroup_figures(self, base: str) -> _CgroupFigures:
+    async def _cgroup_figures(self, base: str) -> CgroupFigures:
         script = (
             "cd /sys/fs/cgroup 2>/dev/null && for f in cpu.stat memory.current memory.peak "
             'io.stat cgroup.procs pids.current; do [ -r $f ] && { echo "== $f"; cat $f; }; done; '
             "true"
         )
         reply = await self._shell(base, script, "read cgroup accounting", timeout=10)
-        figures = _parse_cgroup(reply.result)
+        figures = parse_cgroup(reply.result)
         if figures is None:
             raise ProviderAPIError(
                 "get metrics: the sandbox exposes no cgroup v2 accounting (/sys/fs/cgroup)",
                 provider=self.name,
             )
         return figures
-
-
-class _Run:
-    """One execution in its own session: blocking exec, or async exec with live output."""
-
-    def __init__(
-        self,
-        provider: DaytonaProvider,
-        base: str,
-        session: str,
-        token: str,
-        request: ExecRequest,
-        workspace_id: str,
-    ) -> None:
-        self.p = provider
-        self.http = provider._http
-        self.base = base
-        self.session = session
-        self.token = token
-        self.request = request
-        self.workspace_id = workspace_id
-        self.cmd_id: str | None = None
-        self.sent = {"stdout": 0, "stderr": 0}
-        self.callbacks: dict[str, OutputCallback | None] = {
-            "stdout": request.on_stdout,
-            "stderr": request.on_stderr,
-        }
-
-    @property
-    def session_url(self) -> str:
-        return f"{self.base}/process/session/{self.session}"
-
-    async def go(self, command: str) -> tuple[str, str, int]:
-        try:
-            async with asyncio.timeout(self.request.timeout):
-                if self.request.streaming:
-                    return await self._streaming(command)
-                return await self._blocking(command)
-        except TimeoutError:
-            # The caller's finally kills the process group and drops the session.
-            stdout, stderr = await _shielded_value(self._partial())
-            raise ExecutionTimeout(
-                self.request.timeout, stdout, stderr, self.workspace_id
-            ) from None
-
-    async def _blocking(self, command: str) -> tuple[str, str, int]:
-        try:
-            reply = await self.http.request(
-                "POST",
-                f"{self.session_url}/exec",
-                "run code",
-                json={"command": command, "runAsync": False},
-                timeout=self.request.timeout + 10,
-                idempotent=False,
-            )
-        except SandstormError as exc:
-            if not isinstance(exc, ProviderAPIError) or exc.status is not None:
-                raise
-            # The connection dropped mid-run: find the command and follow it by polling.
-            self.cmd_id = await self._find_command()
-            if self.cmd_id is None:
-                raise
-            await self._poll()
-            return await self._finish()
-        answer = SessionExecuteResponse.model_validate_json(reply.content)
-        self.cmd_id = answer.cmd_id
-        if answer.exit_code is not None and answer.stdout is not None and answer.stderr is not None:
-            return answer.stdout, answer.stderr, answer.exit_code
-        return await self._finish()
-
-    async def _streaming(self, command: str) -> tuple[str, str, int]:
-        reply = await self.http.request(
-            "POST",
-            f"{self.session_url}/exec",
-            "run code",
-            json={"command": command, "runAsync": True},
-            idempotent=False,
-        )
-        self.cmd_id = SessionExecuteResponse.model_validate_json(reply.content).cmd_id
-        mode = self.p.config.streaming
-        followed = False
-        if mode != "poll":
-            followed = await self._follow_websocket(required=mode == "websocket")
-        if not followed:
-            await self._poll()
-        return await self._finish()
-
-    async def _finish(self) -> tuple[str, str, int]:
-        exit_code = await self._exit_code()
-        logs = await self._logs()
-        self._deliver("stdout", logs.stdout)
-        self._deliver("stderr", logs.stderr)
-        return logs.stdout, logs.stderr, exit_code
-
-    async def _exit_code(self) -> int:
-        delay = 0.02
-        while True:
-            reply = await self.http.request(
-                "GET", f"{self.session_url}/command/{self.cmd_id}", "get command"
-            )
-            info = CommandInfo.model_validate_json(reply.content)
-            if info.exit_code is not None:
-                return info.exit_code
-            await asyncio.sleep(delay)
-            delay = min(0.5, delay * 1.5)
-
-    async def _logs(self) -> CommandLogs:
-        reply = await self.http.request(
-            "GET", f"{self.session_url}/command/{self.cmd_id}/logs", "get logs"
-        )
-        if reply.headers.get("content-type", "").startswith("application/json"):
-            return CommandLogs.model_validate_json(reply.content)
-        # A daemon too old for JSON logs: only the combined stream exists.
-        return CommandLogs(output=reply.text, stdout=reply.text, stderr="")
-
-    async def _poll(self) -> None:
-        """Feed the callbacks from ``GET .../logs`` until the command has an exit code."""
-        delay = 0.02
-        while True:
-            reply = await self.http.request(
-                "GET", f"{self.session_url}/command/{self.cmd_id}", "get command"
-            )
-            done = CommandInfo.model_validate_json(reply.content).exit_code is not None
-            if self.request.streaming:
-                logs = await self._logs()
-                self._deliver("stdout", logs.stdout)
-                self._deliver("stderr", logs.stderr)
-            if done:
-                return
-            await asyncio.sleep(delay)
-            delay = min(0.25, delay * 1.5)
-
-    async def _follow_websocket(self, *, required: bool) -> bool:
-        """Stream the logs over the daemon's WebSocket; False if it cannot be opened."""
-        try:
-            from httpx_ws import (
-                AsyncWebSocketSession,
-                HTTPXWSException,
-                WebSocketDisconnect,
-                aconnect_ws,
-            )
-            from wsproto.events import BytesMessage, TextMessage
-        except ImportError:
-            if required:
-                raise ProviderConfigError(
-                    "streaming='websocket' needs the httpx-ws package"
-                ) from None
-            return False
-        url = f"{self.session_url}/command/{self.cmd_id}/logs?follow=true"
-        demux = Demux(self._push)
-        opened = False
-        try:
-            connect = aconnect_ws(url, self.http.client, session_class=AsyncWebSocketSession)
-            async with connect as ws:
-                opened = True
-                while True:
-                    try:
-                        event = await ws.receive()
-                    except WebSocketDisconnect as exc:
-                        if exc.code not in (1000, 1005):
-                            raise ProviderAPIError(
-                                f"log stream closed with code {exc.code}: {exc.reason}",
-                                provider="daytona",
-                            ) from None
-                        break
-                    if isinstance(event, BytesMessage):
-                        demux.feed(bytes(event.data))
-                    elif isinstance(event, TextMessage):
-                        demux.feed(event.data.encode())
-        except (HTTPXWSException, httpx.HTTPError) as exc:
-            if opened or required:
-                raise ProviderAPIError(f"log stream failed: {exc}", provider="daytona") from None
-            log.debug("log WebSocket unavailable (%s); polling instead", exc)
-            return False
-        demux.close()
-        return True
-
-    def _push(self, stream: str, text: str) -> None:
-        callback = self.callbacks[stream]
-        self.sent[stream] += len(text)
-        if callback is not None and text:
-            callback(text)
-
-    def _deliver(self, stream: str, full: str) -> None:
-        """Send the part of ``full`` the callback has not seen yet."""
-        if len(full) > self.sent[stream]:
-            self._push(stream, full[self.sent[stream] :])
-
-    async def _find_command(self) -> str | None:
-        reply = await self.http.request("GET", self.session_url, "get session")
-        commands = SessionInfo.model_validate_json(reply.content).commands or []
-        return commands[-1].id if commands else None
-
-    async def _partial(self) -> tuple[str, str]:
-        try:
-            if self.cmd_id is None:
-                self.cmd_id = await self._find_command()
-            if self.cmd_id is None:
-                return "", ""
-            logs = await self._logs()
-        except SandstormError as exc:
-            log.warning("could not read partial output after a timeout: %s", exc)
-            return "", ""
-        return logs.stdout, logs.stderr
-
-
-# ---------------------------------------------------------------------- module helpers
-
-
-def _termination(exit_code: int, truncated: bool) -> tuple[TerminationReason, int | None]:
-    """Why the code stopped, from what Daytona reports: only a number.
-
-    Like a shell, ``128 + N`` (N a signal number, 1-31) is read as death by signal N; a
-    failure after output passed the cap is the cap's doing (the code got SIGPIPE).
-    """
-    if truncated and exit_code != 0:
-        return TerminationReason.OUTPUT_LIMIT, None
-    if 128 < exit_code < 160:
-        return TerminationReason.SIGNALED, exit_code - 128
-    return TerminationReason.EXITED, None
-
-
-def _refused(exc: BaseException) -> bool:
-    """True when the server answered the create with a 4xx: it made nothing."""
-    if isinstance(exc, TemplateNotFound):
-        return True
-    return isinstance(exc, ProviderAPIError) and exc.status is not None and exc.status < 500
-
-
-def _names_missing_snapshot(reply: httpx.Response) -> bool:
-    text = reply.text.lower()
-    return "snapshot" in text and ("not found" in text or "does not exist" in text)
-
-
-def _seg(value: str) -> str:
-    """``value`` as one URL path segment (snapshot names contain ``/`` and ``:``)."""
-    return quote(value, safe="")
-
-
-def _id(workspace: Workspace | str) -> str:
-    return workspace.id if isinstance(workspace, Workspace) else workspace
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _parse_time(value: str | None) -> datetime:
-    if not value:
-        return datetime.now(UTC)
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return datetime.now(UTC)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _allocation(resources: Resources, *, defaults: bool = True) -> tuple[int, int, int]:
-    """Daytona's whole vCPU and GiB for ``resources``, rounded up (a limit is never cut).
-
-    With ``defaults`` an unset figure takes Daytona's default sandbox size (1 vCPU,
-    1 GiB memory, 3 GiB disk); without, it is 0 (meaning: not requested).
-    """
-    cpu = math.ceil(resources.cpu) if resources.cpu else (1 if defaults else 0)
-    memory = math.ceil(resources.memory / 1024) if resources.memory else (1 if defaults else 0)
-    disk = math.ceil(resources.disk / 1024) if resources.disk else (3 if defaults else 0)
-    return cpu, memory, disk
-
-
-def _network_fields(policy: NetworkPolicy) -> dict[str, Any]:
-    if policy.mode == "blocked":
-        return {"networkBlockAll": True}
-    if policy.mode == "host":
-        return {"networkBlockAll": False}
-    cidrs: list[str] = []
-    domains: list[str] = []
-    for entry in policy.allow:
-        try:
-            network = ipaddress.ip_network(entry, strict=False)
-        except ValueError:
-            domains.append(entry)
-        else:
-            cidrs.append(str(network))
-    fields: dict[str, Any] = {"networkBlockAll": False}
-    if cidrs:
-        fields["networkAllowList"] = ",".join(cidrs)
-    if domains:
-        fields["domainAllowList"] = ",".join(domains)
-    if not cidrs and not domains:
-        fields["networkBlockAll"] = True
-    return fields
-
-
-def _network_of(sandbox: SandboxWire) -> NetworkPolicy:
-    allow = [
-        _single_host(item.strip())
-        for text in (sandbox.network_allow_list, sandbox.domain_allow_list)
-        for item in (text or "").split(",")
-        if item.strip()
-    ]
-    if allow:
-        return NetworkPolicy(mode="allow_list", allow=tuple(allow))
-    if sandbox.network_block_all:
-        return NetworkPolicy(mode="blocked")
-    return NetworkPolicy(mode="host")
-
-
-def _requested(sandbox: SandboxWire) -> Resources:
-    """The resources asked for (labels), else what Daytona allocated (GiB -> MiB)."""
-
-    def asked(key: str) -> float | None:
-        text = sandbox.labels.get(f"{LABEL_REQUESTED}{key}")
-        with contextlib.suppress(TypeError, ValueError):
-            return float(text) if text is not None else None
-        return None
-
-    cpu, memory, disk = asked("cpu"), asked("memory"), asked("disk")
-    return Resources(
-        cpu=cpu if cpu is not None else (sandbox.cpu or None),
-        memory=int(memory) if memory is not None else (int(sandbox.memory * 1024) or None),
-        disk=int(disk) if disk is not None else (int(sandbox.disk * 1024) or None),
-    )
-
-
-def _single_host(entry: str) -> str:
-    """``10.0.0.1/32`` reads back as ``10.0.0.1`` (a single host is sent as a /32)."""
-    address, _, bits = entry.partition("/")
-    if bits in ("32", "128"):
-        with contextlib.suppress(ValueError):
-            return str(ipaddress.ip_address(address))
-    return entry
-
-
-def _expired(sandbox: SandboxWire, now: float, older_than: float | None) -> bool:
-    expires = sandbox.labels.get(LABEL_EXPIRES)
-    if expires is not None:
-        with contextlib.suppress(ValueError):
-            if float(expires) <= now:
-                return True
-    if older_than is not None and sandbox.created_at:
-        return _parse_time(sandbox.created_at).timestamp() <= now - older_than
-    return False
-
-
-def _sandbox_page(payload: Any) -> SandboxList:
-    if isinstance(payload, list):  # older servers answer a bare list
-        return SandboxList(items=[SandboxWire.model_validate(item) for item in payload])
-    return SandboxList.model_validate(payload)
-
-
-def _split_credentials(url: str) -> tuple[str, str | None, str | None]:
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url, None, None
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    clean = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
-    return clean, parts.username, parts.password
-
-
-def _git_state(staging: str, worktree: str) -> str:
-    for value in (worktree, staging):
-        if value and value != "Unmodified":
-            return value.lower()
-    return "unmodified"
-
-
-def _mode(text: str) -> int:
-    text = text.strip()
-    with contextlib.suppress(ValueError):
-        return int(text, 8)
-    bits = 0
-    for char in text[-9:]:
-        bits = (bits << 1) | (char not in "-")
-    return bits
-
-
-def _part_error(data: bytes) -> str:
-    try:
-        body = json.loads(data)
-    except ValueError:
-        return data.decode("utf-8", "replace")[:300]
-    if isinstance(body, dict):
-        return f"{body.get('message', '')} [{body.get('code', '')}]"
-    return str(body)[:300]
-
-
-def _cap(text: str, limit: int) -> tuple[str, bool]:
-    data = text.encode()
-    if len(data) <= limit:
-        return text, False
-    return data[:limit].decode("utf-8", "ignore"), True
-
-
-def _parse_cgroup(text: str) -> _CgroupFigures | None:
-    files: dict[str, list[str]] = {}
-    current: list[str] | None = None
-    for line in text.splitlines():
-        if line.startswith("== "):
-            current = files.setdefault(line[3:].strip(), [])
-        elif current is not None:
-            current.append(line)
-    if "cpu.stat" not in files or "memory.current" not in files:
-        return None
-    cpu = {
-        parts[0]: int(parts[1])
-        for parts in (line.split() for line in files["cpu.stat"])
-        if len(parts) == 2 and parts[1].isdigit()
-    }
-    current_bytes = int(files["memory.current"][0].strip())
-    peak = files.get("memory.peak")
-    reads = writes = 0
-    for line in files.get("io.stat", []):
-        for field in line.split()[1:]:
-            key, _, value = field.partition("=")
-            if key == "rbytes" and value.isdigit():
-                reads += int(value)
-            elif key == "wbytes" and value.isdigit():
-                writes += int(value)
-    procs = files.get("pids.current") or []
-    count = (
-        int(procs[0])
-        if procs and procs[0].strip().isdigit()
-        else len(files.get("cgroup.procs", []))
-    )
-    return _CgroupFigures(
-        cpu_user_seconds=cpu.get("user_usec", 0) / 1e6,
-        cpu_system_seconds=cpu.get("system_usec", 0) / 1e6,
-        memory_current_bytes=current_bytes,
-        memory_peak_bytes=int(peak[0].strip()) if peak else current_bytes,
-        disk_read_bytes=reads if "io.stat" in files else None,
-        disk_write_bytes=writes if "io.stat" in files else None,
-        process_count=count,
-    )
-
-
-async def _shielded(awaitable: Awaitable[None]) -> None:
-    """Finish ``awaitable`` even if the caller is cancelled meanwhile (cleanup must happen)."""
-    task = asyncio.ensure_future(awaitable)
-    try:
-        await asyncio.shield(task)
-    except asyncio.CancelledError:
-        await task
-        raise
-
-
-async def _shielded_value(awaitable: Awaitable[tuple[str, str]]) -> tuple[str, str]:
-    task = asyncio.ensure_future(awaitable)
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        await task
-        raise

@@ -14,8 +14,8 @@ from sandstorm import (
     ResourceAllocationError,
 )
 from sandstorm_daytona._errors import error_from_response, parse_retry_after
+from sandstorm_daytona._mapping import allocation, network_fields, parse_cgroup
 from sandstorm_daytona._multipart import parse_multipart
-from sandstorm_daytona._provider import _allocation, _network_fields, _parse_cgroup
 from sandstorm_daytona._stream import Demux
 
 
@@ -129,18 +129,18 @@ def test_demux_keeps_lone_control_bytes() -> None:
 def test_resources_round_up_never_down() -> None:
     from sandstorm import Resources
 
-    assert _allocation(Resources(cpu=0.5, memory=1, disk=1)) == (1, 1, 1)
-    assert _allocation(Resources(cpu=2, memory=1024, disk=3 * 1024)) == (2, 1, 3)
-    assert _allocation(Resources(cpu=2.01, memory=1025, disk=3073)) == (3, 2, 4)
-    assert _allocation(Resources(), defaults=False) == (0, 0, 0)
+    assert allocation(Resources(cpu=0.5, memory=1, disk=1)) == (1, 1, 1)
+    assert allocation(Resources(cpu=2, memory=1024, disk=3 * 1024)) == (2, 1, 3)
+    assert allocation(Resources(cpu=2.01, memory=1025, disk=3073)) == (3, 2, 4)
+    assert allocation(Resources(), defaults=False) == (0, 0, 0)
 
 
 def test_network_policy_mapping() -> None:
     from sandstorm import NetworkPolicy
 
-    assert _network_fields(NetworkPolicy.blocked()) == {"networkBlockAll": True}
-    assert _network_fields(NetworkPolicy.host()) == {"networkBlockAll": False}
-    fields = _network_fields(
+    assert network_fields(NetworkPolicy.blocked()) == {"networkBlockAll": True}
+    assert network_fields(NetworkPolicy.host()) == {"networkBlockAll": False}
+    fields = network_fields(
         NetworkPolicy(mode="allow_list", allow=("10.0.0.0/8", "1.2.3.4", "github.com"))
     )
     assert fields == {
@@ -156,7 +156,7 @@ def test_cgroup_parsing() -> None:
         "== memory.current\n1048576\n== memory.peak\n2097152\n"
         "== io.stat\n8:0 rbytes=4096 wbytes=8192 rios=1 wios=2\n== pids.current\n3\n"
     )
-    figures = _parse_cgroup(text)
+    figures = parse_cgroup(text)
     assert figures is not None
     assert figures.cpu_user_seconds == 2.0
     assert figures.cpu_system_seconds == 1.0
@@ -164,4 +164,4 @@ def test_cgroup_parsing() -> None:
     assert figures.memory_peak_bytes == 2097152
     assert (figures.disk_read_bytes, figures.disk_write_bytes) == (4096, 8192)
     assert figures.process_count == 3
-    assert _parse_cgroup("nothing here") is None
+    assert parse_cgroup("nothing here") is None

@@ -1,0 +1,358 @@
+"""Pure translations between Sandstorm's models and Daytona's wire values."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import math
+from collections.abc import Awaitable
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import httpx
+from pydantic import BaseModel
+
+from sandstorm import (
+    NetworkPolicy,
+    ProviderAPIError,
+    Resources,
+    TemplateNotFound,
+    TerminationReason,
+    Workspace,
+    WorkspaceMetrics,
+)
+
+from ._wire import SandboxList, SandboxWire
+
+__all__ = [
+    "LABEL_CREATE",
+    "LABEL_EXPIRES",
+    "LABEL_LANGUAGE",
+    "LABEL_MANAGED",
+    "LABEL_OWNER",
+    "LABEL_PERSISTENT",
+    "LABEL_REQUESTED",
+    "CgroupFigures",
+    "DaytonaMetrics",
+    "allocation",
+    "cap",
+    "expired",
+    "git_state",
+    "iso",
+    "mode_bits",
+    "names_missing_snapshot",
+    "network_fields",
+    "network_of",
+    "parse_cgroup",
+    "parse_time",
+    "part_error",
+    "refused",
+    "requested",
+    "sandbox_page",
+    "seg",
+    "shielded",
+    "shielded_value",
+    "single_host",
+    "split_credentials",
+    "termination",
+    "workspace_id_of",
+]
+
+LABEL_MANAGED = "sandstorm"
+"""Label set to ``"1"`` on every sandbox Sandstorm creates."""
+LABEL_OWNER = "sandstorm-owner"
+"""Label naming who created the sandbox (``DaytonaConfig.owner``)."""
+LABEL_EXPIRES = "sandstorm-expires-at"
+"""Label holding the Unix time after which ``reap`` may delete the sandbox."""
+LABEL_PERSISTENT = "sandstorm-persistent"
+LABEL_CREATE = "sandstorm-create"
+LABEL_LANGUAGE = "code-toolbox-language"
+LABEL_REQUESTED = "sandstorm-requested-"
+"""Prefix of the labels that keep the cpu (cores) and memory/disk (MiB) asked for."""
+
+
+class DaytonaMetrics(WorkspaceMetrics):
+    """Workspace metrics plus Daytona's own figures from the toolbox ``/system/metrics``."""
+
+    cpu_used_percent: float | None = None
+    memory_total_bytes: int | None = None
+    memory_cache_bytes: int | None = None
+    disk_total_bytes: int | None = None
+    disk_free_bytes: int | None = None
+
+
+class CgroupFigures(BaseModel):
+    """cpu, memory and io counters read from the sandbox's cgroup."""
+
+    cpu_user_seconds: float
+    cpu_system_seconds: float
+    memory_current_bytes: int
+    memory_peak_bytes: int
+    disk_read_bytes: int | None = None
+    disk_write_bytes: int | None = None
+    process_count: int = 0
+
+
+def termination(exit_code: int, truncated: bool) -> tuple[TerminationReason, int | None]:
+    """Why the code stopped, from what Daytona reports: only a number.
+
+    Like a shell, ``128 + N`` (N a signal number, 1-31) is read as death by signal N; a
+    failure after output passed the cap is the cap's doing (the code got SIGPIPE).
+    """
+    if truncated and exit_code != 0:
+        return TerminationReason.OUTPUT_LIMIT, None
+    if 128 < exit_code < 160:
+        return TerminationReason.SIGNALED, exit_code - 128
+    return TerminationReason.EXITED, None
+
+
+def refused(exc: BaseException) -> bool:
+    """True when the server answered the create with a 4xx: it made nothing."""
+    if isinstance(exc, TemplateNotFound):
+        return True
+    return isinstance(exc, ProviderAPIError) and exc.status is not None and exc.status < 500
+
+
+def names_missing_snapshot(reply: httpx.Response) -> bool:
+    """True when an error reply says the requested snapshot does not exist."""
+    text = reply.text.lower()
+    return "snapshot" in text and ("not found" in text or "does not exist" in text)
+
+
+def seg(value: str) -> str:
+    """``value`` as one URL path segment (snapshot names contain ``/`` and ``:``)."""
+    return quote(value, safe="")
+
+
+def workspace_id_of(workspace: Workspace | str) -> str:
+    """The id of a workspace given as a model or an id."""
+    return workspace.id if isinstance(workspace, Workspace) else workspace
+
+
+def iso(moment: datetime) -> str:
+    """``moment`` as ISO 8601 in UTC with a ``Z``."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def parse_time(value: str | None) -> datetime:
+    """A Daytona timestamp as an aware datetime (now, when absent or unreadable)."""
+    if not value:
+        return datetime.now(UTC)
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return datetime.now(UTC)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def allocation(resources: Resources, *, defaults: bool = True) -> tuple[int, int, int]:
+    """Daytona's whole vCPU and GiB for ``resources``, rounded up (a limit is never cut).
+
+    With ``defaults`` an unset figure takes Daytona's default sandbox size (1 vCPU,
+    1 GiB memory, 3 GiB disk); without, it is 0 (meaning: not requested).
+    """
+    cpu = math.ceil(resources.cpu) if resources.cpu else (1 if defaults else 0)
+    memory = math.ceil(resources.memory / 1024) if resources.memory else (1 if defaults else 0)
+    disk = math.ceil(resources.disk / 1024) if resources.disk else (3 if defaults else 0)
+    return cpu, memory, disk
+
+
+def network_fields(policy: NetworkPolicy) -> dict[str, Any]:
+    """The CreateSandbox fields for a network policy."""
+    if policy.mode == "blocked":
+        return {"networkBlockAll": True}
+    if policy.mode == "host":
+        return {"networkBlockAll": False}
+    cidrs: list[str] = []
+    domains: list[str] = []
+    for entry in policy.allow:
+        try:
+            network = ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            domains.append(entry)
+        else:
+            cidrs.append(str(network))
+    fields: dict[str, Any] = {"networkBlockAll": False}
+    if cidrs:
+        fields["networkAllowList"] = ",".join(cidrs)
+    if domains:
+        fields["domainAllowList"] = ",".join(domains)
+    if not cidrs and not domains:
+        fields["networkBlockAll"] = True
+    return fields
+
+
+def network_of(sandbox: SandboxWire) -> NetworkPolicy:
+    """The network policy a sandbox JSON describes."""
+    allow = [
+        single_host(item.strip())
+        for text in (sandbox.network_allow_list, sandbox.domain_allow_list)
+        for item in (text or "").split(",")
+        if item.strip()
+    ]
+    if allow:
+        return NetworkPolicy(mode="allow_list", allow=tuple(allow))
+    if sandbox.network_block_all:
+        return NetworkPolicy(mode="blocked")
+    return NetworkPolicy(mode="host")
+
+
+def requested(sandbox: SandboxWire) -> Resources:
+    """The resources asked for (labels), else what Daytona allocated (GiB -> MiB)."""
+
+    def asked(key: str) -> float | None:
+        text = sandbox.labels.get(f"{LABEL_REQUESTED}{key}")
+        with contextlib.suppress(TypeError, ValueError):
+            return float(text) if text is not None else None
+        return None
+
+    cpu, memory, disk = asked("cpu"), asked("memory"), asked("disk")
+    return Resources(
+        cpu=cpu if cpu is not None else (sandbox.cpu or None),
+        memory=int(memory) if memory is not None else (int(sandbox.memory * 1024) or None),
+        disk=int(disk) if disk is not None else (int(sandbox.disk * 1024) or None),
+    )
+
+
+def single_host(entry: str) -> str:
+    """``10.0.0.1/32`` reads back as ``10.0.0.1`` (a single host is sent as a /32)."""
+    address, _, bits = entry.partition("/")
+    if bits in ("32", "128"):
+        with contextlib.suppress(ValueError):
+            return str(ipaddress.ip_address(address))
+    return entry
+
+
+def expired(sandbox: SandboxWire, now: float, older_than: float | None) -> bool:
+    """True when the sandbox is past its expiry label, or older than ``older_than``."""
+    expires = sandbox.labels.get(LABEL_EXPIRES)
+    if expires is not None:
+        with contextlib.suppress(ValueError):
+            if float(expires) <= now:
+                return True
+    if older_than is not None and sandbox.created_at:
+        return parse_time(sandbox.created_at).timestamp() <= now - older_than
+    return False
+
+
+def sandbox_page(payload: Any) -> SandboxList:
+    """One page of ``GET /sandbox`` (a bare list from older servers)."""
+    if isinstance(payload, list):  # older servers answer a bare list
+        return SandboxList(items=[SandboxWire.model_validate(item) for item in payload])
+    return SandboxList.model_validate(payload)
+
+
+def split_credentials(url: str) -> tuple[str, str | None, str | None]:
+    """``url`` without its user:password, and those two apart (for the git API)."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, None, None
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    clean = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    return clean, parts.username, parts.password
+
+
+def git_state(staging: str, worktree: str) -> str:
+    """One file's git state from the daemon's staging/worktree pair, lower case."""
+    for value in (worktree, staging):
+        if value and value != "Unmodified":
+            return value.lower()
+    return "unmodified"
+
+
+def mode_bits(text: str) -> int:
+    """Permission bits from an octal string or an ``ls``-style ``rwx`` string."""
+    text = text.strip()
+    with contextlib.suppress(ValueError):
+        return int(text, 8)
+    bits = 0
+    for char in text[-9:]:
+        bits = (bits << 1) | (char not in "-")
+    return bits
+
+
+def part_error(data: bytes) -> str:
+    """The message of an error part of a bulk download."""
+    try:
+        body = json.loads(data)
+    except ValueError:
+        return data.decode("utf-8", "replace")[:300]
+    if isinstance(body, dict):
+        return f"{body.get('message', '')} [{body.get('code', '')}]"
+    return str(body)[:300]
+
+
+def cap(text: str, limit: int) -> tuple[str, bool]:
+    """``text`` cut to ``limit`` UTF-8 bytes, and whether it was cut."""
+    data = text.encode()
+    if len(data) <= limit:
+        return text, False
+    return data[:limit].decode("utf-8", "ignore"), True
+
+
+def parse_cgroup(text: str) -> CgroupFigures | None:
+    """cgroup v2 figures from the files the metrics command printed, if any."""
+    files: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in text.splitlines():
+        if line.startswith("== "):
+            current = files.setdefault(line[3:].strip(), [])
+        elif current is not None:
+            current.append(line)
+    if "cpu.stat" not in files or "memory.current" not in files:
+        return None
+    cpu = {
+        parts[0]: int(parts[1])
+        for parts in (line.split() for line in files["cpu.stat"])
+        if len(parts) == 2 and parts[1].isdigit()
+    }
+    current_bytes = int(files["memory.current"][0].strip())
+    peak = files.get("memory.peak")
+    reads = writes = 0
+    for line in files.get("io.stat", []):
+        for field in line.split()[1:]:
+            key, _, value = field.partition("=")
+            if key == "rbytes" and value.isdigit():
+                reads += int(value)
+            elif key == "wbytes" and value.isdigit():
+                writes += int(value)
+    procs = files.get("pids.current") or []
+    count = (
+        int(procs[0])
+        if procs and procs[0].strip().isdigit()
+        else len(files.get("cgroup.procs", []))
+    )
+    return CgroupFigures(
+        cpu_user_seconds=cpu.get("user_usec", 0) / 1e6,
+        cpu_system_seconds=cpu.get("system_usec", 0) / 1e6,
+        memory_current_bytes=current_bytes,
+        memory_peak_bytes=int(peak[0].strip()) if peak else current_bytes,
+        disk_read_bytes=reads if "io.stat" in files else None,
+        disk_write_bytes=writes if "io.stat" in files else None,
+        process_count=count,
+    )
+
+
+async def shielded(awaitable: Awaitable[None]) -> None:
+    """Finish ``awaitable`` even if the caller is cancelled meanwhile (cleanup must happen)."""
+    task = asyncio.ensure_future(awaitable)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await task
+        raise
+
+
+async def shielded_value(awaitable: Awaitable[tuple[str, str]]) -> tuple[str, str]:
+    """Like :func:`shielded`, for an awaitable that returns partial output."""
+    task = asyncio.ensure_future(awaitable)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await task
+        raise
