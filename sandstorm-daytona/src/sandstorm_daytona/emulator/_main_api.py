@@ -278,7 +278,7 @@ async def resize_sandbox(request: Request) -> Response:
     cpu = body.cpu or record.cpu
     memory = body.memory or record.memory
     disk = body.disk or record.disk
-    emulator._check_quotas(record.organization_id, cpu, memory, disk, exclude=record.id)
+    emulator.check_quotas(record.organization_id, cpu, memory, disk, exclude=record.id)
     record.cpu, record.memory, record.disk = cpu, memory, disk
     record.touch(emulator.clock.now())
     return _reply(request, record)
@@ -315,7 +315,7 @@ async def set_autostop(request: Request) -> Response:
 async def set_autoarchive(request: Request) -> Response:
     """``POST /sandbox/{idOrName}/autoarchive/{minutes}`` (0 means the maximum)."""
     record = _sandbox(request)
-    record.auto_archive_interval = _emulator(request)._archive_interval(_minutes(request))
+    record.auto_archive_interval = _emulator(request).archive_interval(_minutes(request))
     return _reply(request, record)
 
 

@@ -29,6 +29,7 @@ from ._clock import Clock, SystemClock
 from ._config import EmulatorConfig
 from ._engine import shell
 from ._errors import ApiError, iso
+from ._quotas import check_quotas
 from ._records import SandboxRecord, SnapshotRecord
 from ._sessions import STATE_DIR, SessionStore
 from ._wire import CreateSandbox, CreateSnapshot
@@ -37,16 +38,6 @@ __all__ = ["Emulator", "Exchange", "MetricSample"]
 
 log = logging.getLogger("sandstorm_daytona.emulator")
 
-UPGRADE_TIER_MESSAGE = (
-    "To increase concurrency limits, upgrade your organization's Tier by visiting "
-    "https://app.daytona.io/dashboard/limits."
-)
-ARCHIVE_SANDBOXES_MESSAGE = "Consider archiving your unused Sandboxes to free up available storage."
-PER_SANDBOX_LIMIT_MESSAGE = (
-    "Need higher resource limits per-sandbox? Contact us at support@daytona.io and let us "
-    "know about your use case."
-)
-_RUNNING = frozenset({"creating", "starting", "started", "restoring", "resuming", "snapshotting"})
 _GONE = frozenset({"destroyed"})
 
 
@@ -255,62 +246,11 @@ class Emulator:
 
     # ------------------------------------------------------------------ quotas
 
-    def _check_quotas(
+    def check_quotas(
         self, org: str, cpu: int, memory: int, disk: int, *, exclude: str | None = None
     ) -> None:
-        quotas = self.config.quotas
-        if quotas.max_cpu_per_sandbox is not None and cpu > quotas.max_cpu_per_sandbox:
-            raise ApiError(
-                403,
-                f"CPU request {cpu} exceeds maximum allowed per sandbox "
-                f"({quotas.max_cpu_per_sandbox}).\n{PER_SANDBOX_LIMIT_MESSAGE}",
-            )
-        if quotas.max_memory_per_sandbox is not None and memory > quotas.max_memory_per_sandbox:
-            raise ApiError(
-                403,
-                f"Memory request {memory}GB exceeds maximum allowed per sandbox "
-                f"({quotas.max_memory_per_sandbox}GB).\n{PER_SANDBOX_LIMIT_MESSAGE}",
-            )
-        if quotas.max_disk_per_sandbox is not None and disk > quotas.max_disk_per_sandbox:
-            raise ApiError(
-                403,
-                f"Disk request {disk}GB exceeds maximum allowed per sandbox "
-                f"({quotas.max_disk_per_sandbox}GB).\n{PER_SANDBOX_LIMIT_MESSAGE}",
-            )
-        others = [r for r in self.visible(org) if r.id != exclude]
-        running = [r for r in others if r.state in _RUNNING or r.desired_state == "started"]
-        stored = [r for r in others if r.state not in ("archived", "archiving")]
-        if (
-            exclude is None
-            and quotas.max_sandboxes is not None
-            and len(others) + 1 > quotas.max_sandboxes
-        ):
-            raise ApiError(
-                403,
-                f"Sandbox limit exceeded. Maximum allowed: {quotas.max_sandboxes}.\n"
-                f"{UPGRADE_TIER_MESSAGE}",
-            )
-        if quotas.total_cpu is not None and sum(r.cpu for r in running) + cpu > quotas.total_cpu:
-            raise ApiError(
-                403,
-                f"Total CPU limit exceeded. Maximum allowed: {quotas.total_cpu}.\n"
-                f"{UPGRADE_TIER_MESSAGE}",
-            )
-        if (
-            quotas.total_memory is not None
-            and sum(r.memory for r in running) + memory > quotas.total_memory
-        ):
-            raise ApiError(
-                403,
-                f"Total memory limit exceeded. Maximum allowed: {quotas.total_memory}GiB.\n"
-                f"{UPGRADE_TIER_MESSAGE}",
-            )
-        if quotas.total_disk is not None and sum(r.disk for r in stored) + disk > quotas.total_disk:
-            raise ApiError(
-                403,
-                f"Total disk limit exceeded. Maximum allowed: {quotas.total_disk}GiB.\n"
-                f"{ARCHIVE_SANDBOXES_MESSAGE}\n{UPGRADE_TIER_MESSAGE}",
-            )
+        """403 like the service when the org's quotas leave no room (see :func:`check_quotas`)."""
+        check_quotas(self.config.quotas, self.visible(org), cpu, memory, disk, exclude=exclude)
 
     # ------------------------------------------------------------------ snapshots
 
@@ -457,7 +397,7 @@ class Emulator:
         ):
             if value is not None and value < 0:
                 raise ApiError(400, f"{key} interval must be non-negative")
-        self._check_quotas(org, cpu, memory, disk)
+        self.check_quotas(org, cpu, memory, disk)
 
         now = self.clock.now()
         sandbox_id = str(uuid.uuid4())
@@ -496,7 +436,7 @@ class Emulator:
         if body.autoPauseInterval is not None:
             record.auto_pause_interval = body.autoPauseInterval
         if body.autoArchiveInterval is not None:
-            record.auto_archive_interval = self._archive_interval(body.autoArchiveInterval)
+            record.auto_archive_interval = self.archive_interval(body.autoArchiveInterval)
         if body.autoDeleteInterval is not None:
             record.auto_delete_interval = body.autoDeleteInterval
         if body.ttlMinutes:
@@ -510,7 +450,8 @@ class Emulator:
         self._begin(record, "creating", "started")
         return record
 
-    def _archive_interval(self, minutes: int) -> int:
+    def archive_interval(self, minutes: int) -> int:
+        """The auto-archive interval the service stores for ``minutes`` (0 = the maximum)."""
         if minutes < 0:
             raise ApiError(400, "Auto-archive interval must be non-negative")
         limit = self.config.max_auto_archive_interval
@@ -639,7 +580,7 @@ class Emulator:
             return
         if record.state not in ("stopped", "archived", "paused") or record.transition_to:
             raise ApiError(400, "Sandbox is not in valid state")
-        self._check_quotas(
+        self.check_quotas(
             record.organization_id, record.cpu, record.memory, record.disk, exclude=record.id
         )
         async with self.rt(record).lock:
@@ -749,7 +690,7 @@ class Emulator:
         org = record.organization_id
         if name and any(r.name == name for r in self.visible(org)):
             raise ApiError(409, f"Sandbox with name {name} already exists")
-        self._check_quotas(org, record.cpu, record.memory, record.disk)
+        self.check_quotas(org, record.cpu, record.memory, record.disk)
         now = self.clock.now()
         fork_id = str(uuid.uuid4())
         async with self.rt(record).lock:
