@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import httpx
+import pytest
 from daytona import CreateSandboxFromSnapshotParams, DaytonaNotFoundError
 
 from sandstorm_daytona.emulator import (
@@ -109,3 +110,29 @@ def test_emulator_transition_delay_shows_intermediate_states() -> None:
         assert deleting["state"] == "destroying"
         clock.advance(seconds=31)
         assert httpx.get(url, headers=h).status_code == 404
+
+
+def test_emulator_pause_resume_and_resize(daytona) -> None:  # type: ignore[no-untyped-def]
+    from daytona import Resources
+    from daytona.common.errors import DaytonaBadRequestError
+
+    s = daytona.create()
+    try:
+        s.fs.upload_file(b"kept", "k.txt")
+        s.pause()
+        assert daytona.get(s.id).state == "paused"
+        s.start()
+        assert s.state == "started"
+        assert s.fs.download_file("k.txt") == b"kept"
+        s.resize(Resources(cpu=2, memory=2))
+        got = daytona.get(s.id)
+        assert (got.cpu, got.memory) == (2, 2)
+        with pytest.raises(DaytonaBadRequestError, match="stopped"):
+            s.resize(Resources(disk=10))
+        s.stop()
+        s.resize(Resources(disk=10))
+        assert daytona.get(s.id).disk == 10
+        with pytest.raises(DaytonaBadRequestError, match="increased"):
+            s.resize(Resources(disk=5))
+    finally:
+        daytona.delete(s)

@@ -275,6 +275,13 @@ async def resize_sandbox(request: Request) -> Response:
         raise ApiError(400, "Disk size can only be increased")
     if record.state not in ("started", "stopped"):
         raise ApiError(400, "Sandbox must be started or stopped to be resized")
+    if record.state == "started":
+        if body.disk is not None and body.disk != record.disk:
+            raise ApiError(400, "Disk resize requires a stopped sandbox")
+        if (body.cpu is not None and body.cpu < record.cpu) or (
+            body.memory is not None and body.memory < record.memory
+        ):
+            raise ApiError(400, "Hot resize only allows increasing CPU and memory")
     cpu = body.cpu or record.cpu
     memory = body.memory or record.memory
     disk = body.disk or record.disk
