@@ -173,3 +173,23 @@ def test_emulator_fault_rule_cli_form() -> None:
         FaultRule.parse("nonsense")
     with pytest.raises(ValueError):
         FaultRule.parse("/x=418")
+
+
+def test_emulator_faults_reach_the_sdk_as_its_own_errors() -> None:
+    from daytona.common.errors import DaytonaError, DaytonaServiceUnavailableError
+
+    rules = (
+        FaultRule(path="/toolbox/*/process/execute", kind="drop"),
+        FaultRule(path="/api/sandbox/*", method="GET", kind=503),
+    )
+    config = EmulatorConfig(api_keys={KEY: "org-f"}, faults=Faults(rules=rules))
+    with running_emulator(config) as emu:
+        sdk = Daytona(DaytonaConfig(api_key=KEY, api_url=emu.api_url, target="us"))
+        s = sdk.create()
+        assert s.process.code_run("print(1)").result == "1\n"  # other toolbox routes work
+        with pytest.raises(DaytonaError) as dropped:
+            s.process.exec("echo never answered")
+        assert dropped.value.status_code is None  # a transport failure, not an HTTP error
+        with pytest.raises(DaytonaServiceUnavailableError):
+            sdk.get(s.id)
+        sdk.delete(s)
