@@ -207,3 +207,11 @@ def test_emulator_keep_alive_requests_are_not_delayed(client: httpx.Client) -> N
         client.get("/api/regions")
         took.append(time.perf_counter() - started)
     assert statistics.median(took) < 0.035
+
+
+def test_emulator_refuses_volumes_it_cannot_mount(client: httpx.Client) -> None:
+    refused = client.post(
+        "/api/sandbox", json={"volumes": [{"volumeId": "v1", "mountPath": "/data"}]}
+    )
+    assert refused.status_code == 400
+    assert refused.json()["message"] == "Volume v1 not found"

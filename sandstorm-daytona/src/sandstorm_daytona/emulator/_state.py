@@ -387,6 +387,9 @@ class Emulator:
                 raise ApiError(400, f"Snapshot {wanted} is {snap.state}")
             cpu, memory, disk = snap.cpu, snap.mem, snap.disk
             snapshot_name = snap.name
+        for volume in body.volumes or []:
+            # the emulator has no volumes API, so no volume can exist to be mounted
+            raise ApiError(400, f"Volume {volume.volumeId} not found")
         if body.name and any(
             r.name == body.name and r.state not in _GONE for r in self.visible(org)
         ):
