@@ -147,3 +147,24 @@ async def test_unsafe_exec_is_not_repeated_on_503(
             with pytest.raises(ProviderUnavailable):
                 await provider.run("print(1)")
         assert live_sandboxes(emu) == []
+
+
+async def test_slow_start_is_polled_and_cancel_deletes(
+    config_for: Callable[..., DaytonaConfig],
+) -> None:
+    import asyncio
+
+    with emulator_with(transition_delay=1.0) as emu:
+        async with provider_for(emu, config_for) as provider:
+            started = time.monotonic()
+            workspace = await provider.create_workspace()  # replies "starting", then polls
+            assert workspace.state == "started"
+            assert time.monotonic() - started >= 0.9
+            await provider.delete_workspace(workspace)
+            task = asyncio.ensure_future(provider.create_workspace())
+            await asyncio.sleep(0.4)  # created, still starting
+            assert len(live_sandboxes(emu)) == 1
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        assert live_sandboxes(emu) == []
