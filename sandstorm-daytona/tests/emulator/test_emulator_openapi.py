@@ -143,6 +143,8 @@ def test_emulator_responses_validate_against_openapi(recorded: RunningEmulator) 
         ("GET", "toolbox/work-dir", 200),
         ("GET", "toolbox/system/metrics", 200),
     }
+    print("validated:", sorted(checked.validated))
+    print("no schema in the documents:", sorted(checked.unspecified))
     missing = {op for op in must_validate if op not in checked.validated}
     assert not missing, f"not seen or not specified: {sorted(missing)}"
     assert len(checked.validated) >= 30
