@@ -35,6 +35,7 @@ __all__ = [
     "LABEL_OWNER",
     "LABEL_PERSISTENT",
     "LABEL_REQUESTED",
+    "CGROUP_SCRIPT",
     "CgroupFigures",
     "DaytonaMetrics",
     "allocation",
@@ -295,8 +296,19 @@ def cap(text: str, limit: int) -> tuple[str, bool]:
     return data[:limit].decode("utf-8", "ignore"), True
 
 
+CGROUP_SCRIPT = (
+    "cd /sys/fs/cgroup 2>/dev/null || exit 0; "
+    "for f in cpu.stat memory.current memory.peak io.stat pids.current "
+    "cpuacct/cpuacct.stat memory/memory.usage_in_bytes memory/memory.max_usage_in_bytes "
+    "pids/pids.current blkio/blkio.throttle.io_service_bytes; "
+    'do [ -r "$f" ] && { echo "== $f"; cat "$f"; }; done; '
+    'echo "== CLK_TCK"; getconf CLK_TCK 2>/dev/null || echo 100; true'
+)
+"""Prints the sandbox's own cgroup accounting files (v2, else v1), each after ``== name``."""
+
+
 def parse_cgroup(text: str) -> CgroupFigures | None:
-    """cgroup v2 figures from the files the metrics command printed, if any."""
+    """cgroup figures (v2, else v1) from what :data:`CGROUP_SCRIPT` printed; None if none."""
     files: dict[str, list[str]] = {}
     current: list[str] | None = None
     for line in text.splitlines():
@@ -304,15 +316,30 @@ def parse_cgroup(text: str) -> CgroupFigures | None:
             current = files.setdefault(line[3:].strip(), [])
         elif current is not None:
             current.append(line)
-    if "cpu.stat" not in files or "memory.current" not in files:
-        return None
-    cpu = {
+    if "cpu.stat" in files and "memory.current" in files:
+        return _cgroup_v2(files)
+    if "cpuacct/cpuacct.stat" in files and "memory/memory.usage_in_bytes" in files:
+        return _cgroup_v1(files)
+    return None
+
+
+def _first_int(lines: list[str] | None) -> int | None:
+    if lines and lines[0].strip().isdigit():
+        return int(lines[0].strip())
+    return None
+
+
+def _pairs(lines: list[str]) -> dict[str, int]:
+    return {
         parts[0]: int(parts[1])
-        for parts in (line.split() for line in files["cpu.stat"])
+        for parts in (line.split() for line in lines)
         if len(parts) == 2 and parts[1].isdigit()
     }
-    current_bytes = int(files["memory.current"][0].strip())
-    peak = files.get("memory.peak")
+
+
+def _cgroup_v2(files: dict[str, list[str]]) -> CgroupFigures:
+    cpu = _pairs(files["cpu.stat"])
+    current_bytes = _first_int(files["memory.current"]) or 0
     reads = writes = 0
     for line in files.get("io.stat", []):
         for field in line.split()[1:]:
@@ -321,20 +348,41 @@ def parse_cgroup(text: str) -> CgroupFigures | None:
                 reads += int(value)
             elif key == "wbytes" and value.isdigit():
                 writes += int(value)
-    procs = files.get("pids.current") or []
-    count = (
-        int(procs[0])
-        if procs and procs[0].strip().isdigit()
-        else len(files.get("cgroup.procs", []))
-    )
+    has_io = "io.stat" in files
     return CgroupFigures(
         cpu_user_seconds=cpu.get("user_usec", 0) / 1e6,
         cpu_system_seconds=cpu.get("system_usec", 0) / 1e6,
         memory_current_bytes=current_bytes,
-        memory_peak_bytes=int(peak[0].strip()) if peak else current_bytes,
-        disk_read_bytes=reads if "io.stat" in files else None,
-        disk_write_bytes=writes if "io.stat" in files else None,
-        process_count=count,
+        # kernels before 5.19 have no memory.peak: the current figure is a lower bound
+        memory_peak_bytes=_first_int(files.get("memory.peak")) or current_bytes,
+        disk_read_bytes=reads if has_io else None,
+        disk_write_bytes=writes if has_io else None,
+        process_count=_first_int(files.get("pids.current")) or 0,
+    )
+
+
+def _cgroup_v1(files: dict[str, list[str]]) -> CgroupFigures:
+    ticks = _first_int(files.get("CLK_TCK")) or 100
+    cpu = _pairs(files["cpuacct/cpuacct.stat"])
+    current_bytes = _first_int(files["memory/memory.usage_in_bytes"]) or 0
+    reads = writes = 0
+    io = files.get("blkio/blkio.throttle.io_service_bytes")
+    for line in io or []:
+        parts = line.split()
+        if len(parts) == 3 and parts[2].isdigit():
+            if parts[1] == "Read":
+                reads += int(parts[2])
+            elif parts[1] == "Write":
+                writes += int(parts[2])
+    return CgroupFigures(
+        cpu_user_seconds=cpu.get("user", 0) / ticks,
+        cpu_system_seconds=cpu.get("system", 0) / ticks,
+        memory_current_bytes=current_bytes,
+        memory_peak_bytes=_first_int(files.get("memory/memory.max_usage_in_bytes"))
+        or current_bytes,
+        disk_read_bytes=reads if io is not None else None,
+        disk_write_bytes=writes if io is not None else None,
+        process_count=_first_int(files.get("pids/pids.current")) or 0,
     )
 
 

@@ -48,6 +48,7 @@ from ._errors import error_from_response
 from ._execution import SessionRun
 from ._http import DaytonaHTTP, is_not_found
 from ._mapping import (
+    CGROUP_SCRIPT,
     LABEL_CREATE,
     LABEL_EXPIRES,
     LABEL_LANGUAGE,
@@ -900,16 +901,12 @@ class DaytonaProvider(AsyncProvider):
             log.warning("could not delete session %s: %s", session, exc)
 
     async def _cgroup_figures(self, base: str) -> CgroupFigures:
-        script = (
-            "cd /sys/fs/cgroup 2>/dev/null && for f in cpu.stat memory.current memory.peak "
-            'io.stat cgroup.procs pids.current; do [ -r $f ] && { echo "== $f"; cat $f; }; done; '
-            "true"
-        )
+        script = CGROUP_SCRIPT
         reply = await self._shell(base, script, "read cgroup accounting", timeout=10)
         figures = parse_cgroup(reply.result)
         if figures is None:
             raise ProviderAPIError(
-                "get metrics: the sandbox exposes no cgroup v2 accounting (/sys/fs/cgroup)",
+                "get metrics: the sandbox exposes no cgroup accounting (/sys/fs/cgroup, v2 or v1)",
                 provider=self.name,
             )
         return figures

@@ -165,3 +165,31 @@ def test_cgroup_parsing() -> None:
     assert (figures.disk_read_bytes, figures.disk_write_bytes) == (4096, 8192)
     assert figures.process_count == 3
     assert parse_cgroup("nothing here") is None
+
+
+def test_cgroup_v1_parsing() -> None:
+    text = (
+        "== cpuacct/cpuacct.stat\nuser 250\nsystem 50\n"
+        "== memory/memory.usage_in_bytes\n4096\n== memory/memory.max_usage_in_bytes\n8192\n"
+        "== blkio/blkio.throttle.io_service_bytes\n8:0 Read 100\n8:0 Write 300\nTotal 400\n"
+        "== pids/pids.current\n2\n== CLK_TCK\n100\n"
+    )
+    figures = parse_cgroup(text)
+    assert figures is not None
+    assert (figures.cpu_user_seconds, figures.cpu_system_seconds) == (2.5, 0.5)
+    assert (figures.memory_current_bytes, figures.memory_peak_bytes) == (4096, 8192)
+    assert (figures.disk_read_bytes, figures.disk_write_bytes) == (100, 300)
+    assert figures.process_count == 2
+
+
+def test_cgroup_script_reads_this_machine() -> None:
+    import subprocess
+
+    from sandstorm_daytona._mapping import CGROUP_SCRIPT
+
+    done = subprocess.run(["sh", "-c", CGROUP_SCRIPT], capture_output=True, text=True, check=True)
+    figures = parse_cgroup(done.stdout)
+    if figures is None:
+        pytest.skip("this machine exposes no cgroup accounting to its own processes")
+    assert figures.cpu_user_seconds + figures.cpu_system_seconds > 0
+    assert figures.memory_current_bytes > 0
