@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import httpx
 import pytest
 
 from sandstorm import (
@@ -167,4 +168,35 @@ async def test_slow_start_is_polled_and_cancel_deletes(
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
+        assert live_sandboxes(emu) == []
+
+
+async def test_exec_reply_lost_is_recovered_without_rerunning(
+    config_for: Callable[..., DaytonaConfig],
+) -> None:
+    from sandstorm_daytona.emulator import FaultRule, Faults
+
+    # the command runs, then the connection drops instead of the reply (a proxy cut-off)
+    rule = FaultRule(
+        path="/toolbox/*/process/session/*/exec", method="POST", kind="drop", when="after"
+    )
+    with emulator_with(faults=Faults(rules=(rule,))) as emu:
+        async with provider_for(emu, config_for) as provider:
+            workspace = await provider.create_workspace()
+            seen: list[str] = []
+
+            async def hook(request: httpx.Request) -> None:
+                seen.append(f"{request.method} {request.url.path}")
+
+            provider._http.client.event_hooks["request"].append(hook)
+            try:
+                code = "import sys\nopen('runs.txt', 'a').write('x')\nprint('out')\nsys.exit(3)"
+                result = await provider.run_in_workspace(workspace, code)
+                assert (result.stdout, result.exit_code) == ("out\n", 3)
+                assert await provider.read_file(workspace, "runs.txt") == b"x"  # ran once
+                # the recovery looked the command up in its session instead of re-sending it
+                assert sum(s.endswith("/exec") for s in seen) == 1
+                assert any(s.startswith("GET") and "/command/" in s for s in seen)
+            finally:
+                await provider.delete_workspace(workspace)
         assert live_sandboxes(emu) == []
