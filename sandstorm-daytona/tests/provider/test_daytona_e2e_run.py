@@ -211,3 +211,34 @@ def test_sync_facade(emulator: object) -> None:
         result = provider.run("print('sync')")
     assert result.stdout == "sync\n"
     assert live_sandboxes(emulator) == []
+
+
+def test_ctrl_c_in_the_sync_facade_deletes_the_sandbox(emulator: object) -> None:
+    import signal
+    import threading
+
+    main = threading.main_thread().ident
+    assert threading.get_ident() == main, "needs the main thread (signals)"
+    fired = threading.Event()
+
+    def interrupt_when_running() -> None:
+        deadline = time.monotonic() + 20
+        while not live_sandboxes(emulator) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.5)  # let it reach the exec
+        fired.set()
+        assert main is not None
+        signal.pthread_kill(main, signal.SIGINT)
+
+    with sandstorm.get_provider(
+        "daytona",
+        api_key=emulator.api_key,  # type: ignore[attr-defined]
+        api_url=emulator.api_url,  # type: ignore[attr-defined]
+    ) as provider:
+        thread = threading.Thread(target=interrupt_when_running, daemon=True)
+        thread.start()
+        with pytest.raises(KeyboardInterrupt):
+            provider.run("import time; time.sleep(30)", timeout=60)
+        thread.join(5)
+    assert fired.is_set()
+    assert live_sandboxes(emulator) == []
