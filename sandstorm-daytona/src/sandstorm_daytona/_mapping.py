@@ -301,7 +301,7 @@ CGROUP_SCRIPT = (
     "for f in cpu.stat memory.current memory.peak io.stat pids.current "
     "cpuacct/cpuacct.stat memory/memory.usage_in_bytes memory/memory.max_usage_in_bytes "
     "pids/pids.current blkio/blkio.throttle.io_service_bytes; "
-    'do [ -r "$f" ] && { echo "== $f"; cat "$f"; }; done; '
+    'do c=$(cat "$f" 2>/dev/null) && [ -n "$c" ] && printf "== %s\\n%s\\n" "$f" "$c"; done; '
     'echo "== CLK_TCK"; getconf CLK_TCK 2>/dev/null || echo 100; true'
 )
 """Prints the sandbox's own cgroup accounting files (v2, else v1), each after ``== name``."""
@@ -316,9 +316,13 @@ def parse_cgroup(text: str) -> CgroupFigures | None:
             current = files.setdefault(line[3:].strip(), [])
         elif current is not None:
             current.append(line)
-    if "cpu.stat" in files and "memory.current" in files:
+    # a file counts only with a readable number in it: never report zeros for "unknown"
+    if _pairs(files.get("cpu.stat", [])) and _first_int(files.get("memory.current")) is not None:
         return _cgroup_v2(files)
-    if "cpuacct/cpuacct.stat" in files and "memory/memory.usage_in_bytes" in files:
+    if (
+        _pairs(files.get("cpuacct/cpuacct.stat", []))
+        and _first_int(files.get("memory/memory.usage_in_bytes")) is not None
+    ):
         return _cgroup_v1(files)
     return None
 

@@ -182,6 +182,12 @@ def test_cgroup_v1_parsing() -> None:
     assert figures.process_count == 2
 
 
+def test_unreadable_cgroup_files_are_not_zeros() -> None:
+    # headers without numbers (files that exist but cannot be read) are "unknown", not 0
+    assert parse_cgroup("== cpuacct/cpuacct.stat\n== memory/memory.usage_in_bytes\n") is None
+    assert parse_cgroup("== cpu.stat\n== memory.current\n") is None
+
+
 def test_cgroup_script_reads_this_machine() -> None:
     import subprocess
 
