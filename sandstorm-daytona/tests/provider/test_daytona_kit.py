@@ -92,8 +92,8 @@ class TestMetrics(_OnEmulator, kit.MetricsContract):
 
 class TestNetwork(_OnEmulator, kit.NetworkContract):
     expected_failures: ClassVar[dict[str, str]] = {
-        "test_allow_list_is_enforced_or_refused": "the emulator grants the host network to "
-        "allow-list sandboxes (real Daytona enforces networkAllowList)",
+        "test_allow_list_is_enforced_or_refused": "the emulator's engine cannot enforce an "
+        "allow list and blocks all network instead (real Daytona enforces networkAllowList)",
     }
 
 
