@@ -643,10 +643,12 @@ def main_routes(prefix: str) -> list[BaseRoute]:
         ("GET", "/sandbox/{sandbox}/telemetry/metrics", telemetry_metrics),
         ("POST", "/snapshots", create_snapshot),
         ("GET", "/snapshots", list_snapshots),
-        ("GET", "/snapshots/{snapshot}", get_snapshot),
-        ("DELETE", "/snapshots/{snapshot}", delete_snapshot),
-        ("POST", "/snapshots/{snapshot}/activate", snapshot_activation),
-        ("POST", "/snapshots/{snapshot}/deactivate", snapshot_activation),
+        # names such as ``daytonaio/sandbox:emulator`` hold a slash: the SDK sends it
+        # percent-encoded (%2F), which the server decodes before routing
+        ("GET", "/snapshots/{snapshot:path}", get_snapshot),
+        ("DELETE", "/snapshots/{snapshot:path}", delete_snapshot),
+        ("POST", "/snapshots/{snapshot:path}/activate", snapshot_activation),
+        ("POST", "/snapshots/{snapshot:path}/deactivate", snapshot_activation),
         ("GET", "/config", config),
         ("GET", "/regions", regions),
         ("GET", "/shared-regions", regions),
