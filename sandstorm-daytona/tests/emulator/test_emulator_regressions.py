@@ -4,6 +4,8 @@ bookkeeping out of the user's view, clients that drop mid-exec."""
 
 from __future__ import annotations
 
+import random
+import re
 import urllib.parse
 
 import httpx
@@ -45,3 +47,96 @@ def test_emulator_snapshot_names_may_hold_a_slash(daytona, emu: RunningEmulator)
             daytona.snapshot.get("team/app:v1")
     finally:
         daytona.delete(sandbox)
+
+
+# ------------------------------------------------------------------ transfers
+
+KIB, MIB = 1 << 10, 1 << 20
+SIZES = [1, 64 * KIB - 1, 64 * KIB, 64 * KIB + 1, MIB - 1, MIB, MIB + 1, 3 * MIB + 256, 10 * MIB]
+"""Sizes around multipart chunk and spool boundaries, and around the engine's 4 MiB cap
+(``3 MiB + 256 B`` is just over it once base64-encoded)."""
+
+
+def _payload(size: int, salt: int) -> bytes:
+    return random.Random(size * 1000 + salt).randbytes(size)
+
+
+def _parts(reply: httpx.Response) -> dict[str, bytes]:
+    """The bulk-download body split by hand (no client library), checking each part's
+    ``Content-Length`` against its body."""
+    match = re.search(r"boundary=([^;]+)", reply.headers["content-type"])
+    assert match is not None
+    boundary = b"--" + match.group(1).encode()
+    body = reply.content
+    assert body.endswith(boundary + b"--\r\n")
+    found: dict[str, bytes] = {}
+    position = 0
+    while True:
+        start = body.index(boundary, position) + len(boundary)
+        if body[start : start + 2] == b"--":
+            return found
+        head_end = body.index(b"\r\n\r\n", start)
+        head = body[start:head_end].decode()
+        name = re.search(r'filename="([^"]*)"', head)
+        length = re.search(r"Content-Length: (\d+)", head)
+        assert 'name="file"' in head, head
+        assert name is not None, head
+        assert length is not None, head
+        data_start = head_end + 4
+        found[name.group(1)] = body[data_start : data_start + int(length.group(1))]
+        position = data_start + int(length.group(1))
+        assert body[position : position + 2] == b"\r\n"
+
+
+def test_emulator_transfers_around_chunk_boundaries_with_the_sdk(sandbox) -> None:  # type: ignore[no-untyped-def]
+    from daytona import FileDownloadRequest, FileUpload
+
+    work = sandbox.get_work_dir()
+    for salt in range(2):
+        files = {f"sizes/{size}.bin": _payload(size, salt) for size in SIZES}
+        sandbox.fs.upload_files([FileUpload(data, path) for path, data in files.items()])
+        # relative, absolute in the work dir, and through /proc/self/cwd (a path the
+        # emulator must read through the sandbox's shell, not the engine's file API)
+        for prefix in ("", f"{work}/", "/proc/self/cwd/"):
+            requests = [FileDownloadRequest(source=prefix + path) for path in files]
+            got = {r.source: r.result for r in sandbox.fs.download_files(requests)}
+            for path, data in files.items():
+                result = got[prefix + path]
+                assert isinstance(result, bytes), (prefix + path, result)
+                assert len(result) == len(data), (prefix + path, len(result))
+                assert result == data, prefix + path
+        single = files[f"sizes/{3 * MIB + 256}.bin"]
+        sandbox.fs.upload_file(single, "single.bin")
+        assert sandbox.fs.download_file("single.bin") == single
+        assert sandbox.fs.download_file("/proc/self/cwd/single.bin") == single
+
+
+def test_emulator_transfers_around_chunk_boundaries_with_raw_httpx(
+    sandbox,  # type: ignore[no-untyped-def]
+    emu: RunningEmulator,
+) -> None:
+    base = f"{emu.base_url}/toolbox/{sandbox.id}"
+    with httpx.Client(headers=_h(), timeout=60) as client:
+        for salt in range(2):
+            files = {f"raw/{size}.bin": _payload(size, salt + 7) for size in SIZES}
+            data = {f"files[{i}].path": path for i, path in enumerate(files)}
+            form = [
+                (f"files[{i}].file", (path, content, "application/octet-stream"))
+                for i, (path, content) in enumerate(files.items())
+            ]
+            up = client.post(f"{base}/files/bulk-upload", data=data, files=form)
+            assert up.status_code == 200, up.text
+            assert {f["path"]: f["bytes"] for f in up.json()["files"]} == {
+                p: len(c) for p, c in files.items()
+            }
+            for prefix in ("", "/proc/self/cwd/"):
+                down = client.post(
+                    f"{base}/files/bulk-download",
+                    json={"paths": [prefix + p for p in files]},
+                    headers={"Accept": "multipart/form-data"},
+                )
+                assert down.status_code == 200
+                parts = _parts(down)
+                for path, content in files.items():
+                    assert len(parts[prefix + path]) == len(content), prefix + path
+                    assert parts[prefix + path] == content, prefix + path

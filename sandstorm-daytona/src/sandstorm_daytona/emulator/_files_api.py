@@ -106,15 +106,44 @@ async def read_bytes(emulator: Emulator, record: SandboxRecord, path: str) -> by
             return await emulator.provider.read_file(record.workspace_id or "", relative)
         except (OSError, sandstorm.SandstormError) as exc:
             raise _file_error(exc, path) from None
-    script = must_exist(path) + f"[ -d {q(path)} ] && exit 21\nbase64 -w0 < {q(path)}"
-    result = await shell(emulator, record, script, plain=True)
-    if result.exit_code == NOT_FOUND_RC:
-        raise DaemonError(404, f"file not found: {path}", "FILE_NOT_FOUND")
-    if result.exit_code == 21:
-        raise DaemonError(400, f"{path} is a directory", "FILE_READ_FAILED")
-    if result.exit_code != 0:
-        raise DaemonError(403, result.stderr.strip() or f"cannot read {path}", "FILE_ACCESS_DENIED")
-    return base64.b64decode(result.stdout)
+    return await _read_through_shell(emulator, record, path)
+
+
+SHELL_READ_CHUNK = 3 << 20
+"""Raw bytes per shell read: 4 MiB once base64-encoded, within an engine's per-stream
+output cap (the ``local`` engine keeps 4 MiB by default), so no chunk is ever cut."""
+
+
+async def _read_through_shell(emulator: Emulator, record: SandboxRecord, path: str) -> bytes:
+    """The bytes at ``path`` (outside the engine's file API), read in base64 chunks.
+
+    A chunk the engine still truncated fails the read (``FILE_READ_FAILED``) rather than
+    returning a shortened file.
+    """
+    quoted = q(path)
+    checks = must_exist(path) + f"[ -d {quoted} ] && exit 21\n[ -r {quoted} ] || exit 13\n"
+    data = bytearray()
+    while True:
+        read = (
+            f"dd if={quoted} bs=65536 skip={len(data)} count={SHELL_READ_CHUNK} "
+            "iflag=skip_bytes,count_bytes status=none | base64 -w0"
+        )
+        result = await shell(emulator, record, checks + read, plain=True)
+        if result.exit_code == NOT_FOUND_RC:
+            raise DaemonError(404, f"file not found: {path}", "FILE_NOT_FOUND")
+        if result.exit_code == 21:
+            raise DaemonError(400, f"{path} is a directory", "FILE_READ_FAILED")
+        if result.exit_code != 0:
+            message = result.stderr.strip() or f"cannot read {path}"
+            raise DaemonError(403, message, "FILE_ACCESS_DENIED")
+        if result.stdout_truncated:
+            raise DaemonError(
+                400, f"{path}: the engine cut the file's output short", "FILE_READ_FAILED"
+            )
+        chunk = base64.b64decode(result.stdout)
+        data += chunk
+        if len(chunk) < SHELL_READ_CHUNK:
+            return bytes(data)
 
 
 async def bulk_upload(request: Request, record: SandboxRecord) -> Response:
