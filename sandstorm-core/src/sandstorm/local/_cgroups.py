@@ -10,6 +10,11 @@ delete): ``<our cgroup>/sandstorm-<pid>-<token>/ws-<id>/`` in every usable hiera
   hierarchies carry the limits and the accounting when v2 does not.
 
 Without any writable hierarchy the provider falls back to rlimits (see ``_provider``).
+
+Each run also carries a *view*: the workspace's own cgroup directories, which the sandbox
+binds read-only at ``/sys/fs/cgroup`` (``memory``, ``cpu``, ``cpuacct``, ``pids``,
+``blkio`` for v1 and ``unified`` for v2 on hybrid hosts; the v2 directory as the root on
+pure v2 hosts), as a container runtime would.
 """
 
 from __future__ import annotations
@@ -55,6 +60,9 @@ class CgroupRun:
     """``cgroup.procs`` of the run's own v2 cgroup, joined by the sandbox's init."""
     kill_file: Path | None
     run_dir: Path | None
+    view: list[tuple[str, str]] = field(default_factory=list)
+    """``(name below /sys/fs/cgroup, host directory)`` pairs the sandbox binds read-only;
+    the name ``""`` is ``/sys/fs/cgroup`` itself. Every directory holds the run's processes."""
 
     def kill(self) -> bool:
         """Kill every process in the run's cgroup (``cgroup.kill``); False if unavailable."""
@@ -320,7 +328,11 @@ class Cgroups:
         if "memory" in dirs and "memory" not in self._v2_limits:
             with contextlib.suppress(OSError):
                 (dirs["memory"] / "memory.max_usage_in_bytes").write_text("0")
+        if "memory" in dirs and "memory" not in self._v2_limits and workspace_id in self._leaf:
+            with contextlib.suppress(OSError):
+                (dirs["memory"] / "memory.failcnt").write_text("0")
         if "cpuacct" in dirs:
+            # resets cpuacct.usage* and cpuacct.stat alike (kernel >= 5.14)
             with contextlib.suppress(OSError):
                 (dirs["cpuacct"] / "cpuacct.usage").write_text("0")
 
@@ -372,20 +384,24 @@ class Cgroups:
                 (dirs["cpu"] / "cpu.cfs_period_us").write_text(str(period))
                 (dirs["cpu"] / "cpu.cfs_quota_us").write_text(str(quota))
 
-    def new_run(self, workspace_id: str, *, cpu_limited: bool = True) -> CgroupRun:
+    def new_run(
+        self, workspace_id: str, *, cpu_limited: bool = True, view: bool = False
+    ) -> CgroupRun:
         """A run's cgroup membership: the workspace's v1 dirs plus a fresh v2 run dir.
 
         Each join costs a cgroup migration, so hierarchies that would add nothing are
         skipped: v1 ``cpu`` without a cpu limit, v1 ``cpuacct`` when v2 ``cpu.stat``
-        already accounts the cpu time.
+        already accounts the cpu time, unless ``view`` asks for the code's own view of
+        its cgroups (then ``cpuacct`` is joined so that what the code reads is true).
         """
         dirs = self._dirs(workspace_id)
         skip = {"v2"}
         if not cpu_limited:
             skip.add("cpu")
-        if "v2" in dirs and (dirs["v2"] / "cpu.stat").exists():
+        if not view and "v2" in dirs and (dirs["v2"] / "cpu.stat").exists():
             skip.add("cpuacct")
-        procs = [str(path / "cgroup.procs") for name, path in dirs.items() if name not in skip]
+        joined = {name: path for name, path in dirs.items() if name not in skip}
+        procs = [str(path / "cgroup.procs") for path in dict.fromkeys(joined.values())]
         run_dir = None
         kill_file = None
         kill_procs = None
@@ -396,7 +412,16 @@ class Cgroups:
             kill_procs = str(run_dir / "cgroup.procs")
             if (run_dir / "cgroup.kill").exists():
                 kill_file = run_dir / "cgroup.kill"
-        return CgroupRun(procs=procs, kill_procs=kill_procs, kill_file=kill_file, run_dir=run_dir)
+        shown: list[tuple[str, str]] = []
+        if view:
+            shown = [(name, str(path)) for name, path in sorted(joined.items())]
+            if run_dir is not None:
+                # a recycled (one-shot) set: only the fresh run dir is this workspace's alone
+                v2 = run_dir if workspace_id in self._leaf else dirs["v2"]
+                shown.append(("unified" if shown else "", str(v2)))
+        return CgroupRun(
+            procs=procs, kill_procs=kill_procs, kill_file=kill_file, run_dir=run_dir, view=shown
+        )
 
     def oom_kills(self, workspace_id: str) -> int:
         """How many times the kernel's OOM killer fired inside the workspace so far."""

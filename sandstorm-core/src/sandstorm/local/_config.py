@@ -76,6 +76,10 @@ class LocalConfig(ProviderConfig):
     seccomp: bool = Field(default=True, description="load the seccomp deny-list when possible")
     landlock: bool = Field(default=True, description="confine file access with Landlock")
     cgroups: bool = Field(default=True, description="use cgroups for limits, kill and metrics")
+    cgroup_view: bool = Field(
+        default=True,
+        description="show the code its workspace's own cgroups, read-only, at /sys/fs/cgroup",
+    )
     pids_limit: int = Field(default=512, ge=8, description="processes per workspace")
     memory_limit: int | None = Field(
         default=2048, ge=16, description="MiB a workspace may use when no memory limit is given"

@@ -127,6 +127,8 @@ _SYSTEM_READ_ONLY = (
     "/proc",
     "/dev",
 )
+_CGROUP_VIEW = "/sys/fs/cgroup"
+"""Where the code sees its workspace's own cgroups, read-only (``cgroup_view``)."""
 _DEVICES_RW = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
 _SCRATCH = ("/tmp", "/var/tmp", "/dev/shm")
 
@@ -582,9 +584,16 @@ class LocalProvider(AsyncProvider):
         oom_before = 0
         if cgroups.active:
             self._ensure_cgroups(engine, workspace)
-            run = cgroups.new_run(workspace.id, cpu_limited=workspace.resources.cpu is not None)
+            view = self.config.cgroup_view and engine.report.is_active("mountns")
+            run = cgroups.new_run(
+                workspace.id, cpu_limited=workspace.resources.cpu is not None, view=view
+            )
             payload["cgroups"] = run.procs
             payload["kill_cgroup"] = run.kill_procs
+            if view:
+                payload["cgroup_view"] = run.view
+                if payload.get("landlock"):
+                    payload["landlock"]["ro"].append(_CGROUP_VIEW)
             oom_before = cgroups.oom_kills(workspace.id)
         disk_guard = _DiskGuard(
             files,

@@ -414,6 +414,57 @@ def attach_workspace(base: str, path: str) -> None:
         os.close(fd)
 
 
+CGROUP_VIEW = "/sys/fs/cgroup"
+_VIEW_NAMES = frozenset(("", "memory", "cpu", "cpuacct", "pids", "blkio", "unified"))
+_VIEW_FLAGS = MS_NOSUID | MS_NODEV | MS_NOEXEC
+
+
+def mount_cgroup_view(view: list[Any]) -> None:
+    """Cover ``/sys/fs/cgroup`` with the run's own cgroup directories, all read-only.
+
+    ``view`` holds ``(name, host directory)`` pairs (see ``CgroupRun.view``): each
+    directory is bound at ``/sys/fs/cgroup/<name>`` (``""``: at ``/sys/fs/cgroup``), then
+    made read-only, nosuid, nodev, noexec; the tmpfs holding them is made read-only too.
+    Only ever inside the sandbox's own mount namespace: refuses anywhere else.
+    """
+    if not _SERVER_NS.get("mnt") or _ns_id("mnt") == _SERVER_NS["mnt"]:
+        raise SetupError("refusing to mount the cgroup view outside the sandbox's mount namespace")
+    if not os.path.isdir(CGROUP_VIEW):
+        return
+    sources: list[tuple[str, int]] = []
+    try:
+        for entry, source in view:
+            name = str(entry)
+            if name not in _VIEW_NAMES or any(name == seen for seen, _ in sources):
+                raise SetupError(f"bad cgroup view entry {name!r}")
+            try:
+                fd = os.open(str(source), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            except OSError as exc:
+                raise SetupError(f"opening the workspace's cgroup {source!r}: {exc}") from None
+            sources.append((name, fd))
+        if any(name == "" for name, _ in sources) and len(sources) > 1:
+            raise SetupError("a cgroup view bound at the root holds nothing else")
+        # this namespace's mounts are private already (setup_mounts); say it again here
+        mount(None, CGROUP_VIEW, None, MS_REC | MS_PRIVATE)
+        if sources and sources[0][0] == "":
+            _bind_read_only(sources[0][1], CGROUP_VIEW)
+            return
+        mount("tmpfs", CGROUP_VIEW, "tmpfs", _VIEW_FLAGS, "mode=0755,size=16k,nr_inodes=64")
+        for name, fd in sources:
+            target = f"{CGROUP_VIEW}/{name}"
+            os.mkdir(target, 0o755)
+            _bind_read_only(fd, target)
+        mount(None, CGROUP_VIEW, None, MS_REMOUNT | MS_RDONLY | _VIEW_FLAGS)
+    finally:
+        for _, fd in sources:
+            os.close(fd)
+
+
+def _bind_read_only(fd: int, target: str) -> None:
+    mount(f"/proc/self/fd/{fd}", target, None, MS_BIND)
+    mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | _VIEW_FLAGS)
+
+
 def _under(path: str, parent: str) -> bool:
     return path == parent or path.startswith(parent.rstrip("/") + "/")
 
@@ -452,6 +503,9 @@ def _prepare_payload(req: dict[str, Any], fds: list[int], err_w: int) -> None:
                 f.write("0")
         except OSError as exc:
             raise SetupError(f"joining cgroup {path}: {exc}") from None
+    view = req.get("cgroup_view")
+    if view is not None and req.get("mountns"):
+        mount_cgroup_view(list(view))
     if req.get("cgroupns"):
         unshare(CLONE_NEWCGROUP)
     stdin_fd, stdout_fd, stderr_fd = fds
