@@ -278,11 +278,6 @@ async def test_telemetry_series(provider: DaytonaProvider) -> None:
         await provider.delete_workspace(workspace)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="emulator sandboxes expose no cgroup accounting (/sys/fs/cgroup is unreadable), "
-    "the only cumulative cpu/memory-peak source over Daytona's wire",
-)
 async def test_metrics(provider: DaytonaProvider) -> None:
     workspace = await provider.create_workspace()
     try:

@@ -79,15 +79,7 @@ class TestSnapshots(_OnEmulator, kit.SnapshotContract):
 
 
 class TestMetrics(_OnEmulator, kit.MetricsContract):
-    expected_failures: ClassVar[dict[str, str]] = dict.fromkeys(
-        (
-            "test_metrics_are_plausible",
-            "test_metrics_are_monotone",
-            "test_disk_usage_grows_with_files",
-        ),
-        "emulator sandboxes expose no cgroup accounting (/sys/fs/cgroup unreadable); "
-        "Daytona's wire carries no cumulative cpu seconds or memory peak otherwise",
-    )
+    pass
 
 
 class TestNetwork(_OnEmulator, kit.NetworkContract):
