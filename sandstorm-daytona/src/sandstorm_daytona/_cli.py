@@ -36,6 +36,14 @@ def _parser() -> argparse.ArgumentParser:
     emu.add_argument("--provider", default="local", help="sandstorm provider that runs the code")
     emu.add_argument("--network", choices=("blocked", "host"), default="blocked")
     emu.add_argument(
+        "--output-cap",
+        type=int,
+        default=64,
+        metavar="MIB",
+        help="MiB of stdout and of stderr kept per command (default 64); past it the output "
+        "ends with a truncation notice, past twice it the command is killed",
+    )
+    emu.add_argument(
         "--transition-delay",
         type=float,
         default=0.0,
@@ -73,6 +81,7 @@ def _config(args: argparse.Namespace) -> object:
         "port": args.port,
         "provider": args.provider,
         "network": args.network,
+        "output_cap": args.output_cap << 20,
         "transition_delay": args.transition_delay,
     }
     if args.api_key:

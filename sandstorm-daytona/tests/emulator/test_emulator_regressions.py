@@ -11,7 +11,8 @@ import urllib.parse
 import httpx
 import pytest
 
-from sandstorm_daytona.emulator import RunningEmulator
+from sandstorm_daytona._cli import _config, _parser
+from sandstorm_daytona.emulator import EmulatorConfig, RunningEmulator, running_emulator
 
 from .conftest import KEY_A
 
@@ -140,3 +141,55 @@ def test_emulator_transfers_around_chunk_boundaries_with_raw_httpx(
                 for path, content in files.items():
                     assert len(parts[prefix + path]) == len(content), prefix + path
                     assert parts[prefix + path] == content, prefix + path
+
+
+# ------------------------------------------------------------------ output caps
+
+
+def test_emulator_keeps_large_output_whole_by_default(sandbox, emu: RunningEmulator) -> None:  # type: ignore[no-untyped-def]
+    assert emu.config.output_cap == 64 * MIB
+    # 6 MiB: past the engine's own 4 MiB default, well inside the emulator's 64 MiB
+    result = sandbox.process.exec("head -c 6291456 /dev/zero | tr '\\0' x; echo; echo end >&2")
+    assert result.exit_code == 0
+    assert result.result == "x" * (6 * MIB) + "\nend\n"
+
+
+def test_emulator_makes_truncated_output_visible() -> None:
+    config = EmulatorConfig(api_keys={"k": "o"}, output_cap=64 * KIB)
+    with running_emulator(config) as emu, httpx.Client(headers=_h("k"), timeout=30) as client:
+        sid = client.post(f"{emu.api_url}/sandbox", json={}).json()["id"]
+        base = f"{emu.base_url}/toolbox/{sid}"
+
+        cut = client.post(f"{base}/process/execute", json={"command": "head -c 100000 /dev/zero"})
+        assert cut.headers["x-daytona-emulator-output-truncated"] == "true"
+        body = cut.json()
+        assert body["exitCode"] == 0
+        notice = "\n[daytona emulator] output truncated"
+        assert body["result"].startswith("\0" * (64 * KIB) + notice)
+        assert f"kept the first {64 * KIB} bytes of each stream" in body["result"]
+
+        killed = client.post(
+            f"{base}/process/code-run",
+            json={"code": "import sys\nsys.stdout.write('y' * 400000)\n", "language": "python"},
+        ).json()
+        assert killed["exitCode"] == 137
+        assert killed["result"].endswith(
+            f"the command was killed (exit 137) after {128 * KIB} bytes of output\n"
+        )
+
+        whole = client.post(f"{base}/process/execute", json={"command": "echo small"})
+        assert "x-daytona-emulator-output-truncated" not in whole.headers
+        assert whole.json() == {"exitCode": 0, "result": "small\n"}
+
+        client.post(f"{base}/process/session", json={"sessionId": "big"})
+        run = client.post(
+            f"{base}/process/session/big/exec", json={"command": "head -c 100000 /dev/zero"}
+        ).json()
+        assert len(run["stdout"]) == 64 * KIB
+        assert "[daytona emulator] output truncated" in run["stderr"]
+
+
+def test_emulator_cli_sets_the_output_cap() -> None:
+    assert _config(_parser().parse_args(["emulator"])).output_cap == 64 * MIB  # type: ignore[attr-defined]
+    parsed = _config(_parser().parse_args(["emulator", "--output-cap", "8"]))
+    assert parsed.output_cap == 8 * MIB  # type: ignore[attr-defined]

@@ -129,6 +129,13 @@ class EmulatorConfig(_Model):
 
     provider: str = Field(default="local", description="sandstorm provider that runs the code")
     provider_options: dict[str, Any] = Field(default_factory=dict)
+    output_cap: int = Field(
+        default=64 << 20,
+        ge=1024,
+        description="bytes of stdout and of stderr the local engine keeps per command (a real "
+        "sandbox has no cap); past it the output is cut with a visible notice, and past twice "
+        "it the command is killed. provider_options['output_cap'] wins when given",
+    )
 
     default_snapshot: str = "daytonaio/sandbox:emulator"
     regions: tuple[str, ...] = Field(default=("us", "eu"), min_length=1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from sandstorm import Capability, RunResult
+from sandstorm import Capability, RunResult, TerminationReason
 
 from ._shell import user_shell
 
@@ -13,7 +13,10 @@ if TYPE_CHECKING:
     from ._records import SandboxRecord
     from ._state import Emulator
 
-__all__ = ["probe_dirs", "shell"]
+__all__ = ["TRUNCATED_HEADER", "probe_dirs", "shell", "truncation_notice"]
+
+TRUNCATED_HEADER = "X-Daytona-Emulator-Output-Truncated"
+"""Response header of execute/code-run replies whose output the engine cut."""
 
 
 async def shell(
@@ -65,3 +68,34 @@ async def probe_dirs(emulator: Emulator, record: SandboxRecord) -> tuple[str, st
         home = lines[1] if len(lines) > 1 and lines[1] else work
         runtime.work_dir, runtime.home_dir = work, home
     return runtime.work_dir, runtime.home_dir
+
+
+def truncation_notice(emulator: Emulator, result: RunResult) -> str | None:
+    """A line telling the client its output was cut, or None when it is whole.
+
+    A real sandbox keeps all output; the engine behind the emulator keeps
+    ``output_cap`` bytes per stream and kills the command past twice that, so the cut is
+    made visible instead of silent.
+    """
+    killed = result.reason == TerminationReason.OUTPUT_LIMIT
+    if not (killed or result.stdout_truncated or result.stderr_truncated):
+        return None
+    cap = _output_cap(emulator)
+    kept = f"the first {_size(cap)} of each stream" if cap else "part of each stream"
+    notice = f"\n[daytona emulator] output truncated: the engine kept {kept}"
+    if killed:
+        beyond = f" after {_size(2 * cap)} of output" if cap else ""
+        notice += f"; the command was killed (exit {result.exit_code}){beyond}"
+    return notice + "\n"
+
+
+def _output_cap(emulator: Emulator) -> int | None:
+    config = emulator.config
+    if config.provider != "local":
+        cap = config.provider_options.get("output_cap")
+        return int(cap) if cap else None
+    return int(config.provider_options.get("output_cap", config.output_cap))
+
+
+def _size(count: int) -> str:
+    return f"{count >> 20} MiB" if count % (1 << 20) == 0 else f"{count} bytes"

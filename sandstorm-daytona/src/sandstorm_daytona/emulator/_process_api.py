@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -18,11 +19,12 @@ from ._daemon import (
     json_body,
     sandbox_for,
 )
-from ._engine import shell
+from ._engine import TRUNCATED_HEADER, shell, truncation_notice
 from ._errors import ApiError, DaemonError
 from ._records import SandboxRecord
 from ._sessions import Command
 from ._shell import q, script_in
+from ._state import Emulator
 from ._wire import (
     CodeRunRequest,
     CreateSession,
@@ -62,7 +64,7 @@ async def execute(request: Request, record: SandboxRecord) -> Response:
         result = await shell(emulator, record, script, timeout=timeout)
     except sandstorm.ExecutionTimeout:
         raise DaemonError(408, "command execution timeout", "REQUEST_TIMEOUT") from None
-    return JSONResponse({"exitCode": result.exit_code, "result": result.stdout + result.stderr})
+    return _reply(emulator, result, {})
 
 
 def check_env(envs: dict[str, str] | None) -> None:
@@ -102,13 +104,18 @@ async def code_run(request: Request, record: SandboxRecord) -> Response:
         result = await shell(emulator, record, script, timeout=timeout)
     except sandstorm.ExecutionTimeout:
         raise DaemonError(408, "command execution timeout", "REQUEST_TIMEOUT") from None
-    return JSONResponse(
-        {
-            "exitCode": result.exit_code,
-            "result": result.stdout + result.stderr,
-            "artifacts": {"charts": []},
-        }
-    )
+    return _reply(emulator, result, {"artifacts": {"charts": []}})
+
+
+def _reply(emulator: Emulator, result: sandstorm.RunResult, extra: dict[str, Any]) -> Response:
+    """``{exitCode, result, ...}``; output the engine cut ends with a notice (and a header)."""
+    text = result.stdout + result.stderr
+    notice = truncation_notice(emulator, result)
+    headers = {}
+    if notice is not None:
+        text += notice
+        headers[TRUNCATED_HEADER] = "true"
+    return JSONResponse({"exitCode": result.exit_code, "result": text, **extra}, headers=headers)
 
 
 async def session_create(request: Request, record: SandboxRecord) -> Response:

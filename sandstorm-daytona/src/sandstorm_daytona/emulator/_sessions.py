@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import sandstorm
 
-from ._engine import probe_dirs, shell
+from ._engine import probe_dirs, shell, truncation_notice
 from ._errors import DaemonError
 from ._shell import q
 
@@ -184,6 +184,9 @@ class SessionStore:
                     command.exit_code = -1
                 else:
                     _fill(command, result.stdout, result.stderr)
+                    notice = truncation_notice(emulator, result)
+                    if notice is not None:
+                        command.emit("stderr", notice)
                     command.exit_code = result.exit_code
                 finally:
                     if command.exit_code is None:

@@ -133,9 +133,11 @@ class Emulator:
                 raise RuntimeError("the emulator is closed")
             if self._provider is None:
                 options = dict(self.config.provider_options)
-                if self.config.provider == "local" and "root" not in options:
-                    self._root = Path(tempfile.mkdtemp(prefix="sandstorm-daytona-emulator-"))
-                    options["root"] = self._root
+                if self.config.provider == "local":
+                    options.setdefault("output_cap", self.config.output_cap)
+                    if "root" not in options:
+                        self._root = Path(tempfile.mkdtemp(prefix="sandstorm-daytona-emulator-"))
+                        options["root"] = self._root
                 self._provider = sandstorm.get_async_provider(self.config.provider, **options)
             if self._reaper is None:
                 self._reaper = asyncio.create_task(self._reap_forever(), name="emulator-reaper")
