@@ -296,15 +296,21 @@ def cap(text: str, limit: int) -> tuple[str, bool]:
     return data[:limit].decode("utf-8", "ignore"), True
 
 
+_V2_FILES = ("cpu.stat", "memory.current", "memory.peak", "io.stat", "pids.current")
+
 CGROUP_SCRIPT = (
     "cd /sys/fs/cgroup 2>/dev/null || exit 0; "
-    "for f in cpu.stat memory.current memory.peak io.stat pids.current "
+    f"for f in {' '.join(_V2_FILES)} {' '.join('unified/' + f for f in _V2_FILES)} "
     "cpuacct/cpuacct.stat memory/memory.usage_in_bytes memory/memory.max_usage_in_bytes "
     "pids/pids.current blkio/blkio.throttle.io_service_bytes; "
-    'do c=$(cat "$f" 2>/dev/null) && [ -n "$c" ] && printf "== %s\\n%s\\n" "$f" "$c"; done; '
+    'do [ -r "$f" ] && c=$(cat "$f" 2>/dev/null) && [ -n "$c" ] && '
+    'printf "== %s\\n%s\\n" "$f" "$c"; done; '
     'echo "== CLK_TCK"; getconf CLK_TCK 2>/dev/null || echo 100; true'
 )
-"""Prints the sandbox's own cgroup accounting files (v2, else v1), each after ``== name``."""
+"""Prints the sandbox's own cgroup accounting files (v2, else v1), each after ``== name``.
+
+v2 is read at the root (a v2 host) or at ``unified/`` (a hybrid host's v2 hierarchy).
+"""
 
 
 def parse_cgroup(text: str) -> CgroupFigures | None:
@@ -317,14 +323,20 @@ def parse_cgroup(text: str) -> CgroupFigures | None:
         elif current is not None:
             current.append(line)
     # a file counts only with a readable number in it: never report zeros for "unknown"
-    if _pairs(files.get("cpu.stat", [])) and _first_int(files.get("memory.current")) is not None:
-        return _cgroup_v2(files)
-    if (
-        _pairs(files.get("cpuacct/cpuacct.stat", []))
-        and _first_int(files.get("memory/memory.usage_in_bytes")) is not None
+    for prefix in ("", "unified/"):
+        v2 = {name: files.get(prefix + name, []) for name in _V2_FILES if prefix + name in files}
+        if _pairs(v2.get("cpu.stat", [])) and _first_int(v2.get("memory.current")) is not None:
+            return _cgroup_v2(v2)
+    if _first_int(files.get("memory/memory.usage_in_bytes")) is not None and (
+        _pairs(files.get("cpuacct/cpuacct.stat", [])) or _v2_cpu(files)
     ):
         return _cgroup_v1(files)
     return None
+
+
+def _v2_cpu(files: dict[str, list[str]]) -> dict[str, int]:
+    """v2 ``cpu.stat`` (root or ``unified/``): cpu time, even without the v2 cpu controller."""
+    return _pairs(files.get("cpu.stat", [])) or _pairs(files.get("unified/cpu.stat", []))
 
 
 def _first_int(lines: list[str] | None) -> int | None:
@@ -367,7 +379,12 @@ def _cgroup_v2(files: dict[str, list[str]]) -> CgroupFigures:
 
 def _cgroup_v1(files: dict[str, list[str]]) -> CgroupFigures:
     ticks = _first_int(files.get("CLK_TCK")) or 100
-    cpu = _pairs(files["cpuacct/cpuacct.stat"])
+    cpu = _pairs(files.get("cpuacct/cpuacct.stat", []))
+    if cpu:
+        user, system = cpu.get("user", 0) / ticks, cpu.get("system", 0) / ticks
+    else:  # no v1 cpuacct: the v2 hierarchy accounts cpu time
+        usec = _v2_cpu(files)
+        user, system = usec.get("user_usec", 0) / 1e6, usec.get("system_usec", 0) / 1e6
     current_bytes = _first_int(files["memory/memory.usage_in_bytes"]) or 0
     reads = writes = 0
     io = files.get("blkio/blkio.throttle.io_service_bytes")
@@ -379,8 +396,8 @@ def _cgroup_v1(files: dict[str, list[str]]) -> CgroupFigures:
             elif parts[1] == "Write":
                 writes += int(parts[2])
     return CgroupFigures(
-        cpu_user_seconds=cpu.get("user", 0) / ticks,
-        cpu_system_seconds=cpu.get("system", 0) / ticks,
+        cpu_user_seconds=user,
+        cpu_system_seconds=system,
         memory_current_bytes=current_bytes,
         memory_peak_bytes=_first_int(files.get("memory/memory.max_usage_in_bytes"))
         or current_bytes,
