@@ -110,9 +110,20 @@ def test_workspace_snapshots(daytona: SyncProvider) -> None:
         daytona.delete_snapshot(snapshot)
 
 
+def test_resource_monitoring(daytona: SyncProvider) -> None:
+    workspace = daytona.create_workspace()
+    try:
+        daytona.run_in_workspace(workspace, "x = bytearray(32 << 20)\nsum(range(3_000_000))")
+        metrics = daytona.get_workspace_metrics(workspace)
+        assert metrics.cpu_seconds > 0.05
+        assert metrics.memory_peak_bytes >= 32 << 20
+        assert metrics.disk_used_bytes > 0
+    finally:
+        daytona.delete_workspace(workspace)
+
+
 def test_resource_monitoring_telemetry(daytona: SyncProvider, emulator: Any) -> None:
-    # get_workspace_metrics needs cgroup accounting inside the sandbox, which the emulator
-    # lacks (see test_metrics); the telemetry series carry the same cpu/memory/disk figures
+    # the telemetry series carry cpu/memory/disk figures too
     workspace = daytona.create_workspace()
     try:
         provider = daytona.async_provider  # the async provider behind the facade
