@@ -4,6 +4,7 @@ bookkeeping out of the user's view, clients that drop mid-exec."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import re
 import urllib.parse
@@ -193,3 +194,46 @@ def test_emulator_cli_sets_the_output_cap() -> None:
     assert _config(_parser().parse_args(["emulator"])).output_cap == 64 * MIB  # type: ignore[attr-defined]
     parsed = _config(_parser().parse_args(["emulator", "--output-cap", "8"]))
     assert parsed.output_cap == 8 * MIB  # type: ignore[attr-defined]
+
+
+# ------------------------------------------------------------------ session bookkeeping
+
+
+def test_emulator_session_state_is_out_of_the_users_view(sandbox) -> None:  # type: ignore[no-untyped-def]
+    from daytona import SessionExecuteRequest
+
+    sandbox.process.create_session("hidden")
+    run = sandbox.process.execute_session_command(
+        "hidden", SessionExecuteRequest(command="mkdir -p sub && cd sub && export FOO=bar")
+    )
+    assert run.exit_code == 0
+    again = sandbox.process.execute_session_command(
+        "hidden", SessionExecuteRequest(command='printf "%s %s" "$(basename "$PWD")" "$FOO"')
+    )
+    assert again.stdout == "sub bar"  # state kept, and no trailer in the output
+    inside = sandbox.process.execute_session_command(
+        "hidden", SessionExecuteRequest(command="ls -A ..")
+    )
+    assert inside.stdout == "sub\n"
+    assert sandbox.process.exec("ls -A").result == "sub\n"
+    assert [f.name for f in sandbox.fs.list_files(".")] == ["sub"]
+    sandbox.process.delete_session("hidden")
+
+
+def test_emulator_session_output_never_shows_the_state_marker(sandbox) -> None:  # type: ignore[no-untyped-def]
+    from daytona import SessionExecuteRequest
+
+    p = sandbox.process
+    p.create_session("marks")
+    # a record-separator byte of its own, then stdout closed for good: the state must
+    # still come through, and followers must see only the user's bytes
+    command = "printf 'a'; sleep 0.3; printf 'b\\036c'; exec >/dev/null; echo gone; cd /"
+    started = p.execute_session_command(
+        "marks", SessionExecuteRequest(command=command, run_async=True)
+    )
+    out: list[str] = []
+    asyncio.run(p.get_session_command_logs_async("marks", started.cmd_id, out.append, print))
+    assert "".join(out) == "ab\x1ec"
+    assert p.get_session_command_logs("marks", started.cmd_id).stdout == "ab\x1ec"
+    after = p.execute_session_command("marks", SessionExecuteRequest(command="pwd"))
+    assert after.stdout == "/\n"

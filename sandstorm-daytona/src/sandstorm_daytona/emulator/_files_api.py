@@ -30,7 +30,6 @@ from ._daemon import (
 from ._engine import probe_dirs, shell
 from ._errors import DaemonError, iso
 from ._records import SandboxRecord
-from ._sessions import STATE_DIR
 from ._shell import q
 from ._state import Emulator
 from ._wire import (
@@ -252,8 +251,6 @@ def _infos(output: str, base: str) -> list[dict[str, Any]]:
     for start in range(0, len(fields) - _FIELDS + 1, _FIELDS):
         kind, size, perm, mode, mtime, owner, group, name, path = fields[start : start + _FIELDS]
         moment = datetime.fromtimestamp(float(mtime), UTC)
-        if path.split("/", 1)[0] == STATE_DIR and base in (".", ""):
-            continue
         path = posixpath.normpath(posixpath.join(base, path)) if path else base
         infos.append(
             {

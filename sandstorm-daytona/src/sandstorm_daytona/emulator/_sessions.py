@@ -1,22 +1,22 @@
 """Toolbox sessions: named shells whose cwd and exported variables persist.
 
-The engine runs each command as a fresh process, so a session keeps its state in files
-under ``.daytona-sessions/`` of the work dir: the wrapper restores ``cwd`` and
-exported variables before the command and saves them after it.
+The engine runs each command as a fresh process, so the emulator keeps each session's
+state on the host, out of the user's view: the wrapper script restores ``cwd`` and the
+exported variables before the command, and after it writes them to the original stdout
+behind a per-command marker, which the emulator cuts off before anyone sees the output.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import sandstorm
 
-from ._engine import probe_dirs, shell, truncation_notice
+from ._engine import shell, truncation_notice
 from ._errors import DaemonError
 from ._shell import q
 
@@ -25,8 +25,6 @@ if TYPE_CHECKING:
     from ._state import Emulator
 
 __all__ = ["Command", "Session", "SessionStore"]
-
-STATE_DIR = ".daytona-sessions"
 
 Stream = Literal["stdout", "stderr"]
 
@@ -79,6 +77,10 @@ class Session:
     id: str
     commands: dict[str, Command] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    cwd: str | None = None
+    """The directory the last command ended in (None: the work dir)."""
+    exports: str = ""
+    """``export -p`` after the last command, replayed before the next one."""
 
     def to_json(self) -> dict[str, Any]:
         """The Session JSON."""
@@ -119,18 +121,10 @@ class SessionStore:
         return session
 
     async def delete(self, record: SandboxRecord, session_id: str) -> None:
-        """End a session: its running commands are cancelled, its state files removed."""
+        """End a session: its running commands are cancelled, its state forgotten."""
         session = self.get(record, session_id)
         del self._by_sandbox[record.id][session_id]
         await _cancel(session)
-        work, _ = await probe_dirs(self._emulator, record)
-        with contextlib.suppress(sandstorm.SandstormError):
-            await shell(
-                self._emulator,
-                record,
-                f"rm -rf -- {q(_state_dir(work, session_id))}",
-                plain=True,
-            )
 
     def busy(self, sandbox_id: str) -> bool:
         """True while a command of the sandbox is still running."""
@@ -157,24 +151,25 @@ class SessionStore:
         session = self.get(record, session_id)
         command = Command(id=str(uuid.uuid4()), command=command_text)
         session.commands[command.id] = command
-        work, _ = await probe_dirs(self._emulator, record)
-        script = _session_script(_state_dir(work, session_id), command_text)
+        marker = f"\x1e__daytona_session_state_{uuid.uuid4().hex}__"
         emulator = self._emulator
         record.touch(emulator.clock.now())
 
         async def run() -> None:
             async with session.lock:
+                script = _session_script(session, command_text, marker)
+                splitter = _StateSplitter(marker, lambda text: command.emit("stdout", text))
                 try:
                     result = await shell(
                         emulator,
                         record,
                         script,
                         timeout=emulator.config.session_command_timeout,
-                        on_stdout=lambda text: command.emit("stdout", text),
+                        on_stdout=splitter.feed,
                         on_stderr=lambda text: command.emit("stderr", text),
                     )
                 except sandstorm.ExecutionTimeout as exc:
-                    _fill(command, exc.stdout, exc.stderr)
+                    _fill(command, exc.stdout.partition(marker)[0], exc.stderr)
                     command.exit_code = 124
                 except asyncio.CancelledError:
                     command.exit_code = 137
@@ -183,7 +178,10 @@ class SessionStore:
                     command.emit("stderr", f"{exc}\n")
                     command.exit_code = -1
                 else:
-                    _fill(command, result.stdout, result.stderr)
+                    user_stdout, found, state = result.stdout.partition(marker)
+                    _fill(command, user_stdout, result.stderr)
+                    if found:
+                        _remember(session, state)
                     notice = truncation_notice(emulator, result)
                     if notice is not None:
                         command.emit("stderr", notice)
@@ -216,20 +214,53 @@ async def _cancel(session: Session) -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def _state_dir(work_dir: str, session_id: str) -> str:
-    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in session_id)
-    return f"{work_dir.rstrip('/')}/{STATE_DIR}/{safe}"
+class _StateSplitter:
+    """Passes streamed stdout on, holding back anything that may begin the state marker
+    and swallowing the marker and everything after it."""
+
+    def __init__(self, marker: str, emit: Callable[[str], None]) -> None:
+        self._marker = marker
+        self._emit = emit
+        self._pending = ""
+        self._found = False
+
+    def feed(self, text: str) -> None:
+        if self._found:
+            return
+        buffer = self._pending + text
+        index = buffer.find(self._marker)
+        if index >= 0:
+            self._found = True
+            self._pending = ""
+            self._emit(buffer[:index])
+            return
+        keep = 0
+        start = buffer.rfind(self._marker[0], max(0, len(buffer) - len(self._marker) + 1))
+        if start >= 0 and self._marker.startswith(buffer[start:]):
+            keep = len(buffer) - start
+        self._pending = buffer[len(buffer) - keep :]
+        self._emit(buffer[: len(buffer) - keep])
 
 
-def _session_script(state_dir: str, command: str) -> str:
-    d = q(state_dir)
+def _remember(session: Session, state: str) -> None:
+    cwd, sep, exports = state.partition("\0")
+    if sep and cwd.startswith("/"):
+        session.cwd = cwd.rstrip("\n")
+        session.exports = exports
+
+
+def _session_script(session: Session, command: str, marker: str) -> str:
+    """Restore the session's state, run ``command`` in this shell (so ``cd`` and
+    ``export`` stick), then report the state on the saved stdout (fd 9, closed for the
+    command itself so nothing it starts can write there)."""
+    restore = session.exports
+    if session.cwd:
+        restore += f"\ncd -- {q(session.cwd)} 2>/dev/null\n"
     return (
-        f"mkdir -p -- {d}\n"
-        f"if [ -f {d}/env ]; then . {d}/env; fi\n"
-        f'if [ -f {d}/cwd ]; then cd -- "$(cat {d}/cwd)" 2>/dev/null; fi\n'
-        f"eval {q(command)}\n"
+        f"{restore}\n"
+        "exec 9>&1\n"
+        f"{{ eval {q(command)}\n}} 9>&-\n"
         "__daytona_rc=$?\n"
-        f"pwd > {d}/cwd 2>/dev/null\n"
-        f"export -p > {d}/env 2>/dev/null\n"
+        f"{{ printf '%s' {q(marker)}; pwd; printf '\\000'; export -p; }} >&9 2>/dev/null\n"
         "exit $__daytona_rc\n"
     )

@@ -31,7 +31,7 @@ from ._engine import shell
 from ._errors import ApiError, iso
 from ._quotas import check_quotas
 from ._records import SandboxRecord, SnapshotRecord
-from ._sessions import STATE_DIR, SessionStore
+from ._sessions import SessionStore
 from ._wire import CreateSandbox, CreateSnapshot
 
 __all__ = ["Emulator", "Exchange", "MetricSample"]
@@ -507,9 +507,7 @@ class Emulator:
             snap = await provider.snapshot(record.workspace_id or "", name=name)
             self._engine_snapshots.add(snap.id)
             return snap.id, snap.size
-        result = await shell(
-            self, record, f"tar --exclude=./{STATE_DIR} -cf - . | base64 -w0", plain=True
-        )
+        result = await shell(self, record, "tar -cf - . | base64 -w0", plain=True)
         if result.exit_code != 0 or result.stdout_truncated:
             raise sandstorm.WorkspaceError(
                 "cannot capture the workspace through the shell "
