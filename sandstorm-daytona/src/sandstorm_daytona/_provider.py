@@ -40,7 +40,6 @@ from sandstorm import (
     WorkspaceNotFound,
     WorkspaceSpec,
 )
-from sandstorm._provider import OutputCallback
 
 from ._command import build_run, kill_command
 from ._config import DaytonaConfig
@@ -228,52 +227,23 @@ class DaytonaProvider(AsyncProvider):
             removed.append(sandbox.id)
         return removed
 
-    async def run(
-        self,
-        code: str,
-        *,
-        language: str = "python",
-        timeout: float | None = None,
-        cpu: float | None = None,
-        memory: int | None = None,
-        disk: int | None = None,
-        env: Mapping[str, str] | None = None,
-        stdin: str | bytes | None = None,
-        workspace_id: str | None = None,
-        workspace_template: str | None = None,
-        git_repo: str | None = None,
-        git_branch: str | None = None,
-        network: NetworkPolicy | None = None,
-        on_stdout: OutputCallback | None = None,
-        on_stderr: OutputCallback | None = None,
-    ) -> RunResult:
-        """Run ``code``; see :meth:`sandstorm.AsyncProvider.run`.
+    async def run(self, code: str, **options: Any) -> RunResult:
+        """Run ``code``; see :meth:`sandstorm.AsyncProvider.run` for the options.
 
         With ``git_repo`` and no explicit ``network``, a new sandbox may reach only the
         git host: Daytona clones from inside the sandbox, and sandboxes block the network
         by default.
         """
-        if git_repo is not None and network is None and workspace_id is None:
+        git_repo = options.get("git_repo")
+        if (
+            git_repo is not None
+            and options.get("network") is None
+            and (options.get("workspace_id") is None)
+        ):
             host = urlsplit(git_repo).hostname
             if host:
-                network = NetworkPolicy(mode="allow_list", allow=(host,))
-        return await super().run(
-            code,
-            language=language,
-            timeout=timeout,
-            cpu=cpu,
-            memory=memory,
-            disk=disk,
-            env=env,
-            stdin=stdin,
-            workspace_id=workspace_id,
-            workspace_template=workspace_template,
-            git_repo=git_repo,
-            git_branch=git_branch,
-            network=network,
-            on_stdout=on_stdout,
-            on_stderr=on_stderr,
-        )
+                options["network"] = NetworkPolicy(mode="allow_list", allow=(host,))
+        return await super().run(code, **options)
 
     # ------------------------------------------------------------------ primitives
 
