@@ -281,12 +281,13 @@ async def test_telemetry_series(provider: DaytonaProvider) -> None:
 async def test_metrics(provider: DaytonaProvider) -> None:
     workspace = await provider.create_workspace()
     try:
-        await provider.run_in_workspace(workspace, "sum(range(3_000_000))")
+        code = "open('data.bin', 'wb').write(b'x' * (1 << 20))\nsum(range(3_000_000))"
+        await provider.run_in_workspace(workspace, code)
         metrics = await provider.get_workspace_metrics(workspace)
         assert isinstance(metrics, DaytonaMetrics)
         assert metrics.cpu_seconds > 0
         assert metrics.memory_peak_bytes > 0
-        assert metrics.disk_used_bytes > 0
+        assert metrics.disk_used_bytes >= 1 << 20
     finally:
         await provider.delete_workspace(workspace)
 
