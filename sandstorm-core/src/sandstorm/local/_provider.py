@@ -5,7 +5,8 @@ fork server, ``_sandbox.py``); javascript (node) and shell are ``execve``'d from
 identically isolated child. Every run gets: new net (no network unless the workspace
 asks for the host's), pid (fresh /proc), mount, ipc, uts and cgroup namespaces; an
 unprivileged uid when the host is root; rlimits; Landlock and seccomp where the kernel
-has them; per-workspace cgroups for memory/pids/cpu limits, whole-tree kill and metrics.
+has them; per-workspace cgroups for memory/pids/cpu limits, whole-tree kill and metrics,
+shown to the code read-only at ``/sys/fs/cgroup`` (its own cgroups only, ``cgroup_view``).
 
 Python semantics match ``python -I -S -c CODE`` run in the workspace: ``sys.argv ==
 ["-c"]``, ``__name__ == "__main__"``, the same tracebacks, exit codes, atexit handlers and

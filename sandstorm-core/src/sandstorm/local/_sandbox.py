@@ -8,7 +8,8 @@ file descriptors (status socket, stdin, stdout, stderr). For each run the server
 ``supervisor`` (host pid namespace, unshares namespaces, reports, kills)
   -> ``init`` (PID 1 of a new pid namespace: fresh /proc, private mounts, lo up,
      then joins the run's cgroups and binds the workspace back through the masks)
-     -> ``payload`` (rlimits, Landlock, no_new_privs, seccomp, uid drop, then the code)
+     -> ``payload`` (joins its cgroups, binds their read-only view at /sys/fs/cgroup,
+        rlimits, Landlock, no_new_privs, seccomp, uid drop, then the code)
 
 Python code runs in-process in the payload (the interpreter is already warm, stdlib and
 configured modules pre-imported); other languages are ``execve``'d from the same isolated
@@ -504,7 +505,8 @@ def _prepare_payload(req: dict[str, Any], fds: list[int], err_w: int) -> None:
         except OSError as exc:
             raise SetupError(f"joining cgroup {path}: {exc}") from None
     view = req.get("cgroup_view")
-    if view is not None and req.get("mountns"):
+    if view is not None:
+        # after the joins (host paths), before anything drops privileges
         mount_cgroup_view(list(view))
     if req.get("cgroupns"):
         unshare(CLONE_NEWCGROUP)
