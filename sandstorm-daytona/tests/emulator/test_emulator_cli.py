@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -68,6 +69,78 @@ def test_emulator_cli_serves_and_prints_url_and_key(tmp_path: Path) -> None:
         proc.wait(timeout=30)
     assert proc.returncode == 0
     assert not any(tmp_path.iterdir()), "every workspace and directory is removed on shutdown"
+
+
+def _start_cli(tmp_path: Path) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sandstorm_daytona._cli", "emulator", "--api-key", "sig-key"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+    )
+    assert proc.stdout is not None
+    api_url = proc.stdout.readline().strip().split("=", 1)[1]
+    proc.stdout.readline()
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            httpx.get(f"{api_url}/health")
+            return proc, api_url
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                proc.kill()
+                raise
+            time.sleep(0.05)
+
+
+@pytest.mark.parametrize(
+    ("sig", "times"), [(signal.SIGTERM, 1), (signal.SIGINT, 1), (signal.SIGTERM, 2)]
+)
+def test_emulator_cli_signal_mid_exec_cleans_up_and_exits_0(
+    tmp_path: Path, sig: signal.Signals, times: int
+) -> None:
+    proc, api_url = _start_cli(tmp_path)
+    headers = {"Authorization": "Bearer sig-key"}
+    try:
+        created = httpx.post(f"{api_url}/sandbox", headers=headers, json={}).json()
+        toolbox = f"{created['toolboxProxyUrl']}/{created['id']}"
+        assert any(tmp_path.iterdir()), "the engine keeps its workspaces under TMPDIR"
+        replies: list[object] = []
+
+        def call() -> None:
+            try:
+                replies.append(
+                    httpx.post(
+                        f"{toolbox}/process/execute",
+                        headers=headers,
+                        json={"command": "sleep 30"},
+                        timeout=30,
+                    ).status_code
+                )
+            except httpx.TransportError as exc:
+                replies.append(exc)
+
+        caller = threading.Thread(target=call)
+        caller.start()
+        time.sleep(0.5)  # the command is running
+        started = time.monotonic()
+        for _ in range(times):
+            proc.send_signal(sig)
+            time.sleep(0.05)
+        _, stderr = proc.communicate(timeout=20)
+        took = time.monotonic() - started
+        caller.join(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, stderr
+    assert took < 4, f"shutdown took {took:.1f} s"
+    assert "Traceback" not in stderr
+    assert not any(tmp_path.iterdir()), "every workspace and directory is removed on shutdown"
+    if times == 1:
+        assert replies == [503]  # answered, not left hanging
 
 
 def test_emulator_cli_rejects_bad_options(capsys: pytest.CaptureFixture[str]) -> None:

@@ -5,8 +5,11 @@ bookkeeping out of the user's view, clients that drop mid-exec."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import re
+import threading
+import time
 import urllib.parse
 
 import httpx
@@ -237,3 +240,102 @@ def test_emulator_session_output_never_shows_the_state_marker(sandbox) -> None: 
     assert p.get_session_command_logs("marks", started.cmd_id).stdout == "ab\x1ec"
     after = p.execute_session_command("marks", SessionExecuteRequest(command="pwd"))
     assert after.stdout == "/\n"
+
+
+# ------------------------------------------------------------------ clients that go away
+
+
+def _no_tracebacks(records: list[logging.LogRecord]) -> None:
+    bad = [r for r in records if r.exc_info or "Exception in ASGI" in r.getMessage()]
+    assert not bad, [r.getMessage() for r in bad]
+
+
+def test_emulator_client_dropping_mid_exec_kills_the_command(
+    sandbox,  # type: ignore[no-untyped-def]
+    emu: RunningEmulator,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="sandstorm_daytona.emulator")
+    base = f"{emu.base_url}/toolbox/{sandbox.id}"
+    for path, body in (
+        ("/process/execute", {"command": "sleep 1.5; touch late-execute"}),
+        (
+            "/process/code-run",
+            {"code": "import time; time.sleep(1.5); open('late-code', 'w')", "language": "python"},
+        ),
+    ):
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(base + path, json=body, headers=_h(), timeout=0.5)
+    time.sleep(2.0)
+    assert sandbox.process.exec("ls -A").result == ""  # both commands were killed
+    gone = [r for r in caplog.records if "client disconnected" in r.getMessage()]
+    assert len(gone) == 2
+    assert all(r.levelno == logging.INFO for r in gone)
+    assert "/process/execute; the command was killed" in gone[0].getMessage()
+    _no_tracebacks(caplog.records)
+
+
+def test_emulator_session_command_outlives_a_dropped_client(
+    sandbox,  # type: ignore[no-untyped-def]
+    emu: RunningEmulator,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="sandstorm_daytona.emulator")
+    sandbox.process.create_session("kept")
+    base = f"{emu.base_url}/toolbox/{sandbox.id}/process/session/kept"
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(
+            f"{base}/exec", json={"command": "sleep 0.8; echo finished"}, headers=_h(), timeout=0.3
+        )
+    session = sandbox.process.get_session("kept")
+    assert len(session.commands) == 1
+    for _ in range(60):
+        command = sandbox.process.get_session_command("kept", session.commands[0].id)
+        if command.exit_code is not None:
+            break
+        time.sleep(0.05)
+    assert command.exit_code == 0
+    logs = sandbox.process.get_session_command_logs("kept", command.id)
+    assert logs.stdout == "finished\n"  # as on the daemon: the reply is lost, not the command
+    assert any("keeps running in its session" in r.getMessage() for r in caplog.records)
+    _no_tracebacks(caplog.records)
+
+
+def test_emulator_shutdown_interrupts_requests_in_flight(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="sandstorm_daytona.emulator")
+    replies: list[httpx.Response | Exception] = []
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    with running_emulator(EmulatorConfig(api_keys={"k": "o"})) as emu:
+        uvicorn_log.addHandler(caplog.handler)  # uvicorn's loggers do not propagate
+        sid = httpx.post(f"{emu.api_url}/sandbox", headers=_h("k"), json={}).json()["id"]
+
+        def call() -> None:
+            try:
+                replies.append(
+                    httpx.post(
+                        f"{emu.base_url}/toolbox/{sid}/process/execute",
+                        json={"command": "sleep 30"},
+                        headers=_h("k"),
+                        timeout=30,
+                    )
+                )
+            except Exception as exc:  # reported by the assertions below
+                replies.append(exc)
+
+        caller = threading.Thread(target=call)
+        caller.start()
+        time.sleep(0.5)
+        started = time.monotonic()  # leaving the block shuts the server down
+    took = time.monotonic() - started
+    uvicorn_log.removeHandler(caplog.handler)
+    caller.join(10)
+    assert took < 3, f"shutdown waited {took:.1f} s for a running command"
+    assert len(replies) == 1
+    reply = replies[0]
+    assert isinstance(reply, httpx.Response), reply
+    assert reply.status_code == 503
+    assert reply.json()["message"] == "The emulator is shutting down"
+    assert any(
+        "interrupted: the emulator is shutting down" in r.getMessage() for r in caplog.records
+    )
+    _no_tracebacks(caplog.records)

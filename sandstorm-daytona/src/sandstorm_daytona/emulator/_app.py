@@ -16,6 +16,7 @@ from sandstorm import AsyncProvider, SandstormError
 
 from ._clock import Clock
 from ._config import EmulatorConfig
+from ._daemon import ClientGone
 from ._edge import EdgeMiddleware
 from ._errors import ApiError, DaemonError
 from ._main_api import main_routes
@@ -64,6 +65,11 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return ApiError(exc.status_code, message).response(_full_path(request))
 
 
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    # nobody is listening: the server drops whatever is sent (and logs nothing)
+    return Response(status_code=499)
+
+
 async def _engine_error(request: Request, exc: Exception) -> Response:
     log.warning("engine error on %s %s: %s", request.method, request.url.path, exc)
     toolbox = _toolbox_path(request)
@@ -104,6 +110,7 @@ def create_app(
             DaemonError: _daemon_error,
             HTTPException: _http_error,
             SandstormError: _engine_error,
+            ClientGone: _client_gone,
         },
         lifespan=lifespan,
     )

@@ -3,9 +3,11 @@ helper scripts and their error mapping."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -24,6 +26,7 @@ from ._wire import (
 
 __all__ = [
     "BOUNDARY",
+    "ClientGone",
     "NOT_FOUND_RC",
     "STDERR_MARK",
     "STDOUT_MARK",
@@ -36,7 +39,12 @@ __all__ = [
     "query",
     "run_checked",
     "sandbox_for",
+    "unless_disconnected",
 ]
+
+log = logging.getLogger("sandstorm_daytona.emulator")
+
+T = TypeVar("T")
 
 BOUNDARY = "DAYTONA-FILE-BOUNDARY"
 STDOUT_MARK = b"\x01\x01\x01"
@@ -122,3 +130,47 @@ async def run_checked(
 
 def must_exist(path: str) -> str:
     return f"[ -e {q(path)} ] || [ -L {q(path)} ] || exit {NOT_FOUND_RC}\n"
+
+
+class ClientGone(Exception):
+    """The client closed its connection before the reply was ready (nothing is sent)."""
+
+
+async def _disconnected(request: Request) -> None:
+    """Return once the client has closed the connection (the body is already read)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def unless_disconnected(
+    request: Request, work: Awaitable[T], *, keep_running: bool = False
+) -> T:
+    """``await work``, unless the client goes away first.
+
+    Then ``work`` is cancelled (the engine kills the command) unless ``keep_running``
+    (session commands outlive their request, as on the daemon), one line is logged and
+    :class:`ClientGone` is raised. Cancelling the caller cancels ``work`` too.
+    """
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        if not keep_running:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        raise
+    finally:
+        watcher.cancel()
+    if task.done():
+        return task.result()
+    if not keep_running:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    log.info(
+        "client disconnected during %s %s; %s",
+        request.method,
+        request.url.path,
+        "the command keeps running in its session" if keep_running else "the command was killed",
+    )
+    raise ClientGone

@@ -7,7 +7,9 @@ after the request was served) and can drop the TCP connection itself.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fnmatch
+import logging
 import math
 import random
 import time
@@ -17,10 +19,12 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ._config import FaultRule
-from ._errors import ApiError
+from ._errors import ApiError, DaemonError
 from ._state import Emulator, Exchange
 
 __all__ = ["ConnectionDropped", "EdgeMiddleware"]
+
+log = logging.getLogger("sandstorm_daytona.emulator")
 
 _LIFECYCLE_SUFFIXES = ("/start", "/stop", "/archive", "/pause", "/recover", "/resize", "/fork")
 
@@ -65,6 +69,32 @@ class EdgeMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
+        task = asyncio.current_task()
+        assert task is not None
+        started: list[bool] = []
+
+        async def tracked(message: Message) -> None:
+            if message["type"] in ("http.response.start", "websocket.accept"):
+                started.append(True)
+            await send(message)
+
+        self.emulator.requests.add(task)
+        try:
+            await self._handle(scope, receive, tracked, send)
+        except asyncio.CancelledError:
+            if not self.emulator.stopping:
+                raise
+            # the server is shutting down: answer what can still be answered, no traceback
+            log.info(
+                "%s %s interrupted: the emulator is shutting down", _method(scope), _path(scope)
+            )
+            with contextlib.suppress(Exception):
+                await _shutting_down(scope, send, bool(started))
+        finally:
+            self.emulator.requests.discard(task)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send, raw: Send) -> None:
+        """``raw`` is the server's own ``send``, whose connection a drop fault closes."""
         await self.emulator.start()
         if self.emulator.exchanges is not None and scope["type"] == "http":
             send = _recording(send, scope, self.emulator.exchanges)
@@ -77,11 +107,11 @@ class EdgeMiddleware:
             elif rule.when == "after":
                 after.append(rule)
             elif scope["type"] == "http":
-                await self._fail(rule, scope, send)
+                await self._fail(rule, scope, send, raw)
                 return
         if after and scope["type"] == "http":
             await self._serve(scope, receive, _discard)
-            await self._fail(after[0], scope, send)
+            await self._fail(after[0], scope, send, raw)
             return
         await self._serve(scope, receive, send)
 
@@ -96,9 +126,9 @@ class EdgeMiddleware:
                 rules.append(rule)
         return rules
 
-    async def _fail(self, rule: FaultRule, scope: Scope, send: Send) -> None:
+    async def _fail(self, rule: FaultRule, scope: Scope, send: Send, raw: Send) -> None:
         if rule.kind == "drop":
-            await _drop(send)
+            await _drop(raw)
             return
         assert isinstance(rule.kind, int)
         status = rule.kind
@@ -161,6 +191,32 @@ class EdgeMiddleware:
             await send({"type": "websocket.close", "code": 1008, "reason": error.message})
             return
         await error.response(_full_path(scope))(scope, _empty_receive, send)
+
+
+def _method(scope: Scope) -> str:
+    return str(scope.get("method", "WEBSOCKET"))
+
+
+def _path(scope: Scope) -> str:
+    return str(scope["path"])
+
+
+async def _shutting_down(scope: Scope, send: Send, started: bool) -> None:
+    """503 for a request not yet answered; close code 1001 (going away) for a WebSocket."""
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": 1001, "reason": "server shutting down"})
+        return
+    if started:
+        return
+    message = "The emulator is shutting down"
+    path = _path(scope)
+    if path.startswith("/toolbox/"):
+        toolbox = "/" + (path.split("/", 3)[3] if path.count("/") >= 3 else "")
+        await DaemonError(503, message, "SERVICE_UNAVAILABLE").response(toolbox, _method(scope))(
+            scope, _empty_receive, send
+        )
+        return
+    await ApiError(503, message).response(_full_path(scope))(scope, _empty_receive, send)
 
 
 def _throttlers(path: str, method: str, prefix: str) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from typing import Any
 
@@ -18,6 +19,7 @@ from ._daemon import (
     emulator_of,
     json_body,
     sandbox_for,
+    unless_disconnected,
 )
 from ._engine import TRUNCATED_HEADER, shell, truncation_notice
 from ._errors import ApiError, DaemonError
@@ -61,7 +63,9 @@ async def execute(request: Request, record: SandboxRecord) -> Response:
     script = script_in(body.command, cwd=body.cwd, env=body.envs, merge_stderr=True)
     timeout = float(body.timeout) if body.timeout else None
     try:
-        result = await shell(emulator, record, script, timeout=timeout)
+        result = await unless_disconnected(
+            request, shell(emulator, record, script, timeout=timeout)
+        )
     except sandstorm.ExecutionTimeout:
         raise DaemonError(408, "command execution timeout", "REQUEST_TIMEOUT") from None
     return _reply(emulator, result, {})
@@ -101,7 +105,9 @@ async def code_run(request: Request, record: SandboxRecord) -> Response:
     script = script_in(command, env=body.envs, merge_stderr=True)
     timeout = float(body.timeout) if body.timeout else None
     try:
-        result = await shell(emulator, record, script, timeout=timeout)
+        result = await unless_disconnected(
+            request, shell(emulator, record, script, timeout=timeout)
+        )
     except sandstorm.ExecutionTimeout:
         raise DaemonError(408, "command execution timeout", "REQUEST_TIMEOUT") from None
     return _reply(emulator, result, {"artifacts": {"charts": []}})
@@ -148,10 +154,13 @@ async def session_exec(request: Request, record: SandboxRecord) -> Response:
     run_async = bool(body.runAsync or body.async_)
     sessions = emulator_of(request).sessions
     command = await sessions.execute(
-        record, request.path_params["session_id"], body.command, run_async=run_async
+        record, request.path_params["session_id"], body.command, run_async=True
     )
     if run_async:
         return JSONResponse({"cmdId": command.id}, status_code=202)
+    assert command.task is not None
+    # asyncio.wait never cancels the command, nor raises when it was cancelled
+    await unless_disconnected(request, asyncio.wait({command.task}), keep_running=True)
     return JSONResponse(
         {
             "cmdId": command.id,

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from types import FrameType
 
 import uvicorn
+from uvicorn.lifespan.on import LifespanOn
 
 from sandstorm import AsyncProvider
 
@@ -39,6 +42,68 @@ class RunningEmulator:
         return (
             self.api_url[: -len(self.config.api_prefix)] if self.config.api_prefix else self.api_url
         )
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, with the emulator's shutdown: requests still running are interrupted at
+    once (their commands killed), and SIGINT and SIGTERM both mean "clean up and exit 0"
+    (a second signal skips waiting for connections, never the cleanup)."""
+
+    def __init__(self, config: uvicorn.Config, emulator: Emulator) -> None:
+        super().__init__(config)
+        self.emulator = emulator
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.emulator.interrupt_requests()
+        await super().shutdown(sockets)
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # unlike uvicorn's, re-raises nothing afterwards: the process exits normally
+        with handling_signals(self):
+            yield
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.should_exit:
+            self.force_exit = True
+        self.should_exit = True
+
+
+@contextlib.contextmanager
+def handling_signals(server: uvicorn.Server) -> Iterator[None]:
+    """SIGINT and SIGTERM ask ``server`` to exit (main thread only; a no-op elsewhere)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, server.handle_exit) for sig in _SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+async def _serve_then_close(
+    server: uvicorn.Server, sock: socket.socket, emulator: Emulator
+) -> None:
+    """Serve until told to exit; the emulator is closed even when uvicorn skipped its
+    lifespan shutdown (forced exit, or a signal that came before startup finished)."""
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        lifespan = getattr(server, "lifespan", None)
+        if (
+            isinstance(lifespan, LifespanOn)
+            and lifespan.startup_event.is_set()
+            and not lifespan.shutdown_event.is_set()
+        ):
+            # uvicorn skips the lifespan shutdown on a forced exit (and when told to exit
+            # during startup): run it, rather than leave its task to be cancelled noisily
+            await lifespan.shutdown()
+        await emulator.aclose()
 
 
 _WILDCARDS = ("0.0.0.0", "::", "")
@@ -88,7 +153,8 @@ def running_emulator(
     if not config.public_url:
         config = config.model_copy(update={"port": port, "public_url": _url(config.host, port, "")})
     app = create_app(config, clock=clock, provider=provider)
-    server = uvicorn.Server(
+    emulator: Emulator = app.state.emulator
+    server = _Server(
         uvicorn.Config(
             app,
             host=config.host,
@@ -97,13 +163,14 @@ def running_emulator(
             lifespan="on",
             ws="wsproto",
             timeout_graceful_shutdown=5,
-        )
+        ),
+        emulator,
     )
     errors: list[BaseException] = []
 
     def run() -> None:
         try:
-            asyncio.run(server.serve(sockets=[sock]))
+            asyncio.run(_serve_then_close(server, sock, emulator))
         except BaseException as exc:  # reported to the caller below
             errors.append(exc)
 
@@ -151,21 +218,25 @@ def serve(
     if not config.public_url and config.host not in _WILDCARDS:
         config = config.model_copy(update={"port": port, "public_url": _url(config.host, port, "")})
     app = create_app(config, clock=clock, provider=provider)
-    server = uvicorn.Server(
+    emulator: Emulator = app.state.emulator
+    server = _Server(
         uvicorn.Config(
             app, log_level="info", ws="wsproto", lifespan="on", timeout_graceful_shutdown=5
-        )
+        ),
+        emulator,
     )
-    if on_ready is not None:
-        on_ready(
-            RunningEmulator(
-                api_url=_url(config.host, port, config.api_prefix),
-                api_key=config.default_api_key,
-                config=config,
-                emulator=app.state.emulator,
+    # signals count from here on: one that arrives before uvicorn starts still cleans up
+    with handling_signals(server):
+        if on_ready is not None:
+            on_ready(
+                RunningEmulator(
+                    api_url=_url(config.host, port, config.api_prefix),
+                    api_key=config.default_api_key,
+                    config=config,
+                    emulator=emulator,
+                )
             )
-        )
-    try:
-        asyncio.run(server.serve(sockets=[sock]))
-    finally:
-        sock.close()
+        try:
+            asyncio.run(_serve_then_close(server, sock, emulator))
+        finally:
+            sock.close()

@@ -113,6 +113,9 @@ class Emulator:
         self._engine_snapshots: set[str] = set()
         self._archives: Path | None = None
         self._closed = False
+        self.requests: set[asyncio.Task[Any]] = set()
+        """Tasks serving requests right now (registered by the edge middleware)."""
+        self.stopping = False
         self.exchanges: list[Exchange] | None = [] if self.config.record_exchanges else None
 
     # ------------------------------------------------------------------ lifecycle
@@ -141,6 +144,13 @@ class Emulator:
                 self._provider = sandstorm.get_async_provider(self.config.provider, **options)
             if self._reaper is None:
                 self._reaper = asyncio.create_task(self._reap_forever(), name="emulator-reaper")
+
+    def interrupt_requests(self) -> None:
+        """Cancel every request still being served (server shutdown): their commands are
+        killed and their clients answered 503 at once instead of after a grace period."""
+        self.stopping = True
+        for task in list(self.requests):
+            task.cancel()
 
     async def aclose(self) -> None:
         """Stop everything and delete every workspace and snapshot created (idempotent)."""
