@@ -270,3 +270,41 @@ def test_the_view_can_be_turned_off(local_impl: LocalProvider, local_root: Any) 
     assert result.exit_code == 0, result.stderr
     # Landlock grants no part of /sys unless the view is there
     assert result.stdout.strip() == "unreadable 13"
+
+
+@pytest.mark.usefixtures("viewed")
+def test_with_only_a_v2_hierarchy_its_directory_is_the_root(local_root: Any) -> None:
+    # This host is hybrid; narrowing a provider's cgroups to the v2 hierarchy runs the
+    # pure-v2 layout for real: the workspace's v2 directory bound at /sys/fs/cgroup itself.
+    code = r"""
+import errno, os, time
+t = time.process_time()
+while time.process_time() - t < 0.3:
+    pass
+entries = os.listdir("/sys/fs/cgroup")
+stat = dict(line.split() for line in open("/sys/fs/cgroup/cpu.stat"))
+try:
+    open("/sys/fs/cgroup/cgroup.procs", "w").write("1")
+    wrote = "yes"
+except OSError as exc:
+    wrote = errno.errorcode[exc.errno]
+print("cgroup.procs" in entries, int(stat["usage_usec"]) >= 250_000, wrote)
+"""
+    with sandstorm.get_provider("local", root=str(local_root / "v2-only"), prewarm=0) as provider:
+        impl = provider.async_provider
+        assert isinstance(impl, LocalProvider)
+        assert provider.run("print(1)").stdout == "1\n"
+        engine = impl._engine
+        assert engine is not None
+        if engine.cgroups._v2 is None:
+            pytest.skip("no cgroup v2 hierarchy here")
+        v1 = dict(engine.cgroups._v1)
+        engine.cgroups._v1.clear()
+        try:
+            ws = provider.create_workspace()
+            result = provider.run_in_workspace(ws, code)
+            assert result.exit_code == 0, result.stderr
+            assert result.stdout.split() == ["True", "True", "EROFS"]
+            provider.delete_workspace(ws)
+        finally:
+            engine.cgroups._v1.update(v1)
