@@ -141,6 +141,7 @@ def test_emulator_cli_signal_mid_exec_cleans_up_and_exits_0(
     assert not any(tmp_path.iterdir()), "every workspace and directory is removed on shutdown"
     if times == 1:
         assert replies == [503]  # answered, not left hanging
+        assert "/process/execute interrupted: the emulator is shutting down" in stderr
 
 
 def test_emulator_cli_rejects_bad_options(capsys: pytest.CaptureFixture[str]) -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import signal
 import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import FrameType
+from typing import Any
 
 import uvicorn
 from uvicorn.lifespan.on import LifespanOn
@@ -104,6 +106,18 @@ async def _serve_then_close(
             # during startup): run it, rather than leave its task to be cancelled noisily
             await lifespan.shutdown()
         await emulator.aclose()
+
+
+def _log_config() -> dict[str, Any]:
+    """uvicorn's logging, with the emulator's own lines (disconnects, engine errors) on
+    the same handler."""
+    config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    config["loggers"]["sandstorm_daytona.emulator"] = {
+        "handlers": ["default"],
+        "level": "INFO",
+        "propagate": False,
+    }
+    return config
 
 
 _WILDCARDS = ("0.0.0.0", "::", "")
@@ -221,7 +235,12 @@ def serve(
     emulator: Emulator = app.state.emulator
     server = _Server(
         uvicorn.Config(
-            app, log_level="info", ws="wsproto", lifespan="on", timeout_graceful_shutdown=5
+            app,
+            log_level="info",
+            log_config=_log_config(),
+            ws="wsproto",
+            lifespan="on",
+            timeout_graceful_shutdown=5,
         ),
         emulator,
     )
