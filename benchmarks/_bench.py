@@ -176,9 +176,9 @@ def emulator_process(*extra: str, startup_timeout: float = 60.0) -> Iterator[Emu
     """
     key = f"bench_{secrets.token_hex(12)}"
     with tempfile.TemporaryFile("w+") as log:
+        command = [PYTHON, "-m", "sandstorm_daytona._cli", "emulator", "--host", "127.0.0.1"]
         process = subprocess.Popen(
-            [PYTHON, "-m", "sandstorm_daytona._cli", "emulator", "--host", "127.0.0.1"]
-            + ["--api-key", key, *extra],  # noqa: RUF005
+            [*command, "--api-key", key, *extra],
             stdout=subprocess.PIPE,
             stderr=log,
             text=True,

@@ -295,9 +295,9 @@ def p4_client(which: str, url: str, key: str, concurrency: int) -> None:
 
 
 def _spawn_client(which: str, emu: _bench.Emulator, concurrency: int) -> dict[str, Any]:
+    command = [_bench.PYTHON, __file__, "--p4-client", which, emu.api_url, emu.api_key]
     reply = subprocess.run(
-        [_bench.PYTHON, __file__, "--p4-client", which, emu.api_url, emu.api_key]
-        + ["--concurrency", str(concurrency)],  # noqa: RUF005
+        [*command, "--concurrency", str(concurrency)],
         capture_output=True,
         text=True,
         timeout=1800,
