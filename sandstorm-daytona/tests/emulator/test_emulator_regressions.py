@@ -8,6 +8,8 @@ import asyncio
 import logging
 import random
 import re
+import shutil
+import subprocess
 import threading
 import time
 import urllib.parse
@@ -339,3 +341,51 @@ def test_emulator_shutdown_interrupts_requests_in_flight(caplog: pytest.LogCaptu
         "interrupted: the emulator is shutting down" in r.getMessage() for r in caplog.records
     )
     _no_tracebacks(caplog.records)
+
+
+# ------------------------------------------------------------------ typescript
+
+
+def _host_runs_typescript() -> bool:
+    if shutil.which("ts-node") and shutil.which("npx"):
+        return True
+    node = shutil.which("node")
+    if node is None:
+        return False
+    probe = subprocess.run(
+        [node, "--experimental-strip-types", "-e", ""], capture_output=True, check=False
+    )
+    return probe.returncode == 0
+
+
+def test_emulator_typescript_runs_or_is_unsupported_like_on_the_daemon(
+    daytona,  # type: ignore[no-untyped-def]
+    emu: RunningEmulator,
+) -> None:
+    from daytona import CreateSandboxFromSnapshotParams
+    from daytona_toolbox_api_client.exceptions import BadRequestException
+
+    sandbox = daytona.create(CreateSandboxFromSnapshotParams(language="typescript"))
+    try:
+        code = "const n: number = 6 * 7;\nconsole.log(n, process.argv.length);\n"
+        if _host_runs_typescript():
+            run = sandbox.process.code_run(code)
+            assert (run.exit_code, run.result) == (0, "42 1\n")
+        else:
+            # SDK 0.226.1 does not map code-run errors: the generated client's own 400
+            with pytest.raises(BadRequestException, match="unsupported language: typescript"):
+                sandbox.process.code_run(code)
+            reply = httpx.post(
+                f"{emu.base_url}/toolbox/{sandbox.id}/process/code-run",
+                json={"code": code, "language": "typescript"},
+                headers=_h(),
+            )
+            assert reply.status_code == 400
+            assert reply.json()["message"] == "unsupported language: typescript"
+            assert (reply.json()["code"], reply.json()["source"]) == (
+                "BAD_REQUEST",
+                "DAYTONA_DAEMON",
+            )
+        assert sandbox.process.exec("ls -A").result == ""  # nothing left in the work dir
+    finally:
+        daytona.delete(sandbox)

@@ -92,14 +92,15 @@ async def code_run(request: Request, record: SandboxRecord) -> Response:
         encoded = base64.b64encode(source.encode()).decode()
         command = f"printf '%s' {q(encoded)} | base64 -d | node - {argv}"
     elif language == "typescript":
+        runner = await _typescript_runner(emulator, record)
+        if runner is None:
+            # what the daemon answers for a language it has no toolbox for
+            raise DaemonError(400, f"unsupported language: {language}", "BAD_REQUEST")
         source = "process.argv.splice(1, 1);\n" + body.code
         encoded = base64.b64encode(source.encode()).decode()
         tmp = '"${TMPDIR:-/tmp}/dtn_$$.ts"'
-        command = (
-            f"printf '%s' {q(encoded)} | base64 -d > {tmp}; "
-            "npm_config_loglevel=error npx ts-node -T --ignore-diagnostics 5107 "
-            f'-O \'{{"module":"CommonJS"}}\' {tmp} {argv}; __rc=$?; rm -f {tmp}; exit $__rc'
-        )
+        command = f"printf '%s' {q(encoded)} | base64 -d > {tmp}; {runner} {tmp} {argv}; "
+        command += f"__rc=$?; rm -f {tmp}; exit $__rc"
     else:
         raise DaemonError(400, f"unsupported language: {language}", "BAD_REQUEST")
     script = script_in(command, env=body.envs, merge_stderr=True)
@@ -122,6 +123,31 @@ def _reply(emulator: Emulator, result: sandstorm.RunResult, extra: dict[str, Any
         text += notice
         headers[TRUNCATED_HEADER] = "true"
     return JSONResponse({"exitCode": result.exit_code, "result": text, **extra}, headers=headers)
+
+
+TS_NODE = (
+    'npm_config_loglevel=error npm_config_cache="${TMPDIR:-/tmp}/.npm" npx ts-node -T '
+    '--ignore-diagnostics 5107 -O \'{"module":"CommonJS"}\''
+)
+"""The daemon's TypeScript runner (npm's cache kept out of the work dir, the home here)."""
+STRIP_TYPES = "node --experimental-strip-types --no-warnings=ExperimentalWarning"
+"""Node >= 22.6 runs TypeScript by itself once its types are stripped."""
+
+_TS_PROBE = (
+    "if command -v ts-node >/dev/null 2>&1 && command -v npx >/dev/null 2>&1; then echo ts-node\n"
+    "elif node --experimental-strip-types -e '' >/dev/null 2>&1; then echo strip-types\n"
+    "else echo none; fi\n"
+)
+
+
+async def _typescript_runner(emulator: Emulator, record: SandboxRecord) -> str | None:
+    """How this host runs TypeScript: ts-node (as the daemon), else node's type
+    stripping, else None (the language is unsupported). Probed once per emulator."""
+    found = emulator.probes.get("typescript")
+    if found is None:
+        result = await shell(emulator, record, _TS_PROBE, plain=True)
+        found = emulator.probes["typescript"] = result.stdout.strip() or "none"
+    return {"ts-node": TS_NODE, "strip-types": STRIP_TYPES}.get(found)
 
 
 async def session_create(request: Request, record: SandboxRecord) -> Response:

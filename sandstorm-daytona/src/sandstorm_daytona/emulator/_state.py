@@ -116,6 +116,8 @@ class Emulator:
         self.requests: set[asyncio.Task[Any]] = set()
         """Tasks serving requests right now (registered by the edge middleware)."""
         self.stopping = False
+        self.probes: dict[str, str] = {}
+        """What the engine's sandboxes can run, found out once (e.g. a TypeScript runner)."""
         self.exchanges: list[Exchange] | None = [] if self.config.record_exchanges else None
 
     # ------------------------------------------------------------------ lifecycle
