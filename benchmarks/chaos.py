@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import re
 import secrets
 import signal
 import statistics
@@ -104,9 +105,13 @@ def _emulator(key: str, faults: tuple[FaultRule, ...] = (), seed: int = 0) -> An
     return running_emulator(config)
 
 
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def _describe(exc: BaseException) -> str:
+    """The error's type and first line, ids replaced so that alike errors count together."""
     text = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{type(exc).__name__}: {text[:140]}"
+    return f"{type(exc).__name__}: {_UUID.sub('<id>', text)[:140]}"
 
 
 # ---------------------------------------------------------------------- R1

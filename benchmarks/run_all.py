@@ -1,0 +1,130 @@
+"""Run every benchmark and the chaos run, one after the other, and print each table.
+
+Usage: ``uv run python benchmarks/run_all.py [--quick] [--skip p1,p4,chaos,...]``
+
+P1 (``local_run.py``), P2-P4 (``daytona_vs_sdk.py``), P5 (``import_time.py``) and R1/R2/R4
+(``chaos.py``) each run in their own process; each writes its JSON to
+``benchmarks/results/``. ``--quick`` runs the short versions (a smoke test of a few
+minutes); without it the full versions take about half an hour on two cores. A summary
+of every figure against its target closes the output and goes to
+``benchmarks/results/summary.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _bench
+
+HERE = Path(__file__).resolve().parent
+
+
+def _run(name: str, command: list[str]) -> tuple[int, str, float]:
+    print(f"\n## {name}: {' '.join(Path(c).name if c.endswith('.py') else c for c in command)}\n")
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    lines = []
+    for line in process.stdout:
+        print(line, end="", flush=True)
+        lines.append(line)
+    return process.wait(), "".join(lines), time.perf_counter() - started
+
+
+def _p1_summary(output: str) -> dict[str, Any]:
+    """P1's figures, read from local_run.py's table (it writes no JSON of its own)."""
+    rows = re.findall(r"^\| (.+?) +\| +([\d.]+) \| +([\d.]+) \| +([\d.]+)x \|$", output, re.M)
+    parsed = [
+        {"label": label, "median_ms": float(p50), "p95_ms": float(p95), "ratio": float(ratio)}
+        for label, p50, p95, ratio in rows
+    ]
+    data: dict[str, Any] = {"rows": parsed, "table": output}
+    provider_rows = [r for r in parsed if r["label"].startswith("local provider run")]
+    if provider_rows:
+        check = _bench.Check("P1 local run / bare subprocess", provider_rows[0]["ratio"], 0.3, "<=")
+        data["check"] = _bench.check_json(check)
+    _bench.write_result("local_run", data)
+    return data
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="the short versions")
+    parser.add_argument(
+        "--skip", default="", help="comma-separated parts to skip: p1,p2,p3,p4,p5,chaos"
+    )
+    args = parser.parse_args(argv)
+    skip = {part.strip().lower() for part in args.skip.split(",") if part.strip()}
+    quick = ["--quick"] if args.quick else []
+    python = _bench.PYTHON
+    print(f"machine: {json.dumps(_bench.machine())}")
+    failures: list[str] = []
+    checks: list[dict[str, Any]] = []
+    durations: dict[str, float] = {}
+
+    if "p1" not in skip:
+        code, output, durations["p1"] = _run(
+            "P1", [python, str(HERE / "local_run.py"), "-n", "30" if args.quick else "100"]
+        )
+        if code:
+            failures.append(f"P1 exited {code}")
+        else:
+            data = _p1_summary(output)
+            if "check" in data:
+                checks.append(data["check"])
+    parts = [p for p in ("p2", "p3", "p4") if p not in skip]
+    if parts:
+        code, _, durations["p2-p4"] = _run(
+            "P2-P4",
+            [python, str(HERE / "daytona_vs_sdk.py"), "--only", ",".join(parts), *quick],
+        )
+        if code:
+            failures.append(f"daytona_vs_sdk.py exited {code}")
+        result = _bench.RESULTS / "daytona_vs_sdk.json"
+        if result.exists():
+            sections = json.loads(result.read_text())["sections"]
+            checks += [sections[p]["check"] for p in parts if p in sections]
+    if "p5" not in skip:
+        code, _, durations["p5"] = _run("P5", [python, str(HERE / "import_time.py"), *quick])
+        if code:
+            failures.append(f"import_time.py exited {code}")
+        checks.append(json.loads((_bench.RESULTS / "import_time.json").read_text())["check"])
+    if "chaos" not in skip:
+        code, _, durations["chaos"] = _run("R1, R2, R4", [python, str(HERE / "chaos.py"), *quick])
+        data = json.loads((_bench.RESULTS / "chaos.json").read_text())
+        for key in ("r1", "r2", "r4"):
+            if key in data:
+                checks.append(
+                    {"name": f"{key.upper()} (see its table)", "met": data[key]["passed"]}
+                )
+
+    print("\n## Summary\n")
+    for check in checks:
+        if "value" in check:
+            verdict = "MET" if check["met"] else "MISSED"
+            print(
+                f"- {check['name']}: {check['value']:.3g}{check['unit']} "
+                f"(target {check['op']} {check['target']:g}{check['unit']}) {verdict}"
+            )
+        else:
+            print(f"- {check['name']}: {'MET' if check['met'] else 'MISSED'}")
+    for failure in failures:
+        print(f"- ERROR: {failure}")
+    _bench.write_result(
+        "summary",
+        {"quick": args.quick, "checks": checks, "errors": failures, "seconds": durations},
+    )
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
