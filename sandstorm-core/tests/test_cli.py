@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,17 @@ def test_doctor_reports_isolation(state_root: Path) -> None:
     assert "available:    yes" in done.stdout
     assert "+ netns" in done.stdout
     assert "+ pidns" in done.stdout
+
+
+def test_run_streams_output_while_the_code_runs(state_root: Path) -> None:
+    code = "import time\nprint('first', flush=True)\ntime.sleep(4)\nprint('second')"
+    environ = {**os.environ, "SANDSTORM_LOCAL_ROOT": str(state_root)}
+    with subprocess.Popen(
+        [*SANDSTORM, "run", "-c", code], stdout=subprocess.PIPE, text=True, env=environ
+    ) as proc:
+        assert proc.stdout is not None
+        started = time.monotonic()
+        assert proc.stdout.readline() == "first\n"
+        assert time.monotonic() - started < 3.9, "the first line waited for the run to end"
+        assert proc.stdout.read() == "second\n"
+    assert proc.returncode == 0

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, TextIO
 
+from ._capabilities import Capability
 from ._errors import ExecutionTimeout, SandstormError
 from ._registry import default_provider_name, installed_providers, load_provider_class
 
@@ -95,23 +97,28 @@ def _run(args: argparse.Namespace) -> int:
             return 2
         language = args.language or EXTENSIONS.get(path.suffix.lower(), "python")
     with get_provider(args.provider) as provider:
-        limits = {
+        options: dict[str, Any] = {
             key: value
             for key, value in (("memory", args.memory), ("cpu", args.cpu))
             if value is not None
         }
+        live = not args.json and Capability.STREAMING in provider.capabilities
+        if live:
+            options.update(on_stdout=_echo(sys.stdout), on_stderr=_echo(sys.stderr))
         try:
-            result = provider.run(code, language=language, timeout=args.timeout, **limits)
+            result = provider.run(code, language=language, timeout=args.timeout, **options)
         except ExecutionTimeout as exc:
-            sys.stdout.write(exc.stdout)
-            sys.stderr.write(exc.stderr)
+            if not live:
+                sys.stdout.write(exc.stdout)
+                sys.stderr.write(exc.stderr)
             print(f"sandstorm: {exc}", file=sys.stderr)
             return 124
     if args.json:
         print(result.model_dump_json(indent=2))
     else:
-        sys.stdout.write(result.stdout)
-        sys.stderr.write(result.stderr)
+        if not live:
+            sys.stdout.write(result.stdout)
+            sys.stderr.write(result.stderr)
         for stream, truncated in (
             ("stdout", result.stdout_truncated),
             ("stderr", result.stderr_truncated),
@@ -119,6 +126,16 @@ def _run(args: argparse.Namespace) -> int:
             if truncated:
                 print(f"sandstorm: {stream} was truncated", file=sys.stderr)
     return result.exit_code if 0 <= result.exit_code <= 255 else 1
+
+
+def _echo(stream: TextIO) -> Callable[[str], None]:
+    """An output callback that writes straight through to ``stream``."""
+
+    def write(text: str) -> None:
+        stream.write(text)
+        stream.flush()
+
+    return write
 
 
 def _providers(args: argparse.Namespace) -> int:
