@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sandstorm.daytona")
 
+_UNCERTAIN_STATUSES = frozenset({None, 500, 502, 503, 504})
+"""Failures after which the daemon may or may not have started the command."""
+
 
 class SessionRun:
     """One execution in its own session: blocking exec, or async exec with live output."""
@@ -75,22 +78,8 @@ class SessionRun:
             ) from None
 
     async def _blocking(self, command: str) -> tuple[str, str, int]:
-        try:
-            reply = await self.http.request(
-                "POST",
-                f"{self.session_url}/exec",
-                "run code",
-                json={"command": command, "runAsync": False},
-                timeout=self.request.timeout + 10,
-                idempotent=False,
-            )
-        except SandstormError as exc:
-            if not isinstance(exc, ProviderAPIError) or exc.status is not None:
-                raise
-            # The connection dropped mid-run: find the command and follow it by polling.
-            self.cmd_id = await self._find_command()
-            if self.cmd_id is None:
-                raise
+        reply = await self._submit(command, run_async=False)
+        if reply is None:  # the command is in the session already: follow it by polling
             await self._poll()
             return await self._finish()
         answer = SessionExecuteResponse.model_validate_json(reply.content)
@@ -100,14 +89,9 @@ class SessionRun:
         return await self._finish()
 
     async def _streaming(self, command: str) -> tuple[str, str, int]:
-        reply = await self.http.request(
-            "POST",
-            f"{self.session_url}/exec",
-            "run code",
-            json={"command": command, "runAsync": True},
-            idempotent=False,
-        )
-        self.cmd_id = SessionExecuteResponse.model_validate_json(reply.content).cmd_id
+        reply = await self._submit(command, run_async=True)
+        if reply is not None:
+            self.cmd_id = SessionExecuteResponse.model_validate_json(reply.content).cmd_id
         mode = self.p.config.streaming
         followed = False
         if mode != "poll":
@@ -115,6 +99,37 @@ class SessionRun:
         if not followed:
             await self._poll()
         return await self._finish()
+
+    async def _submit(self, command: str, *, run_async: bool) -> httpx.Response | None:
+        """Send the exec; ``None`` when the reply was lost but the command is in the session.
+
+        Running code is not safe to repeat blindly. After a failure that may or may not
+        have reached the daemon (a dropped connection, 500/502/503/504), the run's private
+        session tells which: a command there is this one (follow it, ``cmd_id`` is set);
+        none means it never ran, so sending it again is safe.
+        """
+        policy = self.p.config.retry
+        for attempt in range(1, policy.attempts + 1):
+            try:
+                return await self.http.request(
+                    "POST",
+                    f"{self.session_url}/exec",
+                    "run code",
+                    json={"command": command, "runAsync": run_async},
+                    timeout=None if run_async else self.request.timeout + 10,
+                    idempotent=False,
+                )
+            except ProviderAPIError as exc:
+                if exc.status not in _UNCERTAIN_STATUSES:
+                    raise
+                self.cmd_id = await self._find_command()
+                if self.cmd_id is not None:
+                    return None
+                if attempt == policy.attempts:
+                    raise
+                log.debug("run code: %s before the command started, sending it again", exc)
+                await asyncio.sleep(min(policy.max_backoff, policy.initial_backoff * 2**attempt))
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _finish(self) -> tuple[str, str, int]:
         exit_code = await self._exit_code()

@@ -113,7 +113,8 @@ class DaytonaHTTP:
     ) -> httpx.Response:
         """Send one request (with retries); return the reply or raise a mapped error.
 
-        Statuses in ``ok`` are returned to the caller even though they are errors.
+        Statuses in ``ok`` are returned to the caller even though they are errors. The
+        reply's ``extensions["sandstorm_attempts"]`` says which try it answered.
         """
         safe = method.upper() in _IDEMPOTENT if idempotent is None else idempotent
         policy = self.config.retry
@@ -146,6 +147,9 @@ class DaytonaHTTP:
                             raise Retryable(lost) from exc
                         raise lost from exc
                     if response.is_success or response.status_code in ok:
+                        response.extensions["sandstorm_attempts"] = (
+                            attempt.retry_state.attempt_number
+                        )
                         return response
                     error = error_from_response(response, what)
                     if response.status_code == 429 or (

@@ -298,7 +298,8 @@ class DaytonaProvider(AsyncProvider):
             "DELETE", self._sandbox_url(workspace_id), "delete sandbox", ok=(404,)
         )
         self._toolbox.pop(workspace_id, None)
-        if reply.status_code == 404:
+        # A 404 on a retry means an earlier try deleted it and only its reply was lost.
+        if reply.status_code == 404 and reply.extensions.get("sandstorm_attempts", 1) == 1:
             raise WorkspaceNotFound(workspace_id, self.name)
 
     async def _execute(self, workspace: Workspace, request: ExecRequest) -> RunResult:

@@ -86,11 +86,6 @@ def _one_run_against(chaos: ModuleType, rule: object) -> tuple[object, list[str]
         return outcome, chaos.live_sandboxes(emu)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="provider bug: a retried DELETE whose first reply was lost gets 404, and the "
-    "one-shot run (whose code ran fine) raises WorkspaceNotFound",
-)
 def test_lost_delete_reply_does_not_fail_the_run(chaos: ModuleType) -> None:
     from sandstorm_daytona.emulator import FaultRule
 
@@ -100,12 +95,6 @@ def test_lost_delete_reply_does_not_fail_the_run(chaos: ModuleType) -> None:
     assert not isinstance(outcome, Exception), repr(outcome)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="provider bug: a session exec refused before the server ran it (503 here; also "
-    "502/504/dropped connection) fails the run; the run's private session shows no command, "
-    "so resending is safe",
-)
 def test_exec_refused_before_running_is_resent(chaos: ModuleType) -> None:
     from sandstorm_daytona.emulator import FaultRule
 
