@@ -42,8 +42,8 @@ def test_r1_faults_never_leak_and_only_raise_sandstorm_errors(chaos: ModuleType)
     assert result.over_deadline == 0
     assert max(result.durations) < result.deadline
     assert result.left_behind == []
-    # 60 runs cannot show 99 %; they must at least show the retries at work
-    assert result.success_rate >= 0.8, dict(result.sandstorm_errors)
+    # the full run asks >= 99 % of 1,000; 60 runs allow a little more chance
+    assert result.success_rate >= 0.95, dict(result.sandstorm_errors)
 
 
 def test_r2_cancelled_runs_leave_nothing_behind(chaos: ModuleType) -> None:
@@ -64,9 +64,10 @@ def test_r4_the_api_key_never_shows(chaos: ModuleType) -> None:
     assert result.leaks == []
 
 
-# The two failure kinds R1 finds, each pinned to one deterministic fault. Seed 1 makes the
-# rule's first draw fail (0.13 < 0.5) and its second pass (0.85): only requests matching a
-# rule draw from its generator, so the first matching request fails and its retry does not.
+# The two failure kinds R1 found (since fixed in the provider), each pinned to one
+# deterministic fault. Seed 1 makes the rule's first draw fail (0.13 < 0.5) and its second
+# pass (0.85): only requests matching a rule draw from its generator, so the first matching
+# request fails and its retry does not.
 
 
 def _one_run_against(chaos: ModuleType, rule: object) -> tuple[object, list[str]]:
