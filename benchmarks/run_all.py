@@ -4,8 +4,8 @@ Usage: ``uv run python benchmarks/run_all.py [--quick] [--skip p1,p4,chaos,...]`
 
 P1 (``local_run.py``), P2-P4 (``daytona_vs_sdk.py``), P5 (``import_time.py``) and R1/R2/R4
 (``chaos.py``) each run in their own process; each writes its JSON to
-``benchmarks/results/``. ``--quick`` runs the short versions (a smoke test of a few
-minutes); without it the full versions take about half an hour on two cores. A summary
+``benchmarks/results/``. ``--quick`` runs the short versions (a smoke test of about a
+minute); without it the full versions take about five minutes on two cores. A summary
 of every figure against its target closes the output and goes to
 ``benchmarks/results/summary.json``.
 """
