@@ -109,6 +109,9 @@ class DaytonaConfig(ProviderConfig):
     )
     create_timeout: float = Field(default=120.0, gt=0, description="seconds to wait for started")
     request_timeout: float = Field(default=30.0, gt=0, description="seconds per API request")
+    max_connections: int = Field(
+        default=16, ge=1, le=1024, description="concurrent HTTP requests (and pooled connections)"
+    )
     max_output_bytes: int = Field(
         default=16 * 1024 * 1024, gt=0, description="cap per stream; beyond it output is cut"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from collections.abc import Mapping
@@ -76,9 +77,15 @@ class DaytonaHTTP:
         self.client = httpx.AsyncClient(
             headers=headers,
             timeout=httpx.Timeout(config.request_timeout),
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+            limits=httpx.Limits(
+                max_connections=config.max_connections,
+                max_keepalive_connections=config.max_connections,
+            ),
             transport=transport,
         )
+        # Requests wait here rather than in httpcore's pool queue, whose bookkeeping costs
+        # grow with the square of the number of waiting requests.
+        self._slots = asyncio.Semaphore(config.max_connections)
 
     def __repr__(self) -> str:
         return f"DaytonaHTTP(api_url={self.api_url!r})"
@@ -129,16 +136,17 @@ class DaytonaHTTP:
             async for attempt in retrying:
                 with attempt:
                     try:
-                        response = await self.client.request(
-                            method,
-                            url,
-                            json=json,
-                            params=params,
-                            files=files,
-                            data=data,
-                            headers=headers,
-                            timeout=request_timeout or httpx.USE_CLIENT_DEFAULT,
-                        )
+                        async with self._slots:
+                            response = await self.client.request(
+                                method,
+                                url,
+                                json=json,
+                                params=params,
+                                files=files,
+                                data=data,
+                                headers=headers,
+                                timeout=request_timeout or httpx.USE_CLIENT_DEFAULT,
+                            )
                     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                         raise Retryable(error_from_transport(exc, what)) from exc
                     except httpx.TransportError as exc:
