@@ -47,7 +47,9 @@ def main(argv: list[str]) -> int:
     os.environ["UV_PYTHON_DOWNLOADS"] = "never"
     os.environ.setdefault("UV_PYTHON", sys.executable)
     uv = uv_command()
-    if rc := run(*uv, "sync", "--frozen", "--all-packages", "--quiet"):
+    # --compile-bytecode: machines with PYTHONDONTWRITEBYTECODE=1 would otherwise recompile
+    # every dependency on every interpreter start.
+    if rc := run(*uv, "sync", "--frozen", "--all-packages", "--compile-bytecode", "--quiet"):
         return rc
     if argv[0] == "demo":
         return run(*uv, "run", "--frozen", "sandstorm", "run", "examples/hello.py")
