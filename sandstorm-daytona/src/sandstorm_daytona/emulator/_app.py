@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -111,6 +111,7 @@ def create_app(
             HTTPException: _http_error,
             SandstormError: _engine_error,
             ClientGone: _client_gone,
+            ClientDisconnect: _client_gone,
         },
         lifespan=lifespan,
     )
