@@ -107,3 +107,11 @@ def test_run_streams_output_while_the_code_runs(state_root: Path) -> None:
         assert time.monotonic() - started < 3.9, "the first line waited for the run to end"
         assert proc.stdout.read() == "second\n"
     assert proc.returncode == 0
+
+
+def test_providers_explains_an_unconfigured_provider_briefly(state_root: Path) -> None:
+    env = {"DAYTONA_API_KEY": "", "DAYTONA_API_URL": ""}
+    done = cli("providers", env=env, root=state_root)
+    line = next(line for line in done.stdout.splitlines() if line.startswith("daytona "))
+    assert "no (not configured: api_key: Field required)" in line
+    assert "known fields" not in line

@@ -185,7 +185,8 @@ def _availability(cls: type) -> tuple[bool, str]:
     try:
         provider = SyncProvider(cls.from_config())
     except SandstormError as exc:
-        return False, f"not configured: {exc}"
+        problem = str(exc).split(" (known fields:", 1)[0].split(": ", 1)[-1]
+        return False, f"not configured: {problem}"
     with provider:
         try:
             ok = provider.is_available()
