@@ -161,7 +161,8 @@ def test_emulator_keeps_large_output_whole_by_default(sandbox, emu: RunningEmula
 
 
 def test_emulator_makes_truncated_output_visible() -> None:
-    config = EmulatorConfig(api_keys={"k": "o"}, output_cap=64 * KIB)
+    # exact bytes: the daemon-like relabelling would drop or keep the NULs by shell
+    config = EmulatorConfig(api_keys={"k": "o"}, output_cap=64 * KIB, relabel_output=False)
     with running_emulator(config) as emu, httpx.Client(headers=_h("k"), timeout=30) as client:
         sid = client.post(f"{emu.api_url}/sandbox", json={}).json()["id"]
         base = f"{emu.base_url}/toolbox/{sid}"
@@ -215,7 +216,8 @@ def test_emulator_session_state_is_out_of_the_users_view(sandbox) -> None:  # ty
     again = sandbox.process.execute_session_command(
         "hidden", SessionExecuteRequest(command='printf "%s %s" "$(basename "$PWD")" "$FOO"')
     )
-    assert again.stdout == "sub bar"  # state kept, and no trailer in the output
+    # state kept, and no trailer in the output (the daemon ends the last line)
+    assert again.stdout == "sub bar\n"
     inside = sandbox.process.execute_session_command(
         "hidden", SessionExecuteRequest(command="ls -A ..")
     )
@@ -238,8 +240,8 @@ def test_emulator_session_output_never_shows_the_state_marker(sandbox) -> None: 
     )
     out: list[str] = []
     asyncio.run(p.get_session_command_logs_async("marks", started.cmd_id, out.append, print))
-    assert "".join(out) == "ab\x1ec"
-    assert p.get_session_command_logs("marks", started.cmd_id).stdout == "ab\x1ec"
+    assert "".join(out) == "ab\x1ec\n"  # the daemon ends the last line
+    assert p.get_session_command_logs("marks", started.cmd_id).stdout == "ab\x1ec\n"
     after = p.execute_session_command("marks", SessionExecuteRequest(command="pwd"))
     assert after.stdout == "/\n"
 

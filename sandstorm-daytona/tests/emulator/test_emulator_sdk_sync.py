@@ -54,7 +54,7 @@ def test_emulator_exec_combines_streams_cwd_env_and_exit_codes(sandbox) -> None:
     assert lines[3] == "1"
     assert sandbox.process.exec("exit 3").exit_code == 3
     # syntax errors are the command's failure, not the wrapper's
-    bad = sandbox.process.exec("if then fi")
+    bad = sandbox.process.exec("fi")  # ("if then fi" is valid zsh)
     assert bad.exit_code != 0
 
 
