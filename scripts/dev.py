@@ -4,6 +4,10 @@
     python3 scripts/dev.py demo    # run examples/hello.py on the local provider
     python3 scripts/dev.py test    # ruff, mypy --strict and the whole pytest suite
 
+``test`` first makes sure zsh and dash exist (the Daytona tests run under zsh, bash and
+dash), installing them with apt-get when running as root, and fails with a clear message
+where it cannot.
+
 Needs only Python 3.11+ with pip: installs uv if missing, then builds .venv from
 uv.lock with this same interpreter (uv never downloads a Python build).
 """
@@ -35,6 +39,43 @@ def uv_command() -> list[str]:
     return [sys.executable, "-m", "uv"]
 
 
+SHELLS = ("zsh", "dash")
+"""Shells the Daytona tests need besides bash: the daemon runs commands in zsh on the
+default image and in sh (dash) on minimal ones; the suite runs the provider under each."""
+
+
+def ensure_shells() -> int:
+    """Install the missing shells of the test matrix with apt-get (as root); 0 when all exist.
+
+    Where they cannot be installed, say so and fail: the tests would fail on them anyway.
+    """
+    missing = [name for name in SHELLS if shutil.which(name) is None]
+    if not missing:
+        return 0
+    apt = shutil.which("apt-get")
+    if apt is None or os.geteuid() != 0:
+        why = "apt-get is not available" if apt is None else "not running as root"
+        print(
+            f"error: the test suite needs the shells {', '.join(missing)} (the Daytona tests "
+            f"run under zsh, bash and dash) and they are missing; {why}, so they cannot be "
+            f"installed here. Install them (e.g. `sudo apt-get install -y {' '.join(missing)}`) "
+            "and run again.",
+            file=sys.stderr,
+        )
+        return 1
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for argv in ([apt, "update", "-qq"], [apt, "install", "-y", "-qq", *missing]):
+        print("+", " ".join(argv), flush=True)
+        if subprocess.run(argv, check=False, env=env).returncode != 0:
+            print(f"error: could not install {', '.join(missing)} with apt-get", file=sys.stderr)
+            return 1
+    still = [name for name in missing if shutil.which(name) is None]
+    if still:
+        print(f"error: {', '.join(still)} still missing after apt-get install", file=sys.stderr)
+        return 1
+    return 0
+
+
 def run(*argv: str) -> int:
     print("+", " ".join(argv), flush=True)
     return subprocess.run(argv, check=False, cwd=ROOT).returncode
@@ -53,6 +94,8 @@ def main(argv: list[str]) -> int:
         return rc
     if argv[0] == "demo":
         return run(*uv, "run", "--frozen", "sandstorm", "run", "examples/hello.py")
+    if rc := ensure_shells():
+        return rc
     steps = [
         (*uv, "run", "--frozen", "ruff", "check", "."),
         (*uv, "run", "--frozen", "ruff", "format", "--check", "."),

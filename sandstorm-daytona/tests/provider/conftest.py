@@ -50,6 +50,8 @@ from collections.abc import AsyncIterator, Iterator  # noqa: E402
 
 from sandstorm_daytona import DaytonaProvider  # noqa: E402
 
+from .shells import DEFAULT_SHELL, require_shell  # noqa: E402
+
 
 def live_sandboxes(emu: object) -> list[str]:
     """Ids of the sandboxes the emulator still holds (not destroyed)."""
@@ -62,11 +64,30 @@ def live_sandboxes(emu: object) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def emulator() -> Iterator[object]:
-    """A Daytona emulator on a real loopback socket, shared by a test module."""
-    from sandstorm_daytona.emulator import running_emulator
+def emulator_shell(request: pytest.FixtureRequest) -> str:
+    """The session shell of the module's emulator: the daemon's default (zsh) unless the
+    module or class runs the shell matrix (``SHELL_MATRIX = SHELLS``)."""
+    return getattr(request, "param", DEFAULT_SHELL)
 
-    with running_emulator() as emu:
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrise ``emulator_shell`` by the ``SHELL_MATRIX`` of the class or module."""
+    if "emulator_shell" not in metafunc.fixturenames:
+        return
+    shells = getattr(metafunc.cls, "SHELL_MATRIX", None) or getattr(
+        metafunc.module, "SHELL_MATRIX", None
+    )
+    if shells:
+        metafunc.parametrize("emulator_shell", shells, indirect=True, scope="module")
+
+
+@pytest.fixture(scope="module")
+def emulator(emulator_shell: str) -> Iterator[object]:
+    """A Daytona emulator on a real loopback socket, shared by a test module."""
+    from sandstorm_daytona.emulator import EmulatorConfig, running_emulator
+
+    require_shell(emulator_shell)
+    with running_emulator(EmulatorConfig(shell=emulator_shell)) as emu:
         yield emu
 
 

@@ -15,8 +15,11 @@ from sandstorm_daytona import DaytonaConfig, DaytonaProvider
 from sandstorm_daytona._command import INLINE_LIMIT
 
 from .conftest import live_sandboxes
+from .shells import SHELLS
 
 pytestmark = pytest.mark.anyio
+
+SHELL_MATRIX = SHELLS
 
 
 async def test_seed_readme_run(provider: DaytonaProvider) -> None:
@@ -242,3 +245,15 @@ def test_ctrl_c_in_the_sync_facade_deletes_the_sandbox(emulator: object) -> None
         thread.join(5)
     assert fired.is_set()
     assert live_sandboxes(emulator) == []
+
+
+async def test_exact_bytes_come_back_through_the_relabelling_daemon(
+    provider: DaytonaProvider,
+) -> None:
+    """The emulator relabels lines like the daemon (a newline after an unterminated last
+    line, NULs dropped by bash and dash); the run wrapper's framing keeps the code's bytes."""
+    code = "import sys\nsys.stdout.write('a\\0b\\x01\\x01\\x01\\r\\nno newline')\nsys.stderr.write('e\\0')"
+    chunks: list[str] = []
+    result = await provider.run(code, on_stdout=chunks.append)
+    assert (result.stdout, result.stderr) == ("a\0b\x01\x01\x01\r\nno newline", "e\0")
+    assert "".join(chunks) == result.stdout

@@ -22,6 +22,9 @@ from sandstorm._sync import run_sync
 from sandstorm_daytona import DaytonaProvider
 
 from .conftest import live_sandboxes
+from .shells import SHELLS
+
+SHELL_MATRIX = SHELLS
 
 
 @pytest.fixture
