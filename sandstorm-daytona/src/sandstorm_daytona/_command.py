@@ -29,7 +29,7 @@ _INTERPRETERS = {
     "typescript": (
         "main.ts",
         # ts-node from PATH, else npx without installing anything (fails fast offline).
-        "O='{\"module\":\"CommonJS\"}'; "
+        'O=\'{"module":"CommonJS"}\'; '
         "if command -v ts-node >/dev/null 2>&1; then exec ts-node -T --ignore-diagnostics "
         '5107 -O "$O" "$D/main.ts"; else npm_config_loglevel=error exec npx --no --offline '
         'ts-node -T --ignore-diagnostics 5107 -O "$O" "$D/main.ts"; fi',

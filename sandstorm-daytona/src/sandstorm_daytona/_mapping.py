@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from sandstorm import (
     NetworkPolicy,
     ProviderAPIError,
+    ProviderConfigError,
     Resources,
     TemplateNotFound,
     TerminationReason,
@@ -25,6 +26,7 @@ from sandstorm import (
     WorkspaceMetrics,
 )
 
+from ._allowlist import check_domain_allow_list, check_network_allow_list
 from ._wire import SandboxList, SandboxWire
 
 __all__ = [
@@ -162,7 +164,12 @@ def allocation(resources: Resources, *, defaults: bool = True) -> tuple[int, int
 
 
 def network_fields(policy: NetworkPolicy) -> dict[str, Any]:
-    """The CreateSandbox fields for a network policy."""
+    """The CreateSandbox fields for a network policy.
+
+    Raises ``ProviderConfigError`` for an allow-list the Daytona API would refuse (400):
+    networks must be IPv4 (addresses or CIDRs), domains plain names (``*.`` allowed in
+    front, no port), at most 10 of each (``_allowlist.py``).
+    """
     if policy.mode == "blocked":
         return {"networkBlockAll": True}
     if policy.mode == "host":
@@ -175,12 +182,26 @@ def network_fields(policy: NetworkPolicy) -> dict[str, Any]:
         except ValueError:
             domains.append(entry)
         else:
+            if network.version != 4:
+                raise ProviderConfigError(
+                    f"network allow-list entry {entry!r}: Daytona allows IPv4 networks only"
+                )
             cidrs.append(str(network))
     fields: dict[str, Any] = {"networkBlockAll": False}
-    if cidrs:
-        fields["networkAllowList"] = ",".join(cidrs)
-    if domains:
-        fields["domainAllowList"] = ",".join(domains)
+    for key, items, check in (
+        ("networkAllowList", cidrs, check_network_allow_list),
+        ("domainAllowList", domains, check_domain_allow_list),
+    ):
+        if not items:
+            continue
+        text = ",".join(items)
+        try:
+            check(text)
+        except ValueError as exc:
+            raise ProviderConfigError(
+                f"network allow-list refused by Daytona's rules: {exc}"
+            ) from None
+        fields[key] = text
     if not cidrs and not domains:
         fields["networkBlockAll"] = True
     return fields

@@ -13,7 +13,6 @@ import shutil
 import subprocess
 import time
 import uuid
-
 from dataclasses import dataclass
 
 import pytest
@@ -69,9 +68,9 @@ def test_quotes_unicode_and_env(shell: str) -> None:
 
 
 def test_stdin_is_delivered_and_otherwise_empty(shell: str) -> None:
-    assert run(shell, "python", "import sys; print(sys.stdin.read()[::-1])", stdin=b"abc").stdout == (
-        "cba\n"
-    )
+    assert run(
+        shell, "python", "import sys; print(sys.stdin.read()[::-1])", stdin=b"abc"
+    ).stdout == ("cba\n")
     assert run(shell, "python", "import sys; print(repr(sys.stdin.read()))").stdout == "''\n"
 
 

@@ -252,7 +252,10 @@ async def test_exact_bytes_come_back_through_the_relabelling_daemon(
 ) -> None:
     """The emulator relabels lines like the daemon (a newline after an unterminated last
     line, NULs dropped by bash and dash); the run wrapper's framing keeps the code's bytes."""
-    code = "import sys\nsys.stdout.write('a\\0b\\x01\\x01\\x01\\r\\nno newline')\nsys.stderr.write('e\\0')"
+    code = (
+        "import sys\nsys.stdout.write('a\\0b\\x01\\x01\\x01\\r\\nno newline')\n"
+        "sys.stderr.write('e\\0')"
+    )
     chunks: list[str] = []
     result = await provider.run(code, on_stdout=chunks.append)
     assert (result.stdout, result.stderr) == ("a\0b\x01\x01\x01\r\nno newline", "e\0")

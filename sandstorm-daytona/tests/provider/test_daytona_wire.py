@@ -150,6 +150,29 @@ def test_network_policy_mapping() -> None:
     }
 
 
+@pytest.mark.parametrize(
+    ("allow", "reason"),
+    [
+        (("::1",), "IPv4 networks only"),
+        (("2001:db8::/32",), "IPv4 networks only"),
+        (tuple(f"10.0.{i}.0/24" for i in range(11)), "more than 10 networks"),
+        (("localhost",), 'Invalid domain: "localhost"'),
+        (("example.com:443",), 'Invalid domain: "example.com:443"'),
+        (tuple(f"h{i}.example.com" for i in range(11)), "more than 10 domains"),
+    ],
+)
+def test_allow_lists_the_service_would_refuse_fail_before_sending(
+    allow: tuple[str, ...], reason: str
+) -> None:
+    """Daytona's API takes IPv4 CIDRs only, at most 10, and FQDN-shaped domains
+    (``network-validation.util.ts``): anything else is a ``ProviderConfigError`` here."""
+    from sandstorm import NetworkPolicy, ProviderConfigError
+
+    with pytest.raises(ProviderConfigError, match="allow") as caught:
+        network_fields(NetworkPolicy(mode="allow_list", allow=allow))
+    assert reason in str(caught.value)
+
+
 def test_cgroup_parsing() -> None:
     text = (
         "== cpu.stat\nusage_usec 3000000\nuser_usec 2000000\nsystem_usec 1000000\n"

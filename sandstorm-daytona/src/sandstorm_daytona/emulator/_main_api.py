@@ -14,7 +14,7 @@ from starlette.routing import BaseRoute, Route
 
 from ._errors import ApiError, iso
 from ._records import SandboxRecord
-from ._state import Emulator
+from ._state import Emulator, check_allow_lists
 from ._wire import (
     CreateSandbox,
     CreateSandboxSnapshot,
@@ -370,6 +370,7 @@ async def network_settings(request: Request) -> Response:
     """``POST /sandbox/{idOrName}/network-settings`` (recorded; applies on next create)."""
     record = _sandbox(request)
     body = await _body(request, NetworkSettings)
+    check_allow_lists(body.networkAllowList, body.domainAllowList)
     if body.networkBlockAll is not None:
         record.network_block_all = body.networkBlockAll
     if body.networkAllowList is not None:

@@ -25,6 +25,7 @@ from typing import Any
 import sandstorm
 from sandstorm import AsyncProvider, Capability, NetworkPolicy, Workspace
 
+from .._allowlist import check_domain_allow_list, check_network_allow_list
 from ._clock import Clock, SystemClock
 from ._config import EmulatorConfig
 from ._engine import shell
@@ -71,6 +72,17 @@ class MetricSample:
     disk_total: int
     disk_used: int
     cpu_seconds: float
+
+
+def check_allow_lists(networks: str | None, domains: str | None) -> None:
+    """400 with the API's message for an allow-list the service refuses
+    (``apps/api/src/sandbox/utils/network-validation.util.ts``)."""
+    for value, check in ((networks, check_network_allow_list), (domains, check_domain_allow_list)):
+        if value is not None:
+            try:
+                check(value)
+            except ValueError as exc:
+                raise ApiError(400, str(exc)) from None
 
 
 @dataclass
@@ -416,6 +428,7 @@ class Emulator:
         ):
             if value is not None and value < 0:
                 raise ApiError(400, f"{key} interval must be non-negative")
+        check_allow_lists(body.networkAllowList, body.domainAllowList)
         self.check_quotas(org, cpu, memory, disk)
 
         now = self.clock.now()
