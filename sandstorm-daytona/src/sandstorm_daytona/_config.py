@@ -108,6 +108,12 @@ class DaytonaConfig(ProviderConfig):
         description="server-side autoDeleteInterval for persistent workspaces (None: off)",
     )
     create_timeout: float = Field(default=120.0, gt=0, description="seconds to wait for started")
+    snapshot_timeout: float = Field(
+        default=900.0,
+        gt=0,
+        description="seconds to wait for a snapshot to become active (the sandbox's whole "
+        "filesystem is pushed to a registry: far longer than a create on large sandboxes)",
+    )
     request_timeout: float = Field(default=30.0, gt=0, description="seconds per API request")
     max_connections: int = Field(
         default=16, ge=1, le=1024, description="concurrent HTTP requests (and pooled connections)"

@@ -7,6 +7,7 @@ import contextlib
 import ipaddress
 import json
 import math
+import re
 from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import Any
@@ -43,6 +44,7 @@ __all__ = [
     "allocation",
     "cap",
     "expired",
+    "file_time",
     "git_state",
     "iso",
     "mode_bits",
@@ -51,6 +53,7 @@ __all__ = [
     "network_of",
     "parse_cgroup",
     "parse_time",
+    "read_time",
     "part_error",
     "refused",
     "requested",
@@ -140,15 +143,52 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+_GO_TIME = re.compile(
+    r"(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))? ([+-]\d{2})(\d{2})(?: \S+)?"
+    r"(?: m=[+-][\d.]+)?"
+)
+
+
+def read_time(value: str | None) -> datetime | None:
+    """A timestamp as an aware datetime, or None when absent or unreadable.
+
+    Reads RFC 3339 / ISO 8601 (``2024-05-01T12:00:00.123456789Z``, nanoseconds cut to
+    microseconds) and Go's ``time.String()`` form (``2024-05-01 12:00:00.123456789 +0000
+    UTC``), which the daemon sends as ``modTime``.
+    """
+    if not value:
+        return None
+    text = value.strip()
+    go = _GO_TIME.fullmatch(text)
+    if go:
+        day, clock, fraction, hours, minutes = go.groups()
+        micro = f".{(fraction or '0')[:6]:0<6}"
+        text = f"{day}T{clock}{micro}{hours}:{minutes}"
+    else:
+        text = re.sub(r"(\.\d{6})\d+", r"\1", text.replace("Z", "+00:00").replace("z", "+00:00"))
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def parse_time(value: str | None) -> datetime:
     """A Daytona timestamp as an aware datetime (now, when absent or unreadable)."""
-    if not value:
-        return datetime.now(UTC)
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return datetime.now(UTC)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return read_time(value) or datetime.now(UTC)
+
+
+def file_time(modified_at: str | None, mod_time: str | None, path: str) -> datetime:
+    """A file's modification time: RFC 3339 ``modifiedAt``, else the daemon's ``modTime``
+    (Go's ``time.String()``, ``apps/daemon/pkg/toolbox/fs/get_file_info.go``)."""
+    moment = read_time(modified_at) or read_time(mod_time)
+    if moment is None:
+        raise ProviderAPIError(
+            f"list files: unreadable modification time of {path!r} "
+            f"(modifiedAt={modified_at!r}, modTime={mod_time!r})",
+            provider="daytona",
+        )
+    return moment
 
 
 def allocation(resources: Resources, *, defaults: bool = True) -> tuple[int, int, int]:

@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import math
+import re
 import time
 import uuid
 from collections.abc import Mapping
@@ -60,6 +61,7 @@ from ._mapping import (
     allocation,
     cap,
     expired,
+    file_time,
     git_state,
     iso,
     mode_bits,
@@ -98,6 +100,16 @@ log = logging.getLogger("sandstorm.daytona")
 _FAILED = frozenset({"error", "build_failed"})
 _STOPPED = frozenset({"stopped", "archived", "paused"})
 _GIB = 1024**3
+_SNAPSHOT_PREFIX = "sandstorm-"
+"""Start of the names of the snapshots Sandstorm names itself."""
+
+
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def _is_uuid(text: str) -> bool:
+    """True for a UUID in the hyphenated form NestJS's ``ParseUUIDPipe`` accepts."""
+    return _UUID.fullmatch(text) is not None
 
 
 class DaytonaProvider(AsyncProvider):
@@ -373,7 +385,7 @@ class DaytonaProvider(AsyncProvider):
                 is_dir=entry.is_dir,
                 size=entry.size,
                 mode=mode_bits(entry.mode),
-                modified_at=parse_time(entry.mod_time),
+                modified_at=file_time(entry.modified_at, entry.mod_time, entry.name),
             )
             for entry in entries
         ]
@@ -432,11 +444,17 @@ class DaytonaProvider(AsyncProvider):
         )
 
     async def _snapshot(self, workspace: Workspace, name: str | None) -> Snapshot:
-        snapshot_name = name or f"sandstorm-{workspace.id[:12]}-{uuid.uuid4().hex[:8]}"
+        snapshot_name = name or f"{_SNAPSHOT_PREFIX}{workspace.id[:12]}-{uuid.uuid4().hex[:8]}"
         await self._sandbox_call(
             "POST", workspace.id, "/snapshot", "snapshot sandbox", json={"name": snapshot_name}
         )
-        await self._wait_state(workspace.id, None, "snapshot", leaving="snapshotting")
+        await self._wait_state(
+            workspace.id,
+            None,
+            "snapshot",
+            leaving="snapshotting",
+            timeout=self.config.snapshot_timeout,
+        )
         dto = await self._wait_snapshot(snapshot_name)
         return self._snapshot_model(dto, workspace.id)
 
@@ -457,19 +475,27 @@ class DaytonaProvider(AsyncProvider):
                 params={"page": str(page), "limit": "100"},
             )
             listing = SnapshotList.model_validate_json(reply.content)
+            # Servers before sourceSandboxId (v0.190) still show ours by their name.
             result += [
                 self._snapshot_model(dto, dto.source_sandbox_id or "")
                 for dto in listing.items
-                if dto.source_sandbox_id
+                if dto.source_sandbox_id or dto.name.startswith(_SNAPSHOT_PREFIX)
             ]
             if page >= listing.total_pages or not listing.items:
                 return result
             page += 1
 
     async def _delete_snapshot(self, snapshot_id: str) -> None:
+        """Daytona deletes snapshots by id only (``ParseUUIDPipe``): a name is resolved first."""
+        target: str | None = snapshot_id if _is_uuid(snapshot_id) else None
+        if target is None:
+            dto = await self._find_snapshot(snapshot_id)
+            target = dto.id if dto is not None else None
+        if target is None:
+            raise SnapshotNotFound(snapshot_id)
         reply = await self._http.request(
             "DELETE",
-            self._http.api(f"/snapshots/{seg(snapshot_id)}"),
+            self._http.api(f"/snapshots/{seg(target)}"),
             "delete snapshot",
             ok=(404,),
         )
@@ -581,9 +607,11 @@ class DaytonaProvider(AsyncProvider):
         action: str,
         *,
         leaving: str | None = None,
+        timeout: float | None = None,
     ) -> SandboxWire:
         """Poll ``GET /sandbox/{id}`` until the state is in ``targets`` (or not ``leaving``)."""
-        deadline = time.monotonic() + self.config.create_timeout
+        limit = timeout or self.config.create_timeout
+        deadline = time.monotonic() + limit
         delay = 0.05
         while True:
             sandbox = await self._get_sandbox(workspace_id)
@@ -600,8 +628,7 @@ class DaytonaProvider(AsyncProvider):
                 return sandbox
             if time.monotonic() + delay > deadline:
                 raise ResourceAllocationError(
-                    f"sandbox {workspace_id} did not {action} within "
-                    f"{self.config.create_timeout:g}s (state {state})",
+                    f"sandbox {workspace_id} did not {action} within {limit:g}s (state {state})",
                     provider=self.name,
                 )
             await asyncio.sleep(delay)
@@ -733,7 +760,7 @@ class DaytonaProvider(AsyncProvider):
             return []
 
     async def _wait_snapshot(self, name: str) -> SnapshotWire:
-        deadline = time.monotonic() + self.config.create_timeout
+        deadline = time.monotonic() + self.config.snapshot_timeout
         delay = 0.05
         while True:
             dto = await self._find_snapshot(name)
@@ -747,7 +774,7 @@ class DaytonaProvider(AsyncProvider):
                     )
             if time.monotonic() + delay > deadline:
                 raise ResourceAllocationError(
-                    f"snapshot {name!r} was not ready within {self.config.create_timeout:g}s",
+                    f"snapshot {name!r} was not ready within {self.config.snapshot_timeout:g}s",
                     provider=self.name,
                 )
             await asyncio.sleep(delay)

@@ -133,6 +133,7 @@ class FileInfoWire(_Wire):
     size: int = 0
     mode: str = ""
     mod_time: str = Field(default="", alias="modTime")
+    modified_at: str | None = Field(default=None, alias="modifiedAt")
     permissions: str = ""
 
 

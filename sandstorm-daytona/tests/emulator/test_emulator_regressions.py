@@ -47,7 +47,12 @@ def test_emulator_snapshot_names_may_hold_a_slash(daytona, emu: RunningEmulator)
         snap = daytona.snapshot.get("team/app:v1")
         assert snap.name == "team/app:v1"
         quoted = urllib.parse.quote("team/app:v1", safe="")
-        off = httpx.post(f"{emu.api_url}/snapshots/{quoted}/deactivate", headers=_h())
+        # by id only, as the service's ParseUUIDPipe wants; a name is a 400
+        by_name = httpx.post(f"{emu.api_url}/snapshots/{quoted}/deactivate", headers=_h())
+        assert by_name.status_code == 400
+        assert by_name.json()["message"] == "Validation failed (uuid is expected)"
+        assert httpx.delete(f"{emu.api_url}/snapshots/{quoted}", headers=_h()).status_code == 400
+        off = httpx.post(f"{emu.api_url}/snapshots/{snap.id}/deactivate", headers=_h())
         assert (off.status_code, off.json()["state"]) == (200, "inactive")
         daytona.snapshot.delete(snap)
         with pytest.raises(DaytonaNotFoundError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -537,6 +538,20 @@ def _snapshot(request: Request) -> Any:
     return snap
 
 
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def _snapshot_by_uuid(request: Request) -> Any:
+    """The snapshot of a route that takes its id only: the access guard finds it by id or
+    name (404 otherwise), then ``ParseUUIDPipe`` refuses anything but a UUID (400).
+    Upstream: ``apps/api/src/sandbox/controllers/snapshot.controller.ts`` and
+    ``apps/api/src/sandbox/guards/snapshot-access.guard.ts``."""
+    snap = _snapshot(request)
+    if not _UUID.fullmatch(request.path_params["snapshot"]):
+        raise ApiError(400, "Validation failed (uuid is expected)")
+    return snap
+
+
 async def get_snapshot(request: Request) -> Response:
     """``GET /snapshots/{idOrName}``."""
     return JSONResponse(_snapshot(request).to_json())
@@ -544,7 +559,7 @@ async def get_snapshot(request: Request) -> Response:
 
 async def delete_snapshot(request: Request) -> Response:
     """``DELETE /snapshots/{id}`` -> 200."""
-    snap = _snapshot(request)
+    snap = _snapshot_by_uuid(request)
     if snap.general:
         raise ApiError(403, "Cannot delete a general snapshot")
     await _emulator(request).delete_snapshot(_org(request), snap.id)
@@ -553,7 +568,7 @@ async def delete_snapshot(request: Request) -> Response:
 
 async def snapshot_activation(request: Request) -> Response:
     """``POST /snapshots/{id}/activate`` and ``/deactivate``."""
-    snap = _snapshot(request)
+    snap = _snapshot_by_uuid(request)
     if snap.general:
         raise ApiError(403, "Cannot change a general snapshot")
     snap.state = "active" if request.url.path.endswith("/activate") else "inactive"
