@@ -102,6 +102,13 @@ class DaytonaConfig(ProviderConfig):
         gt=0,
         description="seconds before a persistent workspace counts as expired (None: never)",
     )
+    persistent_auto_stop_minutes: int = Field(
+        default=15,
+        ge=0,
+        description="autoStopInterval sent for persistent workspaces: idle minutes before "
+        "Daytona stops one (files are kept, cpu and memory billing stops; the next run or "
+        "file operation starts it again). 0 never stops it",
+    )
     persistent_auto_delete_minutes: int | None = Field(
         default=None,
         ge=0,

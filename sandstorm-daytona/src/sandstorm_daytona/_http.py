@@ -176,6 +176,15 @@ def is_not_found(exc: BaseException) -> bool:
     return isinstance(exc, ProviderAPIError) and exc.status == 404
 
 
+def is_not_started(exc: BaseException) -> bool:
+    """True for the toolbox's answer about a sandbox that is not running: 400 "... Is the
+    Sandbox started?" (runner ``apps/runner/pkg/api/controllers/proxy.go``)."""
+    if not isinstance(exc, ProviderAPIError) or exc.status != 400:
+        return False
+    text = exc.message.lower()
+    return "is the sandbox started" in text or "not started" in text
+
+
 def is_network(exc: BaseException) -> bool:
     """True for a connection failure."""
     return isinstance(exc, NetworkError)

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import math
 import re
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Concatenate, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -46,7 +47,7 @@ from ._command import build_run, kill_command
 from ._config import DaytonaConfig
 from ._errors import error_from_response
 from ._execution import SessionRun
-from ._http import DaytonaHTTP, is_not_found
+from ._http import DaytonaHTTP, is_not_found, is_not_started
 from ._mapping import (
     CGROUP_SCRIPT,
     LABEL_CREATE,
@@ -100,6 +101,8 @@ log = logging.getLogger("sandstorm.daytona")
 _FAILED = frozenset({"error", "build_failed"})
 _STOPPED = frozenset({"stopped", "archived", "paused"})
 _GIB = 1024**3
+P = ParamSpec("P")
+T = TypeVar("T")
 _SNAPSHOT_PREFIX = "sandstorm-"
 """Start of the names of the snapshots Sandstorm names itself."""
 
@@ -110,6 +113,32 @@ _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}
 def _is_uuid(text: str) -> bool:
     """True for a UUID in the hyphenated form NestJS's ``ParseUUIDPipe`` accepts."""
     return _UUID.fullmatch(text) is not None
+
+
+def _starting(
+    method: Callable[Concatenate[DaytonaProvider, Workspace, P], Coroutine[Any, Any, T]],
+) -> Callable[Concatenate[DaytonaProvider, Workspace, P], Coroutine[Any, Any, T]]:
+    """Start the sandbox and try once more when the toolbox answers that it is not started.
+
+    Persistent workspaces auto-stop when idle (``autoStopInterval``) while the caller may
+    still hold a ``Workspace`` that says "started"; the toolbox then answers 400 "... Is the
+    Sandbox started?" before anything ran, so starting it and repeating is safe.
+    """
+
+    @functools.wraps(method)
+    async def run(
+        self: DaytonaProvider, workspace: Workspace, /, *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        try:
+            return await method(self, workspace, *args, **kwargs)
+        except ProviderAPIError as exc:
+            if not is_not_started(exc):
+                raise
+        log.info("sandbox %s is not started (auto-stopped?): starting it", workspace.id)
+        await self.start_workspace(workspace.id)
+        return await method(self, workspace, *args, **kwargs)
+
+    return run
 
 
 class DaytonaProvider(AsyncProvider):
@@ -317,7 +346,6 @@ class DaytonaProvider(AsyncProvider):
     async def _execute(self, workspace: Workspace, request: ExecRequest) -> RunResult:
         if workspace.state in _STOPPED:
             workspace = await self.start_workspace(workspace.id)
-        base = await self._toolbox_base(workspace.id)
         token = uuid.uuid4().hex[:16]
         script = build_run(
             token,
@@ -329,16 +357,7 @@ class DaytonaProvider(AsyncProvider):
         )
         session = f"sandstorm-{token}"
         started = time.perf_counter()
-        if script.uploads:
-            await self._upload(base, script.uploads)
-        await self._http.request(
-            "POST",
-            f"{base}/process/session",
-            "create session",
-            json={"sessionId": session},
-            idempotent=True,
-            ok=(409,),
-        )
+        base = await self._open_session(workspace, session, script.uploads)
         finished = False
         try:
             run = SessionRun(self, base, session, token, request, workspace.id)
@@ -366,13 +385,34 @@ class DaytonaProvider(AsyncProvider):
             cost=self._cost(duration, workspace.resources),
         )
 
+    @_starting
+    async def _open_session(
+        self, workspace: Workspace, session: str, uploads: Mapping[str, bytes]
+    ) -> str:
+        """Upload the run's large payloads and create its session; the toolbox base URL."""
+        base = await self._toolbox_base(workspace.id)
+        if uploads:
+            await self._upload(base, uploads)
+        await self._http.request(
+            "POST",
+            f"{base}/process/session",
+            "create session",
+            json={"sessionId": session},
+            idempotent=True,
+            ok=(409,),
+        )
+        return base
+
+    @_starting
     async def _write_file(self, workspace: Workspace, path: str, data: bytes) -> None:
         await self._upload(await self._toolbox_base(workspace.id), {path: data})
 
+    @_starting
     async def _read_file(self, workspace: Workspace, path: str) -> bytes:
         files = await self._download(await self._toolbox_base(workspace.id), [path])
         return files[path]
 
+    @_starting
     async def _list_files(self, workspace: Workspace, path: str) -> list[FileInfo]:
         base = await self._toolbox_base(workspace.id)
         reply = await self._toolbox_call(base, "GET", "/files", "list files", params={"path": path})
@@ -390,12 +430,14 @@ class DaytonaProvider(AsyncProvider):
             for entry in entries
         ]
 
+    @_starting
     async def _delete_file(self, workspace: Workspace, path: str) -> None:
         base = await self._toolbox_base(workspace.id)
         await self._toolbox_call(
             base, "DELETE", "/files", "delete file", params={"path": path, "recursive": "true"}
         )
 
+    @_starting
     async def _git_clone(
         self, workspace: Workspace, url: str, branch: str | None, path: str
     ) -> None:
@@ -423,6 +465,7 @@ class DaytonaProvider(AsyncProvider):
                     provider=self.name,
                 )
 
+    @_starting
     async def _git_status(self, workspace: Workspace, path: str) -> GitStatus:
         base = await self._toolbox_base(workspace.id)
         reply, history = await asyncio.gather(
@@ -502,13 +545,14 @@ class DaytonaProvider(AsyncProvider):
         if reply.status_code == 404:
             raise SnapshotNotFound(snapshot_id)
 
+    @_starting
     async def _metrics(self, workspace: Workspace) -> WorkspaceMetrics:
         base = await self._toolbox_base(workspace.id)
-        system_reply, figures = await asyncio.gather(
-            self._toolbox_call(base, "GET", "/system/metrics", "get system metrics"),
-            self._cgroup_figures(base),
+        system, figures = await asyncio.gather(
+            self._system_metrics(base), self._cgroup_figures(base)
         )
-        system = SystemMetricsWire.model_validate_json(system_reply.content)
+        if system is None:  # an older daemon: Daytona's own figures are unknown, not zero
+            system = SystemMetricsWire(diskUsed=await self._disk_used(base))
         return DaytonaMetrics(
             workspace_id=workspace.id,
             collected_at=parse_time(system.timestamp) if system.timestamp else datetime.now(UTC),
@@ -522,6 +566,26 @@ class DaytonaProvider(AsyncProvider):
             disk_free_bytes=system.disk_free,
             **figures.model_dump(),
         )
+
+    async def _system_metrics(self, base: str) -> SystemMetricsWire | None:
+        """``GET /system/metrics``; None from a daemon that predates it (404)."""
+        try:
+            reply = await self._toolbox_call(base, "GET", "/system/metrics", "get system metrics")
+        except ProviderAPIError as exc:
+            if is_not_found(exc):
+                log.debug("the daemon has no /system/metrics (older than the endpoint)")
+                return None
+            raise
+        return SystemMetricsWire.model_validate_json(reply.content)
+
+    async def _disk_used(self, base: str) -> int | None:
+        """Bytes used on the work dir's filesystem (``df``), or None when unreadable."""
+        reply = await self._shell(base, "df -Pk . 2>/dev/null", "read disk usage", timeout=10)
+        lines = reply.result.strip().splitlines()
+        fields = lines[-1].split() if len(lines) > 1 else []
+        if len(fields) >= 3 and fields[2].isdigit():
+            return int(fields[2]) * 1024
+        return None
 
     async def _estimate_cost(self, duration: float, resources: Resources) -> CostEstimate:
         cpu, memory, disk = allocation(resources)
@@ -659,6 +723,9 @@ class DaytonaProvider(AsyncProvider):
             **network_fields(spec.network),
         }
         if persistent:
+            # explicit: the server's default (15 min) may differ per deployment; a run on a
+            # stopped workspace starts it again (``_starting``)
+            body["autoStopInterval"] = self.config.persistent_auto_stop_minutes
             if self.config.persistent_auto_delete_minutes is not None:
                 body["autoDeleteInterval"] = self.config.persistent_auto_delete_minutes
         else:

@@ -6,12 +6,13 @@ and the provider now handles.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
 
 from sandstorm import NetworkPolicy, ProviderConfigError, SnapshotNotFound
-from sandstorm_daytona import DaytonaProvider
+from sandstorm_daytona import DaytonaConfig, DaytonaMetrics, DaytonaProvider
 from sandstorm_daytona._mapping import file_time, read_time
 
 from .conftest import live_sandboxes
@@ -78,3 +79,69 @@ async def test_a_snapshot_is_deleted_by_id_after_resolving_its_name(
         await provider.delete_snapshot("named-for-deletion")
     with pytest.raises(SnapshotNotFound):
         await provider.delete_snapshot(snapshot.id)
+
+
+# ------------------------------------------------------------------ auto-stop
+
+
+async def test_persistent_workspaces_send_an_explicit_auto_stop(
+    provider: DaytonaProvider, emulator: object
+) -> None:
+    workspace = await provider.create_workspace()
+    try:
+        record = emulator.emulator.sandboxes[workspace.id]  # type: ignore[attr-defined]
+        assert record.auto_stop_interval == provider.config.persistent_auto_stop_minutes == 15
+    finally:
+        await provider.delete_workspace(workspace)
+
+
+async def test_an_auto_stopped_workspace_is_started_even_from_a_stale_object(
+    provider: DaytonaProvider, emulator: object
+) -> None:
+    """The server stops idle persistent workspaces; the caller's ``Workspace`` still says
+    "started", and the toolbox answers 400 "Is the Sandbox started?": start, then go on."""
+    import httpx
+
+    workspace = await provider.create_workspace()
+    try:
+        await provider.write_file(workspace, "kept.txt", "kept")
+        api, key = emulator.api_url, emulator.api_key  # type: ignore[attr-defined]
+        async with httpx.AsyncClient(headers={"Authorization": f"Bearer {key}"}) as http:
+            stopped = await http.post(f"{api}/sandbox/{workspace.id}/stop")
+            assert stopped.status_code == 200, stopped.text
+        assert workspace.state == "started"  # stale
+        result = await provider.run_in_workspace(workspace, "print(open('kept.txt').read())")
+        assert result.stdout == "kept\n"
+        async with httpx.AsyncClient(headers={"Authorization": f"Bearer {key}"}) as http:
+            await http.post(f"{api}/sandbox/{workspace.id}/stop")
+        assert await provider.read_file(workspace, "kept.txt") == b"kept"
+    finally:
+        await provider.delete_workspace(workspace)
+
+
+# ------------------------------------------------------------------ metrics on older daemons
+
+
+async def test_metrics_degrade_per_figure_without_system_metrics(
+    config_for: Callable[..., DaytonaConfig],
+) -> None:
+    """A daemon without ``GET /system/metrics`` (404): Daytona's own figures are unknown
+    (None), the cgroup's and the disk usage are still there."""
+    from sandstorm_daytona.emulator import EmulatorConfig, running_emulator
+
+    with running_emulator(EmulatorConfig(system_metrics=False, shell="zsh")) as emu:
+        config = config_for(emu.api_url, api_key=emu.api_key)
+        async with DaytonaProvider(config) as provider:
+            workspace = await provider.create_workspace()
+            try:
+                await provider.run_in_workspace(
+                    workspace, "open('d.bin', 'wb').write(b'x' * (1 << 20))\nsum(range(10**6))"
+                )
+                metrics = await provider.get_workspace_metrics(workspace)
+            finally:
+                await provider.delete_workspace(workspace)
+    assert isinstance(metrics, DaytonaMetrics)
+    assert metrics.cpu_used_percent is None and metrics.memory_total_bytes is None
+    assert metrics.cpu_limit is None and metrics.disk_total_bytes is None
+    assert metrics.cpu_seconds > 0 and metrics.memory_peak_bytes > 0
+    assert metrics.disk_used_bytes >= 1 << 20

@@ -152,6 +152,11 @@ class EmulatorConfig(_Model):
         "shell is zsh, and followers receive whole lines only. False returns the exact bytes",
     )
 
+    system_metrics: bool = Field(
+        default=True,
+        description="serve the toolbox's GET /system/metrics; False answers 404 like daemons "
+        "older than the endpoint",
+    )
     default_snapshot: str = "daytonaio/sandbox:emulator"
     regions: tuple[str, ...] = Field(default=("us", "eu"), min_length=1)
     default_cpu: int = Field(default=1, ge=1)

@@ -66,7 +66,8 @@ async def sandbox_for(request: Request | WebSocket) -> SandboxRecord:
     org: str = request.state.org
     record = emulator.find(org, request.path_params["sandbox_id"])
     if record.state != "started" or record.workspace_id is None:
-        raise ApiError(400, f"Sandbox {record.id} is not started (state: {record.state})")
+        # the runner's words (apps/runner/pkg/api/controllers/proxy.go)
+        raise ApiError(400, "no IP address found. Is the Sandbox started?")
     record.touch(emulator.clock.now())
     return record
 

@@ -37,8 +37,13 @@ async def version(request: Request, record: SandboxRecord) -> Response:
 
 
 async def system_metrics(request: Request, record: SandboxRecord) -> Response:
-    """``GET /system/metrics``: a fresh reading from the engine's accounting."""
+    """``GET /system/metrics``: a fresh reading from the engine's accounting.
+
+    404 with ``EmulatorConfig.system_metrics`` off, as daemons older than the endpoint do.
+    """
     emulator = emulator_of(request)
+    if not emulator.config.system_metrics:
+        raise DaemonError(404, "404 page not found", "NOT_FOUND")
     try:
         sample = await emulator.sample(record)
     except sandstorm.CapabilityNotSupported as exc:
