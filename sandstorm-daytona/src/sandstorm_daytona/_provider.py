@@ -83,6 +83,7 @@ from ._mapping import (
 )
 from ._multipart import parse_multipart
 from ._wire import (
+    AnalyticsPoints,
     ExecuteResponse,
     FileInfoWire,
     GitStatusWire,
@@ -90,6 +91,7 @@ from ._wire import (
     SnapshotList,
     SnapshotWire,
     SystemMetricsWire,
+    TelemetryPoint,
     TelemetryResponse,
     TelemetrySeries,
 )
@@ -167,6 +169,7 @@ class DaytonaProvider(AsyncProvider):
         self._http = DaytonaHTTP(self.config, transport)
         self._toolbox: dict[str, str] = {}
         self._snapshot_sizes: dict[str, SnapshotWire] = {}
+        self._analytics: tuple[str | None] | None = None
 
     def __repr__(self) -> str:
         return f"DaytonaProvider(api_url={self.config.api_url!r}, region={self.config.region!r})"
@@ -210,16 +213,68 @@ class DaytonaProvider(AsyncProvider):
         until: datetime | None = None,
         metric_names: list[str] | None = None,
     ) -> list[TelemetrySeries]:
-        """Time series from ``GET /sandbox/{id}/telemetry/metrics`` (cpu, memory, disk)."""
+        """Time series of cpu, memory and disk readings.
+
+        Read from the Analytics API when the server's ``GET /config`` names one (as the
+        official SDK does: the API's own telemetry endpoints then answer 403), else from
+        ``GET /sandbox/{id}/telemetry/metrics``.
+        """
         self.require(Capability.METRICS)
         until = until or datetime.now(UTC)
         since = since or until - timedelta(minutes=15)
+        workspace_id = workspace_id_of(workspace)
+        analytics = await self._analytics_url()
+        if analytics is not None:
+            return await self._analytics_telemetry(
+                analytics, workspace_id, since, until, metric_names
+            )
         params: list[tuple[str, str]] = [("from", iso(since)), ("to", iso(until))]
         params += [("metricNames", name) for name in metric_names or []]
         reply = await self._sandbox_call(
-            "GET", workspace_id_of(workspace), "/telemetry/metrics", "get telemetry", params=params
+            "GET", workspace_id, "/telemetry/metrics", "get telemetry", params=params
         )
         return TelemetryResponse.model_validate_json(reply.content).series
+
+    async def _analytics_url(self) -> str | None:
+        """The ``analyticsApiUrl`` of ``GET /config`` (read once), None when there is none."""
+        if self._analytics is None:
+            try:
+                reply = await self._http.request("GET", self._http.api("/config"), "get config")
+                url = reply.json().get("analyticsApiUrl")
+            except (SandstormError, ValueError, AttributeError) as exc:
+                log.debug("no analytics API (GET /config: %s)", exc)
+                url = None
+            self._analytics = (str(url).rstrip("/") if url else None,)
+        return self._analytics[0]
+
+    async def _analytics_telemetry(
+        self,
+        analytics: str,
+        workspace_id: str,
+        since: datetime,
+        until: datetime,
+        metric_names: list[str] | None,
+    ) -> list[TelemetrySeries]:
+        sandbox = await self._get_sandbox(workspace_id)
+        params = {"from": iso(since), "to": iso(until)}
+        if metric_names:
+            params["metricNames"] = ",".join(metric_names)
+        reply = await self._http.request(
+            "GET",
+            f"{analytics}/organization/{seg(sandbox.organization_id or '')}"
+            f"/sandbox/{seg(sandbox.id)}/telemetry/metrics",
+            "get telemetry",
+            params=params,
+        )
+        series: dict[str, list[TelemetryPoint]] = {}
+        for point in AnalyticsPoints.validate_json(reply.content):
+            if point.metric_name and point.timestamp and point.value is not None:
+                series.setdefault(point.metric_name, []).append(
+                    TelemetryPoint(timestamp=point.timestamp, value=point.value)
+                )
+        return [
+            TelemetrySeries(metricName=name, dataPoints=points) for name, points in series.items()
+        ]
 
     async def upload_files(self, workspace: Workspace | str, files: Mapping[str, bytes]) -> None:
         """Write several files in one multipart request (``/files/bulk-upload``)."""

@@ -6,9 +6,11 @@ servers that add fields keep working.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 __all__ = [
+    "AnalyticsPoint",
+    "AnalyticsPoints",
     "ApiErrorBody",
     "CommandInfo",
     "CommandLogs",
@@ -38,6 +40,7 @@ class SandboxWire(_Wire):
 
     id: str
     name: str = ""
+    organization_id: str | None = Field(default=None, alias="organizationId")
     state: str | None = None
     snapshot: str | None = None
     target: str = ""
@@ -180,6 +183,18 @@ class TelemetrySeries(_Wire):
 
     metric_name: str = Field(alias="metricName")
     data_points: list[TelemetryPoint] = Field(default_factory=list, alias="dataPoints")
+
+
+class AnalyticsPoint(_Wire):
+    """One reading from the Analytics API's ``.../telemetry/metrics`` (a flat list)."""
+
+    metric_name: str | None = Field(default=None, alias="metricName")
+    timestamp: str | None = None
+    value: float | None = None
+
+
+AnalyticsPoints = TypeAdapter(list[AnalyticsPoint])
+"""Parses the Analytics API's list of readings."""
 
 
 class TelemetryResponse(_Wire):

@@ -169,3 +169,33 @@ def test_valid_allow_lists_are_accepted(daytona) -> None:  # type: ignore[no-unt
         assert sandbox.network_allow_list == "10.0.0.0/8,192.168.1.0/24"
     finally:
         daytona.delete(sandbox)
+
+
+# ------------------------------------------------------------------ telemetry
+
+
+def test_telemetry_goes_through_the_analytics_api(daytona, sandbox, emu: RunningEmulator) -> None:  # type: ignore[no-untyped-def]
+    """``/config`` names an Analytics API; the API's telemetry endpoints answer 403 (the
+    service's ``AnalyticsApiDisabledGuard``) and the SDK reads the Analytics API instead."""
+    from .conftest import KEY_A
+
+    config = httpx.get(f"{emu.api_url}/config").json()
+    assert config["analyticsApiUrl"] == f"{emu.base_url}/analytics"
+    headers = {"Authorization": f"Bearer {KEY_A}"}
+    refused = httpx.get(f"{emu.api_url}/sandbox/{sandbox.id}/telemetry/metrics", headers=headers)
+    assert refused.status_code == 403
+    assert refused.json()["message"] == (
+        "Telemetry endpoints are disabled when Analytics API is configured"
+    )
+    samples = sandbox.get_metrics()  # the official SDK, through the Analytics API
+    assert samples
+    assert samples[-1].mem_total > 0
+
+
+def test_without_analytics_the_telemetry_endpoints_serve(client: httpx.Client) -> None:
+    with _emulator(analytics_api=False) as emu:
+        assert "analyticsApiUrl" not in client.get(f"{emu.api_url}/config").json()
+        sid = _sandbox(emu, client)
+        reply = client.get(f"{emu.api_url}/sandbox/{sid}/telemetry/metrics")
+    assert reply.status_code == 200
+    assert {s["metricName"] for s in reply.json()["series"]} >= {"daytona.sandbox.cpu.utilization"}

@@ -45,7 +45,8 @@ def test_emulator_health_and_config_need_no_key(emu: RunningEmulator) -> None:
     assert httpx.get(f"{emu.api_url}/health").status_code == 200
     config = httpx.get(f"{emu.api_url}/config").json()
     assert config["proxyToolboxUrl"] == f"{emu.base_url}/toolbox"
-    assert "analyticsApiUrl" not in config  # the SDK then uses /telemetry/metrics
+    # like daytona.io: an Analytics API (the emulator's own), which the SDK then uses
+    assert config["analyticsApiUrl"] == f"{emu.base_url}/analytics"
 
 
 def test_emulator_other_org_cannot_get_list_exec_or_delete(

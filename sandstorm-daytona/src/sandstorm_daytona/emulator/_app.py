@@ -19,7 +19,7 @@ from ._config import EmulatorConfig
 from ._daemon import ClientGone
 from ._edge import EdgeMiddleware
 from ._errors import ApiError, DaemonError
-from ._main_api import main_routes
+from ._main_api import analytics_routes, main_routes
 from ._state import Emulator
 from ._toolbox import toolbox_routes
 
@@ -104,7 +104,11 @@ def create_app(
             await emulator.aclose()
 
     app = _EmulatorApp(
-        routes=[*main_routes(emulator.config.api_prefix), *toolbox_routes()],
+        routes=[
+            *main_routes(emulator.config.api_prefix),
+            *toolbox_routes(),
+            *analytics_routes(),
+        ],
         exception_handlers={
             ApiError: _api_error,
             DaemonError: _daemon_error,

@@ -157,6 +157,12 @@ class EmulatorConfig(_Model):
         description="serve the toolbox's GET /system/metrics; False answers 404 like daemons "
         "older than the endpoint",
     )
+    analytics_api: bool = Field(
+        default=True,
+        description="serve an Analytics API at <base>/analytics and name it in GET /config as "
+        "analyticsApiUrl, as daytona.io does; the API's own telemetry endpoints then answer "
+        "403. False: no analytics API, the telemetry endpoints serve the readings",
+    )
     default_snapshot: str = "daytonaio/sandbox:emulator"
     regions: tuple[str, ...] = Field(default=("us", "eu"), min_length=1)
     default_cpu: int = Field(default=1, ge=1)

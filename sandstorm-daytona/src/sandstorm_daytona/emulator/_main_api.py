@@ -6,7 +6,7 @@ import base64
 import json
 import re
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from starlette.requests import Request
@@ -456,39 +456,93 @@ async def preview_url(request: Request) -> Response:
     )
 
 
-async def telemetry_metrics(request: Request) -> Response:
-    """``GET /sandbox/{id}/telemetry/metrics``: readings from the engine, as series."""
+TELEMETRY_FIELDS = {
+    "daytona.sandbox.cpu.utilization": "cpu_used_pct",
+    "daytona.sandbox.cpu.limit": "cpu_count",
+    "daytona.sandbox.memory.usage": "mem_used",
+    "daytona.sandbox.memory.limit": "mem_total",
+    "daytona.sandbox.filesystem.usage": "disk_used",
+    "daytona.sandbox.filesystem.total": "disk_total",
+}
+"""The metric names of sandbox telemetry and the sample field each one reads."""
+
+
+async def telemetry_series(request: Request, record: Any) -> list[tuple[str, list[Any]]]:
+    """The readings of ``record`` between the ``from`` and ``to`` query parameters, per
+    metric named in ``metricNames`` (repeated or comma-separated; all when absent)."""
     emulator = _emulator(request)
-    record = _sandbox(request)
+    fresh = None
     if record.state == "started" and record.workspace_id is not None:
-        await emulator.sample(record)
+        fresh = await emulator.sample(record)
     start = _date_param(request, "from")
     end = _date_param(request, "to")
+    if fresh is not None and end is not None and fresh.at - end < timedelta(minutes=1):
+        end = max(end, fresh.at)  # "to" meant "now": the reading taken for this request counts
     names = [
         v for value in request.query_params.getlist("metricNames") for v in value.split(",") if v
     ]
-    fields = {
-        "daytona.sandbox.cpu.utilization": "cpu_used_pct",
-        "daytona.sandbox.cpu.limit": "cpu_count",
-        "daytona.sandbox.memory.usage": "mem_used",
-        "daytona.sandbox.memory.limit": "mem_total",
-        "daytona.sandbox.filesystem.usage": "disk_used",
-        "daytona.sandbox.filesystem.total": "disk_total",
-    }
     samples = [
         s
         for s in emulator.history(record)
         if (start is None or s.at >= start) and (end is None or s.at <= end)
     ]
-    series = [
-        {
-            "metricName": name,
-            "dataPoints": [{"timestamp": iso(s.at), "value": getattr(s, field)} for s in samples],
-        }
-        for name, field in fields.items()
+    return [
+        (name, [(s.at, getattr(s, field)) for s in samples])
+        for name, field in TELEMETRY_FIELDS.items()
         if not names or name in names
     ]
-    return JSONResponse({"series": series})
+
+
+async def telemetry_metrics(request: Request) -> Response:
+    """``GET /sandbox/{id}/telemetry/metrics``: readings from the engine, as series.
+
+    403 while the emulator serves an Analytics API, as the service's
+    ``AnalyticsApiDisabledGuard`` does (``apps/api/src/sandbox-telemetry/guards``).
+    """
+    if _emulator(request).config.analytics_api:
+        raise ApiError(403, "Telemetry endpoints are disabled when Analytics API is configured")
+    series = await telemetry_series(request, _sandbox(request))
+    return JSONResponse(
+        {
+            "series": [
+                {
+                    "metricName": name,
+                    "dataPoints": [{"timestamp": iso(at), "value": value} for at, value in points],
+                }
+                for name, points in series
+            ]
+        }
+    )
+
+
+async def analytics_metrics(request: Request) -> Response:
+    """Analytics API ``GET /organization/{org}/sandbox/{id}/telemetry/metrics``: a flat
+    list of ``{metricName, timestamp, value}`` (``daytona_analytics_api_client``)."""
+    emulator = _emulator(request)
+    if not emulator.config.analytics_api:
+        raise ApiError(404, f"Cannot GET {request.url.path}")
+    if request.path_params["organization"] != _org(request):
+        raise ApiError(403, "Request organization ID does not match resource organization ID")
+    record = emulator.find(_org(request), request.path_params["sandbox"])
+    series = await telemetry_series(request, record)
+    return JSONResponse(
+        [
+            {"metricName": name, "timestamp": iso(at), "value": value}
+            for name, points in series
+            for at, value in points
+        ]
+    )
+
+
+def analytics_routes() -> list[Route]:
+    """The Analytics API the emulator serves under ``/analytics`` (see ``analytics_api``)."""
+    return [
+        Route(
+            "/analytics/organization/{organization}/sandbox/{sandbox}/telemetry/metrics",
+            analytics_metrics,
+            methods=["GET"],
+        )
+    ]
 
 
 # ---------------------------------------------------------------------------- snapshots
@@ -580,7 +634,8 @@ async def snapshot_activation(request: Request) -> Response:
 
 
 async def config(request: Request) -> Response:
-    """``GET /config``: the DaytonaConfiguration the SDK reads (no analytics API)."""
+    """``GET /config``: the DaytonaConfiguration the SDK reads; ``analyticsApiUrl`` names
+    the emulator's own Analytics API when ``analytics_api`` is on."""
     from . import DAEMON_VERSION
 
     emulator = _emulator(request)
@@ -598,6 +653,11 @@ async def config(request: Request) -> Response:
             "maxAutoArchiveInterval": emulator.config.max_auto_archive_interval,
             "maintananceMode": False,
             "environment": "emulator",
+            **(
+                {"analyticsApiUrl": base_url(request) + "/analytics"}
+                if emulator.config.analytics_api
+                else {}
+            ),
         }
     )
 
