@@ -57,6 +57,29 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME=LIMIT/SECONDS",
         help="per-key throttler: authenticated, sandbox-create or sandbox-lifecycle",
     )
+    emu.add_argument(
+        "--shell",
+        default=None,
+        metavar="SHELL",
+        help="shell that runs commands (zsh, bash, dash or a path; default: like the daemon, "
+        "the first of zsh and bash listed in the sandbox's /etc/shells, else sh)",
+    )
+    emu.add_argument(
+        "--exact-output",
+        action="store_true",
+        help="session output as the command wrote it, without the daemon's line relabelling "
+        "(newline after an unterminated last line, NUL bytes dropped under bash and dash)",
+    )
+    emu.add_argument(
+        "--no-analytics-api",
+        action="store_true",
+        help="no Analytics API in /config: the API's telemetry endpoints serve the readings",
+    )
+    emu.add_argument(
+        "--no-system-metrics",
+        action="store_true",
+        help="answer 404 to the toolbox's /system/metrics, like daemons older than it",
+    )
     emu.add_argument("--max-sandboxes", type=int, default=None)
     emu.add_argument("--total-cpu", type=int, default=None, help="vCPU per organisation")
     emu.add_argument("--total-memory", type=int, default=None, help="GiB per organisation")
@@ -83,6 +106,10 @@ def _config(args: argparse.Namespace) -> object:
         "network": args.network,
         "output_cap": args.output_cap << 20,
         "transition_delay": args.transition_delay,
+        "shell": args.shell,
+        "relabel_output": not args.exact_output,
+        "analytics_api": not args.no_analytics_api,
+        "system_metrics": not args.no_system_metrics,
     }
     if args.api_key:
         keys = {}

@@ -87,10 +87,12 @@ class DaytonaConfig(ProviderConfig):
         default=None, description="Daytona snapshot name used when a run names none"
     )
     resource_image: str = Field(
-        default="daytonaio/sandbox:0.8.0",
+        default="daytonaio/sandbox:0.6.0",
         description=(
             "image built when cpu/memory/disk are requested without a template "
-            "(Daytona accepts explicit resources only for image-based sandboxes)"
+            "(Daytona accepts explicit resources only for image-based sandboxes); the "
+            "default is the newest sandbox image tag Daytona's own sources name (v0.190: "
+            "apps/docs computer-use.mdx, images/sandbox/Dockerfile)"
         ),
     )
     owner: str = Field(default_factory=_default_owner, description="the sandstorm-owner label")

@@ -827,7 +827,7 @@ class DaytonaProvider(AsyncProvider):
     async def _find_snapshot(self, name_or_id: str) -> SnapshotWire | None:
         """The snapshot called (or with id) ``name_or_id``, looked up by the list filter.
 
-        Names such as ``daytonaio/sandbox:0.8.0`` hold a ``/``, which not every server
+        Names such as ``daytonaio/sandbox:0.6.0`` hold a ``/``, which not every server
         routes inside a path segment, so the name goes in the query string.
         """
         reply = await self._http.request(

@@ -199,3 +199,24 @@ def test_without_analytics_the_telemetry_endpoints_serve(client: httpx.Client) -
         reply = client.get(f"{emu.api_url}/sandbox/{sid}/telemetry/metrics")
     assert reply.status_code == 200
     assert {s["metricName"] for s in reply.json()["series"]} >= {"daytona.sandbox.cpu.utilization"}
+
+
+def test_the_cli_sets_the_service_options() -> None:
+    from sandstorm_daytona._cli import _config, _parser
+
+    default = _config(_parser().parse_args(["emulator"]))
+    assert isinstance(default, EmulatorConfig)
+    assert (default.shell, default.relabel_output) == (None, True)
+    assert (default.analytics_api, default.system_metrics) == (True, True)
+    argv = [
+        "emulator",
+        "--shell",
+        "dash",
+        "--exact-output",
+        "--no-analytics-api",
+        "--no-system-metrics",
+    ]
+    told = _config(_parser().parse_args(argv))
+    assert isinstance(told, EmulatorConfig)
+    assert (told.shell, told.relabel_output) == ("dash", False)
+    assert (told.analytics_api, told.system_metrics) == (False, False)
