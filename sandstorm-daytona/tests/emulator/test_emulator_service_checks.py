@@ -174,20 +174,29 @@ def test_valid_allow_lists_are_accepted(daytona) -> None:  # type: ignore[no-unt
 # ------------------------------------------------------------------ telemetry
 
 
-def test_telemetry_goes_through_the_analytics_api(daytona, sandbox, emu: RunningEmulator) -> None:  # type: ignore[no-untyped-def]
+def test_telemetry_goes_through_the_analytics_api(client: httpx.Client) -> None:
     """``/config`` names an Analytics API; the API's telemetry endpoints answer 403 (the
     service's ``AnalyticsApiDisabledGuard``) and the SDK reads the Analytics API instead."""
-    from .conftest import KEY_A
+    import warnings
 
-    config = httpx.get(f"{emu.api_url}/config").json()
-    assert config["analyticsApiUrl"] == f"{emu.base_url}/analytics"
-    headers = {"Authorization": f"Bearer {KEY_A}"}
-    refused = httpx.get(f"{emu.api_url}/sandbox/{sandbox.id}/telemetry/metrics", headers=headers)
+    from daytona import Daytona, DaytonaConfig
+
+    with _emulator() as emu:  # a wall clock: the SDK asks for readings up to "now"
+        config = client.get(f"{emu.api_url}/config").json()
+        assert config["analyticsApiUrl"] == f"{emu.base_url}/analytics"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            daytona = Daytona(DaytonaConfig(api_key=KEY, api_url=emu.api_url, target="us"))
+        sandbox = daytona.create()
+        try:
+            refused = client.get(f"{emu.api_url}/sandbox/{sandbox.id}/telemetry/metrics")
+            samples = sandbox.get_metrics()  # the official SDK, through the Analytics API
+        finally:
+            daytona.delete(sandbox)
     assert refused.status_code == 403
     assert refused.json()["message"] == (
         "Telemetry endpoints are disabled when Analytics API is configured"
     )
-    samples = sandbox.get_metrics()  # the official SDK, through the Analytics API
     assert samples
     assert samples[-1].mem_total > 0
 
