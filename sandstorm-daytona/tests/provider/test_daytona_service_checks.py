@@ -85,14 +85,18 @@ async def test_a_snapshot_is_deleted_by_id_after_resolving_its_name(
 
 
 async def test_persistent_workspaces_send_an_explicit_auto_stop(
-    provider: DaytonaProvider, emulator: object
+    emulator: object, config_for: Callable[..., DaytonaConfig]
 ) -> None:
-    workspace = await provider.create_workspace()
-    try:
-        record = emulator.emulator.sandboxes[workspace.id]  # type: ignore[attr-defined]
-        assert record.auto_stop_interval == provider.config.persistent_auto_stop_minutes == 15
-    finally:
-        await provider.delete_workspace(workspace)
+    assert DaytonaConfig.model_fields["persistent_auto_stop_minutes"].default == 15
+    api_url, key = emulator.api_url, emulator.api_key  # type: ignore[attr-defined]
+    config = config_for(api_url, api_key=key, persistent_auto_stop_minutes=40)
+    async with DaytonaProvider(config) as provider:
+        workspace = await provider.create_workspace()
+        try:
+            record = emulator.emulator.sandboxes[workspace.id]  # type: ignore[attr-defined]
+            assert record.auto_stop_interval == 40
+        finally:
+            await provider.delete_workspace(workspace)
 
 
 async def test_an_auto_stopped_workspace_is_started_even_from_a_stale_object(
@@ -147,3 +151,25 @@ async def test_metrics_degrade_per_figure_without_system_metrics(
     assert metrics.cpu_seconds > 0
     assert metrics.memory_peak_bytes > 0
     assert metrics.disk_used_bytes >= 1 << 20
+
+
+async def test_snapshots_are_listed_from_servers_without_source_sandbox_id(
+    config_for: Callable[..., DaytonaConfig],
+) -> None:
+    """v0.190 servers send no ``sourceSandboxId``; an older server's reply is the one thing
+    the emulator does not produce, so a MockTransport plays it."""
+    import httpx
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == "/api/snapshots"
+        item = {"state": "active", "createdAt": "2026-01-01T00:00:00Z", "size": 1.0}
+        items = [
+            {**item, "id": "1b4e28ba-2fa1-11d2-883f-0016d3cca427", "name": "sandstorm-ab-12"},
+            {**item, "id": "6fa459ea-ee8a-3ca4-894e-db77e160355e", "name": "ubuntu:22.04"},
+        ]
+        return httpx.Response(200, json={"items": items, "total": 2, "page": 1, "totalPages": 1})
+
+    config = config_for("http://127.0.0.1:9/api")
+    async with DaytonaProvider(config, transport=httpx.MockTransport(handler)) as provider:
+        listed = await provider.list_snapshots()
+    assert [s.name for s in listed] == ["sandstorm-ab-12"]
