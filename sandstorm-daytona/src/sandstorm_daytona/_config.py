@@ -42,6 +42,12 @@ class Pricing(BaseModel):
     cpu_per_second: float = Field(ge=0, description="per vCPU per second")
     memory_gib_per_second: float = Field(ge=0, description="per GiB of memory per second")
     disk_gib_per_second: float = Field(ge=0, description="per GiB of disk per second")
+    free_disk_gib: float = Field(
+        default=0.0,
+        ge=0,
+        description="GiB of disk not billed (an organisation's free storage); counted per "
+        "sandbox, so exact for one sandbox at a time",
+    )
     currency: str = "USD"
     source: str = ""
 

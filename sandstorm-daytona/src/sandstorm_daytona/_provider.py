@@ -648,7 +648,7 @@ class DaytonaProvider(AsyncProvider):
         breakdown = {
             "cpu": cpu * rates.cpu_per_second * duration,
             "memory": memory * rates.memory_gib_per_second * duration,
-            "disk": disk * rates.disk_gib_per_second * duration,
+            "disk": max(0.0, disk - rates.free_disk_gib) * rates.disk_gib_per_second * duration,
         }
         return CostEstimate(
             total=sum(breakdown.values()),
@@ -933,7 +933,7 @@ class DaytonaProvider(AsyncProvider):
         return duration * (
             cpu * rates.cpu_per_second
             + memory * rates.memory_gib_per_second
-            + disk * rates.disk_gib_per_second
+            + max(0.0, disk - rates.free_disk_gib) * rates.disk_gib_per_second
         )
 
     # ------------------------------------------------------------------ helpers: toolbox

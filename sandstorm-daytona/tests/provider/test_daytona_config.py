@@ -86,6 +86,18 @@ async def test_estimate_cost_rounds_resources_up(secret: str) -> None:
     assert estimate.currency == "USD"
 
 
+async def test_free_storage_is_not_billed(secret: str) -> None:
+    pricing = Pricing(
+        cpu_per_second=0.0, memory_gib_per_second=0.0, disk_gib_per_second=1.0, free_disk_gib=5
+    )
+    config = DaytonaConfig.load({"api_key": secret, "pricing": pricing}, environ={})
+    async with DaytonaProvider(config) as provider:
+        small = await provider.estimate_cost(duration=10, disk=3072)
+        large = await provider.estimate_cost(duration=10, disk=8192)
+    assert small.breakdown["disk"] == 0.0
+    assert large.breakdown["disk"] == pytest.approx(3 * 10)  # 8 GiB, 5 of them free
+
+
 def test_registered_by_entry_point() -> None:
     assert sandstorm.load_provider_class("daytona") is DaytonaProvider
     info = DaytonaProvider.info()
