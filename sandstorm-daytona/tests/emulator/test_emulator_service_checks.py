@@ -157,6 +157,24 @@ def test_allow_lists_the_service_refuses_answer_400(
     assert message in reply.json()["message"]
 
 
+@pytest.mark.parametrize(
+    ("field", "message"),
+    [
+        ("autoStopInterval", "Auto-stop interval must be non-negative"),
+        ("autoArchiveInterval", "Auto-archive interval must be non-negative"),
+    ],
+)
+def test_negative_intervals_answer_400(emu: RunningEmulator, field: str, message: str) -> None:
+    """``resolveAutoStopInterval`` / ``resolveAutoArchiveInterval`` (``sandbox.service.ts``);
+    a negative ``autoDeleteInterval`` means "never" and is accepted."""
+    from .conftest import KEY_A
+
+    with httpx.Client(headers={"Authorization": f"Bearer {KEY_A}"}, timeout=30) as http:
+        reply = http.post(f"{emu.api_url}/sandbox", json={field: -1})
+    assert reply.status_code == 400, reply.text
+    assert reply.json()["message"] == message
+
+
 def test_valid_allow_lists_are_accepted(daytona) -> None:  # type: ignore[no-untyped-def]
     from daytona import CreateSandboxFromSnapshotParams
 
