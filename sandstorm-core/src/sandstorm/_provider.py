@@ -56,7 +56,7 @@ WorkspaceRef = Workspace | str
 class WorkspaceSpec(BaseModel):
     """What to create: the validated arguments of ``create_workspace``."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     name: str | None = None
     template: str | None = None
