@@ -92,6 +92,11 @@ def main(argv: list[str]) -> int:
     # every dependency on every interpreter start.
     if rc := run(*uv, "sync", "--frozen", "--all-packages", "--compile-bytecode", "--quiet"):
         return rc
+    # the workspace's own packages are installed editable, which --compile-bytecode skips:
+    # compile their sources too (Python reads a fresh .pyc even where it may not write one)
+    sources = [str(path) for path in sorted(ROOT.glob("sandstorm-*/src"))]
+    if rc := run(*uv, "run", "--frozen", "python", "-m", "compileall", "-q", *sources):
+        return rc
     if argv[0] == "demo":
         return run(*uv, "run", "--frozen", "sandstorm", "run", "examples/hello.py")
     if rc := ensure_shells():

@@ -15,6 +15,7 @@ from pathlib import Path
 
 MODULES = [
     "sandstorm",
+    "sandstorm.adapters",
     "sandstorm.local",
     "sandstorm_daytona",
     "sandstorm_daytona.emulator",

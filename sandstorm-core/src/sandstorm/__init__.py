@@ -10,11 +10,10 @@ Providers are found by name in the ``sandstorm.providers`` entry-point group.
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from ._audit import AuditEvent, JsonlAuditLogger
 from ._capabilities import Capability
-from ._config import ProviderConfig, env_field
 from ._errors import (
     AuthenticationError,
     CapabilityNotSupported,
@@ -37,35 +36,83 @@ from ._errors import (
     WorkspaceError,
     WorkspaceNotFound,
 )
-from ._hookspecs import hookimpl
-from ._models import (
-    CostEstimate,
-    FileInfo,
-    GitFileStatus,
-    GitStatus,
-    Language,
-    NetworkPolicy,
-    OutputChunk,
-    ProviderInfo,
-    Resources,
-    RunResult,
-    Snapshot,
-    TerminationReason,
-    Workspace,
-    WorkspaceMetrics,
-)
-from ._plugins import plugin_manager, reset_plugin_manager
-from ._pool import WarmPool
-from ._provider import AsyncProvider, ExecRequest, OutputCallback, OutputStream, WorkspaceSpec
-from ._registry import (
-    PROVIDER_GROUP,
-    default_provider_name,
-    installed_providers,
-    load_provider_class,
-    register_provider,
-)
-from ._sandbox import AsyncSandbox, Sandbox
-from ._sync import SyncProvider
+
+if TYPE_CHECKING:
+    from ._audit import AuditEvent
+    from ._audit_log import JsonlAuditLogger
+    from ._config import ProviderConfig, env_field
+    from ._hookspecs import hookimpl
+    from ._models import (
+        CostEstimate,
+        FileInfo,
+        GitFileStatus,
+        GitStatus,
+        Language,
+        NetworkPolicy,
+        OutputChunk,
+        ProviderInfo,
+        Resources,
+        RunResult,
+        Snapshot,
+        TerminationReason,
+        Workspace,
+        WorkspaceMetrics,
+    )
+    from ._plugins import plugin_manager, reset_plugin_manager
+    from ._pool import WarmPool
+    from ._provider import AsyncProvider, ExecRequest, OutputCallback, OutputStream, WorkspaceSpec
+    from ._registry import (
+        PROVIDER_GROUP,
+        default_provider_name,
+        installed_providers,
+        load_provider_class,
+        register_provider,
+    )
+    from ._sandbox import AsyncSandbox, Sandbox
+    from ._sync import SyncProvider
+
+_LAZY: dict[str, str] = {
+    "AsyncProvider": "_provider",
+    "AsyncSandbox": "_sandbox",
+    "AuditEvent": "_audit",
+    "CostEstimate": "_models",
+    "default_provider_name": "_registry",
+    "env_field": "_config",
+    "ExecRequest": "_provider",
+    "FileInfo": "_models",
+    "GitFileStatus": "_models",
+    "GitStatus": "_models",
+    "hookimpl": "_hookspecs",
+    "installed_providers": "_registry",
+    "JsonlAuditLogger": "_audit_log",
+    "Language": "_models",
+    "load_provider_class": "_registry",
+    "NetworkPolicy": "_models",
+    "OutputCallback": "_provider",
+    "OutputChunk": "_models",
+    "OutputStream": "_provider",
+    "plugin_manager": "_plugins",
+    "PROVIDER_GROUP": "_registry",
+    "ProviderConfig": "_config",
+    "ProviderInfo": "_models",
+    "register_provider": "_registry",
+    "reset_plugin_manager": "_plugins",
+    "Resources": "_models",
+    "RunResult": "_models",
+    "Sandbox": "_sandbox",
+    "Snapshot": "_models",
+    "SyncProvider": "_sync",
+    "TerminationReason": "_models",
+    "WarmPool": "_pool",
+    "Workspace": "_models",
+    "WorkspaceMetrics": "_models",
+    "WorkspaceSpec": "_provider",
+}
+"""Public names imported on first use, and the private module that defines each.
+
+``import sandstorm`` stays cheap (no pydantic, asyncio, pluggy or stevedore) until a name
+that needs them is used: every CLI call and short script starts faster.
+"""
 
 __version__ = "0.1.0"
 
@@ -131,16 +178,33 @@ __all__ = [
 ]
 
 
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sandstorm' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
 def get_async_provider(name: str | None = None, **config: Any) -> AsyncProvider:
     """The async provider called ``name``, configured from ``config`` then the environment.
 
     ``name=None`` takes ``SANDSTORM_PROVIDER``, else ``"local"``. Raises
     :class:`ProviderNotFound`, :class:`ProviderLoadError` or :class:`ProviderConfigError`.
     """
+    from ._registry import default_provider_name, load_provider_class
+
     cls = load_provider_class(name or default_provider_name())
     return cls.from_config(**config)
 
 
 def get_provider(name: str | None = None, **config: Any) -> SyncProvider:
     """The blocking provider called ``name``; see :func:`get_async_provider`."""
+    from ._sync import SyncProvider
+
     return SyncProvider(get_async_provider(name, **config))

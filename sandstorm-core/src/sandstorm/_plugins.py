@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import os
 import threading
+from typing import TYPE_CHECKING
 
-import pluggy
-
-from . import _hookspecs
-from ._audit import JsonlAuditLogger
+if TYPE_CHECKING:
+    import pluggy
 
 __all__ = ["plugin_manager", "reset_plugin_manager"]
 
@@ -39,6 +38,13 @@ def reset_plugin_manager() -> None:
 
 
 def _build() -> pluggy.PluginManager:
+    # imported here, not at the top: a program that never fires a hook never pays for
+    # pluggy and the entry-point scan
+    import pluggy
+
+    from . import _hookspecs
+    from ._audit_log import JsonlAuditLogger
+
     manager = pluggy.PluginManager(_hookspecs.PROJECT)
     manager.add_hookspecs(_hookspecs)
     for name in os.environ.get("SANDSTORM_DISABLED_PLUGINS", "").split(","):

@@ -39,6 +39,7 @@ from ._models import (
 )
 from ._plugins import plugin_manager
 from ._sandbox import AsyncSandbox
+from .adapters import redact_credentials
 
 if TYPE_CHECKING:
     from ._pool import WarmPool
@@ -56,7 +57,7 @@ WorkspaceRef = Workspace | str
 class WorkspaceSpec(BaseModel):
     """What to create: the validated arguments of ``create_workspace``."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     name: str | None = None
     template: str | None = None
@@ -366,7 +367,7 @@ class AsyncProvider:
         self.require(Capability.GIT)
         ws = await self._resolve(workspace)
         await self._git_clone(ws, url, branch, path)
-        self._audit("git.clone", ws.id, url=_strip_credentials(url), branch=branch, path=path)
+        self._audit("git.clone", ws.id, url=redact_credentials(url), branch=branch, path=path)
 
     async def git_status(self, workspace: WorkspaceRef, path: str = ".") -> GitStatus:
         """``git status`` of the repository at ``path`` inside the workspace."""
@@ -674,13 +675,6 @@ def _resources(cpu: float | None, memory: int | None, disk: int | None) -> Resou
 
 def _id_of(workspace: WorkspaceRef) -> str:
     return workspace.id if isinstance(workspace, Workspace) else workspace
-
-
-def _strip_credentials(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    if sep and "@" in rest.split("/", 1)[0]:
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url
 
 
 async def _shielded(awaitable: Any, *, quiet: bool = False) -> None:

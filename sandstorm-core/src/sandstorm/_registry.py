@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 from ._errors import ProviderLoadError, ProviderNotFound
@@ -14,6 +13,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PROVIDER_GROUP",
+    "BUILTIN_PROVIDERS",
     "KNOWN_PACKAGES",
     "ProviderEntry",
     "default_provider_name",
@@ -29,6 +29,13 @@ KNOWN_PACKAGES: dict[str, str] = {
     "daytona": "sandstorm-daytona",
 }
 """Well-known provider names and the distribution that provides each."""
+
+BUILTIN_PROVIDERS: dict[str, str] = {"local": "sandstorm.local:LocalProvider"}
+"""Providers that ship inside sandstorm-core: loaded without scanning entry points.
+
+They are registered in the ``sandstorm.providers`` group too, so listings show them; an
+in-process :func:`register_provider` under the same name still takes precedence.
+"""
 
 _registered: dict[str, type[AsyncProvider] | str] = {}
 
@@ -59,6 +66,8 @@ class ProviderEntry:
 
 def installed_providers() -> list[ProviderEntry]:
     """Every provider installed in this environment (entry points and in-process ones)."""
+    from importlib import metadata
+
     entries: dict[str, ProviderEntry] = {}
     for ep in metadata.entry_points(group=PROVIDER_GROUP):
         dist = ep.dist
@@ -83,7 +92,7 @@ def load_provider_class(name: str) -> type[AsyncProvider]:
     """
     from ._provider import AsyncProvider
 
-    target = _registered.get(name)
+    target = _registered.get(name) or BUILTIN_PROVIDERS.get(name)
     if target is None:
         target = _load_entry_point(name)
     elif isinstance(target, str):
