@@ -11,7 +11,7 @@ import re
 from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel
@@ -62,7 +62,6 @@ __all__ = [
     "shielded",
     "shielded_value",
     "single_host",
-    "split_credentials",
     "termination",
     "workspace_id_of",
 ]
@@ -305,18 +304,6 @@ def sandbox_page(payload: Any) -> SandboxList:
     if isinstance(payload, list):  # older servers answer a bare list
         return SandboxList(items=[SandboxWire.model_validate(item) for item in payload])
     return SandboxList.model_validate(payload)
-
-
-def split_credentials(url: str) -> tuple[str, str | None, str | None]:
-    """``url`` without its user:password, and those two apart (for the git API)."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url, None, None
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    clean = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
-    return clean, parts.username, parts.password
 
 
 def git_state(staging: str, worktree: str) -> str:

@@ -42,6 +42,7 @@ from sandstorm import (
     WorkspaceNotFound,
     WorkspaceSpec,
 )
+from sandstorm.adapters import split_credentials
 
 from ._command import build_run, kill_command
 from ._config import DaytonaConfig
@@ -77,7 +78,6 @@ from ._mapping import (
     sandbox_page,
     seg,
     shielded,
-    split_credentials,
     termination,
     workspace_id_of,
 )
