@@ -118,18 +118,34 @@ def test_external_provider_package_resolves_by_name(tmp_path: Path) -> None:
     env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "UV_OFFLINE": "1"}
     env.pop("VIRTUAL_ENV", None)
     uv = _uv()
-    subprocess.run(
-        [*uv, "venv", "-q", "-p", sys.executable, str(venv)], check=True, env=env, timeout=120
+
+    def run(*args: str, cwd: Path = tmp_path) -> None:
+        done = subprocess.run(
+            args, cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False
+        )
+        assert done.returncode == 0, f"{' '.join(args)}\n{done.stdout}\n{done.stderr}"
+
+    # offline from uv's cache: core's third-party dependencies pinned by uv.lock (the
+    # wheels `uv sync` fetched), then a fresh copy of core and the package, by path
+    lock = tmp_path / "pylock.toml"
+    export = ["export", "--frozen", "--format", "pylock.toml", "--no-dev"]
+    run(
+        *uv,
+        *export,
+        "--package",
+        "sandstorm-core",
+        "--no-emit-package=sandstorm-core",
+        "-q",
+        "-o",
+        str(lock),
+        cwd=CORE.parent,
     )
+    core = tmp_path / "src" / "sandstorm-core"
+    shutil.copytree(CORE, core, ignore=shutil.ignore_patterns("tests", "__pycache__"))
+    run(*uv, "venv", "-q", "-p", sys.executable, str(venv))
     python = venv / "bin" / "python"
-    install = subprocess.run(
-        [*uv, "pip", "install", "-q", "-p", str(python), str(CORE), str(package)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert install.returncode == 0, install.stderr
+    run(*uv, "pip", "install", "-q", "-p", str(python), "-r", str(lock))
+    run(*uv, "pip", "install", "-q", "-p", str(python), str(core), str(package))
     done = subprocess.run(
         [str(python), "-c", CHECK], capture_output=True, text=True, timeout=120, cwd=tmp_path
     )
