@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import shutil
 import signal
@@ -70,8 +71,18 @@ from .._provider import AsyncProvider, ExecRequest, WorkspaceSpec
 from ._cgroups import CgroupRun, Cgroups
 from ._config import LocalConfig
 from ._files import Owner, delete_path, list_files, read_file, write_file
-from ._git import clone as git_clone
-from ._git import status as git_status
+from ._git import (
+    NOT_A_DIR,
+    NOT_A_REPO,
+    NOT_EMPTY,
+    NOT_FOUND,
+    GitCommand,
+    clone_plan,
+    git_error,
+    parse_porcelain_v2,
+    relative_path,
+    status_command,
+)
 from ._probe import IsolationReport, build_report
 from ._sandbox import (
     CLONE_NEWIPC,
@@ -86,6 +97,8 @@ from ._templates import TemplateRegistry
 from ._workspaces import WorkspaceStore, chown_tree, disk_usage
 
 __all__ = ["LocalProvider"]
+
+log = logging.getLogger("sandstorm.local")
 
 _INLINE_CODE_LIMIT = 100_000
 _STDLIB_PRELOAD = (
@@ -497,11 +510,17 @@ class LocalProvider(AsyncProvider):
         return static
 
     def _request_for(
-        self, engine: _Engine, workspace: Workspace, request: ExecRequest
+        self,
+        engine: _Engine,
+        workspace: Workspace,
+        request: ExecRequest,
+        *,
+        host_network: bool = False,
+        read_only: tuple[str, ...] = (),
     ) -> dict[str, Any]:
         report = engine.report
         files = str(self._store.files(workspace.id).resolve())
-        blocked = workspace.network.mode != "host"
+        blocked = workspace.network.mode != "host" and not host_network
         if blocked and not report.is_active("netns"):
             raise IsolationUnavailable(
                 "network mode 'blocked' needs a network namespace, which this host cannot "
@@ -521,14 +540,16 @@ class LocalProvider(AsyncProvider):
         if not report.is_active("cgroup_pids") and report.is_active("uid_drop"):
             rlimits["nproc"] = (self.config.pids_limit, self.config.pids_limit)
         static = self._static(engine, blocked)
+        if read_only:  # git clone from a local repository: shown read-only to that run
+            static = {**static, "keeps": [*static["keeps"], *read_only]}
         keeps = static["keeps"]
         landlock = None
         if report.is_active("landlock"):
-            read_only = [*_SYSTEM_READ_ONLY, *keeps]
+            ro_paths = [*_SYSTEM_READ_ONLY, *keeps]
             if not blocked:
-                read_only.append("/run")
+                ro_paths.append("/run")
             landlock = {
-                "ro": read_only,
+                "ro": ro_paths,
                 "rw": [files, *_SCRATCH, *_DEVICES_RW],
                 "deny_tcp": False,
             }
@@ -570,6 +591,17 @@ class LocalProvider(AsyncProvider):
         }
 
     async def _execute(self, workspace: Workspace, request: ExecRequest) -> RunResult:
+        return await self._run(workspace, request)
+
+    async def _run(
+        self,
+        workspace: Workspace,
+        request: ExecRequest,
+        *,
+        host_network: bool = False,
+        read_only: tuple[str, ...] = (),
+    ) -> RunResult:
+        """Run ``request`` in ``workspace``; ``host_network``/``read_only`` serve git clone."""
         engine = await self._engine_ready()
         files = self._store.files(workspace.id)
         if not files.is_dir():
@@ -579,7 +611,9 @@ class LocalProvider(AsyncProvider):
             st = files.stat()
             if (st.st_uid, st.st_gid) != owner:
                 await asyncio.to_thread(chown_tree, files, *owner)
-        payload = self._request_for(engine, workspace, request)
+        payload = self._request_for(
+            engine, workspace, request, host_network=host_network, read_only=read_only
+        )
         cgroups = engine.cgroups
         run = None
         oom_before = 0
@@ -691,25 +725,64 @@ class LocalProvider(AsyncProvider):
 
     # ------------------------------------------------------------------ git
 
+    async def _git_run(
+        self, workspace: Workspace, command: GitCommand, timeout: float
+    ) -> RunResult:
+        """Run a git script as sandboxed code of ``workspace`` (never on the host)."""
+        request = ExecRequest(
+            code=command.script, language=Language.SHELL, env=command.env, timeout=timeout
+        )
+        try:
+            return await self._run(
+                workspace,
+                request,
+                host_network=command.host_network,
+                read_only=command.read_only,
+            )
+        except ExecutionTimeout:
+            raise WorkspaceError(
+                f"{command.what} timed out after {timeout:g}s and was killed"
+            ) from None
+
     async def _git_clone(
         self, workspace: Workspace, url: str, branch: str | None, path: str
     ) -> None:
         files = self._files_dir(workspace)
-        dest = files if path in ("", ".") else files / path
-        await asyncio.to_thread(
-            git_clone,
-            url,
-            dest,
-            branch,
-            self._owner,
-            self.config.git_timeout,
-            workspace_root=files,
-        )
+        dest = relative_path(path, str(files))
+        plan = clone_plan(url, dest, branch)
+        timeout = self.config.git_timeout
+        log.debug("git clone %s (branch %s) into %s", plan.shown, branch, dest)
+        try:
+            result = await self._git_run(workspace, plan.fetch, timeout)
+        except WorkspaceError:
+            await self._git_run(workspace, plan.cleanup, 60.0)
+            raise
+        if result.exit_code != 0:
+            raise WorkspaceError(
+                git_error(plan.fetch.what, result.exit_code, result.stderr, plan.secrets)
+            )
+        try:
+            result = await self._git_run(workspace, plan.checkout, timeout)
+        except WorkspaceError:
+            await self._git_run(workspace, plan.cleanup, 60.0)
+            raise
+        if result.exit_code != 0:
+            await self._git_run(workspace, plan.cleanup, 60.0)
+            raise WorkspaceError(
+                git_error(plan.checkout.what, result.exit_code, result.stderr, plan.secrets)
+            )
 
     async def _git_status(self, workspace: Workspace, path: str) -> GitStatus:
         files = self._files_dir(workspace)
-        repo = files if path in ("", ".") else files / path
-        return await asyncio.to_thread(git_status, repo, self._owner, workspace_root=files)
+        command = status_command(relative_path(path, str(files)))
+        result = await self._git_run(workspace, command, self.config.git_timeout)
+        if result.exit_code in (NOT_FOUND, NOT_A_REPO, NOT_EMPTY, NOT_A_DIR):
+            raise WorkspaceError(result.stderr.strip()[-2000:])
+        if result.exit_code != 0:
+            raise WorkspaceError(git_error(command.what, result.exit_code, result.stderr))
+        if result.stdout_truncated:
+            raise WorkspaceError("git status printed more than the output limit")
+        return parse_porcelain_v2(result.stdout.encode(errors="surrogateescape"))
 
     # ------------------------------------------------------------------ snapshots
 
