@@ -27,6 +27,7 @@ import ctypes
 import errno
 import fcntl
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -37,10 +38,15 @@ from pathlib import Path
 __all__ = [
     "attached_device",
     "create_image",
+    "is_mount_point",
     "is_mounted",
     "mount_image",
+    "mounted_below",
+    "share",
+    "FULL",
     "unavailable",
     "unmount",
+    "unshare",
     "usage",
 ]
 
@@ -58,11 +64,15 @@ _MOUNT_OPTIONS = b"discard,noinit_itable,errors=remount-ro"
 _BLOCK = 4096
 _SLACK = 1 << 20
 """How far the free space of a fresh image may exceed the limit."""
+FULL = 512 << 10
+"""An image with less free space than this is full (ext4 refuses writes with a few
+hundred KiB still shown free); a fresh image has at least ``limit + FULL`` free."""
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_char_p]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 
+_OCTAL = re.compile(rb"\\([0-7]{3})")
 _SIZES: dict[int, int] = {}
 """Image size that gives ``limit`` bytes of free space, per limit (found once per process)."""
 
@@ -123,10 +133,10 @@ def create_image(image: Path, limit: int, owner: tuple[int, int]) -> None:
     size = _SIZES.get(limit, limit + _SLACK)
     for _ in range(6):
         free = _format(image, size, owner)
-        if limit <= free <= limit + _SLACK:
+        if limit + FULL <= free <= limit + _SLACK:
             _SIZES[limit] = size
             return
-        size += -(-(limit + _SLACK // 2 - free) // _BLOCK) * _BLOCK
+        size += -(-(limit + (FULL + _SLACK) // 2 - free) // _BLOCK) * _BLOCK
     raise OSError(errno.EIO, f"could not size a disk image for {limit} bytes")
 
 
@@ -191,8 +201,8 @@ def _mount_table() -> Iterator[tuple[str, str]]:
         for line in fh:
             fields = line.split()
             sep = fields.index(b"-")
-            point = fields[4].decode("unicode_escape", errors="replace")
-            yield point, fields[sep + 2].decode(errors="replace")
+            point = _OCTAL.sub(lambda m: bytes([int(m.group(1), 8)]), fields[4])
+            yield os.fsdecode(point), os.fsdecode(fields[sep + 2])
 
 
 def is_mounted(target: Path) -> bool:
@@ -245,3 +255,57 @@ def usage(target: Path) -> tuple[int, int]:
     """(bytes used, bytes still free for the code) of the filesystem mounted at ``target``."""
     st = os.statvfs(target)
     return (st.f_blocks - st.f_bfree) * st.f_frsize, st.f_bavail * st.f_frsize
+
+
+_MS_BIND = 4096
+_MS_SHARED = 1 << 20
+
+
+def _mount_points() -> set[str]:
+    return {point for point, _ in _mount_table()}
+
+
+def share(directory: Path) -> bool:
+    """Make ``directory`` a shared mount (a bind onto itself when it is not a mount point).
+
+    Images mounted below it later then also reach mount namespaces copied from this one
+    before (the sandboxes' ones are its slaves). Returns whether a bind was made.
+    """
+    path = str(directory.resolve())
+    made = False
+    if path not in _mount_points():
+        if _libc.mount(path.encode(), path.encode(), None, _MS_BIND, None):
+            err = ctypes.get_errno()
+            raise OSError(err, f"bind-mounting {path}: {os.strerror(err)}")
+        made = True
+    if _libc.mount(None, path.encode(), None, _MS_SHARED, None):
+        err = ctypes.get_errno()
+        raise OSError(err, f"sharing {path}: {os.strerror(err)}")
+    return made
+
+
+def unshare(directory: Path) -> bool:
+    """Undo :func:`share`'s bind of ``directory``; ``False`` while mounts below it remain."""
+    path = str(directory.resolve())
+    for _ in range(50):
+        if path not in _mount_points():
+            return True
+        if mounted_below(directory):
+            return False  # images in use (another provider on the same root)
+        if _libc.umount2(path.encode(), _UMOUNT_NOFOLLOW) == 0:
+            return True
+        time.sleep(0.01)  # sandboxes that were just killed still hold their copies
+    # only copies in dying sandboxes can still hold it: detach it from them as well
+    return bool(_libc.umount2(path.encode(), _MNT_DETACH | _UMOUNT_NOFOLLOW) == 0)
+
+
+def mounted_below(directory: Path) -> list[Path]:
+    """Mount points strictly below ``directory`` (deepest first)."""
+    base = str(directory.resolve()).rstrip("/") + "/"
+    found = [Path(point) for point in _mount_points() if point.startswith(base)]
+    return sorted(found, key=lambda p: len(p.parts), reverse=True)
+
+
+def is_mount_point(directory: Path) -> bool:
+    """True when ``directory`` is a mount point of this namespace (binds included)."""
+    return str(directory.resolve()) in _mount_points()

@@ -68,6 +68,7 @@ from .._models import (
     WorkspaceMetrics,
 )
 from .._provider import AsyncProvider, ExecRequest, WorkspaceSpec
+from . import _disk
 from ._cgroups import CgroupRun, Cgroups
 from ._config import LocalConfig
 from ._files import Owner, delete_path, list_files, read_file, write_file
@@ -151,6 +152,19 @@ _PROBES: dict[tuple[str, int, int], dict[str, Any]] = {}
 """Probe verdicts, once per (interpreter, uid, sandbox uid) for the life of the process."""
 
 
+def _with_disk_quota(report: IsolationReport, unavailable: str | None) -> IsolationReport:
+    """``report`` with the ``disk_quota`` entry: how the workspace disk limit is enforced."""
+    active, missing, limits = dict(report.active), dict(report.unavailable), dict(report.limits)
+    if unavailable is None:
+        active["disk_quota"] = "per-workspace ext4 image on a loop device (kernel-enforced)"
+        limits["disk"] = "size of the workspace's own filesystem image (kernel-enforced)"
+    else:
+        missing["disk_quota"] = (
+            f"{unavailable}; the disk limit is a best-effort usage check of the workspace"
+        )
+    return report.model_copy(update={"active": active, "unavailable": missing, "limits": limits})
+
+
 def _under(path: str, parent: str) -> bool:
     return path == parent or path.startswith(parent.rstrip("/") + "/")
 
@@ -178,30 +192,57 @@ class _Engine:
         self.cgroups.close()
 
 
-class _DiskGuard:
-    """Kills a run whose workspace grows past ``limit`` bytes (checked every ``interval`` s)."""
+_METADATA_ALLOWANCE = 64 << 10
+"""What a disk image's own bookkeeping may add before a run counts as past its limit."""
 
-    def __init__(self, files: Path, limit: int, interval: float) -> None:
+
+class _DiskGuard:
+    """Ends a run whose workspace grows past ``limit`` bytes (checked every ``interval`` s).
+
+    With a disk image the kernel already refuses what does not fit (the image holds at
+    most ``limit`` + 1 MiB); the guard only reports and ends a run that used it all, and
+    measuring is one ``statfs``. Without one the guard is the limit itself, best effort:
+    a walk of the tree, which cannot see files unlinked while open and lets a fast
+    writer overshoot by what it writes in one interval.
+    """
+
+    def __init__(
+        self, files: Path, limit: int, interval: float, image: Callable[[], int | None]
+    ) -> None:
         self.files = files
         self.limit = limit
         self.interval = interval
         self.exceeded = False
+        self._image = image
+        self._ceiling = limit
+
+    def _used(self) -> int:
+        used = self._image()
+        if used is None:
+            return disk_usage(self.files)
+        # the filesystem's own blocks (directories, extent trees) are not the code's
+        return max(0, used - _METADATA_ALLOWANCE)
 
     async def _measure(self) -> tuple[int, float]:
         started = time.perf_counter()
-        used = await asyncio.to_thread(disk_usage, self.files)
+        used = await asyncio.to_thread(self._used)
         return used, time.perf_counter() - started
+
+    def filled(self) -> bool:
+        """True when the workspace's disk image is full (a write was refused for room)."""
+        used = self._image()
+        return used is not None and used >= self.limit
 
     async def watch(self, kill: Callable[[], None]) -> None:
         # a workspace already over its limit may still run code that cleans it up: only
         # growth past both the limit and the starting size kills the run
         used, cost = await self._measure()
-        ceiling = max(self.limit, used)
+        self._ceiling = max(self.limit, used)
         while True:
             # big workspaces are walked less often: at most ~10% of one core goes to this
             await asyncio.sleep(max(self.interval, cost * 10))
             used, cost = await self._measure()
-            if used > ceiling:
+            if used > self._ceiling:
                 self.exceeded = True
                 kill()
                 return
@@ -241,7 +282,14 @@ class LocalProvider(AsyncProvider):
         if os.geteuid() == 0:
             owner = (self.config.sandbox_uid, self.config.sandbox_gid)
         self._owner: Owner | None = owner
-        self._store = WorkspaceStore(Path(self.config.root), self.name, owner)
+        self._disk_reason = (
+            _disk.unavailable() if self.config.disk_images else "disabled by configuration"
+        )
+        self._store = WorkspaceStore(
+            Path(self.config.root), self.name, owner, images=self._disk_reason is None
+        )
+        # images mounted by a provider that is never closed are unmounted at exit
+        self._store_finalizer = weakref.finalize(self, self._store.close)
         self._templates = TemplateRegistry.from_config(self.config.templates)
         self._snapshots: SnapshotStore | None = None
         self._engine: _Engine | None = None
@@ -281,6 +329,7 @@ class LocalProvider(AsyncProvider):
                     seccomp_enabled=config.seccomp,
                     sandbox_uid=config.sandbox_uid,
                 )
+                report = _with_disk_quota(report, self._disk_reason)
                 missing = [name for name in config.require if not report.is_active(name)]
                 if missing:
                     reasons = "; ".join(
@@ -351,6 +400,8 @@ class LocalProvider(AsyncProvider):
             if self._finalizer is not None:
                 self._finalizer.detach()
             await asyncio.to_thread(engine.close)
+        self._store_finalizer.detach()
+        await asyncio.to_thread(self._store.close)
 
     # ------------------------------------------------------------------ workspaces
 
@@ -374,7 +425,8 @@ class LocalProvider(AsyncProvider):
             labels=dict(spec.labels),
         )
         engine = await self._engine_ready()
-        self._store.create(workspace, spec.env)
+        disk = (spec.resources.disk or self.config.disk_limit) << 20
+        await asyncio.to_thread(self._store.create, workspace, spec.env, disk)
         if engine.cgroups.active:
             try:
                 self._ensure_cgroups(engine, workspace)
@@ -603,9 +655,7 @@ class LocalProvider(AsyncProvider):
     ) -> RunResult:
         """Run ``request`` in ``workspace``; ``host_network``/``read_only`` serve git clone."""
         engine = await self._engine_ready()
-        files = self._store.files(workspace.id)
-        if not files.is_dir():
-            raise WorkspaceNotFound(workspace.id, self.name)
+        files = self._files_dir(workspace)
         if engine.report.is_active("uid_drop"):
             owner = (self.config.sandbox_uid, self.config.sandbox_gid)
             st = files.stat()
@@ -634,6 +684,7 @@ class LocalProvider(AsyncProvider):
             files,
             (workspace.resources.disk or self.config.disk_limit) << 20,
             self.config.disk_check_interval,
+            lambda: self._disk_used(workspace.id),
         )
         warm = engine.server.warm
         is_warm = warm is not None and all(payload.get(k) == v for k, v in warm.items())
@@ -684,6 +735,12 @@ class LocalProvider(AsyncProvider):
                 f"\nsandstorm: the workspace went past its disk limit of "
                 f"{disk_guard.limit >> 20} MiB; the run was killed\n"
             )
+        elif exit_code != 0 and await asyncio.to_thread(disk_guard.filled):
+            reason = TerminationReason.DISK_LIMIT
+            stderr += (
+                f"\nsandstorm: the workspace reached its disk limit of "
+                f"{disk_guard.limit >> 20} MiB\n"
+            )
         elif sig == signal.SIGKILL and run is not None:
             if cgroups.oom_kills(workspace.id) > oom_before:
                 reason = TerminationReason.MEMORY_LIMIT
@@ -705,8 +762,12 @@ class LocalProvider(AsyncProvider):
 
     # ------------------------------------------------------------------ files
 
+    def _disk_used(self, workspace_id: str) -> int | None:
+        usage = self._store.usage(workspace_id)
+        return None if usage is None else usage[0]
+
     def _files_dir(self, workspace: Workspace) -> Path:
-        files = self._store.files(workspace.id)
+        files = self._store.mounted(workspace.id)
         if not files.is_dir():
             raise WorkspaceNotFound(workspace.id, self.name)
         return files
@@ -844,15 +905,14 @@ class LocalProvider(AsyncProvider):
 
     async def _metrics(self, workspace: Workspace) -> WorkspaceMetrics:
         engine = await self._engine_ready()
-        files = self._store.files(workspace.id)
-        if not files.is_dir():
-            raise WorkspaceNotFound(workspace.id, self.name)
+        files = self._files_dir(workspace)
         if not engine.cgroups.active:
             raise CapabilityNotSupported(
                 self.name, Capability.METRICS, "no writable cgroup hierarchy on this host"
             )
         self._ensure_cgroups(engine, workspace)
-        used = await asyncio.to_thread(disk_usage, files)
+        image = await asyncio.to_thread(self._store.usage, workspace.id)
+        used = image[0] if image is not None else await asyncio.to_thread(disk_usage, files)
         usage = engine.cgroups.usage(workspace.id)
         return WorkspaceMetrics(
             workspace_id=workspace.id,
