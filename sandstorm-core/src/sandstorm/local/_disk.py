@@ -115,7 +115,7 @@ def _format(image: Path, size: int, owner: tuple[int, int]) -> int:
         raise OSError(errno.ENOENT, "mkfs.ext4 is not installed")
     options = f"lazy_itable_init=1,nodiscard,root_owner={owner[0]}:{owner[1]}"
     done = subprocess.run(
-        [mkfs, "-q", "-F", "-b", str(_BLOCK), "-i", "16384", "-I", "256", "-m", "0",
+        [mkfs, "-q", "-F", "-b", str(_BLOCK), "-i", "8192", "-I", "256", "-m", "0",
          "-O", "^has_journal,^resize_inode", "-E", options, str(image)],
         capture_output=True,
         check=False,

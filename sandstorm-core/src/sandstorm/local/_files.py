@@ -553,11 +553,18 @@ class _Cursor:
         self._created = created
 
     def goto(self, parts: list[str], relpath: str, *, create: bool = True) -> int:
-        common = 0
-        for mine, theirs in zip(self._parts, parts, strict=False):
-            if mine != theirs:
-                break
-            common += 1
+        mine = self._parts
+        # list slices compare in C: deep trees must not cost a Python loop per entry
+        if len(mine) <= len(parts) and parts[: len(mine)] == mine:
+            common = len(mine)
+        elif len(parts) < len(mine) and mine[: len(parts)] == parts:
+            common = len(parts)
+        else:
+            common = 0
+            for here, theirs in zip(mine, parts, strict=False):
+                if here != theirs:
+                    break
+                common += 1
         while len(self._parts) > common:
             self._fd = _up(self._fd, self._idents[-2], relpath)
             self._idents.pop()
@@ -608,6 +615,7 @@ class TreeWriter:
         self._root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         self._dirs: dict[str, tuple[int, float | None]] = {}
         self._cursor = _Cursor(self._root_fd, owner, self._dirs)
+        self._last: tuple[str, list[str]] = ("", [])
         self._source = _Cursor(self._root_fd, owner, self._dirs)
 
     def __enter__(self) -> TreeWriter:
@@ -616,13 +624,32 @@ class TreeWriter:
     def __exit__(self, *exc_info: object) -> None:
         self.close(apply=exc_info[0] is None)
 
+    def _parts(self, relpath: str) -> list[str]:
+        last, last_parts = self._last
+        if relpath == last:
+            return list(last_parts)
+        # entries come parent first: reuse the previous split for the shared prefix, so a
+        # deep tree does not cost a split of its whole path per entry
+        if last and relpath.startswith(last + "/"):
+            parts = last_parts + self._split(relpath[len(last) + 1 :], relpath)
+        elif last.startswith(relpath + "/") and not relpath.startswith("/"):
+            parts = last_parts[: relpath.count("/") + 1]
+            if "/".join(parts) != relpath:
+                parts = self._split(relpath, relpath)
+        else:
+            parts = self._split(relpath, relpath)
+        self._last = (relpath, parts)
+        return list(parts)
+
     @staticmethod
-    def _parts(relpath: str) -> list[str]:
-        if "\0" in relpath:
+    def _split(tail: str, relpath: str) -> list[str]:
+        if "\0" in tail:
             raise WorkspaceError(f"entry {relpath!r} contains a NUL byte")
         if relpath.startswith("/"):
             raise WorkspaceError(f"entry {relpath!r} is an absolute path")
-        parts = [p for p in relpath.split("/") if p not in ("", ".")]
+        parts = tail.split("/")
+        if "" in parts or "." in parts:
+            parts = [p for p in parts if p not in ("", ".")]
         if ".." in parts:
             raise WorkspaceError(f"entry {relpath!r} contains '..'")
         return parts
