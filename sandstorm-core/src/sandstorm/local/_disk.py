@@ -44,6 +44,7 @@ __all__ = [
     "mounted_below",
     "share",
     "FULL",
+    "NEARLY_FULL",
     "unavailable",
     "unmount",
     "unshare",
@@ -64,6 +65,8 @@ _MOUNT_OPTIONS = b"discard,noinit_itable,errors=remount-ro"
 _BLOCK = 4096
 _SLACK = 1 << 20
 """How far the free space of a fresh image may exceed the limit."""
+NEARLY_FULL = 2 << 20
+"""Free space below which a filled image refuses writes (delayed-allocation reservations)."""
 FULL = 512 << 10
 """An image with less free space than this is full (ext4 refuses writes with a few
 hundred KiB still shown free); a fresh image has at least ``limit + FULL`` free."""
@@ -258,6 +261,7 @@ def usage(target: Path) -> tuple[int, int]:
 
 
 _MS_BIND = 4096
+_MS_REC = 16384
 _MS_SHARED = 1 << 20
 
 
@@ -274,7 +278,8 @@ def share(directory: Path) -> bool:
     path = str(directory.resolve())
     made = False
     if path not in _mount_points():
-        if _libc.mount(path.encode(), path.encode(), None, _MS_BIND, None):
+        # recursive: images already mounted below stay visible through the bind
+        if _libc.mount(path.encode(), path.encode(), None, _MS_BIND | _MS_REC, None):
             err = ctypes.get_errno()
             raise OSError(err, f"bind-mounting {path}: {os.strerror(err)}")
         made = True

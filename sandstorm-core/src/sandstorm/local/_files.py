@@ -175,7 +175,16 @@ def _resolve(
                 links += 1
                 if links > _MAX_SYMLINKS:
                     raise OSError(errno.ELOOP, "too many levels of symbolic links", path)
-                target = os.readlink(comp, dir_fd=cur)
+                try:
+                    target = os.readlink(comp, dir_fd=cur)
+                except FileNotFoundError:
+                    raise FileNotFoundError(
+                        errno.ENOENT, "no such file or directory", path
+                    ) from None
+                except OSError:
+                    raise WorkspaceError(
+                        f"path {path!r} changed while it was being resolved"
+                    ) from None
                 if target.startswith("/"):
                     shown = "/".join([*names, comp])
                     raise _escape(path, f"symlink {shown!r} points to absolute path {target!r}")
@@ -707,10 +716,16 @@ class TreeWriter:
                     chunk = source.read(min(_COPY_CHUNK, remaining))
                     if not chunk:
                         raise WorkspaceError(f"entry {relpath!r} is truncated")
+                    remaining -= len(chunk)
+                    if not chunk.strip(b"\0"):
+                        # zeros stay a hole: a sparse file comes back sparse (and fits
+                        # the disk limit it fitted before)
+                        os.lseek(out, len(chunk), os.SEEK_CUR)
+                        continue
                     view = memoryview(chunk)
                     while view:
                         view = view[os.write(out, view) :]
-                    remaining -= len(chunk)
+                os.ftruncate(out, size)
                 if self._owner is not None:
                     os.fchown(out, *self._owner)
                 os.fchmod(out, mode & 0o7777)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import shutil
@@ -207,14 +208,26 @@ class _DiskGuard:
     """
 
     def __init__(
-        self, files: Path, limit: int, interval: float, image: Callable[[], int | None]
+        self,
+        files: Path,
+        limit: int,
+        interval: float,
+        image: Callable[[], tuple[int, int] | None],
     ) -> None:
         self.files = files
         self.limit = limit
         self.interval = interval
         self.exceeded = False
-        self._image = image
+        self._usage = image
         self._ceiling = limit
+
+    def _image(self) -> int | None:
+        usage = self._usage()
+        return None if usage is None else usage[0]
+
+    def _free(self) -> int | None:
+        usage = self._usage()
+        return None if usage is None else usage[1]
 
     def _used(self) -> int:
         used = self._image()
@@ -230,8 +243,10 @@ class _DiskGuard:
 
     def filled(self) -> bool:
         """True when the workspace's disk image is full (a write was refused for room)."""
-        used = self._image()
-        return used is not None and used >= self.limit
+        free = self._free()
+        # ext4 refuses writes with up to a MiB or two still free (delayed allocation
+        # reservations): that is what "full" looks like
+        return free is not None and free < _disk.NEARLY_FULL
 
     async def watch(self, kill: Callable[[], None]) -> None:
         # a workspace already over its limit may still run code that cleans it up: only
@@ -684,7 +699,7 @@ class LocalProvider(AsyncProvider):
             files,
             (workspace.resources.disk or self.config.disk_limit) << 20,
             self.config.disk_check_interval,
-            lambda: self._disk_used(workspace.id),
+            lambda: self._store.usage(workspace.id),
         )
         warm = engine.server.warm
         is_warm = warm is not None and all(payload.get(k) == v for k, v in warm.items())
@@ -761,10 +776,6 @@ class LocalProvider(AsyncProvider):
         )
 
     # ------------------------------------------------------------------ files
-
-    def _disk_used(self, workspace_id: str) -> int | None:
-        usage = self._store.usage(workspace_id)
-        return None if usage is None else usage[0]
 
     def _files_dir(self, workspace: Workspace) -> Path:
         files = self._store.mounted(workspace.id)
@@ -873,8 +884,16 @@ class LocalProvider(AsyncProvider):
         workspace = await self._create_workspace(spec)
         try:
             await asyncio.to_thread(
-                store.restore_into, snapshot_id, self._store.files(workspace.id), self._owner
+                store.restore_into, snapshot_id, self._files_dir(workspace), self._owner
             )
+        except OSError as exc:
+            await self._delete_workspace(workspace.id)
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise WorkspaceError(
+                    f"snapshot {snapshot_id!r} does not fit the workspace's disk limit of "
+                    f"{spec.resources.disk or self.config.disk_limit} MiB"
+                ) from None
+            raise
         except BaseException:
             await self._delete_workspace(workspace.id)
             raise

@@ -177,6 +177,7 @@ class WorkspaceStore:
         """The workspace's ``files/``, its image mounted there first when it has one."""
         files = self.files(workspace_id)
         if self.images and self.image(workspace_id).is_file():
+            self.prepare()  # the shared bind must come before any image below it
             if not _disk.is_mounted(files):
                 self._mount(workspace_id)
             else:
