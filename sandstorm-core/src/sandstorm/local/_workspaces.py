@@ -24,6 +24,7 @@ import os
 import re
 import secrets
 import stat
+import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -124,7 +125,12 @@ class WorkspaceStore:
         self.base.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.root, 0o700)
         if self.images:
-            self._shared = _disk.share(self.base) or _disk.is_mount_point(self.base)
+            # ours to remove at close: a bind made now, or one a crashed provider made
+            # (marked); a mount point someone else made stays theirs
+            marker = self.root / ".workspaces-bind"
+            if _disk.share(self.base):
+                marker.touch()
+            self._shared = marker.exists()
             for point in _disk.mounted_below(self.base):
                 if point.name == "files" and point.parent.parent == self.base.resolve():
                     self._mounted.add(point.parent.name)
@@ -191,18 +197,31 @@ class WorkspaceStore:
         return _disk.usage(self.mounted(workspace_id))
 
     def close(self) -> None:
-        """Unmount the images this store mounted (busy ones, in use elsewhere, stay)."""
+        """Unmount the images this store mounted (busy ones, in use elsewhere, stay).
+
+        Then wait (up to a second) for their loop devices to go: sandboxes killed just
+        before may still hold a copy of a mount for a moment.
+        """
+        released = []
         for workspace_id in sorted(self._mounted):
             files = self.files(workspace_id)
             try:
-                if not _disk.unmount(files, attempts=5):
+                if _disk.unmount(files, attempts=5):
+                    released.append(self.image(workspace_id))
+                else:
                     log.warning("workspace %s is still in use; its disk stays mounted", files)
             except OSError as exc:
                 log.warning("unmounting %s: %s", files, exc)
         self._mounted.clear()
         if self._shared and _disk.unshare(self.base):
+            (self.root / ".workspaces-bind").unlink(missing_ok=True)
             self._shared = False
         self._prepared = False
+        deadline = time.monotonic() + 1.0
+        while released and time.monotonic() < deadline:
+            released = [image for image in released if _disk.attached_device(image)]
+            if released:
+                time.sleep(0.01)
 
     def save(self, workspace: Workspace) -> None:
         """Atomically (re)write the workspace's ``meta.json``."""
