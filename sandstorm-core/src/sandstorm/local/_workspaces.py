@@ -149,7 +149,8 @@ class WorkspaceStore:
             if self.images and disk_bytes:
                 owner = self._owner or (os.getuid(), os.getgid())
                 _disk.create_image(self.image(workspace.id), disk_bytes, owner)
-                self._mount(workspace.id)
+                _disk.mount_image(self.image(workspace.id), files, fresh=True)
+                self._mounted.add(workspace.id)
                 with contextlib.suppress(OSError):
                     os.rmdir(files / "lost+found")
             elif self._owner is not None:
