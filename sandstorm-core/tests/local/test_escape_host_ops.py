@@ -298,6 +298,18 @@ def test_disk_sparse_files_stay_sparse_through_snapshots(lp: sandstorm.SyncProvi
 
 
 @needs_images
+def test_disk_limit_binds_the_host_side_file_api_too(lp: sandstorm.SyncProvider) -> None:
+    """Root writing through the file API is held to the image as well (and cleans up)."""
+    ws = lp.create_workspace(disk=8)
+    with pytest.raises(sandstorm.WorkspaceError, match="disk limit is 8 MiB"):
+        lp.write_file(ws, "big", b"x" * (20 << 20))
+    assert lp.list_files(ws) == []
+    lp.write_file(ws, "small", b"x" * (1 << 20))
+    assert lp.get_workspace_metrics(ws).disk_used_bytes <= (8 + 1) << 20
+    lp.delete_workspace(ws)
+
+
+@needs_images
 def test_disk_images_leave_no_mount_or_loop_device(state: Path) -> None:
     """Delete, close and a crash (a mount left in trash and one left live) leak nothing."""
     root = state

@@ -784,7 +784,15 @@ class LocalProvider(AsyncProvider):
         return files
 
     async def _write_file(self, workspace: Workspace, path: str, data: bytes) -> None:
-        await asyncio.to_thread(write_file, self._files_dir(workspace), path, data, self._owner)
+        try:
+            await asyncio.to_thread(write_file, self._files_dir(workspace), path, data, self._owner)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                disk = workspace.resources.disk or self.config.disk_limit
+                raise WorkspaceError(
+                    f"{path!r} does not fit: the workspace's disk limit is {disk} MiB"
+                ) from None
+            raise
 
     async def _read_file(self, workspace: Workspace, path: str) -> bytes:
         return await asyncio.to_thread(read_file, self._files_dir(workspace), path)

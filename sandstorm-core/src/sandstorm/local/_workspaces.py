@@ -29,7 +29,7 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .._errors import WorkspaceNotFound
+from .._errors import WorkspaceError, WorkspaceNotFound
 from .._models import Workspace
 from . import _disk
 from ._files import remove_tree, walk_tree
@@ -78,7 +78,7 @@ def disk_usage(path: Path) -> int:
                     continue
                 seen.add(key)
             total += st.st_blocks * 512
-    except (OSError, ValueError):
+    except (OSError, ValueError, WorkspaceError):
         pass  # the tree changed under the walk: what was counted so far
     finally:
         os.close(root)
