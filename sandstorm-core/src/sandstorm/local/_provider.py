@@ -441,7 +441,18 @@ class LocalProvider(AsyncProvider):
         )
         engine = await self._engine_ready()
         disk = (spec.resources.disk or self.config.disk_limit) << 20
-        await asyncio.to_thread(self._store.create, workspace, spec.env, disk)
+        # formatting and mounting happen in a thread; a caller cancelled meanwhile must
+        # not leave the workspace behind
+        making = asyncio.ensure_future(
+            asyncio.to_thread(self._store.create, workspace, spec.env, disk)
+        )
+        try:
+            await asyncio.shield(making)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await making
+                await asyncio.to_thread(self._store.delete, workspace.id)
+            raise
         if engine.cgroups.active:
             try:
                 self._ensure_cgroups(engine, workspace)
