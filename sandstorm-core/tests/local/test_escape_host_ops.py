@@ -343,6 +343,18 @@ def test_disk_images_leave_no_mount_or_loop_device(state: Path) -> None:
     assert not kept_image.exists()
 
 
+@needs_images
+def test_images_mounted_after_prewarm_reach_the_run(lp: sandstorm.SyncProvider) -> None:
+    """Pre-built sandboxes predate new workspaces: their mounts must still arrive (slave)."""
+    lp.run("pass")
+    for _ in range(3):
+        ws = lp.create_workspace(disk=16)
+        lp.write_file(ws, "hello", b"hi")
+        out = lp.run_in_workspace(ws, "import os; print(os.listdir('.'), os.statvfs('.').f_blocks)")
+        assert "hello" in out.stdout
+        lp.delete_workspace(ws)
+
+
 def test_disk_quota_is_in_the_isolation_report(local_impl: LocalProvider) -> None:
     report = local_impl.isolation_report()
     if IMAGES:
