@@ -355,6 +355,21 @@ def test_images_mounted_after_prewarm_reach_the_run(lp: sandstorm.SyncProvider) 
         lp.delete_workspace(ws)
 
 
+@needs_images
+def test_image_left_dirty_by_a_host_crash_is_repaired(state: Path) -> None:
+    with sandstorm.get_provider("local", root=str(state)) as lp:
+        ws = lp.create_workspace(disk=16)
+        lp.write_file(ws, "kept", b"kept")
+        os.sync()
+        image = impl(lp)._store.image(ws.id)
+        shutil.copyfile(image, state / "at-power-cut.img")  # mounted: marked not clean
+    os.replace(state / "at-power-cut.img", image)
+    with sandstorm.get_provider("local", root=str(state)) as lp:
+        assert lp.read_file(ws, "kept") == b"kept"
+        assert sh(lp, ws, "cat kept") == "kept"
+        lp.delete_workspace(ws)
+
+
 def test_disk_quota_is_in_the_isolation_report(local_impl: LocalProvider) -> None:
     report = local_impl.isolation_report()
     if IMAGES:
