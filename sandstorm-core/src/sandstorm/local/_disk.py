@@ -77,8 +77,8 @@ _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 
 _OCTAL = re.compile(rb"\\([0-7]{3})")
 _MAX_TEMPLATES = 8
-_TEMPLATES: dict[tuple[int, tuple[int, int]], tuple[int, tuple[tuple[int, bytes], ...]]] = {}
-"""Freshly formatted images (size, written blocks) per (limit, owner), to copy from."""
+_TEMPLATES: dict[int, tuple[int, tuple[tuple[int, bytes], ...]]] = {}
+"""Freshly formatted images (size, written blocks) per limit, to copy from."""
 _SIZES: dict[int, int] = {}
 """Image size that gives ``limit`` bytes of free space, per limit (found once per process)."""
 
@@ -112,14 +112,14 @@ def _superblock(image: Path) -> tuple[int, int, int]:
     return 1024 << log_size, blocks, free
 
 
-def _format(image: Path, size: int, owner: tuple[int, int]) -> int:
+def _format(image: Path, size: int) -> int:
     """Make ``image`` an empty ext4 of ``size`` bytes; return its free bytes once mounted."""
     with open(image, "wb") as fh:
         fh.truncate(size)
     mkfs = _mkfs()
     if mkfs is None:
         raise OSError(errno.ENOENT, "mkfs.ext4 is not installed")
-    options = f"lazy_itable_init=1,nodiscard,root_owner={owner[0]}:{owner[1]}"
+    options = "lazy_itable_init=1,nodiscard,root_owner=0:0"
     done = subprocess.run(
         [mkfs, "-q", "-F", "-b", str(_BLOCK), "-i", "8192", "-I", "256", "-m", "0",
          "-O", "^has_journal,^resize_inode", "-E", options, str(image)],
@@ -156,14 +156,15 @@ def _extents(image: Path) -> tuple[int, tuple[tuple[int, bytes], ...]]:
         os.close(fd)
 
 
-def create_image(image: Path, limit: int, owner: tuple[int, int]) -> None:
+def create_image(image: Path, limit: int) -> None:
     """Make ``image``: a sparse ext4 whose free space is ``limit`` bytes (plus < 1 MiB).
 
-    The first image of a given limit and owner is formatted (``mkfs.ext4``, twice when the
+    Its root directory belongs to root: give it to the workspace's owner once mounted.
+    The first image of a given limit is formatted (``mkfs.ext4``, twice when the
     size must be found); later ones are copies of its few written blocks (~0.2 MiB),
     which costs a fraction of a millisecond instead of a process start.
     """
-    template = _TEMPLATES.get((limit, owner))
+    template = _TEMPLATES.get(limit)
     if template is not None:
         size, extents = template
         fd = os.open(image, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
@@ -176,12 +177,12 @@ def create_image(image: Path, limit: int, owner: tuple[int, int]) -> None:
         return
     size = _SIZES.get(limit, limit + _SLACK)
     for _ in range(6):
-        free = _format(image, size, owner)
+        free = _format(image, size)
         if limit + FULL <= free <= limit + _SLACK:
             _SIZES[limit] = size
             if len(_TEMPLATES) >= _MAX_TEMPLATES:
                 _TEMPLATES.pop(next(iter(_TEMPLATES)))
-            _TEMPLATES[(limit, owner)] = _extents(image)
+            _TEMPLATES[limit] = _extents(image)
             return
         size += -(-(limit + (FULL + _SLACK) // 2 - free) // _BLOCK) * _BLOCK
     raise OSError(errno.EIO, f"could not size a disk image for {limit} bytes")

@@ -147,14 +147,13 @@ class WorkspaceStore:
         files.mkdir(mode=0o755)
         try:
             if self.images and disk_bytes:
-                owner = self._owner or (os.getuid(), os.getgid())
-                _disk.create_image(self.image(workspace.id), disk_bytes, owner)
+                _disk.create_image(self.image(workspace.id), disk_bytes)
                 _disk.mount_image(self.image(workspace.id), files, fresh=True)
                 self._mounted.add(workspace.id)
                 with contextlib.suppress(OSError):
                     os.rmdir(files / "lost+found")
-            elif self._owner is not None:
-                os.chown(files, *self._owner)
+            if self._owner is not None:
+                os.chown(files, *self._owner)  # the image's root, when there is one
             if env:
                 (path / "env.json").write_text(json.dumps(dict(env)))
             self.save(workspace)
