@@ -215,6 +215,14 @@ def test_ext_and_disallowed_protocols_refused(
     assert "protocol.file.allow" not in plan.fetch.script
 
 
+def test_clone_options_reach_git(bare: Path) -> None:
+    plan = clone_plan(str(bare), "./r", branch="feature", depth=1)
+    assert "--depth 1" in plan.fetch.script
+    assert "--branch feature" in plan.fetch.script
+    with pytest.raises(sandstorm.WorkspaceError, match="depth"):
+        clone_plan(str(bare), "./r", depth=0)
+
+
 def test_local_source_is_read_only_and_needs_no_network(bare: Path) -> None:
     plan = clone_plan(str(bare), "./r")
     assert plan.fetch.read_only == (str(bare.resolve()),)
