@@ -1,4 +1,7 @@
-"""Git clone/status with the host git binary: local bare repos and loopback HTTP only."""
+"""Git clone/status, run as sandboxed code in the workspace: local bare repos and loopback HTTP.
+
+No git process runs on the host for a workspace; these tests drive the provider's API.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +23,8 @@ from pathlib import Path
 import pytest
 
 import sandstorm
-from sandstorm.local._git import clone, parse_porcelain_v2, scrub_credentials, status
+from sandstorm.local import LocalProvider
+from sandstorm.local._git import clone_plan, parse_porcelain_v2, scrub_credentials
 
 IS_ROOT = os.geteuid() == 0
 SANDBOX = (65534, 65534)
@@ -88,121 +92,174 @@ def bare(shared: Path) -> Path:
     return repo
 
 
+@pytest.fixture(scope="module")
+def gp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sandstorm.SyncProvider]:
+    """A local provider of its own (git runs as sandboxed code of its workspaces)."""
+    root = tmp_path_factory.mktemp("git-state")
+    with sandstorm.get_provider("local", root=str(root)) as provider:
+        yield provider
+
+
 @pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    """A workspace files dir under a host dir the sandbox uid cannot enter (as in local)."""
-    os.chmod(tmp_path, 0o700)
-    files = tmp_path / "ws" / "files"
-    files.mkdir(parents=True)
-    os.chmod(tmp_path / "ws", 0o700)
-    if IS_ROOT:
-        os.chown(files, *SANDBOX)
-    return files
+def ws(gp: sandstorm.SyncProvider) -> Iterator[sandstorm.Workspace]:
+    workspace = gp.create_workspace()
+    yield workspace
+    gp.delete_workspace(workspace)
+
+
+@pytest.fixture
+def workspace(gp: sandstorm.SyncProvider, ws: sandstorm.Workspace) -> Path:
+    """The workspace's files directory, as the host sees it."""
+    impl = gp.async_provider
+    assert isinstance(impl, LocalProvider)
+    return impl._store.files(ws.id)
 
 
 def sha(repo: Path, ref: str) -> str:
     return git("rev-parse", ref, cwd=repo).strip()
 
 
+def sh(gp: sandstorm.SyncProvider, ws: sandstorm.Workspace, script: str) -> str:
+    """Run ``script`` in the workspace (as its code); fail the test if it fails."""
+    result = gp.run_in_workspace(ws, script, language="shell", env=dict(GIT_ENV, HOME="/tmp"))
+    assert result.exit_code == 0, result.stderr
+    return result.stdout
+
+
 # ------------------------------------------------------------------ clone
 
 
-def test_clone_default_branch(bare: Path, workspace: Path) -> None:
+def test_clone_default_branch(
+    gp: sandstorm.SyncProvider, ws: sandstorm.Workspace, bare: Path, workspace: Path
+) -> None:
+    gp.git_clone(ws, f"file://{bare}", path="repo")
     dest = workspace / "repo"
-    clone(f"file://{bare}", dest, owner=OWNER, timeout=60)
     assert sorted(p.name for p in dest.iterdir()) == [".git", "a.txt", "b.txt", "c.txt"]
     assert (dest / "a.txt").read_text() == "alpha\n"
-    st = status(dest, OWNER)
+    st = gp.git_status(ws, "repo")
     assert st.branch == "main"
     assert st.commit == sha(bare, "main")
     assert st.clean
 
 
-def test_clone_selected_branch_into_existing_empty_dir(bare: Path, workspace: Path) -> None:
-    clone(str(bare), workspace, branch="feature", owner=OWNER, timeout=60)
+def test_clone_selected_branch_into_existing_empty_dir(
+    gp: sandstorm.SyncProvider, ws: sandstorm.Workspace, bare: Path, workspace: Path
+) -> None:
+    gp.git_clone(ws, str(bare), branch="feature")
     assert (workspace / "f.txt").read_text() == "feature\n"
-    st = status(workspace, OWNER)
+    st = gp.git_status(ws)
     assert st.branch == "feature"
     assert st.commit == sha(bare, "feature")
 
 
 @needs_root
-def test_cloned_files_belong_to_the_sandbox(bare: Path, workspace: Path) -> None:
-    dest = workspace / "repo"
-    clone(str(bare), dest, owner=SANDBOX, timeout=60)
-    for path in [dest, *dest.rglob("*")]:
-        st = path.lstat()
-        assert (st.st_uid, st.st_gid) == SANDBOX, path
+def test_cloned_files_belong_to_the_sandbox(
+    gp: sandstorm.SyncProvider, ws: sandstorm.Workspace, bare: Path, workspace: Path
+) -> None:
+    gp.git_clone(ws, str(bare), path="repo")
+    owner = {
+        (p.lstat().st_uid, p.lstat().st_gid)
+        for p in [workspace / "repo", *(workspace / "repo").rglob("*")]
+    }
+    assert owner == {(workspace.stat().st_uid, workspace.stat().st_gid)}
+    assert owner != {(0, 0)}
 
 
-def test_unknown_branch_is_a_clear_error_and_leaves_nothing(bare: Path, workspace: Path) -> None:
-    dest = workspace / "repo"
+def test_unknown_branch_is_a_clear_error_and_leaves_nothing(
+    gp: sandstorm.SyncProvider, ws: sandstorm.Workspace, bare: Path, workspace: Path
+) -> None:
     with pytest.raises(sandstorm.WorkspaceError, match="nope") as info:
-        clone(str(bare), dest, branch="nope", owner=OWNER, timeout=60)
+        gp.git_clone(ws, str(bare), branch="nope", path="repo")
     assert "git clone" in str(info.value)
-    assert not dest.exists()
+    assert not (workspace / "repo").exists()
     with pytest.raises(sandstorm.WorkspaceError):
-        clone(str(bare), workspace, branch="nope", owner=OWNER, timeout=60)
+        gp.git_clone(ws, str(bare), branch="nope")
     assert workspace.is_dir()
     assert list(workspace.iterdir()) == []
 
 
-def test_bad_arguments(bare: Path, workspace: Path) -> None:
-    (workspace / "taken").mkdir()
-    (workspace / "taken" / "x").write_text("x")
-    if IS_ROOT:
-        os.chown(workspace / "taken", *SANDBOX)
+def test_bad_arguments(
+    gp: sandstorm.SyncProvider, ws: sandstorm.Workspace, bare: Path, workspace: Path
+) -> None:
+    gp.write_file(ws, "taken/x", b"x")
     with pytest.raises(sandstorm.WorkspaceError, match="not empty"):
-        clone(str(bare), workspace / "taken", owner=OWNER)
+        gp.git_clone(ws, str(bare), path="taken")
+    assert (workspace / "taken" / "x").read_bytes() == b"x"
     with pytest.raises(sandstorm.WorkspaceError, match="must not start with '-'"):
-        clone("--upload-pack=touch /tmp/x", workspace / "r", owner=OWNER)
+        gp.git_clone(ws, "--upload-pack=touch /tmp/x", path="r")
     with pytest.raises(sandstorm.WorkspaceError, match="branch"):
-        clone(str(bare), workspace / "r", branch="--orphan", owner=OWNER)
+        gp.git_clone(ws, str(bare), branch="--orphan", path="r")
     with pytest.raises(sandstorm.WorkspaceError, match="empty"):
-        clone("  ", workspace / "r", owner=OWNER)
+        gp.git_clone(ws, "  ", path="r")
+    with pytest.raises(sandstorm.WorkspaceError, match="outside the workspace"):
+        gp.git_clone(ws, str(bare), path="../r")
+    with pytest.raises(sandstorm.WorkspaceError, match="outside the workspace"):
+        gp.git_clone(ws, str(bare), path="/etc/r")
     assert not (workspace / "r").exists()
 
 
-def test_ext_and_disallowed_protocols_refused(bare: Path, workspace: Path, shared: Path) -> None:
+def test_ext_and_disallowed_protocols_refused(
+    gp: sandstorm.SyncProvider, ws: sandstorm.Workspace, workspace: Path, shared: Path
+) -> None:
     marker = shared / "ext-ran"
     with pytest.raises(sandstorm.WorkspaceError):
-        clone(f"ext::sh -c touch% {marker}", workspace / "r", owner=OWNER, timeout=30)
+        gp.git_clone(ws, f"ext::sh -c touch% {marker}", path="r")
+    with pytest.raises(sandstorm.WorkspaceError):
+        gp.git_clone(ws, "ext::sh -c touch% ext-ran", path="r")
     assert not marker.exists()
-    with pytest.raises(sandstorm.WorkspaceError, match=r"transport 'file' not allowed"):
-        clone(f"file://{bare}", workspace / "r", owner=OWNER, timeout=30, protocols={"https"})
+    assert not (workspace / "ext-ran").exists()
     with pytest.raises(sandstorm.WorkspaceError, match="cannot be allowed"):
-        clone(f"file://{bare}", workspace / "r", owner=OWNER, protocols={"ext"})
+        clone_plan("file:///x", "./r", protocols={"ext"})
+    plan = clone_plan("file:///", "./r", protocols={"https"})
+    assert plan.fetch.env["GIT_ALLOW_PROTOCOL"] == "https"
+    assert "protocol.file.allow" not in plan.fetch.script
 
 
-@needs_root
-def test_refuses_to_run_git_as_root(bare: Path, workspace: Path) -> None:
-    with pytest.raises(sandstorm.WorkspaceError, match="as root"):
-        clone(str(bare), workspace / "r", owner=None)
-    with pytest.raises(sandstorm.WorkspaceError, match="as root"):
-        clone(str(bare), workspace / "r", owner=(0, 0))
-    assert not (workspace / "r").exists()
+def test_clone_options_reach_git(bare: Path) -> None:
+    plan = clone_plan(str(bare), "./r", branch="feature", depth=1)
+    assert "--depth 1" in plan.fetch.script
+    assert "--branch feature" in plan.fetch.script
+    with pytest.raises(sandstorm.WorkspaceError, match="depth"):
+        clone_plan(str(bare), "./r", depth=0)
 
 
-def test_shallow_clone(bare: Path, workspace: Path) -> None:
-    clone(f"file://{bare}", workspace, branch="feature", owner=OWNER, timeout=60, depth=1)
-    assert (workspace / ".git" / "shallow").exists()
-    assert status(workspace, OWNER).branch == "feature"
+def test_local_source_is_read_only_and_needs_no_network(bare: Path) -> None:
+    plan = clone_plan(str(bare), "./r")
+    assert plan.fetch.read_only == (str(bare.resolve()),)
+    assert not plan.fetch.host_network
+    remote = clone_plan("https://example.invalid/r.git", "./r")
+    assert remote.fetch.host_network
+    assert not remote.fetch.read_only
+    assert not remote.checkout.host_network
+    with pytest.raises(sandstorm.WorkspaceError, match="no such local repository"):
+        clone_plan("/nonexistent/repo.git", "./r")
+
+
+def test_clone_source_stays_unchanged(
+    gp: sandstorm.SyncProvider, ws: sandstorm.Workspace, bare: Path
+) -> None:
+    before = sha(bare, "main")
+    gp.git_clone(ws, str(bare), path="repo")
+    out = gp.run_in_workspace(ws, f"touch {bare}/written 2>&1; echo rc=$?", language="shell")
+    assert "rc=0" not in out.stdout
+    assert not (bare / "written").exists()
+    assert sha(bare, "main") == before
 
 
 # ------------------------------------------------------------------ status
 
 
-def test_status_reports_changes(bare: Path, workspace: Path) -> None:
-    clone(str(bare), workspace, owner=OWNER, timeout=60)
-    (workspace / "a.txt").write_text("changed\n")
-    (workspace / "b.txt").unlink()
-    (workspace / "new.txt").write_text("new\n")
-    (workspace / "staged.txt").write_text("staged\n")
-    git("add", "staged.txt", cwd=workspace)
-    git("mv", "c.txt", "renamed.txt", cwd=workspace)
-    if IS_ROOT:
-        subprocess.run(["chown", "-R", "65534:65534", str(workspace)], check=True)
-    st = status(workspace, OWNER)
+def test_status_reports_changes(
+    gp: sandstorm.SyncProvider, ws: sandstorm.Workspace, bare: Path
+) -> None:
+    gp.git_clone(ws, str(bare))
+    sh(
+        gp,
+        ws,
+        "set -e; echo changed > a.txt; rm b.txt; echo new > new.txt; echo staged > staged.txt;"
+        "git add staged.txt; git mv c.txt renamed.txt",
+    )
+    st = gp.git_status(ws)
     assert st.branch == "main"
     assert not st.clean
     codes = {f.path: f.status for f in st.files}
@@ -215,59 +272,59 @@ def test_status_reports_changes(bare: Path, workspace: Path) -> None:
     }
 
 
-def test_status_ahead_of_upstream(bare: Path, workspace: Path) -> None:
-    clone(str(bare), workspace, owner=OWNER, timeout=60)
-    (workspace / "c.txt").write_text("c\n")
-    git("add", "c.txt", cwd=workspace)
-    git("commit", "-qm", "local", cwd=workspace)
-    if IS_ROOT:
-        subprocess.run(["chown", "-R", "65534:65534", str(workspace)], check=True)
-    st = status(workspace, OWNER)
+def test_status_ahead_of_upstream(
+    gp: sandstorm.SyncProvider, ws: sandstorm.Workspace, bare: Path, workspace: Path
+) -> None:
+    gp.git_clone(ws, str(bare))
+    sh(gp, ws, "set -e; echo c > c.txt; git add c.txt; git commit -qm local")
+    st = gp.git_status(ws)
     assert (st.ahead, st.behind) == (1, 0)
     assert st.clean
-    assert st.commit == sha(workspace, "HEAD")
+    assert st.commit == sh(gp, ws, "git rev-parse HEAD").strip()
 
 
-def test_status_of_non_repository(workspace: Path) -> None:
+def test_status_of_non_repository(gp: sandstorm.SyncProvider, ws: sandstorm.Workspace) -> None:
     with pytest.raises(sandstorm.WorkspaceError, match="not a git repository"):
-        status(workspace, OWNER)
+        gp.git_status(ws)
     with pytest.raises(sandstorm.WorkspaceError, match="does not exist"):
-        status(workspace / "missing", OWNER)
+        gp.git_status(ws, "missing")
 
 
-def test_status_never_runs_commands_from_repo_config(
-    bare: Path, workspace: Path, shared: Path
+def test_status_hardening_and_sandbox(
+    gp: sandstorm.SyncProvider, ws: sandstorm.Workspace, bare: Path, workspace: Path, shared: Path
 ) -> None:
-    """fsmonitor, filter drivers and included config in .git/config must not execute."""
-    clone(str(bare), workspace, owner=OWNER, timeout=60)
+    """fsmonitor and included config do not run; a filter driver runs, but only sandboxed."""
+    gp.git_clone(ws, str(bare))
     drop = shared / "drop"
     drop.mkdir(mode=0o777)
     os.chmod(drop, 0o777)
-    markers = {name: drop / name for name in ("fsmonitor", "clean", "included")}
-    (workspace / "evil.cfg").write_text(f"[core]\n\tfsmonitor = touch {markers['included']}\n")
-    with (workspace / ".git" / "config").open("a") as fh:
-        fh.write(
-            f"[core]\n\tfsmonitor = touch {markers['fsmonitor']}; false\n"
-            f'[filter "evil"]\n\tclean = touch {markers["clean"]}; cat\n'
-            f"[include]\n\tpath = {workspace / 'evil.cfg'}\n"
-        )
-    (workspace / ".gitattributes").write_text("* filter=evil\n")
-    (workspace / "a.txt").write_text("touched so that git must hash it\n")
-    if IS_ROOT:
-        subprocess.run(["chown", "-R", "65534:65534", str(workspace)], check=True)
-    st = status(workspace, OWNER)
-    assert {f.path for f in st.files} == {"a.txt", ".gitattributes", "evil.cfg"}
-    assert not [m for m in markers.values() if m.exists()], "a repo-config command ran"
-
-    # control: an unhardened git status in the same repo does run them
-    subprocess.run(
-        ["git", "-c", "safe.directory=*", "status", "--porcelain"],
-        cwd=workspace,
-        env=GIT_ENV,
-        capture_output=True,
-        check=False,
+    host = {name: drop / name for name in ("fsmonitor", "clean", "included")}
+    sh(
+        gp,
+        ws,
+        f"""set -e
+printf '[core]\\n\\tfsmonitor = "id > {host["included"]}; id > inc.ran"\\n' > evil.cfg
+cat >> .git/config <<'EOF2'
+[core]
+\tfsmonitor = "id > {host["fsmonitor"]}; id > fsmonitor.ran; false"
+[filter "evil"]
+\tclean = "id > {host["clean"]} 2>/dev/null; (id; hostname) > clean.ran; cat"
+[include]
+\tpath = evil.cfg
+EOF2
+echo '* filter=evil' > .gitattributes
+echo 'touched so that git must hash it' > a.txt
+""",
     )
-    assert [m for m in markers.values() if m.exists()], "control did not trigger"
+    st = gp.git_status(ws)
+    assert {"a.txt", ".gitattributes", "evil.cfg"} <= {f.path for f in st.files}
+    assert not [m for m in host.values() if m.exists()], "a repo-config command reached the host"
+    assert not (workspace / "fsmonitor.ran").exists()
+    assert not (workspace / "inc.ran").exists()
+    # the filter is the repository's own business: it ran, inside the sandbox
+    ran = (workspace / "clean.ran").read_text()
+    assert "uid=0(" not in ran
+    assert ran.split()[-1] == "sandbox"
 
 
 def test_parse_porcelain_v2_edge_cases() -> None:
@@ -303,17 +360,20 @@ def test_scrub_credentials() -> None:
     assert scrub_credentials("https://a:b@c@host/x") == "https://***@host/x"
 
 
-def test_ssh_password_never_reaches_git(workspace: Path) -> None:
+def test_ssh_password_never_reaches_git() -> None:
     """git cannot use a password in an ssh URL; it must not land anywhere either."""
-    with pytest.raises(sandstorm.WorkspaceError) as info:
-        clone("ssh://git:hunter2pw@127.0.0.1:1/repo.git", workspace / "r", owner=OWNER,
-              timeout=10, protocols={"file"})  # fmt: skip
-    assert "hunter2pw" not in str(info.value)
-    assert "ssh" in str(info.value)
+    plan = clone_plan("ssh://git:hunter2pw@127.0.0.1:1/repo.git", "./r")
+    assert "hunter2pw" not in plan.fetch.script
+    assert "hunter2pw" not in plan.shown
+    assert "hunter2pw" not in repr(plan.fetch)
+    assert plan.secrets == ("hunter2pw",)
 
 
 def test_token_is_scrubbed_when_clone_fails(
-    workspace: Path, caplog: pytest.LogCaptureFixture
+    gp: sandstorm.SyncProvider,
+    ws: sandstorm.Workspace,
+    workspace: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     with socket.socket() as sock:  # a loopback port with nothing listening
         sock.bind(("127.0.0.1", 0))
@@ -326,7 +386,7 @@ def test_token_is_scrubbed_when_clone_fails(
         f"http://bob:{secret}@127.0.0.1:{port}/{secret}/repo.git",
     ):
         with pytest.raises(sandstorm.WorkspaceError) as info:
-            clone(url, workspace / "r", owner=OWNER, timeout=30)
+            gp.git_clone(ws, url, path="r")
         exc = info.value
         assert secret not in str(exc)
         assert secret not in repr(exc)
@@ -371,12 +431,13 @@ def dumb_http(repo: Path, user: str, password: str) -> Iterator[int]:
 
 
 def test_clone_over_http_with_credentials_keeps_them_out_of_the_repo(
-    bare: Path, workspace: Path
+    gp: sandstorm.SyncProvider, ws: sandstorm.Workspace, bare: Path, workspace: Path
 ) -> None:
+    """The workspace's network is blocked: the fetch alone gets the host's (loopback here)."""
     secret = "tok3n-value-xyz"
     with dumb_http(bare, "bob", secret) as port:
         url = f"http://bob:{secret}@127.0.0.1:{port}/{bare.name}"
-        clone(url, workspace / "ok", branch="feature", owner=OWNER, timeout=60)
+        gp.git_clone(ws, url, branch="feature", path="ok")
         assert (workspace / "ok" / "f.txt").read_text() == "feature\n"
         config = (workspace / "ok" / ".git" / "config").read_text()
         assert secret not in config
@@ -384,77 +445,54 @@ def test_clone_over_http_with_credentials_keeps_them_out_of_the_repo(
         for path in (workspace / "ok").rglob("*"):
             if path.is_file():
                 assert secret.encode() not in path.read_bytes(), path
+        # the workspace's own code still has no network
+        probe = gp.run_in_workspace(
+            ws, "git -C ok fetch -q origin 2>&1; echo rc=$?", language="shell"
+        )
+        assert "rc=0" not in probe.stdout
 
         wrong = f"http://bob:wrong-{secret}@127.0.0.1:{port}/{bare.name}"
         with pytest.raises(sandstorm.WorkspaceError) as info:
-            clone(wrong, workspace / "bad", owner=OWNER, timeout=60)
+            gp.git_clone(ws, wrong, path="bad")
         assert secret not in str(info.value)
         assert "wrong" not in str(info.value)
         assert not (workspace / "bad").exists()
 
 
-def test_clone_timeout_kills_git(workspace: Path) -> None:
+def test_clone_timeout_kills_git(tmp_path: Path) -> None:
     """A server that accepts and never answers: the clone is killed at the timeout."""
-    with socket.socket() as listener:
+    with (
+        sandstorm.get_provider("local", root=str(tmp_path / "state"), git_timeout=1) as gp,
+        socket.socket() as listener,
+    ):
+        ws = gp.create_workspace()
         listener.bind(("127.0.0.1", 0))
         listener.listen(8)
         port = listener.getsockname()[1]
         started = time.monotonic()
         with pytest.raises(sandstorm.WorkspaceError, match="timed out"):
-            clone(f"http://127.0.0.1:{port}/r.git", workspace / "r", owner=OWNER, timeout=1)
+            gp.git_clone(ws, f"http://127.0.0.1:{port}/r.git", path="r")
         assert time.monotonic() - started < 5
-    assert not (workspace / "r").exists()
-    leftovers = subprocess.run(
-        ["pgrep", "-f", f"127.0.0.1:{port}"], capture_output=True, text=True, check=False
-    ).stdout.split()
-    assert leftovers == []
+        impl = gp.async_provider
+        assert isinstance(impl, LocalProvider)
+        assert not (impl._store.files(ws.id) / "r").exists()
+        leftovers = subprocess.run(
+            ["pgrep", "-f", f"127.0.0.1:{port}"], capture_output=True, text=True, check=False
+        ).stdout.split()
+        assert leftovers == []
 
 
-# ------------------------------------------------------------------ workspace_root
-
-
-def test_workspace_root_resolves_inside_and_refuses_escapes(
-    bare: Path, workspace: Path, shared: Path
+def test_paths_resolve_inside_the_sandbox(
+    gp: sandstorm.SyncProvider, ws: sandstorm.Workspace, bare: Path, workspace: Path, shared: Path
 ) -> None:
+    """A symlink in the workspace is followed by git inside the sandbox, never by the host."""
     outside = shared / "outside"
-    outside.mkdir(mode=0o777)
-    os.chmod(outside, 0o777)
-    (workspace / "real").mkdir()
-    os.symlink("real", workspace / "alias")
-    os.symlink(str(outside), workspace / "escape")
-    if IS_ROOT:
-        subprocess.run(["chown", "-hR", "65534:65534", str(workspace)], check=True)
-
-    clone(str(bare), workspace / "alias" / "repo", owner=OWNER, workspace_root=workspace)
+    outside.mkdir(mode=0o755)
+    sh(gp, ws, f"mkdir real && ln -s real alias && ln -s {outside} escape")
+    gp.git_clone(ws, str(bare), path="alias/repo")
     assert (workspace / "real" / "repo" / "a.txt").exists()
-    st = status(workspace / "alias" / "repo", OWNER, workspace_root=workspace)
-    assert st.branch == "main"
-
-    for target in (workspace / "escape" / "repo", outside):
-        with pytest.raises(sandstorm.WorkspaceError, match="outside the workspace"):
-            clone(str(bare), target, owner=OWNER, workspace_root=workspace)
+    assert gp.git_status(ws, "alias/repo").branch == "main"
+    with pytest.raises(sandstorm.WorkspaceError):
+        gp.git_clone(ws, str(bare), path="escape/repo")
     assert list(outside.iterdir()) == []
-    with pytest.raises(sandstorm.WorkspaceError, match="outside the workspace"):
-        status(workspace / "escape", OWNER, workspace_root=workspace)
-
-
-@needs_root
-def test_refuses_directories_the_sandbox_does_not_own(bare: Path, workspace: Path) -> None:
-    host_dir = workspace / "host-owned"
-    host_dir.mkdir()  # owned by root
-    with pytest.raises(sandstorm.WorkspaceError, match="not owned by the sandbox"):
-        clone(str(bare), host_dir, owner=SANDBOX)
-    assert host_dir.is_dir()
-
-    keep = workspace / "keep"
-    keep.mkdir()
-    os.chown(keep, *SANDBOX)
-    (keep / "precious.txt").write_text("keep me")
-    with pytest.raises(sandstorm.WorkspaceError, match="not empty"):
-        clone(str(bare), keep, owner=SANDBOX)
-    assert (keep / "precious.txt").read_text() == "keep me"
-
-    clone(str(bare), workspace / "repo", owner=SANDBOX)
-    subprocess.run(["chown", "-R", "0:0", str(workspace / "repo")], check=True)
-    with pytest.raises(sandstorm.WorkspaceError, match="not owned by the sandbox"):
-        status(workspace / "repo", SANDBOX)
+    assert gp.git_status(ws, str(workspace / "alias" / "repo")).branch == "main"

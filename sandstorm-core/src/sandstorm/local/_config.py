@@ -88,6 +88,11 @@ class LocalConfig(ProviderConfig):
     disk_limit: int = Field(
         default=4096, ge=1, description="MiB a workspace may hold when no disk limit is given"
     )
+    disk_images: bool = Field(
+        default=True,
+        description="give each workspace its own ext4 image, so the kernel enforces the disk "
+        "limit (needs root and loop devices; otherwise a best-effort usage check)",
+    )
     disk_check_interval: float = Field(
         default=0.1, gt=0, description="seconds between disk-usage checks while code runs"
     )

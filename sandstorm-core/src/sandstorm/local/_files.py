@@ -24,7 +24,6 @@ from __future__ import annotations
 import errno
 import os
 import secrets
-import shutil
 import stat
 from collections import deque
 from collections.abc import Iterator
@@ -45,6 +44,7 @@ __all__ = [
     "normalize_path",
     "open_dir",
     "read_file",
+    "remove_tree",
     "resolve_path",
     "walk_tree",
     "write_file",
@@ -134,8 +134,10 @@ def _resolve(
     """
     normalize_path(root, path)  # lexical escapes fail early, before touching the disk
     pending = deque(_components(root, path))
-    root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    stack = [root_fd]
+    # one open directory at a time, whatever the depth: ".." is reopened and checked to be
+    # the directory it came from (by device and inode)
+    cur = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    idents = [_ident(cur)]
     names: list[str] = []
     final: str | None = None
     links = 0
@@ -143,9 +145,10 @@ def _resolve(
         while pending:
             comp = pending.popleft()
             if comp == "..":
-                if len(stack) == 1:
+                if len(idents) == 1:
                     raise _escape(path, "'..' climbs above the workspace root")
-                os.close(stack.pop())
+                cur = _up(cur, idents[-2], path)
+                idents.pop()
                 names.pop()
                 continue
             last = not pending
@@ -153,7 +156,7 @@ def _resolve(
                 final = comp
                 break
             try:
-                st = os.stat(comp, dir_fd=stack[-1], follow_symlinks=False)
+                st = os.stat(comp, dir_fd=cur, follow_symlinks=False)
             except FileNotFoundError:
                 if last:
                     final = comp
@@ -163,16 +166,25 @@ def _resolve(
                         errno.ENOENT, "no such file or directory", path
                     ) from None
                 try:
-                    os.mkdir(comp, _NEW_DIR_MODE, dir_fd=stack[-1])
-                    _chown(comp, stack[-1], owner)
+                    os.mkdir(comp, _NEW_DIR_MODE, dir_fd=cur)
+                    _chown(comp, cur, owner)
                 except FileExistsError:
                     pass
-                st = os.stat(comp, dir_fd=stack[-1], follow_symlinks=False)
+                st = os.stat(comp, dir_fd=cur, follow_symlinks=False)
             if stat.S_ISLNK(st.st_mode):
                 links += 1
                 if links > _MAX_SYMLINKS:
                     raise OSError(errno.ELOOP, "too many levels of symbolic links", path)
-                target = os.readlink(comp, dir_fd=stack[-1])
+                try:
+                    target = os.readlink(comp, dir_fd=cur)
+                except FileNotFoundError:
+                    raise FileNotFoundError(
+                        errno.ENOENT, "no such file or directory", path
+                    ) from None
+                except OSError:
+                    raise WorkspaceError(
+                        f"path {path!r} changed while it was being resolved"
+                    ) from None
                 if target.startswith("/"):
                     shown = "/".join([*names, comp])
                     raise _escape(path, f"symlink {shown!r} points to absolute path {target!r}")
@@ -184,24 +196,103 @@ def _resolve(
             if not stat.S_ISDIR(st.st_mode):
                 raise NotADirectoryError(errno.ENOTDIR, "not a directory", path)
             try:
-                fd = os.open(comp, _DIR_FLAGS, dir_fd=stack[-1])
+                fd = os.open(comp, _DIR_FLAGS, dir_fd=cur)
             except OSError as exc:
                 if exc.errno in (errno.ELOOP, errno.ENOTDIR):
                     raise WorkspaceError(
                         f"path {path!r} changed while it was being resolved"
                     ) from None
                 raise
-            stack.append(fd)
+            os.close(cur)
+            cur = fd
+            idents.append(_ident(cur))
             names.append(comp)
-        if final is None and len(stack) > 1:
+        if final is None and len(idents) > 1:
             # the path named a directory (e.g. "a/b/.."): report it by parent and name
             final = names.pop()
-            os.close(stack.pop())
+            cur = _up(cur, idents[-2], path)
+            idents.pop()
         parts = [*names, final] if final is not None else []
-        yield _Resolved(stack[-1], final, parts)
+        yield _Resolved(cur, final, parts)
     finally:
-        for fd in stack:
-            os.close(fd)
+        os.close(cur)
+
+
+def _ident(fd: int) -> tuple[int, int]:
+    st = os.fstat(fd)
+    return st.st_dev, st.st_ino
+
+
+def _up(fd: int, expected: tuple[int, int], shown: str) -> int:
+    """The parent of directory ``fd`` (which is closed), checked to be ``expected``."""
+    try:
+        parent = os.open("..", _DIR_FLAGS, dir_fd=fd)
+    finally:
+        os.close(fd)
+    if _ident(parent) != expected:
+        os.close(parent)
+        raise WorkspaceError(f"{shown!r} was moved while it was being worked on; retry")
+    return parent
+
+
+def _open_subdir(name: str, dir_fd: int) -> int:
+    """Open directory ``name`` below ``dir_fd`` (no symlink), making it readable if need be."""
+    try:
+        return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+    except PermissionError:
+        pass
+    # a mode-000 directory of the (same-uid) sandbox: fix its mode through an O_PATH
+    # descriptor, which names exactly that inode, never a symlink's target
+    handle = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dir_fd)
+    try:
+        os.chmod(f"/proc/self/fd/{handle}", 0o700)
+    finally:
+        os.close(handle)
+    return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+
+
+def remove_tree(parent_fd: int, name: str) -> None:
+    """Remove ``name`` (below directory ``parent_fd``) and everything in it.
+
+    Nothing is followed, nothing recurses in Python and at most two directories are open
+    at any time, so any depth (past ``PATH_MAX``) and any number of entries work.
+    """
+    try:
+        st = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISDIR(st.st_mode):
+        os.unlink(name, dir_fd=parent_fd)
+        return
+    cur = _open_subdir(name, parent_fd)
+    stack: list[tuple[tuple[int, int], str, Iterator[str]]] = [
+        (_ident(cur), name, iter(os.listdir(cur)))
+    ]
+    try:
+        while True:
+            _, _, entries = stack[-1]
+            for entry in entries:
+                try:
+                    est = os.stat(entry, dir_fd=cur, follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                if stat.S_ISDIR(est.st_mode):
+                    sub = _open_subdir(entry, cur)
+                    os.close(cur)
+                    cur = sub
+                    stack.append((_ident(cur), entry, iter(os.listdir(cur))))
+                    break
+                with suppress(FileNotFoundError):
+                    os.unlink(entry, dir_fd=cur)
+            else:
+                _, done, _ = stack.pop()
+                if not stack:
+                    break
+                cur = _up(cur, stack[-1][0], name)
+                os.rmdir(done, dir_fd=cur)
+    finally:
+        os.close(cur)
+    os.rmdir(name, dir_fd=parent_fd)
 
 
 def resolve_path(root: Path, path: str) -> Path:
@@ -396,7 +487,7 @@ def delete_path(root: Path, path: str) -> None:
         except FileNotFoundError:
             raise FileNotFoundError(errno.ENOENT, "no such file or directory", path) from None
         if stat.S_ISDIR(st.st_mode):
-            shutil.rmtree(res.name, dir_fd=res.dir_fd)
+            remove_tree(res.dir_fd, res.name)
         else:
             os.unlink(res.name, dir_fd=res.dir_fd)
 
@@ -406,42 +497,115 @@ def walk_tree(root_fd: int) -> Iterator[tuple[int, str, str, os.stat_result]]:
 
     Parents come before their children, names in sorted order; ``prefix + name`` is the
     entry's relative path. Nothing is followed: symlinks are yielded as themselves.
+    ``dir_fd`` is valid until the next entry is asked for.
 
-    Directories are entered through ``O_NOFOLLOW`` descriptors; only the descriptors of
-    the current path's ancestors are open at any time.
+    Directories are entered through ``O_NOFOLLOW`` descriptors and left through ``..``,
+    checked to be the directory they were entered from; one directory is open at a time
+    (besides ``root_fd``), so any depth works. A directory moved while it is walked makes
+    the walk fail (:class:`~sandstorm.WorkspaceError`), never leave the tree.
     """
-    stack: list[tuple[int, str, Iterator[str]]] = [(root_fd, "", iter(sorted(os.listdir(root_fd))))]
+    cur = os.dup(root_fd)
+    stack: list[tuple[tuple[int, int], str, Iterator[str]]] = [
+        (_ident(cur), "", iter(sorted(os.listdir(cur))))
+    ]
     try:
         while stack:
-            dir_fd, prefix, names = stack[-1]
+            _, prefix, names = stack[-1]
             name = next(names, None)
             if name is None:
                 stack.pop()
-                if dir_fd != root_fd:
-                    os.close(dir_fd)
+                if stack:
+                    cur = _up(cur, stack[-1][0], prefix)
                 continue
             try:
-                st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+                st = os.stat(name, dir_fd=cur, follow_symlinks=False)
             except FileNotFoundError:
                 continue
-            yield dir_fd, prefix, name, st
+            yield cur, prefix, name, st
             if stat.S_ISDIR(st.st_mode):
                 try:
-                    sub = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+                    sub = os.open(name, _DIR_FLAGS, dir_fd=cur)
                 except FileNotFoundError:
                     continue
                 except OSError as exc:
                     raise WorkspaceError(f"cannot read {prefix + name!r}: {exc.strerror}") from None
+                if _ident(sub) != (st.st_dev, st.st_ino):
+                    os.close(sub)
+                    raise WorkspaceError(f"{prefix + name!r} changed while it was read; retry")
                 try:
                     entries = iter(sorted(os.listdir(sub)))
                 except BaseException:
                     os.close(sub)
                     raise
-                stack.append((sub, f"{prefix}{name}/", entries))
+                os.close(cur)
+                cur = sub
+                stack.append(((st.st_dev, st.st_ino), f"{prefix}{name}/", entries))
     finally:
-        for dir_fd, _, _ in stack:
-            if dir_fd != root_fd:
-                os.close(dir_fd)
+        os.close(cur)
+
+
+class _Cursor:
+    """One open directory below a root, moved between relative paths one step at a time.
+
+    Going down opens a component with ``O_NOFOLLOW`` (creating it when asked); going up
+    reopens ``..`` and checks it is the directory it came from. Consecutive paths that
+    share a prefix (a tree written in order) cost one step each, at any depth.
+    """
+
+    def __init__(
+        self, root_fd: int, owner: Owner | None, created: dict[str, tuple[int, float | None]]
+    ) -> None:
+        self._fd = os.dup(root_fd)
+        self._idents = [_ident(self._fd)]
+        self._parts: list[str] = []
+        self._owner = owner
+        self._created = created
+
+    def goto(self, parts: list[str], relpath: str, *, create: bool = True) -> int:
+        mine = self._parts
+        # list slices compare in C: deep trees must not cost a Python loop per entry
+        if len(mine) <= len(parts) and parts[: len(mine)] == mine:
+            common = len(mine)
+        elif len(parts) < len(mine) and mine[: len(parts)] == parts:
+            common = len(parts)
+        else:
+            common = 0
+            for here, theirs in zip(mine, parts, strict=False):
+                if here != theirs:
+                    break
+                common += 1
+        while len(self._parts) > common:
+            self._fd = _up(self._fd, self._idents[-2], relpath)
+            self._idents.pop()
+            self._parts.pop()
+        for comp in parts[common:]:
+            try:
+                new = os.open(comp, _DIR_FLAGS, dir_fd=self._fd)
+            except FileNotFoundError:
+                if not create:
+                    raise
+                os.mkdir(comp, 0o700, dir_fd=self._fd)
+                _chown(comp, self._fd, self._owner)
+                self._created.setdefault("/".join([*self._parts, comp]), (_NEW_DIR_MODE, None))
+                new = os.open(comp, _DIR_FLAGS, dir_fd=self._fd)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    shown = "/".join([*self._parts, comp])
+                    raise WorkspaceError(
+                        f"entry {relpath!r} goes through {shown!r}, which is not a "
+                        "directory (a symlink or a file); refusing to follow it"
+                    ) from None
+                raise
+            os.close(self._fd)
+            self._fd = new
+            self._idents.append(_ident(new))
+            self._parts.append(comp)
+        return self._fd
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
 
 class TreeWriter:
@@ -459,6 +623,9 @@ class TreeWriter:
         self._owner = owner
         self._root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         self._dirs: dict[str, tuple[int, float | None]] = {}
+        self._cursor = _Cursor(self._root_fd, owner, self._dirs)
+        self._last: tuple[str, list[str]] = ("", [])
+        self._source = _Cursor(self._root_fd, owner, self._dirs)
 
     def __enter__(self) -> TreeWriter:
         return self
@@ -466,45 +633,42 @@ class TreeWriter:
     def __exit__(self, *exc_info: object) -> None:
         self.close(apply=exc_info[0] is None)
 
+    def _parts(self, relpath: str) -> list[str]:
+        last, last_parts = self._last
+        if relpath == last:
+            return list(last_parts)
+        # entries come parent first: reuse the previous split for the shared prefix, so a
+        # deep tree does not cost a split of its whole path per entry
+        if last and relpath.startswith(last + "/"):
+            parts = last_parts + self._split(relpath[len(last) + 1 :], relpath)
+        elif last.startswith(relpath + "/") and not relpath.startswith("/"):
+            parts = last_parts[: relpath.count("/") + 1]
+            if "/".join(parts) != relpath:
+                parts = self._split(relpath, relpath)
+        else:
+            parts = self._split(relpath, relpath)
+        self._last = (relpath, parts)
+        return list(parts)
+
     @staticmethod
-    def _parts(relpath: str) -> list[str]:
-        if "\0" in relpath:
+    def _split(tail: str, relpath: str) -> list[str]:
+        if "\0" in tail:
             raise WorkspaceError(f"entry {relpath!r} contains a NUL byte")
         if relpath.startswith("/"):
             raise WorkspaceError(f"entry {relpath!r} is an absolute path")
-        parts = [p for p in relpath.split("/") if p not in ("", ".")]
+        parts = tail.split("/")
+        if "" in parts or "." in parts:
+            parts = [p for p in parts if p not in ("", ".")]
         if ".." in parts:
             raise WorkspaceError(f"entry {relpath!r} contains '..'")
         return parts
 
     @contextmanager
-    def _parent(self, relpath: str) -> Iterator[tuple[int, str | None]]:
+    def _parent(self, relpath: str, *, source: bool = False) -> Iterator[tuple[int, str | None]]:
         """The fd of ``relpath``'s parent directory (created as needed) and its name."""
         parts = self._parts(relpath)
-        fd = os.dup(self._root_fd)
-        try:
-            for i, comp in enumerate(parts[:-1]):
-                try:
-                    new = os.open(comp, _DIR_FLAGS, dir_fd=fd)
-                except FileNotFoundError:
-                    os.mkdir(comp, 0o700, dir_fd=fd)
-                    _chown(comp, fd, self._owner)
-                    here = "/".join(parts[: i + 1])
-                    self._dirs.setdefault(here, (_NEW_DIR_MODE, None))
-                    new = os.open(comp, _DIR_FLAGS, dir_fd=fd)
-                except OSError as exc:
-                    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                        shown = "/".join(parts[: i + 1])
-                        raise WorkspaceError(
-                            f"entry {relpath!r} goes through {shown!r}, which is not a "
-                            "directory (a symlink or a file); refusing to follow it"
-                        ) from None
-                    raise
-                os.close(fd)
-                fd = new
-            yield fd, (parts[-1] if parts else None)
-        finally:
-            os.close(fd)
+        cursor = self._source if source else self._cursor
+        yield cursor.goto(parts[:-1], relpath, create=not source), (parts[-1] if parts else None)
 
     def _clear(self, fd: int, name: str, relpath: str) -> None:
         """Remove a non-directory already at ``name`` so a new entry can take its place."""
@@ -552,10 +716,16 @@ class TreeWriter:
                     chunk = source.read(min(_COPY_CHUNK, remaining))
                     if not chunk:
                         raise WorkspaceError(f"entry {relpath!r} is truncated")
+                    remaining -= len(chunk)
+                    if not chunk.strip(b"\0"):
+                        # zeros stay a hole: a sparse file comes back sparse (and fits
+                        # the disk limit it fitted before)
+                        os.lseek(out, len(chunk), os.SEEK_CUR)
+                        continue
                     view = memoryview(chunk)
                     while view:
                         view = view[os.write(out, view) :]
-                    remaining -= len(chunk)
+                os.ftruncate(out, size)
                 if self._owner is not None:
                     os.fchown(out, *self._owner)
                 os.fchmod(out, mode & 0o7777)
@@ -581,7 +751,10 @@ class TreeWriter:
 
     def hardlink(self, relpath: str, existing: str) -> None:
         """Create ``relpath`` as a hard link to the already written entry ``existing``."""
-        with self._parent(existing) as (src_fd, src_name), self._parent(relpath) as (fd, name):
+        with (
+            self._parent(existing, source=True) as (src_fd, src_name),
+            self._parent(relpath) as (fd, name),
+        ):
             if name is None or src_name is None:
                 raise WorkspaceError(f"hard link {relpath!r} -> {existing!r} is invalid")
             st = os.stat(src_name, dir_fd=src_fd, follow_symlinks=False)
@@ -619,10 +792,13 @@ class TreeWriter:
             return
         try:
             if apply:
-                for relpath in sorted(self._dirs, key=lambda p: p.count("/"), reverse=True):
+                # children were recorded after their parents: reversed, the deepest first
+                for relpath in reversed(list(self._dirs)):
                     mode, mtime = self._dirs[relpath]
                     self._apply_dir(relpath, mode, mtime)
         finally:
+            self._cursor.close()
+            self._source.close()
             os.close(self._root_fd)
             self._root_fd = -1
 

@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import logging
 import os
 import shutil
 import signal
@@ -67,11 +69,22 @@ from .._models import (
     WorkspaceMetrics,
 )
 from .._provider import AsyncProvider, ExecRequest, WorkspaceSpec
+from . import _disk
 from ._cgroups import CgroupRun, Cgroups
 from ._config import LocalConfig
 from ._files import Owner, delete_path, list_files, read_file, write_file
-from ._git import clone as git_clone
-from ._git import status as git_status
+from ._git import (
+    NOT_A_DIR,
+    NOT_A_REPO,
+    NOT_EMPTY,
+    NOT_FOUND,
+    GitCommand,
+    clone_plan,
+    git_error,
+    parse_porcelain_v2,
+    relative_path,
+    status_command,
+)
 from ._probe import IsolationReport, build_report
 from ._sandbox import (
     CLONE_NEWIPC,
@@ -86,6 +99,8 @@ from ._templates import TemplateRegistry
 from ._workspaces import WorkspaceStore, chown_tree, disk_usage
 
 __all__ = ["LocalProvider"]
+
+log = logging.getLogger("sandstorm.local")
 
 _INLINE_CODE_LIMIT = 100_000
 _STDLIB_PRELOAD = (
@@ -138,6 +153,19 @@ _PROBES: dict[tuple[str, int, int], dict[str, Any]] = {}
 """Probe verdicts, once per (interpreter, uid, sandbox uid) for the life of the process."""
 
 
+def _with_disk_quota(report: IsolationReport, unavailable: str | None) -> IsolationReport:
+    """``report`` with the ``disk_quota`` entry: how the workspace disk limit is enforced."""
+    active, missing, limits = dict(report.active), dict(report.unavailable), dict(report.limits)
+    if unavailable is None:
+        active["disk_quota"] = "per-workspace ext4 image on a loop device (kernel-enforced)"
+        limits["disk"] = "size of the workspace's own filesystem image (kernel-enforced)"
+    else:
+        missing["disk_quota"] = (
+            f"{unavailable}; the disk limit is a best-effort usage check of the workspace"
+        )
+    return report.model_copy(update={"active": active, "unavailable": missing, "limits": limits})
+
+
 def _under(path: str, parent: str) -> bool:
     return path == parent or path.startswith(parent.rstrip("/") + "/")
 
@@ -165,30 +193,71 @@ class _Engine:
         self.cgroups.close()
 
 
-class _DiskGuard:
-    """Kills a run whose workspace grows past ``limit`` bytes (checked every ``interval`` s)."""
+_METADATA_ALLOWANCE = 64 << 10
+"""What a disk image's own bookkeeping may add before a run counts as past its limit."""
 
-    def __init__(self, files: Path, limit: int, interval: float) -> None:
+
+class _DiskGuard:
+    """Ends a run whose workspace grows past ``limit`` bytes (checked every ``interval`` s).
+
+    With a disk image the kernel already refuses what does not fit (the image holds at
+    most ``limit`` + 1 MiB); the guard only reports and ends a run that used it all, and
+    measuring is one ``statfs``. Without one the guard is the limit itself, best effort:
+    a walk of the tree, which cannot see files unlinked while open and lets a fast
+    writer overshoot by what it writes in one interval.
+    """
+
+    def __init__(
+        self,
+        files: Path,
+        limit: int,
+        interval: float,
+        image: Callable[[], tuple[int, int] | None],
+    ) -> None:
         self.files = files
         self.limit = limit
         self.interval = interval
         self.exceeded = False
+        self._usage = image
+        self._ceiling = limit
+
+    def _image(self) -> int | None:
+        usage = self._usage()
+        return None if usage is None else usage[0]
+
+    def _free(self) -> int | None:
+        usage = self._usage()
+        return None if usage is None else usage[1]
+
+    def _used(self) -> int:
+        used = self._image()
+        if used is None:
+            return disk_usage(self.files)
+        # the filesystem's own blocks (directories, extent trees) are not the code's
+        return max(0, used - _METADATA_ALLOWANCE)
 
     async def _measure(self) -> tuple[int, float]:
         started = time.perf_counter()
-        used = await asyncio.to_thread(disk_usage, self.files)
+        used = await asyncio.to_thread(self._used)
         return used, time.perf_counter() - started
+
+    def filled(self) -> bool:
+        """True when the workspace's disk image is full (a write was refused for room)."""
+        free = self._free()
+        # ext4 refuses writes with up to a MiB or two still free (delayed allocation
+        # reservations): that is what "full" looks like
+        return free is not None and free < _disk.NEARLY_FULL
 
     async def watch(self, kill: Callable[[], None]) -> None:
         # a workspace already over its limit may still run code that cleans it up: only
         # growth past both the limit and the starting size kills the run
         used, cost = await self._measure()
-        ceiling = max(self.limit, used)
+        self._ceiling = max(self.limit, used)
         while True:
             # big workspaces are walked less often: at most ~10% of one core goes to this
             await asyncio.sleep(max(self.interval, cost * 10))
             used, cost = await self._measure()
-            if used > ceiling:
+            if used > self._ceiling:
                 self.exceeded = True
                 kill()
                 return
@@ -228,7 +297,14 @@ class LocalProvider(AsyncProvider):
         if os.geteuid() == 0:
             owner = (self.config.sandbox_uid, self.config.sandbox_gid)
         self._owner: Owner | None = owner
-        self._store = WorkspaceStore(Path(self.config.root), self.name, owner)
+        self._disk_reason = (
+            _disk.unavailable() if self.config.disk_images else "disabled by configuration"
+        )
+        self._store = WorkspaceStore(
+            Path(self.config.root), self.name, owner, images=self._disk_reason is None
+        )
+        # images mounted by a provider that is never closed are unmounted at exit
+        self._store_finalizer = weakref.finalize(self, self._store.close)
         self._templates = TemplateRegistry.from_config(self.config.templates)
         self._snapshots: SnapshotStore | None = None
         self._engine: _Engine | None = None
@@ -268,6 +344,7 @@ class LocalProvider(AsyncProvider):
                     seccomp_enabled=config.seccomp,
                     sandbox_uid=config.sandbox_uid,
                 )
+                report = _with_disk_quota(report, self._disk_reason)
                 missing = [name for name in config.require if not report.is_active(name)]
                 if missing:
                     reasons = "; ".join(
@@ -338,6 +415,8 @@ class LocalProvider(AsyncProvider):
             if self._finalizer is not None:
                 self._finalizer.detach()
             await asyncio.to_thread(engine.close)
+        self._store_finalizer.detach()
+        await asyncio.to_thread(self._store.close)
 
     # ------------------------------------------------------------------ workspaces
 
@@ -361,7 +440,19 @@ class LocalProvider(AsyncProvider):
             labels=dict(spec.labels),
         )
         engine = await self._engine_ready()
-        self._store.create(workspace, spec.env)
+        disk = (spec.resources.disk or self.config.disk_limit) << 20
+        # formatting and mounting happen in a thread; a caller cancelled meanwhile must
+        # not leave the workspace behind
+        making = asyncio.ensure_future(
+            asyncio.to_thread(self._store.create, workspace, spec.env, disk)
+        )
+        try:
+            await asyncio.shield(making)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await making
+                await asyncio.to_thread(self._store.delete, workspace.id)
+            raise
         if engine.cgroups.active:
             try:
                 self._ensure_cgroups(engine, workspace)
@@ -497,11 +588,17 @@ class LocalProvider(AsyncProvider):
         return static
 
     def _request_for(
-        self, engine: _Engine, workspace: Workspace, request: ExecRequest
+        self,
+        engine: _Engine,
+        workspace: Workspace,
+        request: ExecRequest,
+        *,
+        host_network: bool = False,
+        read_only: tuple[str, ...] = (),
     ) -> dict[str, Any]:
         report = engine.report
         files = str(self._store.files(workspace.id).resolve())
-        blocked = workspace.network.mode != "host"
+        blocked = workspace.network.mode != "host" and not host_network
         if blocked and not report.is_active("netns"):
             raise IsolationUnavailable(
                 "network mode 'blocked' needs a network namespace, which this host cannot "
@@ -521,14 +618,16 @@ class LocalProvider(AsyncProvider):
         if not report.is_active("cgroup_pids") and report.is_active("uid_drop"):
             rlimits["nproc"] = (self.config.pids_limit, self.config.pids_limit)
         static = self._static(engine, blocked)
+        if read_only:  # git clone from a local repository: shown read-only to that run
+            static = {**static, "keeps": [*static["keeps"], *read_only]}
         keeps = static["keeps"]
         landlock = None
         if report.is_active("landlock"):
-            read_only = [*_SYSTEM_READ_ONLY, *keeps]
+            ro_paths = [*_SYSTEM_READ_ONLY, *keeps]
             if not blocked:
-                read_only.append("/run")
+                ro_paths.append("/run")
             landlock = {
-                "ro": read_only,
+                "ro": ro_paths,
                 "rw": [files, *_SCRATCH, *_DEVICES_RW],
                 "deny_tcp": False,
             }
@@ -570,16 +669,27 @@ class LocalProvider(AsyncProvider):
         }
 
     async def _execute(self, workspace: Workspace, request: ExecRequest) -> RunResult:
+        return await self._run(workspace, request)
+
+    async def _run(
+        self,
+        workspace: Workspace,
+        request: ExecRequest,
+        *,
+        host_network: bool = False,
+        read_only: tuple[str, ...] = (),
+    ) -> RunResult:
+        """Run ``request`` in ``workspace``; ``host_network``/``read_only`` serve git clone."""
         engine = await self._engine_ready()
-        files = self._store.files(workspace.id)
-        if not files.is_dir():
-            raise WorkspaceNotFound(workspace.id, self.name)
+        files = self._files_dir(workspace)
         if engine.report.is_active("uid_drop"):
             owner = (self.config.sandbox_uid, self.config.sandbox_gid)
             st = files.stat()
             if (st.st_uid, st.st_gid) != owner:
                 await asyncio.to_thread(chown_tree, files, *owner)
-        payload = self._request_for(engine, workspace, request)
+        payload = self._request_for(
+            engine, workspace, request, host_network=host_network, read_only=read_only
+        )
         cgroups = engine.cgroups
         run = None
         oom_before = 0
@@ -600,6 +710,7 @@ class LocalProvider(AsyncProvider):
             files,
             (workspace.resources.disk or self.config.disk_limit) << 20,
             self.config.disk_check_interval,
+            lambda: self._store.usage(workspace.id),
         )
         warm = engine.server.warm
         is_warm = warm is not None and all(payload.get(k) == v for k, v in warm.items())
@@ -650,6 +761,12 @@ class LocalProvider(AsyncProvider):
                 f"\nsandstorm: the workspace went past its disk limit of "
                 f"{disk_guard.limit >> 20} MiB; the run was killed\n"
             )
+        elif exit_code != 0 and await asyncio.to_thread(disk_guard.filled):
+            reason = TerminationReason.DISK_LIMIT
+            stderr += (
+                f"\nsandstorm: the workspace reached its disk limit of "
+                f"{disk_guard.limit >> 20} MiB\n"
+            )
         elif sig == signal.SIGKILL and run is not None:
             if cgroups.oom_kills(workspace.id) > oom_before:
                 reason = TerminationReason.MEMORY_LIMIT
@@ -672,13 +789,21 @@ class LocalProvider(AsyncProvider):
     # ------------------------------------------------------------------ files
 
     def _files_dir(self, workspace: Workspace) -> Path:
-        files = self._store.files(workspace.id)
+        files = self._store.mounted(workspace.id)
         if not files.is_dir():
             raise WorkspaceNotFound(workspace.id, self.name)
         return files
 
     async def _write_file(self, workspace: Workspace, path: str, data: bytes) -> None:
-        await asyncio.to_thread(write_file, self._files_dir(workspace), path, data, self._owner)
+        try:
+            await asyncio.to_thread(write_file, self._files_dir(workspace), path, data, self._owner)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                disk = workspace.resources.disk or self.config.disk_limit
+                raise WorkspaceError(
+                    f"{path!r} does not fit: the workspace's disk limit is {disk} MiB"
+                ) from None
+            raise
 
     async def _read_file(self, workspace: Workspace, path: str) -> bytes:
         return await asyncio.to_thread(read_file, self._files_dir(workspace), path)
@@ -691,25 +816,64 @@ class LocalProvider(AsyncProvider):
 
     # ------------------------------------------------------------------ git
 
+    async def _git_run(
+        self, workspace: Workspace, command: GitCommand, timeout: float
+    ) -> RunResult:
+        """Run a git script as sandboxed code of ``workspace`` (never on the host)."""
+        request = ExecRequest(
+            code=command.script, language=Language.SHELL, env=command.env, timeout=timeout
+        )
+        try:
+            return await self._run(
+                workspace,
+                request,
+                host_network=command.host_network,
+                read_only=command.read_only,
+            )
+        except ExecutionTimeout:
+            raise WorkspaceError(
+                f"{command.what} timed out after {timeout:g}s and was killed"
+            ) from None
+
     async def _git_clone(
         self, workspace: Workspace, url: str, branch: str | None, path: str
     ) -> None:
         files = self._files_dir(workspace)
-        dest = files if path in ("", ".") else files / path
-        await asyncio.to_thread(
-            git_clone,
-            url,
-            dest,
-            branch,
-            self._owner,
-            self.config.git_timeout,
-            workspace_root=files,
-        )
+        dest = relative_path(path, str(files))
+        plan = clone_plan(url, dest, branch)
+        timeout = self.config.git_timeout
+        log.debug("git clone %s (branch %s) into %s", plan.shown, branch, dest)
+        try:
+            result = await self._git_run(workspace, plan.fetch, timeout)
+        except WorkspaceError:
+            await self._git_run(workspace, plan.cleanup, 60.0)
+            raise
+        if result.exit_code != 0:
+            raise WorkspaceError(
+                git_error(plan.fetch.what, result.exit_code, result.stderr, plan.secrets)
+            )
+        try:
+            result = await self._git_run(workspace, plan.checkout, timeout)
+        except WorkspaceError:
+            await self._git_run(workspace, plan.cleanup, 60.0)
+            raise
+        if result.exit_code != 0:
+            await self._git_run(workspace, plan.cleanup, 60.0)
+            raise WorkspaceError(
+                git_error(plan.checkout.what, result.exit_code, result.stderr, plan.secrets)
+            )
 
     async def _git_status(self, workspace: Workspace, path: str) -> GitStatus:
         files = self._files_dir(workspace)
-        repo = files if path in ("", ".") else files / path
-        return await asyncio.to_thread(git_status, repo, self._owner, workspace_root=files)
+        command = status_command(relative_path(path, str(files)))
+        result = await self._git_run(workspace, command, self.config.git_timeout)
+        if result.exit_code in (NOT_FOUND, NOT_A_REPO, NOT_EMPTY, NOT_A_DIR):
+            raise WorkspaceError(result.stderr.strip()[-2000:])
+        if result.exit_code != 0:
+            raise WorkspaceError(git_error(command.what, result.exit_code, result.stderr))
+        if result.stdout_truncated:
+            raise WorkspaceError("git status printed more than the output limit")
+        return parse_porcelain_v2(result.stdout.encode(errors="surrogateescape"))
 
     # ------------------------------------------------------------------ snapshots
 
@@ -739,8 +903,16 @@ class LocalProvider(AsyncProvider):
         workspace = await self._create_workspace(spec)
         try:
             await asyncio.to_thread(
-                store.restore_into, snapshot_id, self._store.files(workspace.id), self._owner
+                store.restore_into, snapshot_id, self._files_dir(workspace), self._owner
             )
+        except OSError as exc:
+            await self._delete_workspace(workspace.id)
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise WorkspaceError(
+                    f"snapshot {snapshot_id!r} does not fit the workspace's disk limit of "
+                    f"{spec.resources.disk or self.config.disk_limit} MiB"
+                ) from None
+            raise
         except BaseException:
             await self._delete_workspace(workspace.id)
             raise
@@ -771,15 +943,14 @@ class LocalProvider(AsyncProvider):
 
     async def _metrics(self, workspace: Workspace) -> WorkspaceMetrics:
         engine = await self._engine_ready()
-        files = self._store.files(workspace.id)
-        if not files.is_dir():
-            raise WorkspaceNotFound(workspace.id, self.name)
+        files = self._files_dir(workspace)
         if not engine.cgroups.active:
             raise CapabilityNotSupported(
                 self.name, Capability.METRICS, "no writable cgroup hierarchy on this host"
             )
         self._ensure_cgroups(engine, workspace)
-        used = await asyncio.to_thread(disk_usage, files)
+        image = await asyncio.to_thread(self._store.usage, workspace.id)
+        used = image[0] if image is not None else await asyncio.to_thread(disk_usage, files)
         usage = engine.cgroups.usage(workspace.id)
         return WorkspaceMetrics(
             workspace_id=workspace.id,

@@ -74,6 +74,7 @@ MS_REMOUNT = 32
 MS_BIND = 4096
 MS_REC = 16384
 MS_PRIVATE = 1 << 18
+MS_SLAVE = 1 << 19
 
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
@@ -331,8 +332,13 @@ def seccomp_load() -> None:
 
 
 def setup_mounts(req: dict[str, Any]) -> None:
-    """Private propagation, fresh /proc, tmpfs masks with selected paths bound back."""
-    mount(None, "/", None, MS_REC | MS_PRIVATE)
+    """Slave propagation, fresh /proc, tmpfs masks with selected paths bound back.
+
+    Slave, not private: nothing mounted here reaches the host, but a workspace's disk
+    image that the host mounts later (below the shared workspaces directory) still
+    reaches a sandbox prepared before it.
+    """
+    mount(None, "/", None, MS_REC | MS_SLAVE)
     if req.get("pidns"):
         mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     keeps: list[tuple[str, int]] = []

@@ -248,7 +248,14 @@ def _archive_tree(tf: tarfile.TarFile, root: Path) -> None:
                 tf.addfile(info)
             elif stat.S_ISLNK(st.st_mode):
                 info.type = tarfile.SYMTYPE
-                info.linkname = os.readlink(name, dir_fd=dir_fd)
+                try:
+                    info.linkname = os.readlink(name, dir_fd=dir_fd)
+                except FileNotFoundError:
+                    continue  # removed since it was listed
+                except OSError as exc:
+                    raise WorkspaceError(
+                        f"{relname!r} changed while the snapshot was taken; retry"
+                    ) from exc
                 tf.addfile(info)
             elif stat.S_ISFIFO(st.st_mode):
                 info.type = tarfile.FIFOTYPE

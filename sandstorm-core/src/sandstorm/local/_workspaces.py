@@ -3,21 +3,38 @@
 ``meta.json`` is the :class:`~sandstorm.Workspace` model as JSON; ``env.json`` holds the
 workspace's environment variables; ``files/`` is the code's working directory, owned by
 the sandbox uid so the code can write it.
+
+With disk images (``images=True``, see :mod:`._disk`), ``files/`` is the mount point of
+the workspace's own ``disk.img``: the store mounts it at creation, again on first use
+after a restart (a mount a crashed process left is adopted), unmounts it on
+:meth:`WorkspaceStore.close`, and deletion is unmount plus unlink. ``workspaces/`` itself
+is then a shared mount, so images mounted after a sandbox was prepared still reach it.
+
+Nothing here recurses in Python or follows a link: deleting a tree the code made
+(any depth, any size) goes through :func:`._files.remove_tree`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import logging
 import os
 import re
 import secrets
-import shutil
-from collections.abc import Mapping
+import stat
+import time
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .._errors import WorkspaceNotFound
+from .._errors import WorkspaceError, WorkspaceNotFound
 from .._models import Workspace
+from . import _disk
+from ._files import remove_tree, walk_tree
+
+log = logging.getLogger("sandstorm.local")
 
 __all__ = ["WorkspaceStore", "chown_tree", "disk_usage"]
 
@@ -25,62 +42,63 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 
 def chown_tree(path: Path, uid: int, gid: int) -> None:
-    """Give ``path`` and everything below it to ``uid:gid`` (entries already right are skipped)."""
-    stack = [str(path)]
-    while stack:
-        current = stack.pop()
-        st = os.lstat(current)
-        if st.st_uid != uid or st.st_gid != gid:
-            os.lchown(current, uid, gid)
-        try:
-            with os.scandir(current) as entries:
-                for entry in entries:
-                    if entry.is_dir(follow_symlinks=False):
-                        stack.append(entry.path)
-                    else:
-                        est = entry.stat(follow_symlinks=False)
-                        if est.st_uid != uid or est.st_gid != gid:
-                            os.lchown(entry.path, uid, gid)
-        except NotADirectoryError:
-            continue
+    """Give ``path`` and everything below it to ``uid:gid`` (entries already right are skipped).
+
+    Walks by descriptors (any depth, no symlink followed, see :func:`._files.walk_tree`).
+    """
+    root = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        st = os.fstat(root)
+        if (st.st_uid, st.st_gid) != (uid, gid):
+            os.fchown(root, uid, gid)
+        for dir_fd, _, name, est in walk_tree(root):
+            if (est.st_uid, est.st_gid) != (uid, gid):
+                with contextlib.suppress(FileNotFoundError):
+                    os.chown(name, uid, gid, dir_fd=dir_fd, follow_symlinks=False)
+    finally:
+        os.close(root)
 
 
 def disk_usage(path: Path) -> int:
-    """Bytes allocated on disk by everything below ``path`` (hard links counted once)."""
+    """Bytes allocated on disk by everything below ``path`` (hard links counted once).
+
+    The fallback without disk images: only what a walk sees (not unlinked open files).
+    """
     total = 0
     seen: set[tuple[int, int]] = set()
-    stack = [str(path)]
-    while stack:
-        current = stack.pop()
-        try:
-            with os.scandir(current) as entries:
-                for entry in entries:
-                    try:
-                        st = entry.stat(follow_symlinks=False)
-                    except OSError:
-                        continue
-                    if st.st_nlink > 1:
-                        key = (st.st_dev, st.st_ino)
-                        if key in seen:
-                            continue
-                        seen.add(key)
-                    total += st.st_blocks * 512
-                    if entry.is_dir(follow_symlinks=False):
-                        stack.append(entry.path)
-        except OSError:
-            continue
+    try:
+        root = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return 0
+    try:
+        for _, _, _, st in walk_tree(root):
+            if st.st_nlink > 1 and not stat.S_ISDIR(st.st_mode):
+                key = (st.st_dev, st.st_ino)
+                if key in seen:
+                    continue
+                seen.add(key)
+            total += st.st_blocks * 512
+    except (OSError, ValueError, WorkspaceError):
+        pass  # the tree changed under the walk: what was counted so far
+    finally:
+        os.close(root)
     return total
 
 
 class WorkspaceStore:
     """Create, find, list and delete workspace directories under ``root``."""
 
-    def __init__(self, root: Path, provider: str, owner: tuple[int, int] | None) -> None:
+    def __init__(
+        self, root: Path, provider: str, owner: tuple[int, int] | None, *, images: bool = False
+    ) -> None:
         self.root = root
         self.base = root / "workspaces"
+        self.images = images
         self._provider = provider
         self._owner = owner
         self._prepared = False
+        self._shared = False
+        self._mounted: set[str] = set()
 
     def path(self, workspace_id: str) -> Path:
         """The workspace's directory; :class:`WorkspaceNotFound` for a malformed id."""
@@ -92,27 +110,118 @@ class WorkspaceStore:
         """The workspace's ``files/`` directory (the code's working directory)."""
         return self.path(workspace_id) / "files"
 
+    def image(self, workspace_id: str) -> Path:
+        """The workspace's disk image (present only with disk images)."""
+        return self.path(workspace_id) / "disk.img"
+
     def prepare(self) -> None:
-        """Create the state directories (private to the host user)."""
+        """Create the state directories (private to the host user).
+
+        With disk images, also make ``workspaces/`` a shared mount and adopt the images a
+        crashed process left mounted (so :meth:`close` unmounts them).
+        """
         if self._prepared and self.base.is_dir():
             return
         self.base.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.root, 0o700)
+        if self.images:
+            # ours to remove at close: a bind made now, or one a crashed provider made
+            # (marked); a mount point someone else made stays theirs
+            marker = self.root / ".workspaces-bind"
+            if _disk.share(self.base):
+                marker.touch()
+            self._shared = marker.exists()
+            for point in _disk.mounted_below(self.base):
+                if point.name == "files" and point.parent.parent == self.base.resolve():
+                    self._mounted.add(point.parent.name)
         self._prepared = True
 
-    def create(self, workspace: Workspace, env: Mapping[str, str]) -> Workspace:
-        """Make the directories and write ``meta.json``; returns ``workspace``."""
+    def create(
+        self, workspace: Workspace, env: Mapping[str, str], disk_bytes: int | None = None
+    ) -> Workspace:
+        """Make the directories (and disk image) and write ``meta.json``; returns ``workspace``."""
         self.prepare()
         path = self.path(workspace.id)
         path.mkdir(mode=0o700)
         files = path / "files"
         files.mkdir(mode=0o755)
-        if self._owner is not None:
-            os.chown(files, *self._owner)
-        if env:
-            (path / "env.json").write_text(json.dumps(dict(env)))
-        self.save(workspace)
+        try:
+            if self.images and disk_bytes:
+                _disk.create_image(self.image(workspace.id), disk_bytes)
+                _disk.mount_image(self.image(workspace.id), files, fresh=True)
+                self._mounted.add(workspace.id)
+                with contextlib.suppress(OSError):
+                    os.rmdir(files / "lost+found")
+            if self._owner is not None:
+                os.chown(files, *self._owner)  # the image's root, when there is one
+            if env:
+                (path / "env.json").write_text(json.dumps(dict(env)))
+            self.save(workspace)
+        except BaseException:
+            self.purge(path)
+            raise
         return workspace
+
+    @contextlib.contextmanager
+    def _locked(self, workspace_id: str) -> Iterator[None]:
+        """Serialise mounting one workspace's image across processes sharing the root."""
+        fd = os.open(self.path(workspace_id), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _mount(self, workspace_id: str) -> None:
+        files = self.files(workspace_id)
+        with self._locked(workspace_id):
+            if not _disk.is_mounted(files):
+                _disk.mount_image(self.image(workspace_id), files)
+        self._mounted.add(workspace_id)
+
+    def mounted(self, workspace_id: str) -> Path:
+        """The workspace's ``files/``, its image mounted there first when it has one."""
+        files = self.files(workspace_id)
+        if self.images and self.image(workspace_id).is_file():
+            self.prepare()  # the shared bind must come before any image below it
+            if not _disk.is_mounted(files):
+                self._mount(workspace_id)
+            else:
+                self._mounted.add(workspace_id)  # mounted by an earlier process: adopted
+        return files
+
+    def usage(self, workspace_id: str) -> tuple[int, int] | None:
+        """(bytes used, bytes free) of the workspace's image; ``None`` without one."""
+        if not self.images or not self.image(workspace_id).is_file():
+            return None
+        return _disk.usage(self.mounted(workspace_id))
+
+    def close(self) -> None:
+        """Unmount the images this store mounted (busy ones, in use elsewhere, stay).
+
+        Then wait (up to a second) for their loop devices to go: sandboxes killed just
+        before may still hold a copy of a mount for a moment.
+        """
+        released = []
+        for workspace_id in sorted(self._mounted):
+            files = self.files(workspace_id)
+            try:
+                if _disk.unmount(files, attempts=5):
+                    released.append(self.image(workspace_id))
+                else:
+                    log.warning("workspace %s is still in use; its disk stays mounted", files)
+            except OSError as exc:
+                log.warning("unmounting %s: %s", files, exc)
+        self._mounted.clear()
+        if self._shared and _disk.unshare(self.base):
+            (self.root / ".workspaces-bind").unlink(missing_ok=True)
+            self._shared = False
+        self._prepared = False
+        deadline = time.monotonic() + 1.0
+        while released and time.monotonic() < deadline:
+            released = [image for image in released if _disk.attached_device(image)]
+            if released:
+                time.sleep(0.01)
 
     def save(self, workspace: Workspace) -> None:
         """Atomically (re)write the workspace's ``meta.json``."""
@@ -156,33 +265,54 @@ class WorkspaceStore:
         self.purge(self.discard(workspace_id))
 
     def discard(self, workspace_id: str) -> Path:
-        """Make the workspace disappear at once (a rename into ``trash/``); returns the trash path.
+        """Make the workspace disappear at once (a rename into ``workspaces/.trash/``).
+
+        Returns the trash path (on the same mount as the workspace, so the rename works
+        when ``workspaces/`` is a bind mount).
 
         :meth:`purge` removes the files afterwards, possibly in the background.
         """
         path = self.path(workspace_id)
         if not (path / "meta.json").exists():
             raise WorkspaceNotFound(workspace_id, self._provider)
-        trash = self.root / "trash"
+        trash = self.base / ".trash"
         trash.mkdir(exist_ok=True, mode=0o700)
         target = trash / f"{workspace_id}.{secrets.token_hex(4)}"
         try:
             path.rename(target)
         except FileNotFoundError:
             raise WorkspaceNotFound(workspace_id, self._provider) from None
+        self._mounted.discard(workspace_id)
         return target
 
     @staticmethod
     def purge(path: Path) -> None:
-        """Remove a discarded workspace's files for good."""
-        shutil.rmtree(path, ignore_errors=True)
+        """Remove a discarded workspace for good: unmount its image, then its directory.
+
+        No walk of an image's content; a workspace without one is removed without
+        recursion or following links. Errors are logged, never raised: the trash is
+        tried again at the next start.
+        """
+        files = path / "files"
+        try:
+            if _disk.is_mounted(files):
+                _disk.unmount(files, lazy=True)
+            parent = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                remove_tree(parent, path.name)
+            finally:
+                os.close(parent)
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError) as exc:
+            log.warning("could not remove %s: %s", path, exc)
 
     def purge_trash(self) -> None:
-        """Remove whatever earlier processes left in ``trash/``."""
-        trash = self.root / "trash"
-        if trash.is_dir():
-            for entry in trash.iterdir():
-                self.purge(entry)
+        """Remove whatever earlier processes left in the trash."""
+        for trash in (self.base / ".trash", self.root / "trash"):  # the latter: older layout
+            if trash.is_dir():
+                for entry in trash.iterdir():
+                    self.purge(entry)
 
     @staticmethod
     def new_id() -> str:
