@@ -39,6 +39,7 @@ from urllib.parse import SplitResult, unquote, urlsplit
 
 from .._errors import WorkspaceError
 from .._models import GitFileStatus, GitStatus
+from ..adapters import scrub_credentials
 
 __all__ = [
     "DEFAULT_PROTOCOLS",
@@ -47,14 +48,12 @@ __all__ = [
     "clone_plan",
     "parse_porcelain_v2",
     "relative_path",
-    "scrub_credentials",
     "status_command",
 ]
 
 DEFAULT_PROTOCOLS: frozenset[str] = frozenset({"https", "http", "ssh", "git", "file"})
 """Transport protocols a clone allows unless told otherwise (never ``ext``)."""
 
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s]*@")
 _CTRL = re.compile(r"[\x00-\x1f\x7f]")
 _SAFE_TOKEN = re.compile(r"[A-Za-z0-9._-]+\Z")
 _SCP_LIKE = re.compile(r"[^/:]+:")
@@ -116,16 +115,6 @@ def _base_env() -> dict[str, str]:
         "GIT_EXTERNAL_DIFF": "",
         "GIT_PAGER": "cat",
     }
-
-
-def scrub_credentials(text: str, *secrets: str) -> str:
-    """``text`` with URL user-info (``https://user:token@``) and ``secrets`` redacted."""
-    text = _USERINFO.sub(r"\g<scheme>***@", text)
-    for secret in secrets:
-        if len(secret) >= 3:
-            for form in {secret, unquote(secret)}:
-                text = text.replace(form, "***")
-    return text
 
 
 def git_error(what: str, exit_code: int, stderr: str, secrets: tuple[str, ...] = ()) -> str:
