@@ -257,6 +257,11 @@ class Cgroups:
         """Why a cgroup primitive is not active."""
         return dict(self._errors)
 
+    def bases(self) -> tuple[str, ...]:
+        """The provider's own cgroup directories, one per hierarchy in use."""
+        found = [*self._v1.values(), *((self._v2,) if self._v2 is not None else ())]
+        return tuple(str(path) for path in dict.fromkeys(found))
+
     @property
     def active(self) -> bool:
         """True when at least one hierarchy is in use."""
