@@ -15,7 +15,9 @@ def test_defaults() -> None:
     assert config.output_cap == 4 << 20
     assert config.root == default_root()
     assert config.require == ()
-    assert config.sandbox_uid == 65534
+    assert config.uid_range == (1_000_000, 1_999_999)
+    assert config.workspace_path == "/workspace"
+    assert config.allow_weaker == ()
 
 
 def test_default_root_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -18,7 +18,8 @@ SCRIPT = """
 import json, sys
 sys.path[:0] = {paths!r}
 import sandstorm
-with sandstorm.get_provider("local", root={root!r}) as p:
+# rootless, every sandbox runs as the host user's uid: that layer is knowingly given up
+with sandstorm.get_provider("local", root={root!r}, allow_weaker=["uid_separation"]) as p:
     report = p.async_provider.isolation_report()
     run = p.run("import os, socket; print(os.getuid(), os.getpid(), socket.gethostname())")
     net = p.run("import socket\\ntry:\\n    socket.create_connection(('127.0.0.1', 22), 1)\\n"

@@ -811,6 +811,9 @@ def _prepare_payload(req: RunRequest, fds: list[int], err_w: int) -> None:
         os.dup2(fd, target)
     os.closerange(3, err_w)
     os.closerange(err_w + 1, 1 << 16)
+    # init is not dumpable (it holds host descriptors); with those closed, this process
+    # may be (rootless, its own /proc/self files must be writable to map its uid)
+    prctl(PR_SET_DUMPABLE, 1)
     os.setsid()
     try:
         with open("/proc/self/oom_score_adj", "w") as f:
