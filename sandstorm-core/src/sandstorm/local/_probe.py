@@ -90,7 +90,7 @@ def build_report(
             if raw.get("rootless")
             else unavailable.get("uid_drop", "no unprivileged uid")
         )
-    active.update(cgroup_active)
+    active.update({k: v for k, v in cgroup_active.items() if k != "cgroup_sockets"})
     for name in ("cgroup_kill", "cgroup_memory", "cgroup_pids", "cgroup_cpu"):
         if name not in active:
             unavailable[name] = cgroup_errors.get(name) or cgroup_errors.get(
@@ -108,6 +108,7 @@ def build_report(
             "rlimit RLIMIT_NPROC (per uid)" if uid_dropped else "pid namespace teardown only",
         ),
         "disk": "RLIMIT_FSIZE per file plus a usage check of the workspace while it runs",
+        "sockets": cgroup_active.get("cgroup_sockets", "per socket only (no cgroup accounting)"),
         "kill": kill,
     }
     return IsolationReport(
