@@ -35,6 +35,7 @@ _V1_WANTED = ("memory", "pids", "cpu", "cpuacct", "blkio")
 SOCKET_BUFFERS = 16 << 20
 """Bytes of TCP buffers a workspace may hold on a cgroup v1 host (v2 counts them in
 ``memory.max``); ``memory.kmem.tcp.limit_in_bytes`` caps them, on top of its memory limit."""
+_TCP_LIMIT = "memory.kmem.tcp.limit_in_bytes"
 _V2_LIMITS = ("memory", "pids", "cpu")
 
 
@@ -256,7 +257,7 @@ class Cgroups:
                 active[f"cgroup_{name}"] = f"cgroup v1 {name} controller"
         if "memory" in self._v2_limits:
             active["cgroup_sockets"] = "socket buffers counted in the cgroup v2 memory limit"
-        elif "memory" in self._v1 and (self._v1["memory"] / "memory.kmem.tcp.limit_in_bytes").exists():
+        elif "memory" in self._v1 and (self._v1["memory"] / _TCP_LIMIT).exists():
             active["cgroup_sockets"] = (
                 f"TCP buffers capped at {SOCKET_BUFFERS >> 20} MiB per workspace "
                 "(cgroup v1 memory.kmem.tcp.limit_in_bytes); unix and UDP buffers per socket only"
@@ -388,7 +389,7 @@ class Cgroups:
                     memsw.write_text(limit)
         if "memory" in dirs and "memory" not in self._v2_limits:
             # v1 leaves socket buffers out of memory.limit_in_bytes: cap them apart
-            tcp = dirs["memory"] / "memory.kmem.tcp.limit_in_bytes"
+            tcp = dirs["memory"] / _TCP_LIMIT
             with contextlib.suppress(OSError):
                 tcp.write_text(str(SOCKET_BUFFERS))
         if "pids" in self._v2_limits and v2 is not None:
