@@ -2,11 +2,13 @@
 
 Python runs in-process inside a forked child of a pre-started sandbox interpreter (the
 fork server, ``_sandbox.py``); javascript (node) and shell are ``execve``'d from an
-identically isolated child. Every run gets: new net (no network unless the workspace
-asks for the host's), pid (fresh /proc), mount, ipc, uts and cgroup namespaces; an
-unprivileged uid when the host is root; rlimits; Landlock and seccomp where the kernel
-has them; per-workspace cgroups for memory/pids/cpu limits, whole-tree kill and metrics,
-shown to the code read-only at ``/sys/fs/cgroup`` (its own cgroups only, ``cgroup_view``).
+identically isolated child. Every run gets: a root assembled from an allow-list
+(``pivot_root``; the workspace at ``workspace_path``), new net (no network unless the
+workspace asks for the host's), pid (fresh /proc), mount, ipc, uts and cgroup namespaces;
+the workspace's own uid when the host is root; rlimits; Landlock; seccomp; per-workspace
+cgroups for memory/pids/cpu limits, whole-tree kill and metrics, shown to the code
+read-only at ``/sys/fs/cgroup`` (its own cgroups only, ``cgroup_view``). Without one of
+these layers the provider refuses to start unless ``allow_weaker`` names it.
 
 Python semantics match ``python -I -S -c CODE`` run in the workspace: ``sys.argv ==
 ["-c"]``, ``__name__ == "__main__"``, the same tracebacks, exit codes, atexit handlers and

@@ -2,14 +2,17 @@
 
 This file is executed as a script by a separate, pre-started interpreter
 (``python -I -S _sandbox.py serve CONFIG``) with a clean environment; it never imports
-``sandstorm``. The host sends one control message per run over a Unix socket, carrying
-file descriptors (status socket, stdin, stdout, stderr). For each run the server forks:
+``sandstorm`` (the provider imports it, for :class:`RunRequest` and :class:`SandboxSpec`,
+the one typed definition of what the host sends). The host sends one control message per
+run over a Unix socket, carrying file descriptors (status socket, stdin, stdout, stderr),
+then the request. For each run the server forks:
 
 ``supervisor`` (host pid namespace, unshares namespaces, reports, kills)
-  -> ``init`` (PID 1 of a new pid namespace: fresh /proc, private mounts, lo up,
-     then joins the run's cgroups and binds the workspace back through the masks)
-     -> ``payload`` (joins its cgroups, binds their read-only view at /sys/fs/cgroup,
-        rlimits, Landlock, no_new_privs, seccomp, uid drop, then the code)
+  -> ``init`` (PID 1 of a new pid namespace, not dumpable: assembles a new root from the
+     spec's allow-list, lo up; per run names the user, binds the workspace and the
+     cgroup view, ``pivot_root`` and the host's root is detached)
+     -> ``payload`` (joins its cgroups, rlimits, Landlock, no_new_privs, the workspace's
+        uid, seccomp, then the code)
 
 Python code runs in-process in the payload (the interpreter is already warm, stdlib and
 configured modules pre-imported); other languages are ``execve``'d from the same isolated
@@ -18,8 +21,8 @@ pid namespace (double-forked daemons included). The supervisor reports the exit 
 to the host and kills the whole namespace on request or when the host goes away.
 
 With ``prewarm`` the server keeps a few supervisor+init pairs built ahead of time
-(namespaces unshared, /proc mounted, masks in place, lo up); a warm run only joins its
-cgroups, binds its workspace and forks the payload.
+(namespaces unshared, the root assembled, lo up); a warm run only names its user, binds
+its workspace and cgroup view, switches root and forks nothing (its payload waits ready).
 
 ``python -I -S _sandbox.py probe`` tries each primitive in a throwaway child and prints
 a JSON report of what works on this machine.
