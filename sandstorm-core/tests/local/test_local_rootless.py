@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-import sys
-import tempfile
-from pathlib import Path
+from collections.abc import Callable
 
-import pytest
-
-import sandstorm
+RootlessRun = Callable[..., subprocess.CompletedProcess[str]]
 
 SCRIPT = """
 import json, sys
@@ -31,34 +25,14 @@ print(json.dumps({{"active": sorted(report.active), "run": run.stdout, "net": ne
 """
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to become an unprivileged user")
-def test_rootless_provider_isolates_with_user_namespaces() -> None:
-    python = "/usr/bin/python3"
-    if not os.access(python, os.X_OK) or shutil.which("setpriv") is None:
-        pytest.skip("needs the system python3 and setpriv")
-    src = str(Path(sandstorm.__file__).resolve().parents[1])
-    site = [p for p in sys.path if p.endswith("site-packages")]
-    base = Path(tempfile.mkdtemp(prefix="sandstorm-rootless-"))
-    os.chmod(base, 0o777)
-    try:
-        script = base / "rootless.py"
-        script.write_text(SCRIPT.format(paths=[src, *site], root=str(base / "state")))
-        proc = subprocess.run(
-            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-             "env", "-i", "PATH=/usr/bin:/bin", f"HOME={base}", "SECRET_TOKEN=leak-me",
-             python, str(script)],
-            capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
-        if proc.returncode != 0 and "ModuleNotFoundError" in proc.stderr:
-            pytest.skip(f"the system python cannot import the environment: {proc.stderr[-300:]}")
-        assert proc.returncode == 0, proc.stderr
-        out = json.loads(proc.stdout.splitlines()[-1])
-        assert {"userns", "netns", "pidns", "mountns"} <= set(out["active"])
-        uid, pid, host = out["run"].split()
-        assert (uid, host) == ("1000", "sandbox")
-        assert int(pid) <= 3
-        assert out["net"].strip() in {"ConnectionRefusedError", "OSError"}
-        assert "SECRET_TOKEN" not in out["env"]
-        assert out["bomb"] == "ok\n"
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+def test_rootless_provider_isolates_with_user_namespaces(run_rootless: RootlessRun) -> None:
+    proc = run_rootless(SCRIPT, "SECRET_TOKEN=leak-me")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.splitlines()[-1])
+    assert {"userns", "netns", "pidns", "mountns"} <= set(out["active"])
+    uid, pid, host = out["run"].split()
+    assert (uid, host) == ("1000", "sandbox")
+    assert int(pid) <= 3
+    assert out["net"].strip() in {"ConnectionRefusedError", "OSError"}
+    assert "SECRET_TOKEN" not in out["env"]
+    assert out["bomb"] == "ok\n"
