@@ -514,6 +514,37 @@ def test_escape_host_unix_sockets_are_unreachable(
         shutil.rmtree(base, ignore_errors=True)
 
 
+def test_escape_host_network_mode_keeps_host_unix_sockets_out(
+    lp: sandstorm.SyncProvider, local_impl: LocalProvider
+) -> None:
+    """With the host's network, abstract sockets share the namespace: Landlock scopes them."""
+    if local_impl.isolation_report().landlock_abi < 6:
+        pytest.skip("abstract unix sockets are scoped by Landlock ABI >= 6 only")
+    abstract = f"\0sandstorm-escape-{os.urandom(4).hex()}"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(abstract)
+    server.listen()
+    server.settimeout(0.1)
+    try:
+        ws = lp.create_workspace(network=sandstorm.NetworkPolicy.host())
+        result = lp.run_in_workspace(
+            ws,
+            "import os, socket\n"
+            "s = socket.socket(socket.AF_UNIX)\n"
+            "try:\n"
+            f"    s.connect({abstract!r})\n"
+            "    print('connected')\n"
+            "except OSError as exc:\n"
+            "    print('refused', exc.errno)\n"
+            "print(os.path.exists('/run'))\n",
+        )
+        assert result.stdout.splitlines() == ["refused 1", "False"], result.stdout  # EPERM
+        with pytest.raises(TimeoutError):
+            server.accept()
+    finally:
+        server.close()
+
+
 def test_escape_no_device_nodes_beyond_the_minimal_set(
     lp: sandstorm.SyncProvider, local_impl: LocalProvider
 ) -> None:
@@ -691,11 +722,14 @@ sys.path[:0] = {paths!r}
 logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
 import sandstorm
 from sandstorm import IsolationUnavailable
-try:
-    sandstorm.get_provider("local", root={root!r} + "/a").run("print(1)")
-    print(json.dumps({{"refused": None}}))
-except IsolationUnavailable as exc:
-    print(json.dumps({{"refused": str(exc)}}))
+with sandstorm.get_provider("local", root={root!r} + "/a") as p:
+    try:
+        p.run("print(1)")
+        print(json.dumps({{"refused": None}}))
+    except IsolationUnavailable as exc:
+        # what sandstorm doctor shows: the report, with the missing layer and why
+        missing = p.async_provider.isolation_report().unavailable
+        print(json.dumps({{"refused": str(exc), "missing": sorted(missing)}}))
 with sandstorm.get_provider("local", root={root!r} + "/b", allow_weaker=["uid_separation"]) as p:
     p.run("pass")
     print(json.dumps({{"ran": p.run("print(2)").stdout}}))
@@ -715,6 +749,7 @@ def test_escape_missing_layer_fails_closed(
     refused, ran = (json.loads(line) for line in proc.stdout.splitlines()[-2:])
     assert "uid_separation" in refused["refused"]
     assert "allow_weaker=['uid_separation']" in refused["refused"]
+    assert "uid_separation" in refused["missing"]
     assert ran["ran"] == "2\n"
     assert "WARNING" in proc.stderr
     assert "WITHOUT uid_separation" in proc.stderr

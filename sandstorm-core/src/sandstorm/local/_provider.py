@@ -239,6 +239,7 @@ class LocalProvider(AsyncProvider):
         self._snapshots: SnapshotStore | None = None
         self._engine: _Engine | None = None
         self._engine_lock = threading.Lock()
+        self._refused: IsolationReport | None = None
         self._finalizer: weakref.finalize[Any, Any] | None = None
         self._cleanups: set[asyncio.Task[None]] = set()
 
@@ -247,10 +248,16 @@ class LocalProvider(AsyncProvider):
     def isolation_report(self) -> IsolationReport:
         """Probe (once) and report which isolation primitives are active and how limits work.
 
-        Raises :class:`~sandstorm.IsolationUnavailable` when a primitive listed in
-        ``require`` is missing.
+        Also when the provider refuses to start for a missing layer (then every call that
+        needs the engine raises :class:`~sandstorm.IsolationUnavailable`), so that
+        ``sandstorm doctor`` can show what is missing.
         """
-        return self._start_engine().report
+        try:
+            return self._start_engine().report
+        except IsolationUnavailable:
+            if self._refused is None:
+                raise
+            return self._refused
 
     def _start_engine(self) -> _Engine:
         with self._engine_lock:
@@ -274,7 +281,9 @@ class LocalProvider(AsyncProvider):
                     seccomp_enabled=config.seccomp,
                     uid_range=config.uid_range,
                 )
+                self._refused = report
                 self._check_layers(report)
+                self._refused = None
                 base_paths = sysconfig.get_paths(
                     vars={"base": sys.base_prefix, "platbase": sys.base_exec_prefix}
                 )
