@@ -315,9 +315,7 @@ def _allowed_top_level() -> set[str]:
     return _ROOT_ENTRIES | {os.path.realpath(sys.base_prefix).split("/")[1]}
 
 
-def test_escape_root_holds_only_the_allow_list(
-    lp: sandstorm.SyncProvider, local_impl: LocalProvider
-) -> None:
+def test_escape_root_holds_only_the_allow_list(lp: sandstorm.SyncProvider) -> None:
     """Finding 8: the host's root filesystem was readable; now only allow-listed entries."""
     result = lp.run("import os\nprint(sorted(os.listdir('/')))\nprint(os.getcwd())")
     listed, cwd = result.stdout.splitlines()
@@ -327,9 +325,7 @@ def test_escape_root_holds_only_the_allow_list(
     assert cwd == "/workspace"
 
 
-def test_escape_no_host_path_is_readable(
-    lp: sandstorm.SyncProvider, local_impl: LocalProvider, local_root: Path
-) -> None:
+def test_escape_no_host_path_is_readable(lp: sandstorm.SyncProvider, local_root: Path) -> None:
     """Finding 8: every host path outside the allow-list is absent inside."""
     allowed = _allowed_top_level()
     host_paths = [f"/{name}" for name in os.listdir("/") if name not in allowed]
@@ -349,7 +345,7 @@ def test_escape_no_host_path_is_readable(
     assert result.stdout.count("absent") == len(host_paths)
 
 
-def test_escape_etc_is_synthetic(lp: sandstorm.SyncProvider, local_impl: LocalProvider) -> None:
+def test_escape_etc_is_synthetic(lp: sandstorm.SyncProvider) -> None:
     """Finding 8: /etc/passwd named the host's users; now only root, the sandbox, nobody."""
     result = lp.run(
         "import os, pwd\n"
@@ -366,9 +362,7 @@ def test_escape_etc_is_synthetic(lp: sandstorm.SyncProvider, local_impl: LocalPr
     assert denied.split()[0] == "denied"
 
 
-def test_escape_proc_1_reveals_no_host_config(
-    lp: sandstorm.SyncProvider, local_impl: LocalProvider
-) -> None:
+def test_escape_proc_1_reveals_no_host_config(lp: sandstorm.SyncProvider) -> None:
     """Finding 8: /proc/1/cmdline held the fork server's config and host paths."""
     result = lp.run(
         "import glob\n"
@@ -411,9 +405,7 @@ def test_escape_mountinfo_shows_no_host_paths(
         assert str(local_root) not in result.stdout
 
 
-def test_escape_interpreters_are_read_only_mounts(
-    lp: sandstorm.SyncProvider, local_impl: LocalProvider
-) -> None:
+def test_escape_interpreters_are_read_only_mounts(lp: sandstorm.SyncProvider) -> None:
     """Finding 8: interpreter directories were read-write mounts; now read-only, nosuid."""
     prefix = os.path.realpath(sys.base_prefix)
     result = lp.run(
@@ -473,9 +465,7 @@ def test_escape_socket_families_are_allow_listed(
     assert "pair created" not in lines
 
 
-def test_escape_host_unix_sockets_are_unreachable(
-    lp: sandstorm.SyncProvider, local_impl: LocalProvider
-) -> None:
+def test_escape_host_unix_sockets_are_unreachable(lp: sandstorm.SyncProvider) -> None:
     """Finding 4: a host pathname socket (0666) and a host abstract socket got data."""
     # /run is where the host's daemons listen (the finding used a socket there)
     run_dir = "/run" if os.access("/run", os.W_OK) else None
@@ -545,9 +535,7 @@ def test_escape_host_network_mode_keeps_host_unix_sockets_out(
         server.close()
 
 
-def test_escape_no_device_nodes_beyond_the_minimal_set(
-    lp: sandstorm.SyncProvider, local_impl: LocalProvider
-) -> None:
+def test_escape_no_device_nodes_beyond_the_minimal_set(lp: sandstorm.SyncProvider) -> None:
     """/dev holds null, zero, full, random, urandom, shm and fd links; mknod is refused."""
     result = lp.run(
         "import os, stat\n"
@@ -589,7 +577,7 @@ def test_escape_mount_and_namespace_syscalls_are_refused(lp: sandstorm.SyncProvi
 
 
 def test_escape_symlink_to_a_host_path_resolves_inside(
-    lp: sandstorm.SyncProvider, local_impl: LocalProvider, local_root: Path
+    lp: sandstorm.SyncProvider, local_root: Path
 ) -> None:
     """A link the code makes to a host path points into the sandbox's own root."""
     # a world-readable host file the code could open on main (the project checkout)
