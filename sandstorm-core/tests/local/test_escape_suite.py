@@ -465,6 +465,32 @@ def test_escape_socket_families_are_allow_listed(
     assert "pair created" not in lines
 
 
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="x86_64 ABIs")
+def test_escape_other_syscall_abis_are_refused(
+    lp: sandstorm.SyncProvider, local_impl: LocalProvider
+) -> None:
+    """The filter checks the ABI: x32 numbers fail, an i386 ``int 0x80`` kills the process
+    (a deny-list keyed on x86_64 numbers would otherwise let those calls through)."""
+    if not local_impl.isolation_report().is_active("seccomp"):
+        pytest.skip("no seccomp on this host")
+    x32 = lp.run(
+        "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+        "print(libc.syscall(0x40000000 | 39), ctypes.get_errno())\n"  # x32 getpid
+    )
+    assert x32.stdout.split() == ["-1", "1"]  # EPERM
+    i386 = lp.run(
+        "import ctypes, mmap\n"
+        "code = bytes([0xB8, 20, 0, 0, 0, 0xCD, 0x80, 0xC3])  # mov eax, 20 (getpid); int 0x80\n"
+        "page = mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)\n"
+        "page.write(code)\n"
+        "address = ctypes.addressof(ctypes.c_char.from_buffer(page))\n"
+        "print('calling', flush=True)\n"
+        "print('returned', ctypes.CFUNCTYPE(ctypes.c_int)(address)())\n"
+    )
+    assert i386.stdout == "calling\n"
+    assert i386.signal == signal.SIGSYS
+
+
 def test_escape_host_unix_sockets_are_unreachable(lp: sandstorm.SyncProvider) -> None:
     """Finding 4: a host pathname socket (0666) and a host abstract socket got data."""
     # /run is where the host's daemons listen (the finding used a socket there)
