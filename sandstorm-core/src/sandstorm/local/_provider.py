@@ -129,10 +129,10 @@ _ETC_BINDS = (
     "/etc/ca-certificates",
     "/etc/alternatives",
     "/etc/ld.so.cache",
-    "/etc/protocols",
-    "/etc/services",
 )
 """Host files of ``/etc`` the languages need (CA certificates, tool links, the loader cache)."""
+_ETC_COPIES = ("/etc/protocols", "/etc/services")
+"""Small host files of ``/etc`` copied into the synthetic one (cheaper than a bind)."""
 _DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
 _CGROUP_VIEW = "/sys/fs/cgroup"
 """Where the code sees its workspace's own cgroups, read-only (``cgroup_view``)."""
@@ -514,14 +514,18 @@ class LocalProvider(AsyncProvider):
                 root_links.append((path, os.readlink(path)))
             elif os.path.isdir(path):
                 wanted.append(path)
-        for path in _ETC_BINDS:
-            if os.path.exists(path):
+        for path in (*_ETC_BINDS, "/etc/localtime"):
+            if os.path.islink(path):
+                # the same link inside; its target is bound where it is not already
+                root_links.append((path, os.readlink(path)))
+                if path != "/etc/localtime" and os.path.exists(path):
+                    wanted.append(path)
+            elif os.path.exists(path) and path != "/etc/localtime":
                 wanted.append(path)
-        if os.path.islink("/etc/localtime"):
-            root_links.append(("/etc/localtime", os.readlink("/etc/localtime")))
         wanted += [*config.read_only_binds, *binds]
-        # a path inside another bound path comes along with it
-        paths = [_real(p) if not os.path.islink(p) else p for p in wanted]
+        # bound at their real paths (a symlinked directory on the way, such as /lib ->
+        # usr/lib, is a link inside too); a path inside another bound path comes along
+        paths = [_real(p) for p in wanted]
         bound = tuple(
             sorted(
                 path
@@ -534,9 +538,10 @@ class LocalProvider(AsyncProvider):
             ("hosts", _HOSTS.format(name="sandbox")),
             ("nsswitch.conf", _NSSWITCH),
         ]
-        if not blocked:
-            with contextlib.suppress(OSError):
-                etc.append(("resolv.conf", Path("/etc/resolv.conf").read_text()))
+        copies = [*_ETC_COPIES, *(() if blocked else ("/etc/resolv.conf",))]
+        for path in copies:
+            with contextlib.suppress(OSError, UnicodeDecodeError):
+                etc.append((os.path.basename(path), Path(path).read_text()))
         flags = 0
         for primitive, flag in (
             ("mountns", CLONE_NEWNS),

@@ -578,7 +578,7 @@ def _make_target(target: str, fd: int) -> None:
 
 
 def build_root(spec: SandboxSpec) -> None:
-    """Assemble the sandbox's filesystem from ``spec`` and make it the root; the host's goes.
+    """Assemble the sandbox's filesystem from ``spec``, staged (:func:`attach` switches to it).
 
     A tmpfs root holding: read-only, nosuid, nodev binds of ``spec.binds`` (at the same
     paths), the ``spec.links`` symlinks, a synthetic ``/etc`` (``spec.etc``), a minimal
@@ -622,7 +622,8 @@ def build_root(spec: SandboxSpec) -> None:
             if fd is not None:
                 with open(root + path, "a"):
                     pass
-                _bind(fd, root + path, MS_NOSUID | MS_NOEXEC)
+                # a device node needs no further flags (nothing to execute or set-uid)
+                mount(f"/proc/self/fd/{fd}", root + path, None, MS_BIND)
         for name, target in (
             ("fd", "/proc/self/fd"),
             ("stdin", "/proc/self/fd/0"),
