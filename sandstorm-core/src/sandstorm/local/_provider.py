@@ -208,8 +208,8 @@ class LocalProvider(AsyncProvider):
 
     name: ClassVar[str] = "local"
     description: ClassVar[str] = (
-        "this machine, isolated with namespaces, an unprivileged uid, cgroups, "
-        "Landlock and seccomp (no Docker needed)"
+        "this machine, isolated in a root of its own with namespaces, one uid per "
+        "workspace, cgroups, Landlock and seccomp (no Docker needed)"
     )
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
         {
