@@ -260,7 +260,8 @@ class Cgroups:
         elif "memory" in self._v1 and (self._v1["memory"] / _TCP_LIMIT).exists():
             active["cgroup_sockets"] = (
                 f"TCP buffers capped at {SOCKET_BUFFERS >> 20} MiB per workspace "
-                "(cgroup v1 memory.kmem.tcp.limit_in_bytes); unix and UDP buffers per socket only"
+                "(cgroup v1 memory.kmem.tcp.limit_in_bytes); unix buffers count in memory, UDP "
+                "queues are bounded per socket only"
             )
         return active
 
