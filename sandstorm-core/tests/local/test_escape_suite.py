@@ -849,3 +849,33 @@ def test_escape_socket_buffers_count_against_memory(
     assert result.exit_code == 0, result.stderr
     sent, held = (int(n) for n in result.stdout.split())
     assert held <= (64 + 16) << 20, f"sockets held {held >> 20} MiB (sent {sent >> 20} MiB)"
+
+
+def test_escape_unix_socket_buffers_count_against_memory(
+    lp: sandstorm.SyncProvider, local_impl: LocalProvider
+) -> None:
+    """Filling unix socketpairs (up to ~400 MiB) cannot pin more than the memory limit."""
+    if not local_impl.isolation_report().is_active("cgroup_memory"):
+        pytest.skip("no memory cgroup on this host")
+    ws = lp.create_workspace(memory=64)
+    result = lp.run_in_workspace(
+        ws,
+        "import socket\n"
+        "pairs, queued = [], 0\n"
+        "for _ in range(800):\n"
+        "    try:\n"
+        "        a, b = socket.socketpair()\n"
+        "    except OSError:  # out of descriptors\n"
+        "        break\n"
+        "    a.setblocking(False)\n"
+        "    try:\n"
+        "        while True:\n"
+        "            queued += a.send(b'x' * 65536)\n"
+        "    except BlockingIOError:\n"
+        "        pass\n"
+        "    pairs.append((a, b))\n"
+        "print(queued >> 20)\n",
+        timeout=60,
+    )
+    if result.reason is not TerminationReason.MEMORY_LIMIT:
+        assert int(result.stdout) <= 64 + 16, result.stdout
