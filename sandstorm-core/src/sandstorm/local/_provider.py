@@ -134,8 +134,6 @@ _ETC_BINDS = (
 _ETC_COPIES = ("/etc/protocols", "/etc/services")
 """Small host files of ``/etc`` copied into the synthetic one (cheaper than a bind)."""
 _DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
-_CGROUP_VIEW = "/sys/fs/cgroup"
-"""Where the code sees its workspace's own cgroups, read-only (``cgroup_view``)."""
 _SCRATCH = ("/tmp", "/dev/shm")
 _HOSTS = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{name}\n"
 _NSSWITCH = "passwd: files\ngroup: files\nshadow: files\nhosts: files dns\nservices: files\n"
