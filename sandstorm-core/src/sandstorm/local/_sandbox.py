@@ -1010,8 +1010,10 @@ def _init_run(
             report.close()
             _payload(req, fds, err_w, extra)
             os._exit(SETUP_FAILED)
-    for fd in fds:
+    # the payload has its copies: init keeps no host descriptor while the code runs
+    for fd in (*fds, *_CGROUP_FDS.values()):
         os.close(fd)
+    _CGROUP_FDS.clear()
     os.close(err_w)
     while True:
         try:
