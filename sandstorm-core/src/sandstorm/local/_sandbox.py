@@ -441,6 +441,8 @@ def seccomp_program(machine: str) -> bytes:
     ``clone``, whose namespace flags are then checked); ``socket`` and ``socketpair``
     outside the allowed families fail with EAFNOSUPPORT.
     """
+    if machine not in _SYSCALLS:
+        raise SetupError(f"no seccomp filter for {machine} (only {', '.join(sorted(_SYSCALLS))})")
     arch, numbers = _SYSCALLS[machine]
 
     def stmt(code: int, k: int) -> bytes:
