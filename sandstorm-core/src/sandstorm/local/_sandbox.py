@@ -186,6 +186,7 @@ MS_REMOUNT = 32
 MS_BIND = 4096
 MS_REC = 16384
 MS_PRIVATE = 1 << 18
+MS_SLAVE = 1 << 19
 
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
@@ -642,6 +643,8 @@ def build_root(spec: SandboxSpec) -> None:
             os.symlink(target, root + path)
         os.makedirs(root + CGROUP_VIEW, mode=0o755, exist_ok=True)
         os.makedirs(root + spec.workspace_path, mode=0o755, exist_ok=True)
+        # what is bound so far receives nothing more from the host
+        mount(None, root, None, MS_REC | MS_PRIVATE)
     except OSError as exc:
         raise SetupError(f"assembling the sandbox's root: {exc}") from None
     finally:
@@ -972,7 +975,10 @@ def _init_static(spec: SandboxSpec) -> None:
         if wanted and _ns_id(kind) == _SERVER_NS.get(kind):
             raise SetupError(f"refusing to change the host's {kind} namespace")
     if spec.unshare & CLONE_NEWNS:
-        mount(None, "/", None, MS_REC | MS_PRIVATE)
+        # slave, not private: nothing mounted here reaches the host, but a filesystem the
+        # host mounts later below a shared directory (a workspace's disk image) still
+        # reaches a sandbox built before it, until its root is switched
+        mount(None, "/", None, MS_REC | MS_SLAVE)
     if spec.mountns:
         build_root(spec)
     if spec.netns:
