@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -91,3 +95,40 @@ def no_leftovers() -> Iterator[str]:
 def find_processes() -> object:
     """Survivors carrying a token, after a short grace period (see :func:`gone`)."""
     return gone
+
+
+RootlessRun = Callable[..., "subprocess.CompletedProcess[str]"]
+
+
+@pytest.fixture
+def run_rootless() -> Iterator[RootlessRun]:
+    """Run a script (``{paths}``, ``{root}`` filled in) as uid 65534 with the system python.
+
+    The script sees this checkout on ``sys.path`` and a private, writable state root.
+    Skips where the host cannot (not root, no ``setpriv`` or system python, or that python
+    cannot import this environment).
+    """
+    python = "/usr/bin/python3"
+    if os.geteuid() != 0:
+        pytest.skip("needs root to become an unprivileged user")
+    if not os.access(python, os.X_OK) or shutil.which("setpriv") is None:
+        pytest.skip("needs the system python3 and setpriv")
+    src = str(Path(sandstorm.__file__).resolve().parents[1])
+    site = [p for p in sys.path if p.endswith("site-packages")]
+    base = Path(tempfile.mkdtemp(prefix="sandstorm-rootless-"))
+    os.chmod(base, 0o777)
+
+    def run(template: str, *env: str) -> subprocess.CompletedProcess[str]:
+        script = base / "script.py"
+        script.write_text(template.format(paths=[src, *site], root=str(base / "state")))
+        proc = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+             "env", "-i", "PATH=/usr/bin:/bin", f"HOME={base}", *env, python, str(script)],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        if proc.returncode != 0 and "ModuleNotFoundError" in proc.stderr:
+            pytest.skip(f"the system python cannot import the environment: {proc.stderr[-300:]}")
+        return proc
+
+    yield run
+    shutil.rmtree(base, ignore_errors=True)

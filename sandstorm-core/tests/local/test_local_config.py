@@ -15,7 +15,9 @@ def test_defaults() -> None:
     assert config.output_cap == 4 << 20
     assert config.root == default_root()
     assert config.require == ()
-    assert config.sandbox_uid == 65534
+    assert config.uid_range == (1_000_000, 1_999_999)
+    assert config.workspace_path == "/workspace"
+    assert config.allow_weaker == ()
 
 
 def test_default_root_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -44,3 +46,37 @@ def test_bad_values_name_the_field() -> None:
         LocalConfig.load({"output_cap": 5}, environ={})
     with pytest.raises(ProviderConfigError, match="templates"):
         LocalConfig.load({}, environ={"SANDSTORM_LOCAL_TEMPLATES": "{not json"})
+
+
+def test_isolation_fields_from_the_environment() -> None:
+    environ = {
+        "SANDSTORM_LOCAL_ALLOW_WEAKER": "uid_separation, landlock",
+        "SANDSTORM_LOCAL_UID_RANGE": "200000,299999",
+        "SANDSTORM_LOCAL_WORKSPACE_PATH": "/home/daytona",
+        "SANDSTORM_LOCAL_READ_ONLY_BINDS": "/opt/venv, /srv/data/",
+    }
+    config = LocalConfig.load({}, environ=environ)
+    assert config.allow_weaker == ("uid_separation", "landlock")
+    assert config.uid_range == (200000, 299999)
+    assert config.workspace_path == "/home/daytona"
+    assert config.read_only_binds == ("/opt/venv", "/srv/data")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("workspace_path", "relative"),
+        ("workspace_path", "/"),
+        ("workspace_path", "/usr/work"),
+        ("workspace_path", "/tmp"),
+        ("workspace_path", "/a/../b"),
+        ("uid_range", (10, 20)),
+        ("uid_range", (2000, 1000)),
+        ("read_only_binds", ["relative/path"]),
+        ("read_only_binds", ["/"]),
+        ("allow_weaker", ["no-such-layer"]),
+    ],
+)
+def test_bad_isolation_fields_name_the_field(field: str, value: object) -> None:
+    with pytest.raises(ProviderConfigError, match=field):
+        LocalConfig.load({field: value}, environ={})

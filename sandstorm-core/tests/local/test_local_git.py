@@ -495,4 +495,7 @@ def test_paths_resolve_inside_the_sandbox(
     with pytest.raises(sandstorm.WorkspaceError):
         gp.git_clone(ws, str(bare), path="escape/repo")
     assert list(outside.iterdir()) == []
-    assert gp.git_status(ws, str(workspace / "alias" / "repo")).branch == "main"
+    # absolute paths are as the code sees them: the workspace is at /workspace
+    assert gp.git_status(ws, "/workspace/alias/repo").branch == "main"
+    with pytest.raises(sandstorm.WorkspaceError, match="outside the workspace"):
+        gp.git_status(ws, str(workspace / "alias" / "repo"))

@@ -29,7 +29,7 @@ def test_probe_reports_primitives_and_mechanisms(local_impl: LocalProvider) -> N
     assert set(report.limits) >= {"memory", "cpu", "pids", "disk", "kill"}
     assert report.summary()
     if os.geteuid() == 0:
-        assert report.sandbox_uid == 65534
+        assert report.uid_range == (1_000_000, 1_999_999)
 
 
 def test_require_fails_closed(local_root: Path) -> None:

@@ -179,3 +179,43 @@ def test_materialized_entries_belong_to_the_sandbox(
     for path in entries:
         st = path.lstat()
         assert (st.st_uid, st.st_gid) == SANDBOX, path
+
+
+def test_template_and_provider_binds_are_shown_read_only(tmp_path: Path) -> None:
+    """A template's ``binds`` (and the provider's ``read_only_binds``) appear read-only
+    at the same path, only where configured; nothing else of the host does."""
+    venv = tmp_path / "venv"
+    (venv / "lib").mkdir(parents=True)
+    (venv / "lib" / "pkg.py").write_text("VALUE = 42\n")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "data.txt").write_text("shared data\n")
+    for path in (tmp_path, venv, venv / "lib", shared):
+        os.chmod(path, 0o755)
+    for path in (venv / "lib" / "pkg.py", shared / "data.txt"):
+        os.chmod(path, 0o644)
+    code = (
+        "import os, sys\n"
+        f"sys.path.insert(0, {str(venv / 'lib')!r})\n"
+        "try:\n"
+        "    import pkg; print('pkg', pkg.VALUE)\n"
+        "except ImportError:\n"
+        "    print('pkg absent')\n"
+        f"print(open({str(shared / 'data.txt')!r}).read().strip())\n"
+        "try:\n"
+        f"    open({str(venv / 'lib' / 'new.py')!r}, 'w')\n"
+        "except OSError as exc:\n"
+        "    print('write refused', exc.errno)\n"
+    )
+    with sandstorm.get_provider(
+        "local",
+        root=str(tmp_path / "state"),
+        templates={"venv": {"binds": [str(venv)]}},
+        read_only_binds=[str(shared)],
+    ) as provider:
+        plain = provider.run(code)
+        with_venv = provider.run(code, workspace_template="venv")
+    assert plain.stdout.splitlines()[:2] == ["pkg absent", "shared data"]
+    lines = with_venv.stdout.splitlines()
+    assert lines[:2] == ["pkg 42", "shared data"], with_venv.stderr
+    assert lines[2] == "write refused 30"  # EROFS

@@ -165,7 +165,9 @@ def test_emulator_files_round_trip_and_manage(sandbox) -> None:  # type: ignore[
         sandbox.fs.download_file("bin/data.bin")
     work = sandbox.get_work_dir()
     assert sandbox.process.exec("pwd").result.strip() == work
-    assert sandbox.get_user_home_dir()
+    # as on the real service: the sandbox's home, not a path of the emulator's host
+    assert work == "/home/daytona"
+    assert sandbox.get_user_home_dir() == "/home/daytona"
 
 
 def test_emulator_git_workflow(sandbox, bare_repo, emu: RunningEmulator) -> None:  # type: ignore[no-untyped-def]

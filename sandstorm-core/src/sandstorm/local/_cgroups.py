@@ -32,6 +32,10 @@ from pathlib import Path
 __all__ = ["CgroupRun", "Cgroups", "WorkspaceUsage"]
 
 _V1_WANTED = ("memory", "pids", "cpu", "cpuacct", "blkio")
+SOCKET_BUFFERS = 16 << 20
+"""Bytes of TCP buffers a workspace may hold on a cgroup v1 host (v2 counts them in
+``memory.max``); ``memory.kmem.tcp.limit_in_bytes`` caps them, on top of its memory limit."""
+_TCP_LIMIT = "memory.kmem.tcp.limit_in_bytes"
 _V2_LIMITS = ("memory", "pids", "cpu")
 
 
@@ -251,11 +255,24 @@ class Cgroups:
                 active[f"cgroup_{name}"] = f"cgroup v2 {name} controller"
             elif name in self._v1:
                 active[f"cgroup_{name}"] = f"cgroup v1 {name} controller"
+        if "memory" in self._v2_limits:
+            active["cgroup_sockets"] = "socket buffers counted in the cgroup v2 memory limit"
+        elif "memory" in self._v1 and (self._v1["memory"] / _TCP_LIMIT).exists():
+            active["cgroup_sockets"] = (
+                f"TCP buffers capped at {SOCKET_BUFFERS >> 20} MiB per workspace "
+                "(cgroup v1 memory.kmem.tcp.limit_in_bytes); unix buffers count in memory, UDP "
+                "queues are bounded per socket only"
+            )
         return active
 
     def errors(self) -> dict[str, str]:
         """Why a cgroup primitive is not active."""
         return dict(self._errors)
+
+    def bases(self) -> tuple[str, ...]:
+        """The provider's own cgroup directories, one per hierarchy in use."""
+        found = [*self._v1.values(), *((self._v2,) if self._v2 is not None else ())]
+        return tuple(str(path) for path in dict.fromkeys(found))
 
     @property
     def active(self) -> bool:
@@ -371,6 +388,11 @@ class Cgroups:
                 (dirs["memory"] / "memory.limit_in_bytes").write_text(limit)
                 with contextlib.suppress(OSError):
                     memsw.write_text(limit)
+        if "memory" in dirs and "memory" not in self._v2_limits:
+            # v1 leaves socket buffers out of memory.limit_in_bytes: cap them apart
+            tcp = dirs["memory"] / _TCP_LIMIT
+            with contextlib.suppress(OSError):
+                tcp.write_text(str(SOCKET_BUFFERS))
         if "pids" in self._v2_limits and v2 is not None:
             (v2 / "pids.max").write_text(str(pids))
         elif "pids" in dirs:

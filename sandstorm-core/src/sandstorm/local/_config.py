@@ -11,25 +11,47 @@ from pydantic import Field, field_validator
 
 from .._config import ProviderConfig
 
-__all__ = ["LocalConfig", "Primitive", "default_root"]
+__all__ = ["SANDBOX_LAYERS", "LocalConfig", "Primitive", "default_root"]
 
 Primitive = Literal[
     "userns",
     "netns",
     "pidns",
     "mountns",
+    "pivot_root",
     "ipcns",
     "utsns",
     "cgroupns",
     "uid_drop",
+    "uid_separation",
     "landlock",
     "seccomp",
     "cgroup_kill",
     "cgroup_memory",
     "cgroup_pids",
     "cgroup_cpu",
+    "disk_quota",
 ]
-"""An isolation primitive the startup probe can report and ``require`` can demand."""
+"""An isolation primitive the startup probe can report, ``require`` can demand and
+``allow_weaker`` can do without."""
+
+SANDBOX_LAYERS: tuple[Primitive, ...] = (
+    "netns",
+    "pidns",
+    "mountns",
+    "pivot_root",
+    "ipcns",
+    "utsns",
+    "cgroupns",
+    "uid_separation",
+    "seccomp",
+    "landlock",
+    "disk_quota",
+)
+"""The layers the provider needs by default: without one (and not in ``allow_weaker``) it
+refuses to start. ``disk_quota`` only counts where the probe reports on it at all."""
+
+_RESERVED_PATHS = ("/bin", "/dev", "/etc", "/lib", "/proc", "/sbin", "/sys", "/tmp", "/usr", "/var")
 
 
 def default_root() -> Path:
@@ -57,10 +79,26 @@ class LocalConfig(ProviderConfig):
     )
     require: tuple[Primitive, ...] = Field(
         default=(),
-        description="primitives that must be active; without them the provider refuses to run",
+        description="primitives that must be active on top of the sandbox layers (e.g. "
+        "cgroup_memory); without them the provider refuses to start",
     )
-    sandbox_uid: int = Field(default=65534, ge=1, description="uid the code runs as (host root)")
-    sandbox_gid: int = Field(default=65534, ge=1, description="gid the code runs as (host root)")
+    allow_weaker: tuple[Primitive, ...] = Field(
+        default=(),
+        description="sandbox layers the provider may start without (it then logs a warning "
+        "on every start); without this, a missing layer makes it refuse to start",
+    )
+    uid_range: tuple[int, int] = Field(
+        default=(1_000_000, 1_999_999),
+        description="first and last uid given to workspaces, one each (host root)",
+    )
+    workspace_path: str = Field(
+        default="/workspace",
+        description="where the code sees its workspace (its working directory and HOME)",
+    )
+    read_only_binds: tuple[str, ...] = Field(
+        default=(),
+        description="more host paths shown to the code read-only, at the same path",
+    )
     preload: tuple[str, ...] = Field(
         default=(), description="modules the python fork server imports once, up front"
     )
@@ -115,7 +153,41 @@ class LocalConfig(ProviderConfig):
                 raise ValueError(f"templates must be a JSON object: {exc}") from None
         return value
 
-    @field_validator("require", "preload", "python_path", mode="before")
+    @field_validator("uid_range")
+    @classmethod
+    def _check_uid_range(cls, value: tuple[int, int]) -> tuple[int, int]:
+        first, last = value
+        if not 1000 <= first <= last < 2**31 - 1:
+            raise ValueError("uid_range must be (first, last), 1000 <= first <= last < 2**31 - 1")
+        return value
+
+    @field_validator("workspace_path")
+    @classmethod
+    def _check_workspace_path(cls, value: str) -> str:
+        path = os.path.normpath(value)
+        if not value.startswith("/") or path == "/" or path != value.rstrip("/"):
+            raise ValueError(f"workspace_path must be a normalised absolute path, not {value!r}")
+        if any(path == r or path.startswith(r + "/") for r in _RESERVED_PATHS):
+            raise ValueError(f"workspace_path {value!r} is inside a system directory")
+        return path
+
+    @field_validator("read_only_binds")
+    @classmethod
+    def _check_binds(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for path in value:
+            if not path.startswith("/") or os.path.normpath(path) in ("/", "/proc", "/dev"):
+                raise ValueError(f"read_only_binds: {path!r} must be an absolute path below /")
+        return tuple(os.path.normpath(path) for path in value)
+
+    @field_validator(
+        "require",
+        "allow_weaker",
+        "preload",
+        "python_path",
+        "read_only_binds",
+        "uid_range",
+        mode="before",
+    )
     @classmethod
     def _split(cls, value: object) -> object:
         if isinstance(value, str):

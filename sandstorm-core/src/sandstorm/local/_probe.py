@@ -12,13 +12,14 @@ _DESCRIPTIONS = {
     "userns": "user namespace (rootless)",
     "netns": "network namespace (no network, private loopback)",
     "pidns": "pid namespace with a fresh /proc",
-    "mountns": "mount namespace (tmpfs over /tmp, /root, /home, other workspaces)",
+    "mountns": "mount namespace",
+    "pivot_root": "a root assembled from an allow-list (pivot_root; the host's root detached)",
     "ipcns": "ipc namespace",
     "utsns": "uts namespace (own hostname)",
     "cgroupns": "cgroup namespace",
     "uid_drop": "runs as an unprivileged uid",
     "landlock": "Landlock file-access rules",
-    "seccomp": "seccomp syscall deny-list",
+    "seccomp": "seccomp syscall deny-list and socket-family allow-list",
 }
 
 
@@ -36,7 +37,9 @@ class IsolationReport(BaseModel):
     unavailable: dict[str, str]
     limits: dict[str, str]
     landlock_abi: int = 0
-    sandbox_uid: int | None = None
+    uid_range: tuple[int, int] | None = Field(
+        default=None, description="the uids workspaces run as, when the host is root"
+    )
     host_uid: int = Field(description="uid of the process that runs the provider")
 
     def is_active(self, primitive: str) -> bool:
@@ -58,7 +61,7 @@ def build_report(
     *,
     landlock_enabled: bool,
     seccomp_enabled: bool,
-    sandbox_uid: int | None,
+    uid_range: tuple[int, int],
 ) -> IsolationReport:
     """Combine the sandbox interpreter's probe with the host's cgroup findings."""
     active: dict[str, str] = {}
@@ -78,7 +81,16 @@ def build_report(
             active[name] = description + (f" (ABI {abi})" if name == "landlock" else "")
         else:
             unavailable[name] = errors.get(name, "not available")
-    active.update(cgroup_active)
+    if "uid_drop" in active:
+        first, last = uid_range
+        active["uid_separation"] = f"one uid per workspace, from {first}-{last}"
+    else:
+        unavailable["uid_separation"] = (
+            "rootless: every sandbox runs as the host user's uid (in its own user namespace)"
+            if raw.get("rootless")
+            else unavailable.get("uid_drop", "no unprivileged uid")
+        )
+    active.update({k: v for k, v in cgroup_active.items() if k != "cgroup_sockets"})
     for name in ("cgroup_kill", "cgroup_memory", "cgroup_pids", "cgroup_cpu"):
         if name not in active:
             unavailable[name] = cgroup_errors.get(name) or cgroup_errors.get(
@@ -96,6 +108,7 @@ def build_report(
             "rlimit RLIMIT_NPROC (per uid)" if uid_dropped else "pid namespace teardown only",
         ),
         "disk": "RLIMIT_FSIZE per file plus a usage check of the workspace while it runs",
+        "sockets": cgroup_active.get("cgroup_sockets", "per socket only (no cgroup accounting)"),
         "kill": kill,
     }
     return IsolationReport(
@@ -103,6 +116,6 @@ def build_report(
         unavailable=unavailable,
         limits=limits,
         landlock_abi=abi,
-        sandbox_uid=sandbox_uid if uid_dropped else None,
+        uid_range=uid_range if uid_dropped else None,
         host_uid=int(raw.get("uid", -1)),
     )

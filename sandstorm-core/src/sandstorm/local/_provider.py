@@ -2,11 +2,13 @@
 
 Python runs in-process inside a forked child of a pre-started sandbox interpreter (the
 fork server, ``_sandbox.py``); javascript (node) and shell are ``execve``'d from an
-identically isolated child. Every run gets: new net (no network unless the workspace
-asks for the host's), pid (fresh /proc), mount, ipc, uts and cgroup namespaces; an
-unprivileged uid when the host is root; rlimits; Landlock and seccomp where the kernel
-has them; per-workspace cgroups for memory/pids/cpu limits, whole-tree kill and metrics,
-shown to the code read-only at ``/sys/fs/cgroup`` (its own cgroups only, ``cgroup_view``).
+identically isolated child. Every run gets: a root assembled from an allow-list
+(``pivot_root``; the workspace at ``workspace_path``), new net (no network unless the
+workspace asks for the host's), pid (fresh /proc), mount, ipc, uts and cgroup namespaces;
+the workspace's own uid when the host is root; rlimits; Landlock; seccomp; per-workspace
+cgroups for memory/pids/cpu limits, whole-tree kill and metrics, shown to the code
+read-only at ``/sys/fs/cgroup`` (its own cgroups only, ``cgroup_view``). Without one of
+these layers the provider refuses to start unless ``allow_weaker`` names it.
 
 Python semantics match ``python -I -S -c CODE`` run in the workspace: ``sys.argv ==
 ["-c"]``, ``__name__ == "__main__"``, the same tracebacks, exit codes, atexit handlers and
@@ -30,12 +32,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import logging
 import os
 import shutil
 import signal
-import stat
 import sys
 import sysconfig
 import threading
@@ -71,7 +73,7 @@ from .._models import (
 from .._provider import AsyncProvider, ExecRequest, WorkspaceSpec
 from . import _disk
 from ._cgroups import CgroupRun, Cgroups
-from ._config import LocalConfig
+from ._config import SANDBOX_LAYERS, LocalConfig
 from ._files import Owner, delete_path, list_files, read_file, write_file
 from ._git import (
     NOT_A_DIR,
@@ -92,6 +94,9 @@ from ._sandbox import (
     CLONE_NEWNS,
     CLONE_NEWPID,
     CLONE_NEWUTS,
+    LandlockSpec,
+    RunRequest,
+    SandboxSpec,
 )
 from ._server import ForkServer, execute, run_probe
 from ._snapshots import SnapshotStore
@@ -130,27 +135,27 @@ _STDLIB_PRELOAD = (
     "uuid",
 )
 """Stdlib modules the python fork server imports once, so runs find them ready."""
-_SYSTEM_READ_ONLY = (
-    "/usr",
-    "/bin",
-    "/sbin",
-    "/lib",
-    "/lib32",
-    "/lib64",
-    "/libx32",
-    "/etc",
-    "/opt",
-    "/proc",
-    "/dev",
+_SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+"""Shown read-only (or as the same symlinks, where the host has ``/bin -> usr/bin``)."""
+_ETC_BINDS = (
+    "/etc/ssl",
+    "/etc/pki",
+    "/etc/ca-certificates",
+    "/etc/alternatives",
+    "/etc/ld.so.cache",
 )
-_CGROUP_VIEW = "/sys/fs/cgroup"
-"""Where the code sees its workspace's own cgroups, read-only (``cgroup_view``)."""
-_DEVICES_RW = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
-_SCRATCH = ("/tmp", "/var/tmp", "/dev/shm")
+"""Host files of ``/etc`` the languages need (CA certificates, tool links, the loader cache)."""
+_ETC_COPIES = ("/etc/protocols", "/etc/services")
+"""Small host files of ``/etc`` copied into the synthetic one (cheaper than a bind)."""
+_DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
+_SCRATCH = ("/tmp", "/dev/shm")
+_HOSTS = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{name}\n"
+_NSSWITCH = "passwd: files\ngroup: files\nshadow: files\nhosts: files dns\nservices: files\n"
+_log = logging.getLogger("sandstorm.local")
 
 
 _PROBES: dict[tuple[str, int, int], dict[str, Any]] = {}
-"""Probe verdicts, once per (interpreter, uid, sandbox uid) for the life of the process."""
+"""Probe verdicts, once per (interpreter, uid, first sandbox uid) for the process's life."""
 
 
 def _with_disk_quota(report: IsolationReport, unavailable: str | None) -> IsolationReport:
@@ -186,7 +191,8 @@ class _Engine:
     python_path: tuple[str, ...]
     node: str | None
     shell: str
-    static: dict[bool, dict[str, Any]] = field(default_factory=dict)
+    cgroup_bases: tuple[str, ...] = ()
+    static: dict[tuple[bool, tuple[str, ...]], SandboxSpec] = field(default_factory=dict)
 
     def close(self) -> None:
         self.server.close()
@@ -268,8 +274,8 @@ class LocalProvider(AsyncProvider):
 
     name: ClassVar[str] = "local"
     description: ClassVar[str] = (
-        "this machine, isolated with namespaces, an unprivileged uid, cgroups, "
-        "Landlock and seccomp (no Docker needed)"
+        "this machine, isolated in a root of its own with namespaces, one uid per "
+        "workspace, cgroups, Landlock and seccomp (no Docker needed)"
     )
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
         {
@@ -293,15 +299,12 @@ class LocalProvider(AsyncProvider):
 
     def __init__(self, config: LocalConfig | None = None) -> None:
         super().__init__(config)
-        owner = None
-        if os.geteuid() == 0:
-            owner = (self.config.sandbox_uid, self.config.sandbox_gid)
-        self._owner: Owner | None = owner
+        self._root_host = os.geteuid() == 0
         self._disk_reason = (
             _disk.unavailable() if self.config.disk_images else "disabled by configuration"
         )
         self._store = WorkspaceStore(
-            Path(self.config.root), self.name, owner, images=self._disk_reason is None
+            Path(self.config.root), self.name, None, images=self._disk_reason is None
         )
         # images mounted by a provider that is never closed are unmounted at exit
         self._store_finalizer = weakref.finalize(self, self._store.close)
@@ -309,6 +312,7 @@ class LocalProvider(AsyncProvider):
         self._snapshots: SnapshotStore | None = None
         self._engine: _Engine | None = None
         self._engine_lock = threading.Lock()
+        self._refused: IsolationReport | None = None
         self._finalizer: weakref.finalize[Any, Any] | None = None
         self._cleanups: set[asyncio.Task[None]] = set()
 
@@ -317,10 +321,16 @@ class LocalProvider(AsyncProvider):
     def isolation_report(self) -> IsolationReport:
         """Probe (once) and report which isolation primitives are active and how limits work.
 
-        Raises :class:`~sandstorm.IsolationUnavailable` when a primitive listed in
-        ``require`` is missing.
+        Also when the provider refuses to start for a missing layer (then every call that
+        needs the engine raises :class:`~sandstorm.IsolationUnavailable`), so that
+        ``sandstorm doctor`` can show what is missing.
         """
-        return self._start_engine().report
+        try:
+            return self._start_engine().report
+        except IsolationUnavailable:
+            if self._refused is None:
+                raise
+            return self._refused
 
     def _start_engine(self) -> _Engine:
         with self._engine_lock:
@@ -330,10 +340,10 @@ class LocalProvider(AsyncProvider):
                 raise ProviderUnavailable("the provider is closed", provider=self.name)
             config = self.config
             python = _real(sys.executable)
-            key = (python, os.geteuid(), config.sandbox_uid)
+            key = (python, os.geteuid(), config.uid_range[0])
             raw = _PROBES.get(key)
             if raw is None:
-                raw = _PROBES[key] = run_probe(python, {"uid": config.sandbox_uid})
+                raw = _PROBES[key] = run_probe(python, {"uid": config.uid_range[0]})
             cgroups = Cgroups(enabled=config.cgroups)
             try:
                 report = build_report(
@@ -342,20 +352,12 @@ class LocalProvider(AsyncProvider):
                     cgroups.errors(),
                     landlock_enabled=config.landlock,
                     seccomp_enabled=config.seccomp,
-                    sandbox_uid=config.sandbox_uid,
+                    uid_range=config.uid_range,
                 )
                 report = _with_disk_quota(report, self._disk_reason)
-                missing = [name for name in config.require if not report.is_active(name)]
-                if missing:
-                    reasons = "; ".join(
-                        f"{name}: {report.unavailable.get(name, 'not available')}"
-                        for name in missing
-                    )
-                    raise IsolationUnavailable(
-                        f"the local provider requires {', '.join(missing)}, which this host "
-                        f"cannot provide ({reasons}); remove them from 'require' to run "
-                        "with weaker isolation"
-                    )
+                self._refused = report
+                self._check_layers(report)
+                self._refused = None
                 base_paths = sysconfig.get_paths(
                     vars={"base": sys.base_prefix, "platbase": sys.base_exec_prefix}
                 )
@@ -383,10 +385,11 @@ class LocalProvider(AsyncProvider):
                     python_path=python_path,
                     node=_real(node) if node else None,
                     shell=_real(shell),
+                    cgroup_bases=cgroups.bases(),
                 )
                 self._store.prepare()
                 if report.is_active("netns") and config.prewarm > 0:
-                    engine.server.prewarm(self._static(engine, blocked=True), config.prewarm)
+                    engine.server.prewarm(self._sandbox_spec(engine, blocked=True), config.prewarm)
                 engine.server.ensure_started()
             except BaseException:
                 cgroups.close()
@@ -395,6 +398,43 @@ class LocalProvider(AsyncProvider):
             self._engine = engine
             self._finalizer = weakref.finalize(self, engine.close)
             return engine
+
+    def _check_layers(self, report: IsolationReport) -> None:
+        """Refuse to start without a sandbox layer unless ``allow_weaker`` names it.
+
+        The layers are :data:`SANDBOX_LAYERS` (``disk_quota`` only where the probe
+        reports on it) plus ``require``; a layer turned off in the configuration
+        (``landlock=False``, ``seccomp=False``, ``disk_images=False``) counts as allowed. Every layer allowed
+        and missing is logged as a warning, on every start.
+        """
+        config = self.config
+        known = {*report.active, *report.unavailable}
+        layers = [name for name in SANDBOX_LAYERS if name != "disk_quota" or name in known]
+        disabled = {
+            "landlock": not config.landlock,
+            "seccomp": not config.seccomp,
+            "disk_quota": not config.disk_images,
+        }
+        wanted = dict.fromkeys([*layers, *config.require])
+        missing = [name for name in wanted if not report.is_active(name)]
+        allowed = set(config.allow_weaker) | {name for name, off in disabled.items() if off}
+        refused = [name for name in missing if name not in allowed or name in config.require]
+        if refused:
+            reasons = "; ".join(
+                f"{name}: {report.unavailable.get(name, 'not available')}" for name in refused
+            )
+            raise IsolationUnavailable(
+                f"the local provider needs {', '.join(refused)}, which this host cannot "
+                f"provide ({reasons}); to run with weaker isolation anyway, pass "
+                f"allow_weaker={sorted(set(config.allow_weaker) | set(refused))!r}"
+                + (" and remove them from 'require'" if set(refused) & set(config.require) else "")
+            )
+        for name in missing:
+            _log.warning(
+                "sandstorm local provider: running WITHOUT %s (%s), as allow_weaker permits",
+                name,
+                report.unavailable.get(name, "not available"),
+            )
 
     async def _engine_ready(self) -> _Engine:
         engine = self._engine
@@ -453,6 +493,9 @@ class LocalProvider(AsyncProvider):
                 await making
                 await asyncio.to_thread(self._store.delete, workspace.id)
             raise
+        owner = self._owner_of(workspace.id)
+        if owner is not None:
+            os.chown(self._store.files(workspace.id), *owner)
         if engine.cgroups.active:
             try:
                 self._ensure_cgroups(engine, workspace)
@@ -469,7 +512,8 @@ class LocalProvider(AsyncProvider):
 
     async def _apply_template(self, workspace: Workspace, name: str) -> None:
         files = self._store.files(workspace.id)
-        setup = await asyncio.to_thread(self._templates.materialize, name, files, self._owner)
+        owner = self._owner_of(workspace.id)
+        setup = await asyncio.to_thread(self._templates.materialize, name, files, owner)
         for command in setup:
             request = ExecRequest(code=command, language=Language.SHELL, timeout=600.0)
             result = await self._execute(workspace, request)
@@ -512,12 +556,12 @@ class LocalProvider(AsyncProvider):
     # ------------------------------------------------------------------ running code
 
     def _env(
-        self, workspace: Workspace, request: ExecRequest, files: str, shell: str
+        self, workspace: Workspace, request: ExecRequest, home: str, shell: str
     ) -> dict[str, str]:
         env = {
             "PATH": "/usr/local/bin:/usr/bin:/bin",
-            "HOME": files,
-            "PWD": files,
+            "HOME": home,
+            "PWD": home,
             "LANG": "C.UTF-8",
             "TMPDIR": "/tmp",
             "USER": "sandbox",
@@ -528,38 +572,68 @@ class LocalProvider(AsyncProvider):
         env.update(request.env)
         return env
 
-    def _static(self, engine: _Engine, blocked: bool) -> dict[str, Any]:
-        """The request fields that are the same for every run of this provider.
+    def _owner_of(self, workspace_id: str) -> Owner | None:
+        """Who owns the workspace's files: its own uid (and gid) when the host is root."""
+        if not self._root_host:
+            return None
+        uid = self._store.uid(workspace_id)
+        if uid is None:
+            uid = self._store.assign_uid(workspace_id, self.config.uid_range)
+        return (uid, uid)
 
-        Pre-built sandboxes are made from exactly these (for blocked networking).
+    def _sandbox_spec(
+        self, engine: _Engine, blocked: bool, binds: tuple[str, ...] = ()
+    ) -> SandboxSpec:
+        """How this provider's sandboxes are built (for one network mode and extra binds).
+
+        Pre-built sandboxes are made from exactly this (blocked network, no extra binds).
         """
-        cached = engine.static.get(blocked)
+        key = (blocked, binds)
+        cached = engine.static.get(key)
         if cached is not None:
             return cached
         report = engine.report
-        wanted = [engine.python_prefix, *engine.python_path]
+        config = self.config
+        wanted = [engine.python_prefix, *engine.python_path, engine.shell]
         if engine.node:
-            wanted.append(engine.node)
-        # a path inside another kept path comes along with it
-        keeps = [
-            path
-            for path in dict.fromkeys(wanted)
-            if not any(other != path and _under(path, other) for other in wanted)
+            node_bin = os.path.dirname(engine.node)
+            # a node installed under <prefix>/bin brings <prefix>/lib (its own modules)
+            prefix = os.path.dirname(node_bin) if node_bin.endswith("/bin") else node_bin
+            wanted.append(prefix if prefix != "/" else engine.node)
+        root_links: list[tuple[str, str]] = [("/var/tmp", "/tmp")]
+        for path in _SYSTEM_DIRS:
+            if os.path.islink(path):
+                root_links.append((path, os.readlink(path)))
+            elif os.path.isdir(path):
+                wanted.append(path)
+        for path in (*_ETC_BINDS, "/etc/localtime"):
+            if os.path.islink(path):
+                # the same link inside; its target is bound where it is not already
+                root_links.append((path, os.readlink(path)))
+                if path != "/etc/localtime" and os.path.exists(path):
+                    wanted.append(path)
+            elif os.path.exists(path) and path != "/etc/localtime":
+                wanted.append(path)
+        wanted += [*config.read_only_binds, *binds]
+        # bound at their real paths (a symlinked directory on the way, such as /lib ->
+        # usr/lib, is a link inside too); a path inside another bound path comes along
+        paths = [_real(p) for p in wanted]
+        bound = tuple(
+            sorted(
+                path
+                for path in dict.fromkeys(paths)
+                if not any(other != path and _under(path, other) for other in paths)
+            )
+        )
+        etc = [
+            ("hostname", "sandbox\n"),
+            ("hosts", _HOSTS.format(name="sandbox")),
+            ("nsswitch.conf", _NSSWITCH),
         ]
-        base = str(self._store.base.resolve())
-        masks: dict[str, str] = {"/root": "0755", "/home": "0755", base: "0755"}
-        masks.update(dict.fromkeys(_SCRATCH, "1777"))
-        for keep in [*keeps, base]:
-            for ancestor in reversed(Path(keep).parents):
-                if str(ancestor) == "/":
-                    continue
-                try:
-                    mode = os.stat(ancestor).st_mode
-                except OSError:
-                    break
-                if not mode & stat.S_IXOTH:
-                    masks.setdefault(str(ancestor), "0755")
-                    break
+        copies = [*_ETC_COPIES, *(() if blocked else ("/etc/resolv.conf",))]
+        for path in copies:
+            with contextlib.suppress(OSError, UnicodeDecodeError):
+                etc.append((os.path.basename(path), Path(path).read_text()))
         flags = 0
         for primitive, flag in (
             ("mountns", CLONE_NEWNS),
@@ -571,21 +645,26 @@ class LocalProvider(AsyncProvider):
                 flags |= flag
         if blocked:
             flags |= CLONE_NEWNET
-        static = {
-            "unshare": flags,
-            "userns": report.is_active("userns"),
-            "pidns": report.is_active("pidns"),
-            "mountns": report.is_active("mountns"),
-            "netns": blocked,
-            "utsns": report.is_active("utsns"),
-            "hostname": "sandbox",
-            "masks": sorted(masks.items()),
-            "keeps": keeps,
-            "tmpfs_bytes": self.config.tmp_size << 20,
-            "workspaces": base,
-        }
-        engine.static[blocked] = static
-        return static
+        spec = SandboxSpec(
+            unshare=flags,
+            userns=report.is_active("userns"),
+            pidns=report.is_active("pidns"),
+            mountns=report.is_active("mountns") and report.is_active("pivot_root"),
+            netns=blocked,
+            utsns=report.is_active("utsns"),
+            hostname="sandbox",
+            binds=bound,
+            links=tuple(root_links),
+            etc=tuple(etc),
+            devices=tuple(path for path in _DEVICES if os.path.exists(path)),
+            tmpfs_bytes=config.tmp_size << 20,
+            workspaces=str(self._store.base.resolve()),
+            workspace_path=config.workspace_path,
+            cgroup_bases=engine.cgroup_bases,
+            shell=engine.shell,
+        )
+        engine.static[key] = spec
+        return spec
 
     def _request_for(
         self,
@@ -595,7 +674,7 @@ class LocalProvider(AsyncProvider):
         *,
         host_network: bool = False,
         read_only: tuple[str, ...] = (),
-    ) -> dict[str, Any]:
+    ) -> RunRequest:
         report = engine.report
         files = str(self._store.files(workspace.id).resolve())
         blocked = workspace.network.mode != "host" and not host_network
@@ -617,22 +696,25 @@ class LocalProvider(AsyncProvider):
             rlimits["data"] = (memory << 20, memory << 20)
         if not report.is_active("cgroup_pids") and report.is_active("uid_drop"):
             rlimits["nproc"] = (self.config.pids_limit, self.config.pids_limit)
-        static = self._static(engine, blocked)
-        if read_only:  # git clone from a local repository: shown read-only to that run
-            static = {**static, "keeps": [*static["keeps"], *read_only]}
-        keeps = static["keeps"]
+        binds: tuple[str, ...] = ()
+        if workspace.template is not None and workspace.template in self._templates:
+            binds = tuple(str(p) for p in self._templates.get(workspace.template).binds)
+        # git clone from a local repository: shown read-only to that run
+        spec = self._sandbox_spec(engine, blocked, (*binds, *read_only))
+        # inside a new root the workspace is always at the same place; without one
+        # (allow_weaker=["pivot_root"]) the code works in the host's directory
+        cwd = spec.workspace_path if spec.mountns else files
         landlock = None
         if report.is_active("landlock"):
-            ro_paths = [*_SYSTEM_READ_ONLY, *keeps]
-            if not blocked:
-                ro_paths.append("/run")
-            landlock = {
-                "ro": ro_paths,
-                "rw": [files, *_SCRATCH, *_DEVICES_RW],
-                "deny_tcp": False,
-            }
+            # the root holds only what is allowed: all of it may be read; writes only to
+            # the workspace and the private scratch space
+            landlock = LandlockSpec(
+                ro=("/",) if spec.mountns else (*spec.binds, "/etc", "/proc", "/dev"),
+                rw=(cwd, *_SCRATCH, *spec.devices),
+                deny_tcp=False,
+            )
         code = request.code
-        argv: list[str] | None = None
+        argv: tuple[str, ...] | None = None
         code_file = None
         if request.language == Language.JAVASCRIPT:
             if engine.node is None:
@@ -640,33 +722,37 @@ class LocalProvider(AsyncProvider):
                     "javascript needs node, which is not installed on this host", provider=self.name
                 )
             if len(code.encode()) < _INLINE_CODE_LIMIT:
-                argv = [engine.node, "-e", code]
+                argv = (engine.node, "-e", code)
             else:
                 code_file = "/tmp/.sandstorm-main.js"
-                argv = [engine.node, code_file]
+                argv = (engine.node, code_file)
         elif request.language == Language.SHELL:
             if len(code.encode()) < _INLINE_CODE_LIMIT:
-                argv = [engine.shell, "-c", code]
+                argv = (engine.shell, "-c", code)
             else:
                 code_file = "/tmp/.sandstorm-main.sh"
-                argv = [engine.shell, code_file]
-        uid_drop = report.is_active("uid_drop")
-        return {
-            **static,
-            "code": code,
-            "argv": argv,
-            "code_file": code_file,
-            "env": self._env(workspace, request, files, engine.shell),
-            "cwd": files,
-            "cgroupns": report.is_active("cgroupns"),
-            "uid": self.config.sandbox_uid if uid_drop else None,
-            "gid": self.config.sandbox_gid if uid_drop else None,
-            "inner_uid": 1000 if report.is_active("userns") else None,
-            "rlimits": rlimits,
-            "landlock": landlock,
-            "landlock_abi": report.landlock_abi,
-            "seccomp": report.is_active("seccomp"),
-        }
+                argv = (engine.shell, code_file)
+        owner = self._owner_of(workspace.id) if report.is_active("uid_drop") else None
+        return RunRequest(
+            sandbox=spec,
+            code=code,
+            argv=argv,
+            code_file=code_file,
+            env=self._env(workspace, request, cwd, engine.shell),
+            workspace=files,
+            cwd=cwd,
+            cgroupns=report.is_active("cgroupns"),
+            uid=owner[0] if owner else None,
+            gid=owner[1] if owner else None,
+            inner_uid=1000 if report.is_active("userns") else None,
+            rlimits=rlimits,
+            landlock=landlock,
+            landlock_abi=report.landlock_abi,
+            seccomp=report.is_active("seccomp"),
+            cgroups=(),
+            kill_cgroup=None,
+            cgroup_view=None,
+        )
 
     async def _execute(self, workspace: Workspace, request: ExecRequest) -> RunResult:
         return await self._run(workspace, request)
@@ -682,14 +768,13 @@ class LocalProvider(AsyncProvider):
         """Run ``request`` in ``workspace``; ``host_network``/``read_only`` serve git clone."""
         engine = await self._engine_ready()
         files = self._files_dir(workspace)
-        if engine.report.is_active("uid_drop"):
-            owner = (self.config.sandbox_uid, self.config.sandbox_gid)
-            st = files.stat()
-            if (st.st_uid, st.st_gid) != owner:
-                await asyncio.to_thread(chown_tree, files, *owner)
         payload = self._request_for(
             engine, workspace, request, host_network=host_network, read_only=read_only
         )
+        if payload.uid is not None and payload.gid is not None:
+            st = files.stat()
+            if (st.st_uid, st.st_gid) != (payload.uid, payload.gid):
+                await asyncio.to_thread(chown_tree, files, payload.uid, payload.gid)
         cgroups = engine.cgroups
         run = None
         oom_before = 0
@@ -699,12 +784,12 @@ class LocalProvider(AsyncProvider):
             run = cgroups.new_run(
                 workspace.id, cpu_limited=workspace.resources.cpu is not None, view=view
             )
-            payload["cgroups"] = run.procs
-            payload["kill_cgroup"] = run.kill_procs
-            if view:
-                payload["cgroup_view"] = run.view
-                if payload.get("landlock"):
-                    payload["landlock"]["ro"].append(_CGROUP_VIEW)
+            payload = dataclasses.replace(
+                payload,
+                cgroups=tuple(run.procs),
+                kill_cgroup=run.kill_procs,
+                cgroup_view=tuple(run.view) if view else None,
+            )
             oom_before = cgroups.oom_kills(workspace.id)
         disk_guard = _DiskGuard(
             files,
@@ -712,8 +797,7 @@ class LocalProvider(AsyncProvider):
             self.config.disk_check_interval,
             lambda: self._store.usage(workspace.id),
         )
-        warm = engine.server.warm
-        is_warm = warm is not None and all(payload.get(k) == v for k, v in warm.items())
+        is_warm = engine.server.warm == payload.sandbox
         try:
             outcome = await execute(
                 engine.server,
@@ -795,8 +879,9 @@ class LocalProvider(AsyncProvider):
         return files
 
     async def _write_file(self, workspace: Workspace, path: str, data: bytes) -> None:
+        files = self._files_dir(workspace)
         try:
-            await asyncio.to_thread(write_file, self._files_dir(workspace), path, data, self._owner)
+            await asyncio.to_thread(write_file, files, path, data, self._owner_of(workspace.id))
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 disk = workspace.resources.disk or self.config.disk_limit
@@ -838,8 +923,7 @@ class LocalProvider(AsyncProvider):
     async def _git_clone(
         self, workspace: Workspace, url: str, branch: str | None, path: str
     ) -> None:
-        files = self._files_dir(workspace)
-        dest = relative_path(path, str(files))
+        dest = await self._git_path(workspace, path)
         plan = clone_plan(url, dest, branch)
         timeout = self.config.git_timeout
         log.debug("git clone %s (branch %s) into %s", plan.shown, branch, dest)
@@ -863,9 +947,15 @@ class LocalProvider(AsyncProvider):
                 git_error(plan.checkout.what, result.exit_code, result.stderr, plan.secrets)
             )
 
-    async def _git_status(self, workspace: Workspace, path: str) -> GitStatus:
+    async def _git_path(self, workspace: Workspace, path: str) -> str:
+        """``path`` relative to the run's directory; absolute ones as the code sees them."""
         files = self._files_dir(workspace)
-        command = status_command(relative_path(path, str(files)))
+        report = (await self._engine_ready()).report
+        new_root = report.is_active("mountns") and report.is_active("pivot_root")
+        return relative_path(path, self.config.workspace_path if new_root else str(files))
+
+    async def _git_status(self, workspace: Workspace, path: str) -> GitStatus:
+        command = status_command(await self._git_path(workspace, path))
         result = await self._git_run(workspace, command, self.config.git_timeout)
         if result.exit_code in (NOT_FOUND, NOT_A_REPO, NOT_EMPTY, NOT_A_DIR):
             raise WorkspaceError(result.stderr.strip()[-2000:])
@@ -903,7 +993,10 @@ class LocalProvider(AsyncProvider):
         workspace = await self._create_workspace(spec)
         try:
             await asyncio.to_thread(
-                store.restore_into, snapshot_id, self._files_dir(workspace), self._owner
+                store.restore_into,
+                snapshot_id,
+                self._files_dir(workspace),
+                self._owner_of(workspace.id),
             )
         except OSError as exc:
             await self._delete_workspace(workspace.id)

@@ -2,14 +2,17 @@
 
 This file is executed as a script by a separate, pre-started interpreter
 (``python -I -S _sandbox.py serve CONFIG``) with a clean environment; it never imports
-``sandstorm``. The host sends one control message per run over a Unix socket, carrying
-file descriptors (status socket, stdin, stdout, stderr). For each run the server forks:
+``sandstorm`` (the provider imports it, for :class:`RunRequest` and :class:`SandboxSpec`,
+the one typed definition of what the host sends). The host sends one control message per
+run over a Unix socket, carrying file descriptors (status socket, stdin, stdout, stderr),
+then the request. For each run the server forks:
 
 ``supervisor`` (host pid namespace, unshares namespaces, reports, kills)
-  -> ``init`` (PID 1 of a new pid namespace: fresh /proc, private mounts, lo up,
-     then joins the run's cgroups and binds the workspace back through the masks)
-     -> ``payload`` (joins its cgroups, binds their read-only view at /sys/fs/cgroup,
-        rlimits, Landlock, no_new_privs, seccomp, uid drop, then the code)
+  -> ``init`` (PID 1 of a new pid namespace, not dumpable: assembles a new root from the
+     spec's allow-list, lo up; per run names the user, binds the workspace and the
+     cgroup view, ``pivot_root`` and the host's root is detached)
+     -> ``payload`` (joins its cgroups, rlimits, Landlock, no_new_privs, the workspace's
+        uid, seccomp, then the code)
 
 Python code runs in-process in the payload (the interpreter is already warm, stdlib and
 configured modules pre-imported); other languages are ``execve``'d from the same isolated
@@ -18,8 +21,8 @@ pid namespace (double-forked daemons included). The supervisor reports the exit 
 to the host and kills the whole namespace on request or when the host goes away.
 
 With ``prewarm`` the server keeps a few supervisor+init pairs built ahead of time
-(namespaces unshared, /proc mounted, masks in place, lo up); a warm run only joins its
-cgroups, binds its workspace and forks the payload.
+(namespaces unshared, the root assembled, lo up); a warm run only names its user, binds
+its workspace and cgroup view, switches root and forks nothing (its payload waits ready).
 
 ``python -I -S _sandbox.py probe`` tries each primitive in a throwaway child and prints
 a JSON report of what works on this machine.
@@ -31,6 +34,7 @@ import atexit
 import builtins
 import contextlib
 import ctypes
+import dataclasses
 import errno
 import fcntl
 import gc
@@ -44,7 +48,115 @@ import socket
 import struct
 import sys
 import types
-from typing import Any
+from typing import Any, TypeVar
+
+# --------------------------------------------------------------------------- the request
+
+# One definition of what the host sends, shared by both sides: the provider builds these
+# (``from ._sandbox import RunRequest``), this program decodes them. Unknown or missing
+# keys are an error on both sides (a dataclass refuses them when built; ``decode`` when
+# read), so a misspelled key can never switch a layer off silently.
+
+
+@dataclasses.dataclass(frozen=True)
+class LandlockSpec:
+    """Landlock rules: read-only ``ro`` paths, read-write ``rw`` paths (inside the sandbox)."""
+
+    ro: tuple[str, ...]
+    rw: tuple[str, ...]
+    deny_tcp: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class SandboxSpec:
+    """How a sandbox is built: the same for every run of a provider and network mode.
+
+    Pre-built (warm) sandboxes are made from exactly this; a run whose spec differs gets a
+    cold one. Paths in ``binds``, ``devices`` and ``cgroup_bases`` are the host's, the
+    others are inside the sandbox.
+    """
+
+    unshare: int
+    userns: bool
+    pidns: bool
+    mountns: bool
+    netns: bool
+    utsns: bool
+    hostname: str
+    binds: tuple[str, ...]
+    """Host paths bound read-only, nosuid, nodev at the same path in the new root."""
+    links: tuple[tuple[str, str], ...]
+    """Symlinks ``(path, target)`` created in the new root (``/bin -> usr/bin``)."""
+    etc: tuple[tuple[str, str], ...]
+    """Files ``(name, content)`` written to the synthetic ``/etc``."""
+    devices: tuple[str, ...]
+    """Host device nodes bound at the same path under the new ``/dev``."""
+    tmpfs_bytes: int
+    workspaces: str
+    """The host directory holding every workspace (opened before the host view goes)."""
+    workspace_path: str
+    """Where the workspace appears inside (``/workspace`` by default)."""
+    cgroup_bases: tuple[str, ...]
+    """The provider's host cgroup directories; a run's cgroups are found below them."""
+    shell: str
+
+
+@dataclasses.dataclass(frozen=True)
+class RunRequest:
+    """One run: its sandbox, its code and everything that differs from run to run."""
+
+    sandbox: SandboxSpec
+    code: str
+    argv: tuple[str, ...] | None
+    code_file: str | None
+    env: dict[str, str]
+    workspace: str
+    """The host path of the workspace's files (below ``sandbox.workspaces``)."""
+    cwd: str
+    """The working directory inside (``sandbox.workspace_path`` with a mount namespace)."""
+    cgroupns: bool
+    uid: int | None
+    gid: int | None
+    inner_uid: int | None
+    rlimits: dict[str, tuple[int, int]]
+    landlock: LandlockSpec | None
+    landlock_abi: int
+    seccomp: bool
+    cgroups: tuple[str, ...]
+    kill_cgroup: str | None
+    cgroup_view: tuple[tuple[str, str], ...] | None
+
+    def encode(self) -> bytes:
+        """The request as sent to the fork server (JSON)."""
+        return json.dumps(dataclasses.asdict(self)).encode()
+
+
+_NESTED: dict[str, type[Any]] = {"sandbox": SandboxSpec, "landlock": LandlockSpec}
+_T = TypeVar("_T")
+
+
+def _tuples(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_tuples(item) for item in value)
+    if isinstance(value, dict):
+        return {str(key): _tuples(item) for key, item in value.items()}
+    return value
+
+
+def decode(cls: type[_T], data: Any) -> _T:
+    """Rebuild ``cls`` (a request dataclass) from decoded JSON; refuse any other key set."""
+    if not isinstance(data, dict):
+        raise SetupError(f"{cls.__name__}: expected an object, got {type(data).__name__}")
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown, missing = sorted(set(data) - names), sorted(names - set(data))
+    if unknown or missing:
+        raise SetupError(f"{cls.__name__}: unknown keys {unknown}, missing keys {missing}")
+    values = {}
+    for name, value in data.items():
+        nested = _NESTED.get(name)
+        values[name] = decode(nested, value) if nested and value is not None else _tuples(value)
+    return cls(**values)
+
 
 # --------------------------------------------------------------------------- libc glue
 
@@ -156,7 +268,7 @@ def landlock_abi() -> int:
     return max(int(result), 0)
 
 
-def landlock_restrict(spec: dict[str, Any], abi: int) -> None:
+def landlock_restrict(spec: LandlockSpec, abi: int) -> None:
     """Confine this process: read-only ``ro`` paths, read-write ``rw`` paths, nothing else.
 
     With ABI >= 4 and ``deny_tcp`` TCP bind/connect are denied; with ABI >= 6 signals
@@ -167,7 +279,7 @@ def landlock_restrict(spec: dict[str, Any], abi: int) -> None:
         handled |= LL_REFER
     if abi >= 3:
         handled |= LL_TRUNCATE
-    handled_net = 3 if (abi >= 4 and spec.get("deny_tcp")) else 0
+    handled_net = 3 if (abi >= 4 and spec.deny_tcp) else 0
     scoped = (LL_SCOPE_ABSTRACT_UNIX | LL_SCOPE_SIGNAL) if abi >= 6 else 0
     if abi >= 6:
         attr = struct.pack("QQQ", handled, handled_net, scoped)
@@ -182,9 +294,9 @@ def landlock_restrict(spec: dict[str, Any], abi: int) -> None:
     )
     try:
         read_only = LL_EXECUTE | LL_READ_FILE | LL_READ_DIR
-        for rights, key in ((read_only, "ro"), (handled, "rw")):
-            for path in spec.get(key, []):
-                _landlock_add_path(ruleset, str(path), rights & handled)
+        for rights, paths in ((read_only, spec.ro), (handled, spec.rw)):
+            for path in paths:
+                _landlock_add_path(ruleset, path, rights & handled)
         prctl(PR_SET_NO_NEW_PRIVS, 1)
         _check(_libc.syscall(_SYS_LANDLOCK_RESTRICT_SELF, ruleset, 0), "landlock_restrict_self")
     finally:
@@ -208,74 +320,131 @@ def _landlock_add_path(ruleset: int, path: str, rights: int) -> None:
 
 # --------------------------------------------------------------------------- seccomp
 
-_AUDIT_ARCH_X86_64 = 0xC000003E
 _SECCOMP_RET_ALLOW = 0x7FFF0000
 _SECCOMP_RET_KILL_PROCESS = 0x80000000
 _SECCOMP_RET_ERRNO = 0x00050000
 _NS_CLONE_FLAGS = 0x7E020000
 
-# x86_64 syscalls the sandbox never needs: tracing other processes, (un)mounting, new
-# namespaces, kernel keyrings, bpf, io_uring, userfaultfd, kexec/modules, clock changes.
-_DENIED_SYSCALLS_X86_64 = (
-    101,  # ptrace
-    103,  # syslog
-    134,  # uselib
-    153,  # vhangup
-    155,  # pivot_root
-    159,  # adjtimex
-    161,  # chroot
-    163,  # acct
-    164,  # settimeofday
-    165,  # mount
-    166,  # umount2
-    167,  # swapon
-    168,  # swapoff
-    169,  # reboot
-    172,  # iopl
-    173,  # ioperm
-    175,  # init_module
-    176,  # delete_module
-    179,  # quotactl
-    227,  # clock_settime
-    246,  # kexec_load
-    248,  # add_key
-    249,  # request_key
-    250,  # keyctl
-    272,  # unshare
-    298,  # perf_event_open
-    300,  # fanotify_init
-    303,  # name_to_handle_at
-    304,  # open_by_handle_at
-    305,  # clock_adjtime
-    308,  # setns
-    310,  # process_vm_readv
-    311,  # process_vm_writev
-    313,  # finit_module
-    320,  # kexec_file_load
-    321,  # bpf
-    323,  # userfaultfd
-    425,  # io_uring_setup
-    426,  # io_uring_enter
-    427,  # io_uring_register
-    428,  # open_tree
-    429,  # move_mount
-    430,  # fsopen
-    431,  # fsconfig
-    432,  # fsmount
-    433,  # fspick
-    438,  # pidfd_getfd
-    442,  # mount_setattr
-)
-_SYS_CLONE = 56
-_SYS_CLONE3 = 435
+# Syscalls the sandbox never needs: tracing other processes, (un)mounting, new namespaces,
+# kernel keyrings, bpf, io_uring, userfaultfd, kexec/modules, clock changes.
+_DENIED = [
+    "ptrace",
+    "syslog",
+    "uselib",
+    "vhangup",
+    "pivot_root",
+    "adjtimex",
+    "chroot",
+    "acct",
+    "settimeofday",
+    "mount",
+    "umount2",
+    "swapon",
+    "swapoff",
+    "reboot",
+    "iopl",
+    "ioperm",
+    "init_module",
+    "delete_module",
+    "quotactl",
+    "clock_settime",
+    "kexec_load",
+    "add_key",
+    "request_key",
+    "keyctl",
+    "unshare",
+    "perf_event_open",
+    "fanotify_init",
+    "name_to_handle_at",
+    "open_by_handle_at",
+    "clock_adjtime",
+    "setns",
+    "process_vm_readv",
+    "process_vm_writev",
+    "finit_module",
+    "kexec_file_load",
+    "bpf",
+    "userfaultfd",
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",
+    "open_tree",
+    "move_mount",
+    "fsopen",
+    "fsconfig",
+    "fsmount",
+    "fspick",
+    "pidfd_getfd",
+    "mount_setattr",
+]
+
+_SYSCALLS: dict[str, tuple[int, dict[str, int]]] = {
+    # machine: (AUDIT_ARCH_*, syscall numbers); a name missing from an arch has no syscall
+    "x86_64": (
+        0xC000003E,
+        {
+            "ptrace": 101, "syslog": 103, "uselib": 134, "vhangup": 153, "pivot_root": 155,
+            "adjtimex": 159, "chroot": 161, "acct": 163, "settimeofday": 164, "mount": 165,
+            "umount2": 166, "swapon": 167, "swapoff": 168, "reboot": 169, "iopl": 172,
+            "ioperm": 173, "init_module": 175, "delete_module": 176, "quotactl": 179,
+            "clock_settime": 227, "kexec_load": 246, "add_key": 248, "request_key": 249,
+            "keyctl": 250, "unshare": 272, "perf_event_open": 298, "fanotify_init": 300,
+            "name_to_handle_at": 303, "open_by_handle_at": 304, "clock_adjtime": 305,
+            "setns": 308, "process_vm_readv": 310, "process_vm_writev": 311,
+            "finit_module": 313, "kexec_file_load": 320, "bpf": 321, "userfaultfd": 323,
+            "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427,
+            "open_tree": 428, "move_mount": 429, "fsopen": 430, "fsconfig": 431,
+            "fsmount": 432, "fspick": 433, "pidfd_getfd": 438, "mount_setattr": 442,
+            "clone": 56, "clone3": 435, "socket": 41, "socketpair": 53,
+        },
+    ),
+    "aarch64": (
+        0xC00000B7,
+        {
+            "ptrace": 117, "syslog": 116, "vhangup": 58, "pivot_root": 41, "adjtimex": 171,
+            "chroot": 51, "acct": 89, "settimeofday": 170, "mount": 40, "umount2": 39,
+            "swapon": 224, "swapoff": 225, "reboot": 142, "init_module": 105,
+            "delete_module": 106, "quotactl": 60, "clock_settime": 112, "kexec_load": 104,
+            "add_key": 217, "request_key": 218, "keyctl": 219, "unshare": 97,
+            "perf_event_open": 241, "fanotify_init": 262, "name_to_handle_at": 264,
+            "open_by_handle_at": 265, "clock_adjtime": 266, "setns": 268,
+            "process_vm_readv": 270, "process_vm_writev": 271, "finit_module": 273,
+            "kexec_file_load": 294, "bpf": 280, "userfaultfd": 282, "io_uring_setup": 425,
+            "io_uring_enter": 426, "io_uring_register": 427, "open_tree": 428,
+            "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433,
+            "pidfd_getfd": 438, "mount_setattr": 442,
+            "clone": 220, "clone3": 435, "socket": 198, "socketpair": 199,
+        },
+    ),
+}  # fmt: skip
+
+AF_UNIX, AF_INET, AF_INET6, AF_NETLINK = 1, 2, 10, 16
+NETLINK_ROUTE = 0
+SOCKET_FAMILIES = (AF_UNIX, AF_INET, AF_INET6)
+"""Socket families the code may create; AF_NETLINK only with protocol NETLINK_ROUTE."""
+
+
+def syscall_number(name: str, machine: str | None = None) -> int | None:
+    """The number of syscall ``name`` on ``machine`` (this one by default), None if unknown."""
+    table = _SYSCALLS.get(machine or os.uname().machine)
+    return table[1].get(name) if table else None
 
 
 def seccomp_supported() -> bool:
-    return os.uname().machine == "x86_64"
+    return os.uname().machine in _SYSCALLS
 
 
-def seccomp_program() -> bytes:
-    """A classic-BPF seccomp filter (x86_64) denying the syscalls listed above."""
+def seccomp_program(machine: str) -> bytes:
+    """A classic-BPF seccomp filter for ``machine`` (x86_64 or aarch64).
+
+    A syscall made with any other architecture's convention kills the process; the
+    denied syscalls fail with EPERM; ``clone3`` with ENOSYS (so libc falls back to
+    ``clone``, whose namespace flags are then checked); ``socket`` and ``socketpair``
+    outside the allowed families fail with EAFNOSUPPORT.
+    """
+    if machine not in _SYSCALLS:
+        raise SetupError(f"no seccomp filter for {machine} (only {', '.join(sorted(_SYSCALLS))})")
+    arch, numbers = _SYSCALLS[machine]
 
     def stmt(code: int, k: int) -> bytes:
         return struct.pack("HBBI", code, 0, 0, k)
@@ -285,33 +454,58 @@ def seccomp_program() -> bytes:
 
     ld_abs, jeq, jge, jset, ret = 0x20, 0x15, 0x35, 0x45, 0x06
     eperm = _SECCOMP_RET_ERRNO | errno.EPERM
+    no_family = _SECCOMP_RET_ERRNO | errno.EAFNOSUPPORT
+    allow = stmt(ret, _SECCOMP_RET_ALLOW)
     prog = [
-        stmt(ld_abs, 4),  # arch
-        jump(jeq, _AUDIT_ARCH_X86_64, 1, 0),
+        stmt(ld_abs, 4),  # seccomp_data.arch
+        jump(jeq, arch, 1, 0),
         stmt(ret, _SECCOMP_RET_KILL_PROCESS),
-        stmt(ld_abs, 0),  # syscall nr
-        jump(jge, 0x40000000, 0, 1),  # x32 ABI
-        stmt(ret, eperm),
+        stmt(ld_abs, 0),  # seccomp_data.nr
     ]
-    for nr in _DENIED_SYSCALLS_X86_64:
-        prog += [jump(jeq, nr, 0, 1), stmt(ret, eperm)]
-    prog += [jump(jeq, _SYS_CLONE3, 0, 1), stmt(ret, _SECCOMP_RET_ERRNO | errno.ENOSYS)]
+    if machine == "x86_64":
+        prog += [jump(jge, 0x40000000, 0, 1), stmt(ret, eperm)]  # the x32 ABI
+    for name in _DENIED:
+        if name in numbers:
+            prog += [jump(jeq, numbers[name], 0, 1), stmt(ret, eperm)]
+    prog += [jump(jeq, numbers["clone3"], 0, 1), stmt(ret, _SECCOMP_RET_ERRNO | errno.ENOSYS)]
     prog += [
-        jump(jeq, _SYS_CLONE, 0, 3),
+        jump(jeq, numbers["clone"], 0, 4),
         stmt(ld_abs, 16),  # clone flags (low word of args[0])
         jump(jset, _NS_CLONE_FLAGS, 0, 1),
         stmt(ret, eperm),
-        stmt(ret, _SECCOMP_RET_ALLOW),
+        allow,
     ]
+    # socket(domain, type, protocol): domain is args[0] (offset 16), protocol args[2] (32)
+    families = [jump(jeq, family, len(SOCKET_FAMILIES) - i + 3, 0)
+                for i, family in enumerate(SOCKET_FAMILIES)]  # fmt: skip
+    prog += [
+        jump(jeq, numbers["socket"], 0, len(families) + 7),
+        stmt(ld_abs, 16),
+        *families,
+        jump(jeq, AF_NETLINK, 0, 4),
+        stmt(ld_abs, 32),
+        jump(jeq, NETLINK_ROUTE, 1, 0),
+        stmt(ret, no_family),
+        allow,
+        stmt(ret, no_family),
+    ]
+    prog += [
+        jump(jeq, numbers["socketpair"], 0, 4),
+        stmt(ld_abs, 16),
+        jump(jeq, AF_UNIX, 0, 1),
+        allow,
+        stmt(ret, no_family),
+    ]
+    prog.append(allow)
     return b"".join(prog)
 
 
-_SECCOMP_PROG = seccomp_program() if seccomp_supported() else b""
+_SECCOMP_PROG = seccomp_program(os.uname().machine) if seccomp_supported() else b""
 
 
 def seccomp_load() -> None:
     if not _SECCOMP_PROG:
-        raise SetupError("seccomp filter is only built for x86_64")
+        raise SetupError(f"no seccomp filter for {os.uname().machine} (only x86_64 and aarch64)")
     prog = ctypes.create_string_buffer(_SECCOMP_PROG, len(_SECCOMP_PROG))
     fprog = struct.pack("HxxxxxxP", len(_SECCOMP_PROG) // 8, ctypes.addressof(prog))
     fbuf = ctypes.create_string_buffer(fprog, len(fprog))
@@ -331,71 +525,172 @@ def seccomp_load() -> None:
 # --------------------------------------------------------------------------- mounts
 
 
-def setup_mounts(req: dict[str, Any]) -> None:
-    """Slave propagation, fresh /proc, tmpfs masks with selected paths bound back.
-
-    Slave, not private: nothing mounted here reaches the host, but a workspace's disk
-    image that the host mounts later (below the shared workspaces directory) still
-    reaches a sandbox prepared before it.
-    """
-    mount(None, "/", None, MS_REC | MS_SLAVE)
-    if req.get("pidns"):
-        mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    keeps: list[tuple[str, int]] = []
-    for path in req.get("keeps", []):
-        try:
-            keeps.append((str(path), os.open(str(path), os.O_PATH | os.O_CLOEXEC)))
-        except OSError:
-            continue
-    base = req.get("workspaces")
-    if base:
-        try:
-            _WORKSPACES_FD[:] = [os.open(str(base), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)]
-        except OSError as exc:
-            raise SetupError(f"opening the workspaces directory {base!r}: {exc}") from None
-    size = int(req.get("tmpfs_bytes", 64 << 20))
-    masked = _MASKED
-    masked.clear()
-    masks = [(str(p), str(mode)) for p, mode in req.get("masks", [])]
-    for path, mode in sorted(masks, key=lambda item: len(item[0])):
-        if any(_under(path, m) for m in masked) or not os.path.isdir(path):
-            continue
-        mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, f"mode={mode},size={size}")
-        masked.append(path)
-    old_umask = os.umask(0o022)
-    try:
-        for path, fd in keeps:
-            if not any(_under(path, m) for m in masked):
-                continue
-            if os.path.isdir(f"/proc/self/fd/{fd}"):
-                os.makedirs(path, mode=0o755, exist_ok=True)
-            else:
-                os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-                with open(path, "a"):
-                    pass
-            mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC)
-    finally:
-        os.umask(old_umask)
-        for _, fd in keeps:
-            os.close(fd)
-
-
-_MASKED: list[str] = []
-"""Directories this process covered with a tmpfs (set by :func:`setup_mounts`)."""
-
+_SYS_PIVOT_ROOT = syscall_number("pivot_root")
+MNT_DETACH = 2
+MS_NOATIME = 1024
+MS_NODIRATIME = 2048
+MS_RELATIME = 1 << 21
+_READ_ONLY = MS_RDONLY | MS_NOSUID | MS_NODEV
+_ST_LOCKED = (
+    (os.ST_RDONLY, MS_RDONLY),
+    (os.ST_NOSUID, MS_NOSUID),
+    (os.ST_NODEV, MS_NODEV),
+    (os.ST_NOEXEC, MS_NOEXEC),
+    (os.ST_NOATIME, MS_NOATIME),
+    (os.ST_NODIRATIME, MS_NODIRATIME),
+    (os.ST_RELATIME, MS_RELATIME),
+)
+_STAGE = "/tmp"
+"""Where the new root is assembled (in the sandbox's own mount namespace) before pivot_root."""
 
 _WORKSPACES_FD: list[int] = []
-"""The workspaces directory, opened before it was masked (set by :func:`setup_mounts`)."""
+"""The host's workspaces directory, opened before the host view went away."""
+_CGROUP_FDS: dict[str, int] = {}
+"""The provider's host cgroup directories (``SandboxSpec.cgroup_bases``), opened likewise."""
 
 
-def attach_workspace(base: str, path: str) -> None:
-    """Show the workspace directory ``path`` (below ``base``) again, through the masks.
+def _bind(fd: int, target: str, flags: int) -> None:
+    """Bind what ``fd`` names at ``target`` with mount ``flags`` (plus the source's locked ones).
 
-    ``path`` is resolved below the descriptor of ``base`` that was opened before masking,
-    one component at a time and never following a symlink.
+    In a user namespace a bind must keep the flags its source mount has (read-only,
+    nosuid, atime...): they are read from the source and kept.
     """
-    if not any(_under(path, m) for m in _MASKED):
-        return
+    source = f"/proc/self/fd/{fd}"
+    mount(source, target, None, MS_BIND)
+    kept = 0
+    with contextlib.suppress(OSError):
+        st_flags = os.statvfs(source).f_flag
+        kept = sum(ms for st, ms in _ST_LOCKED if st_flags & st)
+    mount(None, target, None, MS_BIND | MS_REMOUNT | flags | kept)
+
+
+def _open_path(path: str) -> int | None:
+    try:
+        return os.open(path, os.O_PATH | os.O_CLOEXEC)
+    except OSError:
+        return None
+
+
+def _make_target(target: str, fd: int) -> None:
+    if os.path.isdir(f"/proc/self/fd/{fd}"):
+        os.makedirs(target, mode=0o755, exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
+        with open(target, "a"):
+            pass
+
+
+def build_root(spec: SandboxSpec) -> None:
+    """Assemble the sandbox's filesystem from ``spec``, staged (:func:`attach` switches to it).
+
+    A tmpfs root holding: read-only, nosuid, nodev binds of ``spec.binds`` (at the same
+    paths), the ``spec.links`` symlinks, a synthetic ``/etc`` (``spec.etc``), a minimal
+    ``/dev`` (``spec.devices`` bound, ``fd``/``stdin``/``stdout``/``stderr`` links, a
+    private ``/dev/shm``), a fresh ``/proc``, a private ``/tmp``, an empty
+    ``/sys/fs/cgroup`` and the mount point of the workspace, staged at ``/tmp`` of this
+    mount namespace; :func:`attach` finishes it for one run and makes it the root. The
+    workspaces directory and the cgroup directories are opened first and kept (by
+    descriptor only) for :func:`attach` and the payload's cgroup joins.
+    """
+    try:
+        _WORKSPACES_FD[:] = [os.open(spec.workspaces, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)]
+    except OSError as exc:
+        raise SetupError(f"opening the workspaces directory {spec.workspaces!r}: {exc}") from None
+    for base in spec.cgroup_bases:
+        try:
+            _CGROUP_FDS[base] = os.open(base, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise SetupError(f"opening the cgroup directory {base!r}: {exc}") from None
+    binds = [(path, _open_path(path)) for path in sorted(spec.binds)]
+    devices = [(path, _open_path(path)) for path in spec.devices]
+    root = _STAGE
+    small = "mode=0755,size=1m,nr_inodes=4096"
+    scratch = f"mode=1777,size={spec.tmpfs_bytes}"
+    old_umask = os.umask(0o022)
+    try:
+        mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, small)
+        for name, fstype, flags, data in (
+            ("etc", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, small),
+            ("dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=64k,nr_inodes=64"),
+            ("dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, scratch),
+            ("tmp", "tmpfs", MS_NOSUID | MS_NODEV, scratch),
+            ("proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, ""),
+        ):
+            os.makedirs(f"{root}/{name}", mode=0o755, exist_ok=True)
+            mount(fstype, f"{root}/{name}", fstype, flags, data)
+        for name, content in spec.etc:
+            with open(f"{root}/etc/{name}", "w") as f:
+                f.write(content)
+        for path, fd in devices:
+            if fd is not None:
+                with open(root + path, "a"):
+                    pass
+                # a device node needs no further flags (nothing to execute or set-uid)
+                mount(f"/proc/self/fd/{fd}", root + path, None, MS_BIND)
+        for name, target in (
+            ("fd", "/proc/self/fd"),
+            ("stdin", "/proc/self/fd/0"),
+            ("stdout", "/proc/self/fd/1"),
+            ("stderr", "/proc/self/fd/2"),
+        ):
+            os.symlink(target, f"{root}/dev/{name}")
+        for path, fd in binds:
+            if fd is not None:
+                _make_target(root + path, fd)
+                _bind(fd, root + path, _READ_ONLY)
+        for path, target in spec.links:
+            os.makedirs(os.path.dirname(root + path), mode=0o755, exist_ok=True)
+            os.symlink(target, root + path)
+        os.makedirs(root + CGROUP_VIEW, mode=0o755, exist_ok=True)
+        os.makedirs(root + spec.workspace_path, mode=0o755, exist_ok=True)
+        # what is bound so far receives nothing more from the host
+        mount(None, root, None, MS_REC | MS_PRIVATE)
+    except OSError as exc:
+        raise SetupError(f"assembling the sandbox's root: {exc}") from None
+    finally:
+        os.umask(old_umask)
+        for _, fd in (*binds, *devices):
+            if fd is not None:
+                os.close(fd)
+
+
+def _pivot(root: str) -> None:
+    """Make ``root`` the root of this mount namespace, detach the old one, root read-only."""
+    if _SYS_PIVOT_ROOT is None:
+        raise SetupError(f"no pivot_root syscall number for {os.uname().machine}")
+    os.chdir(root)
+    _check(_libc.syscall(_SYS_PIVOT_ROOT, b".", b"."), "pivot_root")
+    _check(_libc.umount2(b".", MNT_DETACH), "detaching the host's root")
+    os.chdir("/")
+    mount(None, "/", None, MS_BIND | MS_REMOUNT | _READ_ONLY)
+
+
+def attach(req: RunRequest) -> None:
+    """Per run: finish the root :func:`build_root` assembled, then make it the root.
+
+    Names the run's user in ``/etc`` (then read-only), binds the workspace (read-write,
+    nosuid, nodev) at ``sandbox.workspace_path`` and the run's cgroup view, then
+    ``pivot_root`` and the host's root is detached. The workspace is resolved below the
+    descriptor of the workspaces directory opened by :func:`build_root`, one component
+    at a time and never following a symlink.
+    """
+    spec = req.sandbox
+    root = _STAGE
+    uid = req.inner_uid if req.inner_uid is not None else req.uid
+    gid = req.inner_uid if req.inner_uid is not None else req.gid
+    try:
+        with open(f"{root}/etc/passwd", "w") as f:
+            f.write(
+                "root:x:0:0:root:/root:/usr/sbin/nologin\n"
+                f"sandbox:x:{uid or 0}:{gid or 0}:sandbox:{spec.workspace_path}:{spec.shell}\n"
+                "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+            )
+        with open(f"{root}/etc/group", "w") as f:
+            f.write(f"root:x:0:\nsandbox:x:{gid or 0}:\nnogroup:x:65534:\n")
+    except OSError as exc:
+        raise SetupError(f"writing /etc/passwd: {exc}") from None
+    mount(None, f"{root}/etc", None, MS_BIND | MS_REMOUNT | _READ_ONLY | MS_NOEXEC)
+    base, path = spec.workspaces, req.workspace
     if not _WORKSPACES_FD or not _under(path, base) or path == base:
         raise SetupError(f"the workspace {path!r} is not below {base!r}")
     parts = os.path.relpath(path, base).split("/")
@@ -409,25 +704,34 @@ def attach_workspace(base: str, path: str) -> None:
             )
             os.close(fd)
             fd = nxt
-        old_umask = os.umask(0o022)
-        try:
-            os.makedirs(path, mode=0o755, exist_ok=True)
-        finally:
-            os.umask(old_umask)
-        mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC)
+        _bind(fd, root + spec.workspace_path, MS_NOSUID | MS_NODEV)
     except OSError as exc:
-        raise SetupError(f"showing the workspace {path!r}: {exc}") from None
+        raise SetupError(f"showing the workspace: {exc}") from None
     finally:
         os.close(fd)
+    if req.cgroup_view is not None:
+        mount_cgroup_view(req.cgroup_view, root)
+    _pivot(root)
+
+
+def _cgroup_file(path: str, flags: int) -> int:
+    """Open a host cgroup file: below a descriptor kept by :func:`build_root`, if any."""
+    for base, fd in _CGROUP_FDS.items():
+        if _under(path, base):
+            rel = os.path.relpath(path, base)
+            return os.open(rel, flags | os.O_CLOEXEC, dir_fd=fd)
+    if _CGROUP_FDS:
+        raise SetupError(f"the cgroup {path!r} is not below the provider's cgroups")
+    return os.open(path, flags | os.O_CLOEXEC)
 
 
 CGROUP_VIEW = "/sys/fs/cgroup"
 _VIEW_NAMES = frozenset(("", "memory", "cpu", "cpuacct", "pids", "blkio", "unified"))
-_VIEW_FLAGS = MS_NOSUID | MS_NODEV | MS_NOEXEC
+_VIEW_FLAGS = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC
 
 
-def mount_cgroup_view(view: list[Any]) -> None:
-    """Cover ``/sys/fs/cgroup`` with the run's own cgroup directories, all read-only.
+def mount_cgroup_view(view: tuple[tuple[str, str], ...], root: str = "") -> None:
+    """Cover ``<root>/sys/fs/cgroup`` with the run's own cgroup directories, all read-only.
 
     ``view`` holds ``(name, host directory)`` pairs (see ``CgroupRun.view``): each
     directory is bound at ``/sys/fs/cgroup/<name>`` (``""``: at ``/sys/fs/cgroup``), then
@@ -436,40 +740,34 @@ def mount_cgroup_view(view: list[Any]) -> None:
     """
     if not _SERVER_NS.get("mnt") or _ns_id("mnt") == _SERVER_NS["mnt"]:
         raise SetupError("refusing to mount the cgroup view outside the sandbox's mount namespace")
-    if not os.path.isdir(CGROUP_VIEW):
+    base = root + CGROUP_VIEW
+    if not os.path.isdir(base):
         return
     sources: list[tuple[str, int]] = []
     try:
-        for entry, source in view:
-            name = str(entry)
+        for name, source in view:
             if name not in _VIEW_NAMES or any(name == seen for seen, _ in sources):
                 raise SetupError(f"bad cgroup view entry {name!r}")
             try:
-                fd = os.open(str(source), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+                fd = _cgroup_file(source, os.O_PATH | os.O_DIRECTORY)
             except OSError as exc:
                 raise SetupError(f"opening the workspace's cgroup {source!r}: {exc}") from None
             sources.append((name, fd))
         if any(name == "" for name, _ in sources) and len(sources) > 1:
             raise SetupError("a cgroup view bound at the root holds nothing else")
-        # this namespace's mounts are private already (setup_mounts); say it again here
-        mount(None, CGROUP_VIEW, None, MS_REC | MS_PRIVATE)
         if sources and sources[0][0] == "":
-            _bind_read_only(sources[0][1], CGROUP_VIEW)
+            _bind(sources[0][1], base, _VIEW_FLAGS)
             return
-        mount("tmpfs", CGROUP_VIEW, "tmpfs", _VIEW_FLAGS, "mode=0755,size=16k,nr_inodes=64")
+        flags = _VIEW_FLAGS & ~MS_RDONLY
+        mount("tmpfs", base, "tmpfs", flags, "mode=0755,size=16k,nr_inodes=64")
         for name, fd in sources:
-            target = f"{CGROUP_VIEW}/{name}"
+            target = f"{base}/{name}"
             os.mkdir(target, 0o755)
-            _bind_read_only(fd, target)
-        mount(None, CGROUP_VIEW, None, MS_REMOUNT | MS_RDONLY | _VIEW_FLAGS)
+            _bind(fd, target, _VIEW_FLAGS)
+        mount(None, base, None, MS_REMOUNT | _VIEW_FLAGS)
     finally:
         for _, fd in sources:
             os.close(fd)
-
-
-def _bind_read_only(fd: int, target: str) -> None:
-    mount(f"/proc/self/fd/{fd}", target, None, MS_BIND)
-    mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | _VIEW_FLAGS)
 
 
 def _under(path: str, parent: str) -> bool:
@@ -489,74 +787,76 @@ _RLIMITS = {
 }
 
 
-def _drop_privileges(req: dict[str, Any]) -> None:
-    uid = req.get("uid")
-    gid = req.get("gid")
-    if gid is not None:
+def _drop_privileges(req: RunRequest) -> None:
+    if req.gid is not None:
         os.setgroups([])
-        os.setresgid(int(gid), int(gid), int(gid))
-    if uid is not None:
-        os.setresuid(int(uid), int(uid), int(uid))
+        os.setresgid(req.gid, req.gid, req.gid)
+    if req.uid is not None:
+        os.setresuid(req.uid, req.uid, req.uid)
 
 
-def _prepare_payload(req: dict[str, Any], fds: list[int], err_w: int) -> None:
+def _prepare_payload(req: RunRequest, fds: list[int], err_w: int) -> None:
     """Everything between fork and running the code; raises SetupError on any failure."""
-    for path in [
-        *req.get("cgroups", []),
-        *([req["kill_cgroup"]] if req.get("kill_cgroup") else []),
-    ]:
+    for path in [*req.cgroups, *([req.kill_cgroup] if req.kill_cgroup else [])]:
         try:
-            with open(str(path), "w") as f:
-                f.write("0")
+            fd = _cgroup_file(path, os.O_WRONLY)
+            try:
+                os.write(fd, b"0")
+            finally:
+                os.close(fd)
         except OSError as exc:
             raise SetupError(f"joining cgroup {path}: {exc}") from None
-    view = req.get("cgroup_view")
-    if view is not None:
-        # after the joins (host paths), before anything drops privileges
-        mount_cgroup_view(list(view))
-    if req.get("cgroupns"):
+    if req.cgroup_view is not None and not req.sandbox.mountns:
+        # without a new root (allow_weaker=["pivot_root"]): over the host's, in this
+        # mount namespace only; after the joins, before anything drops privileges
+        mount_cgroup_view(req.cgroup_view)
+    for fd in _CGROUP_FDS.values():
+        os.close(fd)
+    _CGROUP_FDS.clear()
+    if req.cgroupns:
         unshare(CLONE_NEWCGROUP)
     stdin_fd, stdout_fd, stderr_fd = fds
     for target, fd in ((0, stdin_fd), (1, stdout_fd), (2, stderr_fd)):
         os.dup2(fd, target)
     os.closerange(3, err_w)
     os.closerange(err_w + 1, 1 << 16)
+    # init is not dumpable (it holds host descriptors); with those closed, this process
+    # may be (rootless, its own /proc/self files must be writable to map its uid)
+    prctl(PR_SET_DUMPABLE, 1)
     os.setsid()
     try:
         with open("/proc/self/oom_score_adj", "w") as f:
             f.write("0")
     except OSError:
         pass
-    for name, limit in dict(req.get("rlimits", {})).items():
-        soft, hard = limit
+    for name, (soft, hard) in req.rlimits.items():
         try:
-            resource.setrlimit(_RLIMITS[name], (int(soft), int(hard)))
-        except (OSError, ValueError) as exc:
+            resource.setrlimit(_RLIMITS[name], (soft, hard))
+        except (OSError, ValueError, KeyError) as exc:
             raise SetupError(f"setrlimit {name}: {exc}") from None
-    inner = req.get("inner_uid")
-    if inner is not None:
-        _drop_to_inner_uid(int(inner))
-    landlock = req.get("landlock")
-    if landlock:
-        landlock_restrict(landlock, int(req.get("landlock_abi", 1)))
+    if req.inner_uid is not None:
+        _drop_to_inner_uid(req.inner_uid)
+    if req.landlock is not None:
+        landlock_restrict(req.landlock, req.landlock_abi)
     prctl(PR_SET_NO_NEW_PRIVS, 1)
     try:
         _drop_privileges(req)
     except OSError as exc:
         raise SetupError(f"dropping privileges: {exc}") from None
     # the uid change made the process non-dumpable, which hides its own /proc files from
-    # it; a freshly started program as that uid is dumpable, so restore that
+    # it; a freshly started program as that uid is dumpable, so restore that (other
+    # sandboxes run as other uids, in other pid namespaces: they can reach none of it)
     prctl(PR_SET_DUMPABLE, 1)
-    if req.get("seccomp"):
+    if req.seccomp:
         seccomp_load()
     try:
-        os.chdir(str(req["cwd"]))
+        os.chdir(req.cwd)
     except OSError as exc:
         raise SetupError(f"chdir to the workspace: {exc}") from None
     for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_DFL)
     os.environ.clear()
-    os.environ.update({str(k): str(v) for k, v in dict(req["env"]).items()})
+    os.environ.update(req.env)
 
 
 def _run_python(code: str, extra_path: list[str]) -> int:
@@ -628,26 +928,24 @@ def _exit_code(exc: SystemExit) -> int:
     return 1
 
 
-def _payload(req: dict[str, Any], fds: list[int], err_w: int, extra_path: list[str]) -> None:
+def _payload(req: RunRequest, fds: list[int], err_w: int, extra_path: list[str]) -> None:
     try:
         _prepare_payload(req, fds, err_w)
     except BaseException as exc:
         _report_setup_error(err_w, exc)
         os._exit(SETUP_FAILED)
-    argv = req.get("argv")
-    if argv:
+    if req.argv:
         try:
-            code_file = req.get("code_file")
-            if code_file:
-                fd = os.open(str(code_file), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            if req.code_file:
+                fd = os.open(req.code_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
                 with open(fd, "w", encoding="utf-8") as f:
-                    f.write(str(req["code"]))
-            os.execve(str(argv[0]), [str(a) for a in argv], dict(os.environ))
+                    f.write(req.code)
+            os.execve(req.argv[0], list(req.argv), dict(os.environ))
         except OSError as exc:
-            _report_setup_error(err_w, SetupError(f"exec {argv[0]}: {exc}"))
+            _report_setup_error(err_w, SetupError(f"exec {req.argv[0]}: {exc}"))
             os._exit(SETUP_FAILED)
     os.close(err_w)
-    rc = _run_python(str(req["code"]), extra_path)
+    rc = _run_python(req.code, extra_path)
     if rc < 0:
         signal.signal(-rc, signal.SIG_DFL)
         os.kill(os.getpid(), -rc)
@@ -668,31 +966,38 @@ def _ns_id(kind: str) -> int:
     return os.stat(f"/proc/self/ns/{kind}").st_ino
 
 
-def _init_static(req: dict[str, Any]) -> None:
-    """PID 1, before any request: private mounts, fresh /proc, masks, lo up, hostname."""
+def _init_static(spec: SandboxSpec) -> None:
+    """PID 1, before any request: the new root, lo up, hostname; not dumpable."""
     prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    for kind, wanted in (("mnt", "mountns"), ("net", "netns"), ("uts", "utsns")):
-        if req.get(wanted) and _ns_id(kind) == _SERVER_NS.get(kind):
-            raise SetupError(f"refusing to change the host's {kind} namespace ({wanted})")
-    if req.get("mountns"):
-        setup_mounts(req)
-    if req.get("netns"):
+    # init keeps host descriptors (workspaces, cgroups): nothing of it is for the code
+    prctl(PR_SET_DUMPABLE, 0)
+    for kind, wanted in (("mnt", spec.mountns), ("net", spec.netns), ("uts", spec.utsns)):
+        if wanted and _ns_id(kind) == _SERVER_NS.get(kind):
+            raise SetupError(f"refusing to change the host's {kind} namespace")
+    if spec.unshare & CLONE_NEWNS:
+        # slave, not private: nothing mounted here reaches the host, but a filesystem the
+        # host mounts later below a shared directory (a workspace's disk image) still
+        # reaches a sandbox built before it, until its root is switched
+        mount(None, "/", None, MS_REC | MS_SLAVE)
+    if spec.mountns:
+        build_root(spec)
+    if spec.netns:
         lo_up()
-    if req.get("utsns"):
-        socket.sethostname(str(req.get("hostname", "sandbox")))
+    if spec.utsns:
+        socket.sethostname(spec.hostname)
 
 
-def _init_attach(req: dict[str, Any]) -> None:
-    """PID 1, for one request: show its workspace through the masks."""
-    if req.get("mountns"):
-        attach_workspace(str(req.get("workspaces")), str(req["cwd"]))
+def _init_attach(req: RunRequest) -> None:
+    """PID 1, for one request: its user and its workspace in the new root."""
+    if req.sandbox.mountns:
+        attach(req)
     for fd in _WORKSPACES_FD:
         os.close(fd)
     _WORKSPACES_FD.clear()
 
 
 def _init_run(
-    req: dict[str, Any],
+    req: RunRequest,
     fds: list[int],
     err_w: int,
     st_w: int,
@@ -713,8 +1018,10 @@ def _init_run(
             report.close()
             _payload(req, fds, err_w, extra)
             os._exit(SETUP_FAILED)
-    for fd in fds:
+    # the payload has its copies: init keeps no host descriptor while the code runs
+    for fd in (*fds, *_CGROUP_FDS.values()):
         os.close(fd)
+    _CGROUP_FDS.clear()
     os.close(err_w)
     while True:
         try:
@@ -730,15 +1037,14 @@ def _init_run(
             os._exit(0)
 
 
-def _isolate_supervisor(req: dict[str, Any]) -> None:
+def _isolate_supervisor(spec: SandboxSpec) -> None:
     """The supervisor's own steps: protected from the OOM killer, then new namespaces."""
     with contextlib.suppress(OSError), open("/proc/self/oom_score_adj", "w") as f:
         f.write("-1000")
-    if req.get("userns"):
+    if spec.userns:
         _enter_userns()
-    flags = int(req.get("unshare", 0))
-    if flags:
-        unshare(flags)
+    if spec.unshare:
+        unshare(spec.unshare)
 
 
 def _watch(init: int, status_sock: socket.socket, err_r: int, st_r: int) -> None:
@@ -781,11 +1087,11 @@ def supervise(fds: list[int], extra: list[str]) -> None:
     io_fds = fds[1:4]
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     os.setsid()
-    req = _recv_json(status_sock)
     err_r, err_w = os.pipe()
     st_r, st_w = os.pipe()
     try:
-        _isolate_supervisor(req)
+        req = _recv_request(status_sock)
+        _isolate_supervisor(req.sandbox)
     except BaseException as exc:
         _send_json(status_sock, {"event": "exit", "setup_error": str(exc)})
         os._exit(0)
@@ -794,7 +1100,7 @@ def supervise(fds: list[int], extra: list[str]) -> None:
         os.close(err_r)
         os.close(st_r)
         try:
-            _init_static(req)
+            _init_static(req.sandbox)
             _init_attach(req)
         except BaseException as exc:
             _report_setup_error(err_w, exc)
@@ -806,7 +1112,7 @@ def supervise(fds: list[int], extra: list[str]) -> None:
     _watch(init, status_sock, err_r, st_r)
 
 
-def warm_supervisor(static: dict[str, Any], requests: socket.socket, extra: list[str]) -> None:
+def warm_supervisor(static: SandboxSpec, requests: socket.socket, extra: list[str]) -> None:
     """A pre-built sandbox: namespaces and mounts ready before the request arrives.
 
     Init waits on ``requests`` for one run's descriptors (sent by the server), reads the
@@ -841,7 +1147,7 @@ def warm_supervisor(static: dict[str, Any], requests: socket.socket, extra: list
             os.close(st_w)
             try:
                 msg, fds, _, _ = socket.recv_fds(from_init, 1, 3)
-                req = _recv_json(from_init) if msg and len(fds) == 3 else None
+                req = _recv_request(from_init) if msg and len(fds) == 3 else None
             except (OSError, SetupError):
                 req = None
             if req is None:
@@ -861,9 +1167,11 @@ def warm_supervisor(static: dict[str, Any], requests: socket.socket, extra: list
         try:
             raw = _recv_exact(status_sock, 8)
             body = _recv_exact(status_sock, struct.unpack("!Q", raw)[0])
-            req = json.loads(body)
             socket.send_fds(theirs, [b"S"], [status_sock.fileno()])
             theirs.close()
+            req = decode(RunRequest, json.loads(body))
+            if req.sandbox != static:
+                raise SetupError("the request does not fit this pre-built sandbox")
             _init_attach(req)
             socket.send_fds(to_payload, [b"R"], fds[1:4])
             to_payload.sendall(raw + body)
@@ -924,11 +1232,10 @@ def _read_all(fd: int) -> bytes:
     return b"".join(chunks)
 
 
-def _recv_json(sock: socket.socket) -> dict[str, Any]:
+def _recv_request(sock: socket.socket) -> RunRequest:
     header = _recv_exact(sock, 8)
     (size,) = struct.unpack("!Q", header)
-    request: dict[str, Any] = json.loads(_recv_exact(sock, size))
-    return request
+    return decode(RunRequest, json.loads(_recv_exact(sock, size)))
 
 
 def _recv_exact(sock: socket.socket, size: int) -> bytes:
@@ -950,8 +1257,21 @@ def _send_json(sock: socket.socket, obj: object) -> None:
 # --------------------------------------------------------------------------- server & probe
 
 
+def _hide_command_line() -> None:
+    """Blank this process's command line (its config names host paths), as every sandbox's
+    init and payload are forks of it: their ``/proc/<pid>/cmdline`` shows nothing of it."""
+    with open("/proc/self/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    start, end = int(fields[45]), int(fields[46])  # arg_start, arg_end (fields 48, 49)
+    if end > start:
+        ctypes.memset(start, 0, end - start)
+        title = b"sandstorm-sandbox"[: end - start - 1]
+        ctypes.memmove(start, title, len(title))
+
+
 def serve(ctrl_fd: int, config: dict[str, Any]) -> None:
     """The fork-server loop: one control message (with fds) per run, until EOF."""
+    _hide_command_line()
     extra = [str(p) for p in config.get("python_path", [])]
     for path in reversed(extra):
         if path not in sys.path:
@@ -971,7 +1291,8 @@ def serve(ctrl_fd: int, config: dict[str, Any]) -> None:
     ctrl = socket.socket(fileno=ctrl_fd)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    static: dict[str, Any] = config.get("prewarm") or {}
+    raw_static = config.get("prewarm")
+    static = decode(SandboxSpec, raw_static) if raw_static else None
     count = int(config.get("prewarm_count", 0)) if static else 0
     pool: list[socket.socket] = []
 
@@ -983,6 +1304,7 @@ def serve(ctrl_fd: int, config: dict[str, Any]) -> None:
                 ours.close()
                 for other in pool:
                     other.close()
+                assert static is not None
                 warm_supervisor(static, theirs, base_path)
             finally:
                 os._exit(1)
@@ -1102,11 +1424,35 @@ def probe(config: dict[str, Any]) -> dict[str, Any]:
             return
         raise SetupError("uid drop could be reversed")
 
+    def pivot() -> None:
+        ns(CLONE_NEWNS)()
+        if _SYS_PIVOT_ROOT is None:
+            raise SetupError(f"no pivot_root syscall number for {os.uname().machine}")
+        mount(None, "/", None, MS_REC | MS_PRIVATE)
+        mount("tmpfs", _STAGE, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m")
+        os.mkdir(f"{_STAGE}/only-this")
+        os.chdir(_STAGE)
+        _check(_libc.syscall(_SYS_PIVOT_ROOT, b".", b"."), "pivot_root")
+        _check(_libc.umount2(b".", MNT_DETACH), "detaching the old root")
+        os.chdir("/")
+        if os.listdir("/") != ["only-this"]:
+            raise SetupError(f"after pivot_root the root holds {os.listdir('/')}")
+
+    def seccomp() -> None:
+        seccomp_load()
+        try:
+            socket.socket(17, socket.SOCK_RAW).close()  # AF_PACKET
+        except OSError as exc:
+            if exc.errno == errno.EAFNOSUPPORT:
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM).close()
+                return
+        raise SetupError("the seccomp filter let an AF_PACKET socket through")
+
     def landlock() -> None:
         abi = landlock_abi()
         if abi < 1:
             raise SetupError("the kernel has no Landlock (landlock_create_ruleset failed)")
-        landlock_restrict({"ro": ["/usr"], "rw": []}, abi)
+        landlock_restrict(LandlockSpec(ro=("/usr",), rw=(), deny_tcp=False), abi)
         try:
             os.listdir("/etc")
         except PermissionError:
@@ -1124,12 +1470,13 @@ def probe(config: dict[str, Any]) -> dict[str, Any]:
         "netns": netns_lo,
         "pidns": pidns,
         "mountns": mask,
+        "pivot_root": pivot,
         "ipcns": ns(CLONE_NEWIPC),
         "utsns": ns(CLONE_NEWUTS),
         "cgroupns": ns(CLONE_NEWCGROUP),
         "uid_drop": None if rootless else uid_drop,
         "landlock": landlock,
-        "seccomp": seccomp_load,
+        "seccomp": seccomp,
     }
     errors: dict[str, str] = {}
     for name, fn in checks.items():

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import contextlib
+import dataclasses
 import json
 import os
 import socket
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import ProviderUnavailable
+from ._sandbox import RunRequest, SandboxSpec
 
 __all__ = ["SANDBOX_SCRIPT", "ForkServer", "Outcome", "clean_server_env", "execute", "run_probe"]
 
@@ -77,19 +79,19 @@ class ForkServer:
         self._preload = preload
         self._python_path = python_path
         self._lock = threading.Lock()
-        self._prewarm: dict[str, Any] | None = None
+        self._prewarm: SandboxSpec | None = None
         self._prewarm_count = 0
         self._proc: subprocess.Popen[bytes] | None = None
         self._ctrl: socket.socket | None = None
 
-    def prewarm(self, static: Mapping[str, Any], count: int) -> None:
-        """Keep ``count`` sandboxes built from ``static`` ready (applies from the next start)."""
-        self._prewarm = dict(static)
+    def prewarm(self, spec: SandboxSpec, count: int) -> None:
+        """Keep ``count`` sandboxes built from ``spec`` ready (applies from the next start)."""
+        self._prewarm = spec
         self._prewarm_count = count
 
     @property
-    def warm(self) -> Mapping[str, Any] | None:
-        """The request fields pre-built sandboxes are made from, when prewarming is on."""
+    def warm(self) -> SandboxSpec | None:
+        """What pre-built sandboxes are made from, when prewarming is on."""
         return self._prewarm if self._prewarm_count else None
 
     def _start(self) -> None:
@@ -98,7 +100,7 @@ class ForkServer:
             "ctrl_fd": theirs.fileno(),
             "preload": list(self._preload),
             "python_path": list(self._python_path),
-            "prewarm": self._prewarm,
+            "prewarm": dataclasses.asdict(self._prewarm) if self._prewarm else None,
             "prewarm_count": self._prewarm_count,
         }
         try:
@@ -134,8 +136,8 @@ class ForkServer:
         """Hand one run's descriptors to the server.
 
         ``fds`` are the status socket, stdin, stdout and stderr.
-        ``warm`` lets the server use a pre-built sandbox (the request's static fields
-        must then equal the ones given to :meth:`prewarm`).
+        ``warm`` lets the server use a pre-built sandbox (the request's ``sandbox``
+        must then equal the spec given to :meth:`prewarm`).
         """
         for attempt in range(2):
             self.ensure_started()
@@ -210,7 +212,7 @@ class Outcome:
 
 async def execute(
     server: ForkServer,
-    request: Mapping[str, Any],
+    request: RunRequest,
     *,
     stdin: bytes | None,
     timeout: float,
@@ -235,7 +237,7 @@ async def execute(
     else:
         in_r = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
     started = time.perf_counter()
-    payload = json.dumps(dict(request)).encode()
+    payload = request.encode()
     message = memoryview(struct.pack("!Q", len(payload)) + payload)
     host_sock.setblocking(False)
     try:

@@ -2,14 +2,16 @@
 
 Templates come from the provider's config, as a mapping from name to settings::
 
-    {"python-data": {"directory": "/srv/templates/data", "setup": ["pip install -e ."]},
+    {"python-data": {"directory": "/srv/templates/data", "setup": ["pip install -e ."],
+                     "binds": ["/opt/venvs/data"]},
      "empty-shell": {"setup": ["mkdir -p out"], "description": "just a folder"},
      "site": "/srv/templates/site"}            # a bare path is shorthand for directory
 
 :meth:`TemplateRegistry.materialize` copies the template's directory into a new
 workspace (modes, symlinks, hard links and empty directories preserved; every entry owned
-by the sandbox uid) and returns the setup commands, which the provider runs *inside the
-sandbox*, never on the host.
+by the workspace's uid) and returns the setup commands, which the provider runs *inside
+the sandbox*, never on the host. ``binds`` are host paths (a venv with packages, say) the
+sandbox shows read-only at the same path to workspaces made from the template.
 """
 
 from __future__ import annotations
@@ -44,6 +46,10 @@ class Template(BaseModel):
     directory: Path | None = None
     setup: list[str] = Field(default_factory=list)
     description: str = ""
+    binds: list[Path] = Field(
+        default_factory=list,
+        description="host paths shown read-only (same path) to this template's workspaces",
+    )
 
     @field_validator("name")
     @classmethod
@@ -59,6 +65,14 @@ class Template(BaseModel):
     @classmethod
     def _absolute(cls, value: Path | None) -> Path | None:
         return None if value is None else value.expanduser().absolute()
+
+    @field_validator("binds")
+    @classmethod
+    def _absolute_binds(cls, value: list[Path]) -> list[Path]:
+        for path in value:
+            if not path.is_absolute() or str(path) in ("/", "/proc", "/dev"):
+                raise ValueError(f"binds: {str(path)!r} must be an absolute path below /")
+        return value
 
     @field_validator("setup")
     @classmethod

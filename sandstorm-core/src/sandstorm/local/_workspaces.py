@@ -24,6 +24,7 @@ import os
 import re
 import secrets
 import stat
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
@@ -99,6 +100,8 @@ class WorkspaceStore:
         self._prepared = False
         self._shared = False
         self._mounted: set[str] = set()
+        self._uids: set[int] | None = None
+        self._uid_lock = threading.Lock()
 
     def path(self, workspace_id: str) -> Path:
         """The workspace's directory; :class:`WorkspaceNotFound` for a malformed id."""
@@ -284,6 +287,31 @@ class WorkspaceStore:
             raise WorkspaceNotFound(workspace_id, self._provider) from None
         self._mounted.discard(workspace_id)
         return target
+
+    def uid(self, workspace_id: str) -> int | None:
+        """The uid recorded for the workspace (see :meth:`assign_uid`), None if none yet."""
+        try:
+            return int((self.path(workspace_id) / "uid").read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def assign_uid(self, workspace_id: str, uid_range: tuple[int, int]) -> int:
+        """Give the workspace a uid from ``uid_range`` that no other workspace here has."""
+        with self._uid_lock:
+            if self._uids is None:
+                self._uids = {uid for ws in self.list() if (uid := self.uid(ws.id)) is not None}
+            first, last = uid_range
+            if len(self._uids) > (last - first) // 2:
+                raise WorkspaceError(f"the uid range {first}-{last} is (nearly) exhausted")
+            uid = secrets.randbelow(last - first + 1) + first
+            while uid in self._uids:
+                uid = secrets.randbelow(last - first + 1) + first
+            path = self.path(workspace_id)
+            tmp = path / f".uid.{secrets.token_hex(4)}.tmp"
+            tmp.write_text(str(uid))
+            tmp.replace(path / "uid")
+            self._uids.add(uid)
+            return uid
 
     @staticmethod
     def purge(path: Path) -> None:

@@ -154,6 +154,7 @@ class Emulator:
                 options = dict(self.config.provider_options)
                 if self.config.provider == "local":
                     options.setdefault("output_cap", self.config.output_cap)
+                    options.setdefault("workspace_path", "/home/daytona")
                     if "root" not in options:
                         self._root = Path(tempfile.mkdtemp(prefix="sandstorm-daytona-emulator-"))
                         options["root"] = self._root
