@@ -404,8 +404,8 @@ class LocalProvider(AsyncProvider):
 
         The layers are :data:`SANDBOX_LAYERS` (``disk_quota`` only where the probe
         reports on it) plus ``require``; a layer turned off in the configuration
-        (``landlock=False``, ``seccomp=False``, ``disk_images=False``) counts as allowed. Every layer allowed
-        and missing is logged as a warning, on every start.
+        (``landlock=False``, ``seccomp=False``, ``disk_images=False``) counts as allowed.
+        Every layer allowed and missing is logged as a warning, on every start.
         """
         config = self.config
         known = {*report.active, *report.unavailable}
