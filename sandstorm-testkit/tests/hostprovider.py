@@ -93,7 +93,19 @@ class HostProvider(sandstorm.AsyncProvider):
         return out
 
     async def _delete_workspace(self, workspace_id: str) -> None:
-        shutil.rmtree(self._dir(workspace_id))
+        path = self._dir(workspace_id)
+        # a daemon the provider could not kill (it declares no such isolation) may still
+        # be writing here: retry until a pass finds the tree empty; the daemon then dies
+        # of its deleted working directory
+        for _ in range(100):
+            try:
+                shutil.rmtree(path)
+                return
+            except FileNotFoundError:
+                return
+            except OSError:
+                await asyncio.sleep(0.02)
+        shutil.rmtree(path)
 
     async def _execute(self, workspace: Workspace, request: ExecRequest) -> RunResult:
         cwd = self._files(workspace)

@@ -145,7 +145,7 @@ _ETC_BINDS = (
     "/etc/ld.so.cache",
 )
 """Host files of ``/etc`` the languages need (CA certificates, tool links, the loader cache)."""
-_ETC_COPIES = ("/etc/protocols", "/etc/services")
+_ETC_COPIES = ("/etc/protocols", "/etc/services", "/etc/shells")
 """Small host files of ``/etc`` copied into the synthetic one (cheaper than a bind)."""
 _DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
 _SCRATCH = ("/tmp", "/dev/shm")
