@@ -19,10 +19,10 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ._config import FaultRule
-from ._errors import ApiError, DaemonError
+from ._errors import ApiError, BodyTooLarge, DaemonError
 from ._state import Emulator, Exchange
 
-__all__ = ["ConnectionDropped", "EdgeMiddleware"]
+__all__ = ["ConnectionDropped", "EdgeMiddleware", "too_large"]
 
 log = logging.getLogger("sandstorm_daytona.emulator")
 
@@ -184,13 +184,71 @@ class EdgeMiddleware:
                     return
         if headers:
             send = _with_headers(send, headers)
+        if scope["type"] == "http":
+            cap = self._body_limit(path)
+            declared = _content_length(scope)
+            if declared is not None and declared > cap:
+                await too_large(scope, cap)(scope, _empty_receive, send)
+                return
+            receive = _limited(receive, cap)
         await self.app(scope, receive, send)
+
+    def _body_limit(self, path: str) -> int:
+        config = self.emulator.config
+        if not path.startswith("/toolbox/"):
+            return config.api_body_limit
+        if path.endswith(_UPLOAD_SUFFIXES):
+            return config.upload_body_limit
+        return config.toolbox_body_limit
 
     async def _reject(self, scope: Scope, send: Send, error: ApiError) -> None:
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008, "reason": error.message})
             return
         await error.response(_full_path(scope))(scope, _empty_receive, send)
+
+
+_UPLOAD_SUFFIXES = ("/files/upload", "/files/upload-v2", "/files/bulk-upload")
+
+
+def too_large(scope: Scope, limit: int) -> Any:
+    """The 413 for a body over ``limit``: the API's words (Express' body parser) or the
+    daemon's envelope."""
+    path = _path(scope)
+    if path.startswith("/toolbox/"):
+        toolbox = "/" + (path.split("/", 3)[3] if path.count("/") >= 3 else "")
+        error = DaemonError(
+            413, f"request body larger than {limit} bytes", "REQUEST_ENTITY_TOO_LARGE"
+        )
+        return error.response(toolbox, _method(scope))
+    return ApiError(413, "request entity too large").response(_full_path(scope))
+
+
+def _content_length(scope: Scope) -> int | None:
+    for key, value in scope.get("headers", []):
+        if key == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+def _limited(receive: Receive, limit: int) -> Receive:
+    """``receive`` that raises :class:`BodyTooLarge` once the body passes ``limit`` bytes
+    (bodies sent without a Content-Length are counted as they arrive)."""
+    seen = 0
+
+    async def wrapped() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise BodyTooLarge(limit)
+        return message
+
+    return wrapped
 
 
 def _method(scope: Scope) -> str:
