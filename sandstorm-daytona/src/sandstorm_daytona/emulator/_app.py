@@ -127,7 +127,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.emulator = emulator
-    app.edge = EdgeMiddleware(app.routed, emulator)
+    app.edge = EdgeMiddleware(app.routed, emulator, routes=app.routes)
     return app
 
 

@@ -13,9 +13,11 @@ import logging
 import math
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ._config import FaultRule
@@ -59,11 +61,31 @@ class _Limiter:
 class EdgeMiddleware:
     """Faults, then authentication (``request.state.org``), then rate limits."""
 
-    def __init__(self, app: ASGIApp, emulator: Emulator) -> None:
+    def __init__(
+        self, app: ASGIApp, emulator: Emulator, *, routes: Sequence[BaseRoute] = ()
+    ) -> None:
         self.app = app
         self.emulator = emulator
         self._rng = random.Random(emulator.config.faults.seed)
         self._limiter = _Limiter()
+        self._templates: dict[int, list[tuple[str, Any]]] = {}
+        for route in routes:
+            endpoint = getattr(route, "endpoint", None)
+            if endpoint is not None:
+                self._templates.setdefault(id(endpoint), []).append(
+                    (getattr(route, "path", "?"), getattr(route, "path_regex", None))
+                )
+
+    def _count(self, scope: Scope) -> None:
+        """One more request for the route that served ``scope`` (see ``request_counts``)."""
+        method = _method(scope)
+        candidates = self._templates.get(id(scope.get("endpoint")), [])
+        template = "(unrouted)"
+        for path, regex in candidates:
+            if len(candidates) == 1 or (regex is not None and regex.match(scope["path"])):
+                template = path
+                break
+        self.emulator.request_counts[f"{method} {template}"] += 1
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -92,6 +114,7 @@ class EdgeMiddleware:
                 await _shutting_down(scope, send, bool(started))
         finally:
             self.emulator.requests.discard(task)
+            self._count(scope)
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send, raw: Send) -> None:
         """``raw`` is the server's own ``send``, whose connection a drop fault closes."""

@@ -16,6 +16,7 @@ import logging
 import shutil
 import tempfile
 import uuid
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -130,6 +131,11 @@ class Emulator:
         self._closed = False
         self.requests: set[asyncio.Task[Any]] = set()
         """Tasks serving requests right now (registered by the edge middleware)."""
+        self.request_counts: Counter[str] = Counter()
+        """Requests served so far per route, keyed ``"METHOD /route/{template}"`` (e.g.
+        ``"POST /toolbox/{sandbox_id}/process/execute"``); ``"METHOD (unrouted)"`` for
+        requests answered before routing (auth, rate limits, faults) or by no route.
+        Clear it with ``request_counts.clear()`` to count one operation's requests."""
         self.stopping = False
         self.probes: dict[str, str] = {}
         """What the engine's sandboxes can run, found out once (e.g. a TypeScript runner)."""
