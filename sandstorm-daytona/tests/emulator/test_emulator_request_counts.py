@@ -21,7 +21,7 @@ def test_request_counts_name_each_route_of_an_sdk_one_shot(daytona, emu: Running
         "DELETE /api/sandbox/{sandbox}": 1,
     }
     # the SDK also tries its Socket.IO event stream, which the emulator does not serve
-    assert set(counts) - set(http) <= {"WEBSOCKET (unrouted)"}
+    assert set(counts) - set(http) <= {"WEBSOCKET /api/socket.io"}
 
 
 def test_request_counts_tell_routes_sharing_a_handler_apart(emu: RunningEmulator) -> None:

@@ -85,6 +85,9 @@ class EdgeMiddleware:
             if len(candidates) == 1 or (regex is not None and regex.match(scope["path"])):
                 template = path
                 break
+        socket_io = self.emulator.config.api_prefix + "/socket.io"
+        if template == "(unrouted)" and scope["path"].startswith(socket_io):
+            template = socket_io  # the SDK's event stream, refused but worth counting
         self.emulator.request_counts[f"{method} {template}"] += 1
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -94,10 +97,18 @@ class EdgeMiddleware:
         task = asyncio.current_task()
         assert task is not None
         started: list[bool] = []
+        counted: list[bool] = []
+
+        def count() -> None:
+            if not counted:
+                counted.append(True)
+                self._count(scope)
 
         async def tracked(message: Message) -> None:
             if message["type"] in ("http.response.start", "websocket.accept"):
                 started.append(True)
+            if message["type"] in ("http.response.start", "websocket.accept", "websocket.close"):
+                count()  # before the client can see the answer and read the counts
             await send(message)
 
         self.emulator.requests.add(task)
@@ -114,7 +125,7 @@ class EdgeMiddleware:
                 await _shutting_down(scope, send, bool(started))
         finally:
             self.emulator.requests.discard(task)
-            self._count(scope)
+            count()  # a request that got no answer (a dropped connection) counts too
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send, raw: Send) -> None:
         """``raw`` is the server's own ``send``, whose connection a drop fault closes."""

@@ -626,8 +626,8 @@ async def delete_snapshot(request: Request) -> Response:
 
 
 async def snapshot_activation(request: Request) -> Response:
-    """``POST /snapshots/{id}/activate`` -> 200 SnapshotDto, ``/deactivate`` -> 204 (the
-    service's ``@HttpCode(204)``, ``apps/api/src/sandbox/controllers/snapshot.controller.ts``)."""
+    """``POST /snapshots/{id}/activate`` -> 200 SnapshotDto, ``/deactivate`` -> 204 (as
+    ``deactivateSnapshot`` in the API's OpenAPI document)."""
     snap = _snapshot_by_uuid(request)
     if snap.general:
         raise ApiError(403, "Cannot change a general snapshot")

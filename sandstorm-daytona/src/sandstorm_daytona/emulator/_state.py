@@ -134,7 +134,8 @@ class Emulator:
         self.request_counts: Counter[str] = Counter()
         """Requests served so far per route, keyed ``"METHOD /route/{template}"`` (e.g.
         ``"POST /toolbox/{sandbox_id}/process/execute"``); ``"METHOD (unrouted)"`` for
-        requests answered before routing (auth, rate limits, faults) or by no route.
+        requests answered before routing (auth, rate limits, faults) or by no route,
+        except ``"WEBSOCKET /api/socket.io"``: the SDK's event-stream attempts (refused).
         Clear it with ``request_counts.clear()`` to count one operation's requests."""
         self.stopping = False
         self.probes: dict[str, str] = {}

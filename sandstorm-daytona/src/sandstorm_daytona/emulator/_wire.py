@@ -45,8 +45,8 @@ memory, disk and the auto-stop/archive/delete intervals are stored in them
 (``apps/api/src/sandbox/entities/sandbox.entity.ts``)."""
 
 UINT32_MAX = 2**32 - 1
-"""The largest ``timeout`` the daemon decodes (``Timeout *uint32`` in
-``apps/daemon/pkg/toolbox/process/types.go``)."""
+"""The largest ``timeout`` the daemon decodes (``ExecuteRequest.Timeout *uint32`` in
+the daemon's ``apps/daemon/pkg/toolbox/process`` package)."""
 
 
 def _minutes() -> Any:
