@@ -1,17 +1,28 @@
 """The Daytona provider against the official ``daytona`` SDK, on one emulator instance.
 
-Usage: ``uv run python benchmarks/daytona_vs_sdk.py [--quick] [--only p2,p3,p4] [-n RUNS]``
+Usage: ``uv run python benchmarks/daytona_vs_sdk.py [--quick] [--latency MS]
+[--only p2,p3,p4,requests] [-n RUNS]``
+
+``--latency MS`` makes the emulator wait MS milliseconds before serving every request
+(``--fault '*=latency@1:SECONDS'``): one network round trip to the API or the toolbox
+proxy, as a user's machine sees the real service.
 
 - **P2** one-shot ``provider.run("print(1)")`` (create -> run -> delete, no warm pool)
   against the SDK's ``create()`` -> ``sandbox.process.code_run("print(1)")`` ->
-  ``delete()``. Target: provider median <= 0.5x the SDK's.
+  ``delete()``. Target: provider median <= 1.0x the SDK's at 0 ms, <= 0.65x at 40 ms.
 - **P3** the same provider ``run`` served from a warm pool against the same SDK baseline.
   Each timed run starts once the pool has refilled (a real warm hit); the background
-  refill still competes for the server, as it would in production. Target <= 0.2x.
+  refill still competes for the server, as it would in production. Target <= 0.2x at
+  0 ms, <= 0.45x at 40 ms.
 - **P4** ``concurrency`` (256) runs at once, through the async provider and through the
   official ``AsyncDaytona``, each client in its own fresh process: throughput (runs/s)
-  and that process's peak RSS (``ru_maxrss``, ``VmHWM``). Target: provider >= 2x the
-  SDK's throughput.
+  and that process's peak RSS (``ru_maxrss``, ``VmHWM``); plus the server's own ceiling
+  for the same operations: the emulator app driven in-process with raw ASGI calls (no
+  HTTP client, no socket, no added latency). Target: provider >= 1.0x the SDK's
+  throughput at 0 ms; >= 1.5x and >= 85 % of the ceiling at 40 ms.
+- **requests** how many HTTP requests each operation makes, counted by the emulator
+  (``Emulator.request_counts``, an in-process emulator), for the provider and the SDK:
+  before the result is returned and in total (background work included).
 
 The emulator runs in its own process (``sandstorm-daytona emulator``), so no client
 shares its interpreter. Rounds alternate between the two clients so that load changes on
@@ -39,6 +50,23 @@ import _bench
 from _bench import Check, Row
 
 CODE = "print(1)"
+
+TARGETS = {
+    # (section, latency ms): target; P2/P3 are "<=" ratios to the SDK, P4 ">=" ratios
+    ("p2", 0): 1.0,
+    ("p2", 40): 0.65,
+    ("p3", 0): 0.2,
+    ("p3", 40): 0.45,
+    ("p4", 0): 1.0,
+    ("p4", 40): 1.5,
+}
+P4_CEILING_SHARE = 0.85
+"""At 40 ms the provider should reach this share of the server's own ceiling."""
+
+
+def _target(section: str, latency_ms: float) -> float:
+    key = (section, 40 if latency_ms >= 40 else 0)
+    return TARGETS[key]
 
 
 # ---------------------------------------------------------------------- P2 / P3
@@ -138,7 +166,7 @@ def _interleaved(
     return first, second, cpu_first / runs, cpu_second / runs
 
 
-def p2(emu: _bench.Emulator, runs: int) -> dict[str, Any]:
+def p2(emu: _bench.Emulator, runs: int, latency_ms: float = 0.0) -> dict[str, Any]:
     """Cold one-shot run vs SDK create -> code_run -> delete."""
     import sandstorm
 
@@ -152,10 +180,11 @@ def p2(emu: _bench.Emulator, runs: int) -> dict[str, Any]:
     base.extra["client_cpu_ms_per_run"] = sdk_cpu * 1e3
     row.extra["client_cpu_ms_per_run"] = prov_cpu * 1e3
     floor = _floor(daytona, runs)
-    return _section("P2", "P2 one-shot run vs the official SDK (sync)", [base, row, floor], 0.5)
+    title = f"P2 one-shot run vs the official SDK (sync), {latency_ms:g} ms per request"
+    return _section("P2", title, [base, row, floor], _target("p2", latency_ms))
 
 
-def p3(emu: _bench.Emulator, runs: int, pool: int) -> dict[str, Any]:
+def p3(emu: _bench.Emulator, runs: int, pool: int, latency_ms: float = 0.0) -> dict[str, Any]:
     """Warm-pool run vs SDK create -> code_run -> delete."""
     import sandstorm
 
@@ -193,7 +222,8 @@ def p3(emu: _bench.Emulator, runs: int, pool: int) -> dict[str, Any]:
     row.extra["client_cpu_ms_per_run"] = prov_cpu * 1e3
     row.extra["pool_not_refilled_in_30s"] = misses["n"]
     floor = _floor(daytona, runs)
-    return _section("P3", "P3 warm-pool run vs the official SDK (sync)", [base, row, floor], 0.2)
+    title = f"P3 warm-pool run vs the official SDK (sync), {latency_ms:g} ms per request"
+    return _section("P3", title, [base, row, floor], _target("p3", latency_ms))
 
 
 def _section(key: str, title: str, rows: list[Row], target: float) -> dict[str, Any]:
@@ -284,11 +314,20 @@ async def _sdk_burst(url: str, key: str, concurrency: int) -> tuple[list[float],
 
 def p4_client(which: str, url: str, key: str, concurrency: int) -> None:
     """Child process: one burst of ``concurrency`` runs; prints a JSON line."""
-    burst = _provider_burst if which == "provider" else _sdk_burst
+    if which == "ceiling":
+
+        async def ceiling(_url: str, _key: str, n: int) -> tuple[list[float], int]:
+            return await _ceiling_burst(n)
+
+        burst: Any = ceiling
+    else:
+        burst = _provider_burst if which == "provider" else _sdk_burst
     # each client's own imports happen before the idle figure, so the burst's cost shows
     if which == "provider":
         import sandstorm  # noqa: F401
         from sandstorm_daytona import DaytonaProvider  # noqa: F401
+    elif which == "ceiling":
+        import sandstorm_daytona.emulator  # noqa: F401
     else:
         _bench.quiet_sdk_warnings()
         from daytona import AsyncDaytona, DaytonaConfig  # noqa: F401
@@ -316,8 +355,89 @@ def p4_client(which: str, url: str, key: str, concurrency: int) -> None:
     )
 
 
-def _spawn_client(which: str, emu: _bench.Emulator, concurrency: int) -> dict[str, Any]:
-    command = [_bench.PYTHON, __file__, "--p4-client", which, emu.api_url, emu.api_key]
+async def _ceiling_burst(concurrency: int) -> tuple[list[float], int]:
+    """``concurrency`` create -> code-run -> delete cycles driven straight into the
+    emulator's ASGI app: what the server itself can do, with no client in the way."""
+    from sandstorm_daytona.emulator import EmulatorConfig, create_app
+
+    key = "ceiling-key"
+    app = create_app(EmulatorConfig(api_keys={key: "org-ceiling"}, public_url="http://emu"))
+    headers = [
+        (b"authorization", f"Bearer {key}".encode()),
+        (b"content-type", b"application/json"),
+        (b"host", b"emu"),
+    ]
+
+    async def call(method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": method,
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": [*headers, (b"content-length", str(len(body)).encode())],
+            "client": ("127.0.0.1", 1),
+            "server": ("emu", 80),
+        }
+        delivered = False
+        status = 0
+        chunks: list[bytes] = []
+
+        async def receive() -> dict[str, Any]:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await asyncio.Event().wait()  # the client never goes away
+            raise AssertionError("unreachable")
+
+        async def send(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        await app(scope, receive, send)
+        return status, b"".join(chunks)
+
+    latencies: list[float] = []
+    failures = 0
+
+    async def one() -> None:
+        nonlocal failures
+        started = time.perf_counter()
+        status, created = await call("POST", "/api/sandbox", b"{}")
+        if status != 200:
+            failures += 1
+            return
+        sid = json.loads(created)["id"]
+        try:
+            code = json.dumps({"code": CODE, "language": "python"}).encode()
+            status, ran = await call("POST", f"/toolbox/{sid}/process/code-run", code)
+        finally:
+            deleted, _ = await call("DELETE", f"/api/sandbox/{sid}")
+        if status != 200 or json.loads(ran)["result"].strip() != "1" or deleted != 200:
+            failures += 1
+            return
+        latencies.append(time.perf_counter() - started)
+
+    emulator = app.state.emulator
+    await emulator.start()
+    try:
+        await asyncio.gather(*(one() for _ in range(concurrency)))
+    finally:
+        await emulator.aclose()
+    return latencies, failures
+
+
+def _spawn_client(which: str, emu: _bench.Emulator | None, concurrency: int) -> dict[str, Any]:
+    url, key = (emu.api_url, emu.api_key) if emu is not None else ("-", "-")
+    command = [_bench.PYTHON, __file__, "--p4-client", which, url, key]
     reply = subprocess.run(
         [*command, "--concurrency", str(concurrency)],
         capture_output=True,
@@ -333,19 +453,24 @@ def _spawn_client(which: str, emu: _bench.Emulator, concurrency: int) -> dict[st
     return data
 
 
-def p4(emu: _bench.Emulator, concurrency: int, rounds: int) -> dict[str, Any]:
-    """Throughput and peak RSS of ``concurrency`` concurrent runs, per client process."""
-    results: dict[str, list[dict[str, Any]]] = {"sdk": [], "provider": []}
+def p4(
+    emu: _bench.Emulator, concurrency: int, rounds: int, latency_ms: float = 0.0
+) -> dict[str, Any]:
+    """Throughput and peak RSS of ``concurrency`` concurrent runs, per client process,
+    and the server's own ceiling (in-process, no added latency)."""
+    results: dict[str, list[dict[str, Any]]] = {"sdk": [], "provider": [], "ceiling": []}
     for index in range(rounds):
         order = ("sdk", "provider") if index % 2 == 0 else ("provider", "sdk")
         for which in order:
             results[which].append(_spawn_client(which, emu, concurrency))
             _bench.wait_idle(emu)
+    results["ceiling"].append(_spawn_client("ceiling", None, concurrency))
     rows = []
     summary: dict[str, Any] = {}
     for which, label in (
         ("sdk", "official AsyncDaytona: create -> code_run -> delete"),
         ("provider", "async provider.run (no pool)"),
+        ("ceiling", "server ceiling: the app in-process, raw ASGI, 0 ms"),
     ):
         runs = results[which]
         throughput = [r["throughput_per_s"] for r in runs]
@@ -371,8 +496,8 @@ def p4(emu: _bench.Emulator, concurrency: int, rounds: int) -> dict[str, Any]:
     cpu = {k: statistics.median(v["client_cpu_s"]) for k, v in summary.items()}
     width = max(len(r.label) for _, r in rows)
     lines = [
-        f"### P4 {concurrency} concurrent runs, each client in its own process "
-        f"({rounds} round(s), medians)",
+        f"### P4 {concurrency} concurrent runs at {latency_ms:g} ms per request, each client "
+        f"in its own process ({rounds} round(s), medians)",
         "",
         f"| {'client':<{width}} | runs/s | ratio | latency median ms | latency p95 ms "
         "| peak RSS MiB | RSS after import MiB | client CPU s | failures |",
@@ -386,10 +511,22 @@ def p4(emu: _bench.Emulator, concurrency: int, rounds: int) -> dict[str, Any]:
             f"| {idle_rss[which]:20.1f} | {cpu[which]:12.2f} | {summary[which]['failures']:8d} |"
         )
     text = "\n".join(lines)
-    check = Check("P4 provider/SDK throughput", thr["provider"] / thr["sdk"], 2.0, ">=")
+    check = Check(
+        "P4 provider/SDK throughput",
+        thr["provider"] / thr["sdk"],
+        _target("p4", latency_ms),
+        ">=",
+    )
+    share = thr["provider"] / thr["ceiling"]
+    checks = [check]
+    if latency_ms >= 40:
+        checks.append(Check("P4 provider/server ceiling", share, P4_CEILING_SHARE, ">="))
     rss_ratio = rss["provider"] / rss["sdk"]
-    text += f"\n\npeak RSS provider/SDK: {rss_ratio:.2f}x"
-    print(text + "\n\n- " + check.text() + "\n", flush=True)
+    text += (
+        f"\n\npeak RSS provider/SDK: {rss_ratio:.2f}x; share of the server ceiling: "
+        f"provider {share:.0%}, SDK {thr['sdk'] / thr['ceiling']:.0%}"
+    )
+    print(text + "\n\n" + _bench.report_checks(checks) + "\n", flush=True)
     return {
         "title": f"P4 {concurrency} concurrent async runs",
         "concurrency": concurrency,
@@ -397,8 +534,119 @@ def p4(emu: _bench.Emulator, concurrency: int, rounds: int) -> dict[str, Any]:
         "summary": summary,
         "rows": [_bench.row_json(r, rows[0][1]) for _, r in rows],
         "throughput_ratio": thr["provider"] / thr["sdk"],
+        "ceiling_share": share,
         "peak_rss_ratio": rss_ratio,
         "check": _bench.check_json(check),
+        "checks": [_bench.check_json(c) for c in checks],
+        "table": text,
+    }
+
+
+# ---------------------------------------------------------------------- requests
+
+
+def _counted(counts: Any, action: Any, settle: Any) -> tuple[int, int, dict[str, int]]:
+    """Requests ``action()`` made before it returned, and in total once ``settle()``
+    says background work is over; with the breakdown per route."""
+    counts.clear()
+    action()
+    before = sum(counts.values())
+    settle()
+    return before, sum(counts.values()), dict(counts)
+
+
+def requests_per_operation() -> dict[str, Any]:
+    """How many HTTP requests each operation makes, counted by an in-process emulator."""
+    import sandstorm
+    from sandstorm_daytona.emulator import running_emulator
+
+    rows: list[tuple[str, str, int, int, dict[str, int]]] = []
+    with running_emulator() as emu:
+        counts = emu.emulator.request_counts
+
+        def idle() -> None:
+            # background work (deletes, pool refills) is over once nothing is served
+            quiet_since = time.monotonic()
+            seen = sum(counts.values())
+            while time.monotonic() - quiet_since < 0.5:
+                time.sleep(0.05)
+                now = sum(counts.values())
+                if now != seen:
+                    seen, quiet_since = now, time.monotonic()
+
+        daytona = _bench.sdk_client(emu.api_url, emu.api_key)
+
+        def sdk_one_shot() -> None:
+            sandbox = daytona.create()
+            sandbox.process.code_run(CODE)
+            daytona.delete(sandbox)
+
+        rows.append(
+            (
+                "one-shot run",
+                "official SDK: create -> code_run -> delete",
+                *_counted(counts, sdk_one_shot, idle),
+            )
+        )
+        existing = daytona.create()
+        rows.append(
+            (
+                "run in an existing sandbox",
+                "official SDK: process.code_run",
+                *_counted(counts, lambda: existing.process.code_run(CODE), idle),
+            )
+        )
+        daytona.delete(existing)
+        with sandstorm.get_provider(
+            "daytona", api_key=emu.api_key, api_url=emu.api_url
+        ) as provider:
+            rows.append(
+                (
+                    "one-shot run",
+                    "provider.run (no pool)",
+                    *_counted(counts, lambda: provider.run(CODE), idle),
+                )
+            )
+            workspace = provider.create_workspace()
+            rows.append(
+                (
+                    "run in an existing sandbox",
+                    "provider.run_in_workspace",
+                    *_counted(counts, lambda: provider.run_in_workspace(workspace, CODE), idle),
+                )
+            )
+            provider.delete_workspace(workspace)
+        with sandstorm.get_provider(
+            "daytona", api_key=emu.api_key, api_url=emu.api_url, warm_pool_size=1
+        ) as pooled:
+            pooled.run(CODE)  # fills the pool
+            idle()
+            rows.append(
+                (
+                    "one-shot run from a warm pool",
+                    "provider.run (warm_pool_size=1)",
+                    *_counted(counts, lambda: pooled.run(CODE), idle),
+                )
+            )
+    width = max(len(r[1]) for r in rows)
+    lines = [
+        "### Requests per operation (counted by the emulator)",
+        "",
+        f"| operation | {'client':<{width}} | served before the result returned "
+        "(background ones included) | total, background work over | requests |",
+        f"|---|{'-' * (width + 2)}|---|---|---|",
+    ]
+    for operation, client, before, total, breakdown in rows:
+        parts = ", ".join(f"{route} x{n}" for route, n in sorted(breakdown.items()))
+        lines.append(f"| {operation} | {client:<{width}} | {before} | {total} | {parts} |")
+    text = "\n".join(lines)
+    print(text + "\n", flush=True)
+    return {
+        "title": "Requests per operation",
+        "rows": [
+            {"operation": o, "client": c, "before_result": b, "total": t, "routes": r}
+            for o, c, b, t, r in rows
+        ],
         "table": text,
     }
 
@@ -409,7 +657,16 @@ def p4(emu: _bench.Emulator, concurrency: int, rounds: int) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer runs (a smoke test)")
-    parser.add_argument("--only", default="p2,p3,p4", help="comma-separated: p2,p3,p4")
+    parser.add_argument(
+        "--only", default="p2,p3,p4,requests", help="comma-separated: p2,p3,p4,requests"
+    )
+    parser.add_argument(
+        "--latency",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="milliseconds the emulator waits before serving each request (a round trip)",
+    )
     parser.add_argument("-n", "--runs", type=int, default=None, help="timed runs per row")
     parser.add_argument("--pool", type=int, default=2, help="warm pool size for P3")
     parser.add_argument("--concurrency", type=int, default=None, help="P4 concurrent runs")
@@ -423,7 +680,7 @@ def main(argv: list[str] | None = None) -> int:
         p4_client(which, url, key, args.concurrency or 256)
         return 0
     runs = args.runs or (10 if args.quick else 60)
-    concurrency = args.concurrency or (64 if args.quick else 256)
+    concurrency = args.concurrency or 256
     rounds = args.rounds or (1 if args.quick else 2)
     wanted = {part.strip().lower() for part in args.only.split(",") if part.strip()}
     print(
@@ -432,20 +689,36 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     sections: dict[str, Any] = {}
-    with _bench.emulator_process() as emu:
+    latency = args.latency
+    faults = ["--fault", f"*=latency@1:{latency / 1e3:g}"] if latency > 0 else []
+    if latency > 0:
+        print(f"the emulator waits {latency:g} ms before serving each request\n", flush=True)
+    if "requests" in wanted:
+        sections["requests"] = requests_per_operation()
+    if not wanted & {"p2", "p3", "p4"}:
+        _bench.write_result("daytona_requests", {"sections": sections})
+        return 0
+    with _bench.emulator_process(*faults) as emu:
         if "p2" in wanted:
-            sections["p2"] = p2(emu, runs)
+            sections["p2"] = p2(emu, runs, latency)
             _bench.wait_idle(emu)
         if "p3" in wanted:
-            sections["p3"] = p3(emu, runs, args.pool)
+            sections["p3"] = p3(emu, runs, args.pool, latency)
             _bench.wait_idle(emu)
         if "p4" in wanted:
-            sections["p4"] = p4(emu, concurrency, rounds)
+            sections["p4"] = p4(emu, concurrency, rounds, latency)
         left = _bench.live_sandboxes(emu.api_url, emu.api_key)
     print(f"sandboxes left on the emulator afterwards: {len(left)}")
+    name = "daytona_vs_sdk" + (f"_{latency:g}ms" if latency > 0 else "")
     path = _bench.write_result(
-        "daytona_vs_sdk",
-        {"quick": args.quick, "runs": runs, "sections": sections, "left_behind": len(left)},
+        name,
+        {
+            "quick": args.quick,
+            "runs": runs,
+            "latency_ms": latency,
+            "sections": sections,
+            "left_behind": len(left),
+        },
     )
     print(f"results: {path}")
     return 0 if not left else 1

@@ -2,7 +2,8 @@
 
 Usage: ``uv run python benchmarks/run_all.py [--quick] [--skip p1,p4,chaos,...]``
 
-P1 (``local_run.py``), P2-P4 (``daytona_vs_sdk.py``), P5 (``import_time.py``) and R1/R2/R4
+P1 (``local_run.py``), P2-P4 (``daytona_vs_sdk.py``, once at 0 ms and once at 40 ms per
+request, with the table of requests per operation), P5 (``import_time.py``) and R1/R2/R4
 (``chaos.py``) each run in their own process; each writes its JSON to
 ``benchmarks/results/``. ``--quick`` runs the short versions (a smoke test of about a
 minute); without it the full versions take about five minutes on two cores. A summary
@@ -60,7 +61,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="the short versions")
     parser.add_argument(
-        "--skip", default="", help="comma-separated parts to skip: p1,p2,p3,p4,p5,chaos"
+        "--skip",
+        default="",
+        help="comma-separated parts to skip: p1,p2,p3,p4,requests,p5,chaos",
+    )
+    parser.add_argument(
+        "--latencies",
+        default="0,40",
+        metavar="MS,MS",
+        help="per-request latencies (ms) P2-P4 run at (default 0,40)",
     )
     args = parser.parse_args(argv)
     skip = {part.strip().lower() for part in args.skip.split(",") if part.strip()}
@@ -82,17 +91,25 @@ def main(argv: list[str] | None = None) -> int:
             if "check" in data:
                 checks.append(data["check"])
     parts = [p for p in ("p2", "p3", "p4") if p not in skip]
-    if parts:
-        code, _, durations["p2-p4"] = _run(
-            "P2-P4",
-            [python, str(HERE / "daytona_vs_sdk.py"), "--only", ",".join(parts), *quick],
-        )
+    latencies = [float(x) for x in args.latencies.split(",") if x.strip()]
+    for index, latency in enumerate(latencies):
+        wanted = parts + (["requests"] if index == 0 and "requests" not in skip else [])
+        if not wanted:
+            continue
+        name = f"P2-P4 at {latency:g} ms"
+        command = [python, str(HERE / "daytona_vs_sdk.py"), "--only", ",".join(wanted)]
+        code, _, durations[name] = _run(name, [*command, "--latency", f"{latency:g}", *quick])
         if code:
-            failures.append(f"daytona_vs_sdk.py exited {code}")
-        result = _bench.RESULTS / "daytona_vs_sdk.json"
+            failures.append(f"daytona_vs_sdk.py --latency {latency:g} exited {code}")
+        suffix = f"_{latency:g}ms" if latency > 0 else ""
+        result = _bench.RESULTS / f"daytona_vs_sdk{suffix}.json"
         if result.exists():
             sections = json.loads(result.read_text())["sections"]
-            checks += [sections[p]["check"] for p in parts if p in sections]
+            for p in parts:
+                if p not in sections:
+                    continue
+                for check in sections[p].get("checks", [sections[p]["check"]]):
+                    checks.append({**check, "name": f"{check['name']} at {latency:g} ms"})
     if "p5" not in skip:
         code, _, durations["p5"] = _run("P5", [python, str(HERE / "import_time.py"), *quick])
         if code:

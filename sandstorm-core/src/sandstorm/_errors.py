@@ -22,7 +22,6 @@ __all__ = [
     "SnapshotNotFound",
     "TemplateNotFound",
     "ExecutionTimeout",
-    "OutputLimitExceeded",
     "ProviderAPIError",
     "AuthenticationError",
     "RateLimited",
@@ -132,10 +131,6 @@ class ExecutionTimeout(SandstormError, TimeoutError):
         self.stderr = stderr
         self.workspace_id = workspace_id
         super().__init__(f"execution timed out after {timeout:g}s; the process tree was killed")
-
-
-class OutputLimitExceeded(SandstormError):
-    """Output went past a hard limit and the provider could not return a truncated result."""
 
 
 class ProviderAPIError(SandstormError):

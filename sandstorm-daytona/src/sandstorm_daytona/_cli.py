@@ -142,7 +142,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from pydantic import ValidationError
 
-    from .emulator import EmulatorConfig, RunningEmulator, serve
+    try:
+        from .emulator import EmulatorConfig, RunningEmulator, serve
+    except ModuleNotFoundError as exc:
+        print(f"sandstorm-daytona: {exc}", file=sys.stderr)
+        return 2
 
     try:
         config = _config(args)

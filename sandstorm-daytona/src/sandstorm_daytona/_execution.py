@@ -12,7 +12,6 @@ from sandstorm import (
     ExecRequest,
     ExecutionTimeout,
     ProviderAPIError,
-    ProviderConfigError,
     SandstormError,
 )
 from sandstorm._provider import OutputCallback
@@ -185,20 +184,14 @@ class SessionRun:
 
     async def _follow_websocket(self, *, required: bool) -> bool:
         """Stream the logs over the daemon's WebSocket; False if it cannot be opened."""
-        try:
-            from httpx_ws import (
-                AsyncWebSocketSession,
-                HTTPXWSException,
-                WebSocketDisconnect,
-                aconnect_ws,
-            )
-            from wsproto.events import BytesMessage, TextMessage
-        except ImportError:
-            if required:
-                raise ProviderConfigError(
-                    "streaming='websocket' needs the httpx-ws package"
-                ) from None
-            return False
+        from httpx_ws import (  # a dependency; imported here to keep imports cheap
+            AsyncWebSocketSession,
+            HTTPXWSException,
+            WebSocketDisconnect,
+            aconnect_ws,
+        )
+        from wsproto.events import BytesMessage, TextMessage
+
         url = f"{self.session_url}/command/{self.cmd_id}/logs?follow=true"
         demux = Demux(self._push)
         opened = False

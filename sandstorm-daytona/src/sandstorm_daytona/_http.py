@@ -17,7 +17,7 @@ from tenacity import (
     stop_before_delay,
 )
 
-from sandstorm import NetworkError, ProviderAPIError, RateLimited, SandstormError
+from sandstorm import ProviderAPIError, RateLimited, SandstormError
 
 from ._config import DaytonaConfig, RetryPolicy
 from ._errors import error_from_response, error_from_transport
@@ -183,8 +183,3 @@ def is_not_started(exc: BaseException) -> bool:
         return False
     text = exc.message.lower()
     return "is the sandbox started" in text or "not started" in text
-
-
-def is_network(exc: BaseException) -> bool:
-    """True for a connection failure."""
-    return isinstance(exc, NetworkError)

@@ -126,11 +126,14 @@ README = b"hello from the bare repo\n"
 
 
 def engine_clones_host_paths(emu: RunningEmulator) -> bool:
-    """True when the engine clones on the host (its GIT capability), so a host bare repo
-    is reachable; otherwise the sandbox clones by itself and sees only its own files."""
+    """True when the engine clones on the host (its GIT capability) and the emulator lets
+    it read host paths (``git_clone_host_paths``), so a host bare repo is reachable;
+    otherwise the sandbox clones by itself and sees only its own files."""
     from sandstorm import Capability
 
-    return Capability.GIT in emu.emulator.provider.capabilities
+    return Capability.GIT in emu.emulator.provider.capabilities and bool(
+        emu.config.git_clone_host_paths
+    )
 
 
 def repo_url(emu: RunningEmulator, sandbox, bare_repo: Path) -> str:  # type: ignore[no-untyped-def]

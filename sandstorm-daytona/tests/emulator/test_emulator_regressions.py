@@ -53,7 +53,7 @@ def test_emulator_snapshot_names_may_hold_a_slash(daytona, emu: RunningEmulator)
         assert by_name.json()["message"] == "Validation failed (uuid is expected)"
         assert httpx.delete(f"{emu.api_url}/snapshots/{quoted}", headers=_h()).status_code == 400
         off = httpx.post(f"{emu.api_url}/snapshots/{snap.id}/deactivate", headers=_h())
-        assert (off.status_code, off.json()["state"]) == (200, "inactive")
+        assert off.status_code == 204
         daytona.snapshot.delete(snap)
         with pytest.raises(DaytonaNotFoundError):
             daytona.snapshot.get("team/app:v1")

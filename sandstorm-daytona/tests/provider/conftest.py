@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 
 import httpx
@@ -87,7 +88,9 @@ def emulator(emulator_shell: str) -> Iterator[object]:
     from sandstorm_daytona.emulator import EmulatorConfig, running_emulator
 
     require_shell(emulator_shell)
-    with running_emulator(EmulatorConfig(shell=emulator_shell)) as emu:
+    # the e2e git tests clone a bare repository the test made on the host
+    config = EmulatorConfig(shell=emulator_shell, git_clone_host_paths=(tempfile.gettempdir(),))
+    with running_emulator(config) as emu:
         yield emu
 
 

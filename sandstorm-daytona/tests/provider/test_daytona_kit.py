@@ -11,6 +11,7 @@ dash too (``SHELL_MATRIX``), which keeps the suite's time in bounds.
 from __future__ import annotations
 
 import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
@@ -37,7 +38,11 @@ def kit_emulator(emulator_shell: str) -> Iterator[Any]:
     # The engine behind the emulator cuts output at 4 MiB by default and that cut does not
     # cross Daytona's wire; give it room so the provider's own cap (16 MiB) is the one hit.
     config = EmulatorConfig(
-        network="host", provider_options={"output_cap": 64 << 20}, shell=emulator_shell
+        network="host",
+        provider_options={"output_cap": 64 << 20},
+        shell=emulator_shell,
+        # the kit clones a bare repository it made on the host, in a temp dir
+        git_clone_host_paths=(tempfile.gettempdir(),),
     )
     with running_emulator(config) as emu:
         yield emu

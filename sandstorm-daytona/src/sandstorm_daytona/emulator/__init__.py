@@ -20,18 +20,40 @@ Public names: :class:`EmulatorConfig` (with :class:`RateLimit`, :class:`Quotas`,
 
 from __future__ import annotations
 
-from ._app import create_app
-from ._clock import Clock, ManualClock, SystemClock
-from ._config import EmulatorConfig, FaultRule, Faults, Quotas, RateLimit
-from ._edge import ConnectionDropped
-from ._server import RunningEmulator, running_emulator, serve
-from ._state import Emulator, Exchange
+EXTRA_HINT = "pip install 'sandstorm-daytona[emulator]'"
+"""How to install what the emulator needs beyond the provider (its server stack)."""
+
+
+def _require_server_stack() -> None:
+    """Raise ``ModuleNotFoundError`` naming the extra when the server stack is missing."""
+    import importlib
+
+    for name in ("starlette", "uvicorn", "python_multipart"):
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise ModuleNotFoundError(
+                f"the Daytona emulator needs the 'emulator' extra ({name} is missing): "
+                f"{EXTRA_HINT}",
+                name=name,
+            ) from exc
+
+
+_require_server_stack()
+
+from ._app import create_app  # noqa: E402
+from ._clock import Clock, ManualClock, SystemClock  # noqa: E402
+from ._config import EmulatorConfig, FaultRule, Faults, Quotas, RateLimit  # noqa: E402
+from ._edge import ConnectionDropped  # noqa: E402
+from ._server import RunningEmulator, running_emulator, serve  # noqa: E402
+from ._state import Emulator, Exchange  # noqa: E402
 
 DAEMON_VERSION = "0.226.1-sandstorm"
 """What ``/version`` and ``/config`` report."""
 
 __all__ = [
     "DAEMON_VERSION",
+    "EXTRA_HINT",
     "Clock",
     "ConnectionDropped",
     "Emulator",

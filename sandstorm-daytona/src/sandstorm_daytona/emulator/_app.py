@@ -17,8 +17,8 @@ from sandstorm import AsyncProvider, SandstormError
 from ._clock import Clock
 from ._config import EmulatorConfig
 from ._daemon import ClientGone
-from ._edge import EdgeMiddleware
-from ._errors import ApiError, DaemonError
+from ._edge import EdgeMiddleware, too_large
+from ._errors import ApiError, BodyTooLarge, DaemonError
 from ._main_api import analytics_routes, main_routes
 from ._state import Emulator
 from ._toolbox import toolbox_routes
@@ -70,6 +70,12 @@ async def _client_gone(request: Request, exc: Exception) -> Response:
     return Response(status_code=499)
 
 
+async def _body_too_large(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, BodyTooLarge)
+    response: Response = too_large(request.scope, exc.limit)
+    return response
+
+
 async def _engine_error(request: Request, exc: Exception) -> Response:
     log.warning("engine error on %s %s: %s", request.method, request.url.path, exc)
     toolbox = _toolbox_path(request)
@@ -116,11 +122,12 @@ def create_app(
             SandstormError: _engine_error,
             ClientGone: _client_gone,
             ClientDisconnect: _client_gone,
+            BodyTooLarge: _body_too_large,
         },
         lifespan=lifespan,
     )
     app.state.emulator = emulator
-    app.edge = EdgeMiddleware(app.routed, emulator)
+    app.edge = EdgeMiddleware(app.routed, emulator, routes=app.routes)
     return app
 
 

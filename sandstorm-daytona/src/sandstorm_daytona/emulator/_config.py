@@ -179,6 +179,30 @@ class EmulatorConfig(_Model):
     )
     max_auto_archive_interval: int = Field(default=30 * 24 * 60, ge=1, description="minutes")
 
+    git_clone_host_paths: tuple[str, ...] = Field(
+        default=(),
+        description="host directories whose local repositories (a path or file:// URL) "
+        "git/clone may read through the engine; any other local clone runs inside the "
+        "sandbox, so it reads only what the sandbox itself can read",
+    )
+    api_body_limit: int = Field(
+        default=100 * 1024,
+        ge=1024,
+        description="bytes a main-API request body may hold (the service's JSON body parser "
+        "default, 100 kB); larger bodies answer 413",
+    )
+    toolbox_body_limit: int = Field(
+        default=16 << 20,
+        ge=1024,
+        description="bytes a toolbox request body other than an upload may hold; larger "
+        "bodies answer 413",
+    )
+    upload_body_limit: int = Field(
+        default=1 << 30,
+        ge=1024,
+        description="bytes a toolbox upload (files/upload, upload-v2, bulk-upload) may hold",
+    )
+
     command_timeout: float = Field(
         default=600.0, gt=0, description="seconds an execute without its own timeout may run"
     )

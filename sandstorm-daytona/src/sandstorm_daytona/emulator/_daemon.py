@@ -4,7 +4,6 @@ helper scripts and their error mapping."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -20,9 +19,7 @@ from ._errors import ApiError, DaemonError
 from ._records import SandboxRecord
 from ._shell import q
 from ._state import Emulator
-from ._wire import (
-    parse,
-)
+from ._wire import loads, parse
 
 __all__ = [
     "BOUNDARY",
@@ -89,7 +86,7 @@ async def json_body(request: Request) -> Any:
     if not raw:
         return {}
     try:
-        return json.loads(raw)
+        return loads(raw)
     except ValueError:
         raise DaemonError(400, "invalid request body: not JSON", "BAD_REQUEST") from None
 

@@ -13,16 +13,18 @@ import logging
 import math
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ._config import FaultRule
-from ._errors import ApiError, DaemonError
+from ._errors import ApiError, BodyTooLarge, DaemonError
 from ._state import Emulator, Exchange
 
-__all__ = ["ConnectionDropped", "EdgeMiddleware"]
+__all__ = ["ConnectionDropped", "EdgeMiddleware", "too_large"]
 
 log = logging.getLogger("sandstorm_daytona.emulator")
 
@@ -59,11 +61,34 @@ class _Limiter:
 class EdgeMiddleware:
     """Faults, then authentication (``request.state.org``), then rate limits."""
 
-    def __init__(self, app: ASGIApp, emulator: Emulator) -> None:
+    def __init__(
+        self, app: ASGIApp, emulator: Emulator, *, routes: Sequence[BaseRoute] = ()
+    ) -> None:
         self.app = app
         self.emulator = emulator
         self._rng = random.Random(emulator.config.faults.seed)
         self._limiter = _Limiter()
+        self._templates: dict[int, list[tuple[str, Any]]] = {}
+        for route in routes:
+            endpoint = getattr(route, "endpoint", None)
+            if endpoint is not None:
+                self._templates.setdefault(id(endpoint), []).append(
+                    (getattr(route, "path", "?"), getattr(route, "path_regex", None))
+                )
+
+    def _count(self, scope: Scope) -> None:
+        """One more request for the route that served ``scope`` (see ``request_counts``)."""
+        method = _method(scope)
+        candidates = self._templates.get(id(scope.get("endpoint")), [])
+        template = "(unrouted)"
+        for path, regex in candidates:
+            if len(candidates) == 1 or (regex is not None and regex.match(scope["path"])):
+                template = path
+                break
+        socket_io = self.emulator.config.api_prefix + "/socket.io"
+        if template == "(unrouted)" and scope["path"].startswith(socket_io):
+            template = socket_io  # the SDK's event stream, refused but worth counting
+        self.emulator.request_counts[f"{method} {template}"] += 1
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -72,10 +97,18 @@ class EdgeMiddleware:
         task = asyncio.current_task()
         assert task is not None
         started: list[bool] = []
+        counted: list[bool] = []
+
+        def count() -> None:
+            if not counted:
+                counted.append(True)
+                self._count(scope)
 
         async def tracked(message: Message) -> None:
             if message["type"] in ("http.response.start", "websocket.accept"):
                 started.append(True)
+            if message["type"] in ("http.response.start", "websocket.accept", "websocket.close"):
+                count()  # before the client can see the answer and read the counts
             await send(message)
 
         self.emulator.requests.add(task)
@@ -92,6 +125,7 @@ class EdgeMiddleware:
                 await _shutting_down(scope, send, bool(started))
         finally:
             self.emulator.requests.discard(task)
+            count()  # a request that got no answer (a dropped connection) counts too
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send, raw: Send) -> None:
         """``raw`` is the server's own ``send``, whose connection a drop fault closes."""
@@ -184,13 +218,71 @@ class EdgeMiddleware:
                     return
         if headers:
             send = _with_headers(send, headers)
+        if scope["type"] == "http":
+            cap = self._body_limit(path)
+            declared = _content_length(scope)
+            if declared is not None and declared > cap:
+                await too_large(scope, cap)(scope, _empty_receive, send)
+                return
+            receive = _limited(receive, cap)
         await self.app(scope, receive, send)
+
+    def _body_limit(self, path: str) -> int:
+        config = self.emulator.config
+        if not path.startswith("/toolbox/"):
+            return config.api_body_limit
+        if path.endswith(_UPLOAD_SUFFIXES):
+            return config.upload_body_limit
+        return config.toolbox_body_limit
 
     async def _reject(self, scope: Scope, send: Send, error: ApiError) -> None:
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008, "reason": error.message})
             return
         await error.response(_full_path(scope))(scope, _empty_receive, send)
+
+
+_UPLOAD_SUFFIXES = ("/files/upload", "/files/upload-v2", "/files/bulk-upload")
+
+
+def too_large(scope: Scope, limit: int) -> Any:
+    """The 413 for a body over ``limit``: the API's words (Express' body parser) or the
+    daemon's envelope."""
+    path = _path(scope)
+    if path.startswith("/toolbox/"):
+        toolbox = "/" + (path.split("/", 3)[3] if path.count("/") >= 3 else "")
+        error = DaemonError(
+            413, f"request body larger than {limit} bytes", "REQUEST_ENTITY_TOO_LARGE"
+        )
+        return error.response(toolbox, _method(scope))
+    return ApiError(413, "request entity too large").response(_full_path(scope))
+
+
+def _content_length(scope: Scope) -> int | None:
+    for key, value in scope.get("headers", []):
+        if key == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+def _limited(receive: Receive, limit: int) -> Receive:
+    """``receive`` that raises :class:`BodyTooLarge` once the body passes ``limit`` bytes
+    (bodies sent without a Content-Length are counted as they arrive)."""
+    seen = 0
+
+    async def wrapped() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise BodyTooLarge(limit)
+        return message
+
+    return wrapped
 
 
 def _method(scope: Scope) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 
 from starlette.responses import JSONResponse
 
-__all__ = ["ApiError", "DaemonError", "iso_now"]
+__all__ = ["ApiError", "BodyTooLarge", "DaemonError", "iso_now"]
 
 
 def iso_now() -> str:
@@ -80,3 +80,11 @@ class DaemonError(Exception):
     def response(self, path: str, method: str) -> JSONResponse:
         """The JSON response for a request to ``path`` (daemon-relative) with ``method``."""
         return JSONResponse(self.body(path, method), status_code=self.status)
+
+
+class BodyTooLarge(Exception):
+    """A request body went over its limit (``EmulatorConfig.*_body_limit``): 413."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"request body larger than {limit} bytes")
+        self.limit = limit

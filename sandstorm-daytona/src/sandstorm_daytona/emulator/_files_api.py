@@ -39,6 +39,7 @@ from ._wire import (
 __all__ = [
     "bulk_download",
     "bulk_upload",
+    "check_inside",
     "create_folder",
     "delete_file",
     "download",
@@ -68,6 +69,20 @@ def relative_path(path: str, work_dir: str) -> str | None:
     if path.startswith(root + "/"):
         return path[len(root) + 1 :]
     return None
+
+
+def check_inside(path: str) -> str:
+    """``path``, or 400 ``INVALID_FILE_PATH`` when it is relative and climbs out of the
+    working directory (``../``): what a download of such a path answers."""
+    if not path.startswith("/"):
+        normal = posixpath.normpath(path)
+        if normal == ".." or normal.startswith("../"):
+            raise DaemonError(
+                400,
+                f"invalid path {path}: it leaves the working directory",
+                "INVALID_FILE_PATH",
+            )
+    return path
 
 
 def _file_error(exc: BaseException, path: str) -> DaemonError:
@@ -148,6 +163,7 @@ async def _read_through_shell(emulator: Emulator, record: SandboxRecord, path: s
 async def bulk_upload(request: Request, record: SandboxRecord) -> Response:
     """``POST /files/bulk-upload``: ``files[i].path`` + ``files[i].file`` parts."""
     emulator = emulator_of(request)
+    _require_multipart(request)
     async with request.form(max_files=10_000, max_fields=10_000) as form:
         paths: dict[str, str] = {}
         files: dict[str, UploadFile] = {}
@@ -203,6 +219,14 @@ async def bulk_download(request: Request, record: SandboxRecord) -> Response:
     return Response(b"".join(chunks), media_type=f"multipart/form-data; boundary={BOUNDARY}")
 
 
+def _require_multipart(request: Request) -> None:
+    """400 unless the body is multipart/form-data with a boundary (the daemon's
+    ``c.MultipartForm()`` fails the same way: Go's ``http.ErrNotMultipart``)."""
+    kind, _, params = request.headers.get("content-type", "").partition(";")
+    if kind.strip().lower() != "multipart/form-data" or "boundary=" not in params.lower():
+        raise DaemonError(400, "request Content-Type isn't multipart/form-data", "BAD_REQUEST")
+
+
 def _part(name: str, path: str, mime: str, payload: bytes) -> bytes:
     quoted = path.replace("\\", "\\\\").replace('"', '\\"')
     encoded = urllib.parse.quote(path, safe="")
@@ -231,6 +255,7 @@ async def download(request: Request, record: SandboxRecord) -> Response:
 async def upload_v2(request: Request, record: SandboxRecord) -> Response:
     """``POST /files/upload-v2?path=`` (and the older ``/files/upload``)."""
     path = query(request, "path")
+    _require_multipart(request)
     async with request.form() as form:
         upload = form.get("file")
         if upload is None or isinstance(upload, str):
@@ -271,7 +296,7 @@ def _infos(output: str, base: str) -> list[dict[str, Any]]:
 
 async def list_files(request: Request, record: SandboxRecord) -> Response:
     """``GET /files?path=&depth=``."""
-    path = request.query_params.get("path") or "."
+    path = check_inside(request.query_params.get("path") or ".")
     try:
         depth = max(1, int(request.query_params.get("depth", "1")))
     except ValueError:
@@ -294,7 +319,7 @@ async def list_files(request: Request, record: SandboxRecord) -> Response:
 
 async def file_info(request: Request, record: SandboxRecord) -> Response:
     """``GET /files/info?path=``."""
-    path = query(request, "path")
+    path = check_inside(query(request, "path"))
     script = must_exist(path) + f"find {q(path)} -maxdepth 0 -printf '{_FIND_FORMAT}'"
     result = await run_checked(
         emulator_of(request), record, script, not_found=f"file not found: {path}"

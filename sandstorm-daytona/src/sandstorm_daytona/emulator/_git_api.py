@@ -115,8 +115,9 @@ async def git_clone(request: Request, record: SandboxRecord) -> Response:
             f"clone target {body.path} must be inside the working directory {work}",
             "INVALID_FILE_PATH",
         )
+    engine_may_clone = not _is_local(body.url) or _granted(emulator, body.url)
     try:
-        if Capability.GIT in emulator.provider.capabilities and not body.depth:
+        if Capability.GIT in emulator.provider.capabilities and not body.depth and engine_may_clone:
             await emulator.provider.git_clone(
                 record.workspace_id or "", url, branch=body.branch, path=relative
             )
@@ -133,6 +134,35 @@ async def git_clone(request: Request, record: SandboxRecord) -> Response:
     if body.commit_id:
         await git(emulator, record, body.path, f"checkout -q {q(body.commit_id)}")
     return Response(status_code=200)
+
+
+_REMOTE_SCHEMES = ("http", "https", "git", "ssh", "git+ssh", "ssh+git")
+
+
+def _is_local(url: str) -> bool:
+    """True for a repository on the cloning machine's own disk: a path or ``file://``
+    (git's rule: ``scheme://`` or ``[user@]host:path`` is remote, the rest a local path)."""
+    scheme, sep, _ = url.partition("://")
+    if sep:
+        return scheme.lower() not in _REMOTE_SCHEMES
+    head = url.split("/", 1)[0]
+    return ":" not in head
+
+
+def _granted(emulator: Emulator, url: str) -> bool:
+    """True when the local repository ``url`` lies in a directory the operator let the
+    engine read (``EmulatorConfig.git_clone_host_paths``)."""
+    import os.path
+
+    path = url[len("file://") :] if url.lower().startswith("file://") else url
+    if not path.startswith("/"):
+        return False
+    real = os.path.realpath(path)
+    for root in emulator.config.git_clone_host_paths:
+        base = os.path.realpath(root)
+        if real == base or real.startswith(base.rstrip("/") + "/"):
+            return True
+    return False
 
 
 async def _clone_in_sandbox(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
 import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -17,6 +16,7 @@ from ._errors import ApiError, iso
 from ._records import SandboxRecord
 from ._state import Emulator, check_allow_lists
 from ._wire import (
+    INT32_MAX,
     CreateSandbox,
     CreateSandboxSnapshot,
     CreateSnapshot,
@@ -24,6 +24,7 @@ from ._wire import (
     NetworkSettings,
     ResizeSandbox,
     UpdateLabels,
+    loads,
     parse,
 )
 
@@ -67,7 +68,7 @@ def sandbox_json(
 async def _body(request: Request, model: Any) -> Any:
     raw = await request.body()
     try:
-        data = json.loads(raw) if raw else {}
+        data = loads(raw) if raw else {}
     except ValueError:
         raise ApiError(400, "Unexpected token in JSON body") from None
     try:
@@ -142,7 +143,7 @@ async def list_sandboxes(request: Request) -> Response:
     labels_raw = params.get("labels")
     if labels_raw:
         try:
-            labels = json.loads(labels_raw)
+            labels = loads(labels_raw)
         except ValueError:
             raise ApiError(400, "labels must be a valid JSON object string") from None
         if not isinstance(labels, dict):
@@ -304,9 +305,13 @@ async def replace_labels(request: Request) -> Response:
 def _minutes(request: Request) -> int:
     raw = request.path_params["minutes"]
     try:
-        return int(raw)
+        minutes = int(raw)
     except ValueError:
         raise ApiError(400, "Validation failed (numeric string is expected)") from None
+    if not -INT32_MAX - 1 <= minutes <= INT32_MAX:
+        # the service stores it in an ``integer`` column (sandbox.entity.ts)
+        raise ApiError(400, f"{raw} is out of range for an integer number of minutes")
+    return minutes
 
 
 async def set_autostop(request: Request) -> Response:
@@ -386,7 +391,7 @@ async def update_secrets(request: Request) -> Response:
     record = _sandbox(request)
     raw = await request.body()
     try:
-        data = json.loads(raw) if raw else {}
+        data = loads(raw) if raw else {}
     except ValueError:
         raise ApiError(400, "Unexpected token in JSON body") from None
     secrets = data.get("secrets") if isinstance(data, dict) else None
@@ -621,13 +626,15 @@ async def delete_snapshot(request: Request) -> Response:
 
 
 async def snapshot_activation(request: Request) -> Response:
-    """``POST /snapshots/{id}/activate`` and ``/deactivate``."""
+    """``POST /snapshots/{id}/activate`` -> 200 SnapshotDto, ``/deactivate`` -> 204 (as
+    ``deactivateSnapshot`` in the API's OpenAPI document)."""
     snap = _snapshot_by_uuid(request)
     if snap.general:
         raise ApiError(403, "Cannot change a general snapshot")
-    snap.state = "active" if request.url.path.endswith("/activate") else "inactive"
+    activate = request.url.path.endswith("/activate")
+    snap.state = "active" if activate else "inactive"
     snap.updated_at = _emulator(request).clock.now()
-    return JSONResponse(snap.to_json())
+    return JSONResponse(snap.to_json()) if activate else Response(status_code=204)
 
 
 # ---------------------------------------------------------------------------- config

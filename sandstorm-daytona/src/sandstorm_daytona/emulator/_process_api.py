@@ -23,6 +23,7 @@ from ._daemon import (
 )
 from ._engine import TRUNCATED_HEADER, shell, truncation_notice
 from ._errors import ApiError, DaemonError
+from ._files_api import check_inside
 from ._records import SandboxRecord
 from ._sessions import Command
 from ._shell import q, script_in
@@ -60,6 +61,8 @@ async def execute(request: Request, record: SandboxRecord) -> Response:
     emulator = emulator_of(request)
     body = body_of(ExecuteRequest, await json_body(request))
     check_env(body.envs)
+    if body.cwd:
+        check_inside(body.cwd)
     script = script_in(body.command, cwd=body.cwd, env=body.envs, merge_stderr=True)
     timeout = float(body.timeout) if body.timeout else None
     try:

@@ -134,6 +134,9 @@ def _bind(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         sock.bind((host, port))
+        # listening at once: a client told the address (``on_ready``) may connect before
+        # uvicorn has started; its connection then waits in the backlog, never refused
+        sock.listen(2048)
     except OSError:
         sock.close()
         raise

@@ -16,6 +16,7 @@ import logging
 import shutil
 import tempfile
 import uuid
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -26,6 +27,7 @@ import sandstorm
 from sandstorm import AsyncProvider, Capability, NetworkPolicy, Workspace
 
 from .._allowlist import check_domain_allow_list, check_network_allow_list
+from ._build import BuildPlan, plan_build
 from ._clock import Clock, SystemClock
 from ._config import EmulatorConfig
 from ._engine import shell
@@ -129,6 +131,12 @@ class Emulator:
         self._closed = False
         self.requests: set[asyncio.Task[Any]] = set()
         """Tasks serving requests right now (registered by the edge middleware)."""
+        self.request_counts: Counter[str] = Counter()
+        """Requests served so far per route, keyed ``"METHOD /route/{template}"`` (e.g.
+        ``"POST /toolbox/{sandbox_id}/process/execute"``); ``"METHOD (unrouted)"`` for
+        requests answered before routing (auth, rate limits, faults) or by no route,
+        except ``"WEBSOCKET /api/socket.io"``: the SDK's event-stream attempts (refused).
+        Clear it with ``request_counts.clear()`` to count one operation's requests."""
         self.stopping = False
         self.probes: dict[str, str] = {}
         """What the engine's sandboxes can run, found out once (e.g. a TypeScript runner)."""
@@ -342,6 +350,7 @@ class Emulator:
             region_ids=[body.regionId] if body.regionId else list(self.config.regions),
         )
         if body.buildInfo is not None:
+            plan_build(body.buildInfo.dockerfileContent)  # 400 for steps it cannot apply
             record.build_info = _build_info(body.buildInfo.dockerfileContent, now)
         if source is not None:
             record.engine_snapshot_id = source.engine_snapshot_id
@@ -430,6 +439,14 @@ class Emulator:
             if value is not None and value < 0:
                 raise ApiError(400, f"{key} interval must be non-negative")
         check_allow_lists(body.networkAllowList, body.domainAllowList)
+        dockerfile = (
+            body.buildInfo.dockerfileContent
+            if body.buildInfo is not None
+            else (snap.build_info or {}).get("dockerfileContent")
+            if snap is not None
+            else None
+        )
+        plan = plan_build(dockerfile) if dockerfile else None
         self.check_quotas(org, cpu, memory, disk)
 
         now = self.clock.now()
@@ -446,7 +463,7 @@ class Emulator:
             memory=memory,
             disk=disk,
             created_at=now,
-            env=dict(body.env or {}),
+            env={**(plan.env if plan else {}), **(body.env or {})},
             labels=dict(body.labels or {}),
             public=bool(body.public),
             network_block_all=bool(body.networkBlockAll),
@@ -477,11 +494,31 @@ class Emulator:
         if body.buildInfo is not None:
             record.build_info = _build_info(body.buildInfo.dockerfileContent, now)
         record.workspace_id = await self._provision(record, snap)
+        if plan is not None and plan.run:
+            await self._apply_build(record, plan)
         if snap is not None:
             snap.last_used_at = now
         self.sandboxes[record.id] = record
         self._begin(record, "creating", "started")
         return record
+
+    async def _apply_build(self, record: SandboxRecord, plan: BuildPlan) -> None:
+        """Run the image's ``RUN`` steps in the new workspace; a failing step deletes it
+        and fails the create with the step's output."""
+        for number, command in enumerate(plan.run, start=1):
+            try:
+                result = await shell(self, record, command, plain=True)
+                failed = result.exit_code != 0
+                detail = f"exited {result.exit_code}: {(result.stderr or result.stdout)[-500:]}"
+            except sandstorm.SandstormError as exc:
+                failed, detail = True, str(exc)
+            if failed:
+                workspace_id, record.workspace_id = record.workspace_id, None
+                if workspace_id is not None:
+                    await self.provider.delete_workspace(workspace_id)
+                raise ApiError(
+                    400, f"Failed to build image: RUN step {number} ({command!r}) {detail}"
+                )
 
     def archive_interval(self, minutes: int) -> int:
         """The auto-archive interval the service stores for ``minutes`` (0 = the maximum)."""
@@ -776,6 +813,8 @@ class Emulator:
                 await self._apply_rules(record, now)
             except ApiError as exc:
                 log.warning("lifecycle rule on %s failed: %s", record.id, exc.message)
+            except Exception:  # one sandbox's failure never stops the others' rules
+                log.exception("lifecycle rule on %s failed", record.id)
         self._settle_all(now)
 
     async def _apply_rules(self, record: SandboxRecord, now: datetime) -> None:

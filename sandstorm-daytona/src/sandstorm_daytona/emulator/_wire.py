@@ -7,6 +7,7 @@ names each offending field.
 
 from __future__ import annotations
 
+import json
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
@@ -31,9 +32,26 @@ __all__ = [
     "ResizeSandbox",
     "SessionExecute",
     "UpdateLabels",
+    "INT32_MAX",
+    "UINT32_MAX",
     "describe",
+    "loads",
     "parse",
 ]
+
+INT32_MAX = 2**31 - 1
+"""The largest value of the service's ``integer`` columns (Postgres ``int4``): cpu,
+memory, disk and the auto-stop/archive/delete intervals are stored in them
+(``apps/api/src/sandbox/entities/sandbox.entity.ts``)."""
+
+UINT32_MAX = 2**32 - 1
+"""The largest ``timeout`` the daemon decodes (``ExecuteRequest.Timeout *uint32`` in
+the daemon's ``apps/daemon/pkg/toolbox/process`` package)."""
+
+
+def _minutes() -> Any:
+    """An optional interval in minutes that fits the service's ``integer`` column."""
+    return Field(default=None, ge=-INT32_MAX - 1, le=INT32_MAX)
 
 
 class _Body(BaseModel):
@@ -67,18 +85,19 @@ class CreateSandbox(_Body):
     outboundProxyUrl: StrictStr | None = None
     otelEndpointOverride: StrictStr | None = None
     target: StrictStr | None = None
-    cpu: StrictInt | None = Field(default=None, ge=1)
-    gpu: StrictInt | None = Field(default=None, ge=0)
+    # IsNumber() only in CreateSandboxDto: 0 is accepted (and means the default)
+    cpu: StrictInt | None = Field(default=None, ge=0, le=INT32_MAX)
+    gpu: StrictInt | None = Field(default=None, ge=0, le=INT32_MAX)
     gpuType: list[StrictStr] | None = None
     spot: StrictBool | None = None
-    memory: StrictInt | None = Field(default=None, ge=1)
-    disk: StrictInt | None = Field(default=None, ge=1)
-    autoStopInterval: StrictInt | None = None
-    autoPauseInterval: StrictInt | None = None
-    autoArchiveInterval: StrictInt | None = None
-    autoDeleteInterval: StrictInt | None = None
-    ttlMinutes: StrictInt | None = None
-    queueTimeout: StrictInt | None = None
+    memory: StrictInt | None = Field(default=None, ge=0, le=INT32_MAX)
+    disk: StrictInt | None = Field(default=None, ge=0, le=INT32_MAX)
+    autoStopInterval: StrictInt | None = _minutes()
+    autoPauseInterval: StrictInt | None = _minutes()
+    autoArchiveInterval: StrictInt | None = _minutes()
+    autoDeleteInterval: StrictInt | None = _minutes()
+    ttlMinutes: StrictInt | None = _minutes()
+    queueTimeout: StrictInt | None = _minutes()
     volumes: list[Volume] | None = None
     buildInfo: CreateBuildInfo | None = None
     linkedSandbox: StrictStr | None = None
@@ -90,9 +109,9 @@ class UpdateLabels(_Body):
 
 
 class ResizeSandbox(_Body):
-    cpu: StrictInt | None = Field(default=None, ge=1)
-    memory: StrictInt | None = Field(default=None, ge=1)
-    disk: StrictInt | None = Field(default=None, ge=1)
+    cpu: StrictInt | None = Field(default=None, ge=1, le=INT32_MAX)
+    memory: StrictInt | None = Field(default=None, ge=1, le=INT32_MAX)
+    disk: StrictInt | None = Field(default=None, ge=1, le=INT32_MAX)
 
 
 class NetworkSettings(_Body):
@@ -114,10 +133,11 @@ class CreateSnapshot(_Body):
     name: StrictStr = Field(min_length=1)
     imageName: StrictStr | None = None
     entrypoint: list[StrictStr] | None = None
-    cpu: StrictInt | None = Field(default=None, ge=1)
-    gpu: StrictInt | None = Field(default=None, ge=0)
-    memory: StrictInt | None = Field(default=None, ge=1)
-    disk: StrictInt | None = Field(default=None, ge=1)
+    # IsNumber() only in CreateSnapshotDto: 0 is accepted (and means the default)
+    cpu: StrictInt | None = Field(default=None, ge=0, le=INT32_MAX)
+    gpu: StrictInt | None = Field(default=None, ge=0, le=INT32_MAX)
+    memory: StrictInt | None = Field(default=None, ge=0, le=INT32_MAX)
+    disk: StrictInt | None = Field(default=None, ge=0, le=INT32_MAX)
     buildInfo: CreateBuildInfo | None = None
     regionId: StrictStr | None = None
 
@@ -126,7 +146,7 @@ class ExecuteRequest(_Body):
     command: StrictStr
     cwd: StrictStr | None = None
     envs: dict[str, StrictStr] | None = None
-    timeout: StrictInt | None = Field(default=None, ge=0)
+    timeout: StrictInt | None = Field(default=None, ge=0, le=UINT32_MAX)
 
 
 class CodeRunRequest(_Body):
@@ -134,7 +154,7 @@ class CodeRunRequest(_Body):
     language: StrictStr = "python"
     argv: list[StrictStr] | None = None
     envs: dict[str, StrictStr] | None = None
-    timeout: StrictInt | None = Field(default=None, ge=0)
+    timeout: StrictInt | None = Field(default=None, ge=0, le=UINT32_MAX)
 
 
 class CreateSession(_Body):
@@ -266,6 +286,15 @@ def describe(exc: ValidationError) -> str:
         where = ".".join(str(p) for p in error["loc"]) or "body"
         parts.append(f"{where}: {error['msg']}")
     return ", ".join(parts)
+
+
+def loads(raw: bytes | str) -> Any:
+    """``raw`` parsed as JSON; ``ValueError`` for bad JSON and for nesting too deep to
+    parse (the daemon's decoder stops at depth 10,000, Python's parser far earlier)."""
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
 
 
 def parse(model: type[_M], data: Any) -> _M:
