@@ -10,19 +10,27 @@ of the primitives, so an adapter writes each primitive once and gets the rest.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from . import _exits
 from ._audit import AuditEvent
 from ._capabilities import Capability
 from ._config import ProviderConfig
-from ._errors import CapabilityNotSupported, ProviderConfigError, SandstormError
+from ._errors import (
+    CapabilityNotSupported,
+    ProviderConfigError,
+    ProviderUnavailable,
+    SandstormError,
+    WorkspaceNotFound,
+)
 from ._models import (
     CostEstimate,
     FileInfo,
@@ -43,14 +51,29 @@ from ._sandbox import AsyncSandbox
 if TYPE_CHECKING:
     from ._pool import WarmPool
 
-__all__ = ["AsyncProvider", "ExecRequest", "OutputCallback", "OutputStream", "WorkspaceSpec"]
+__all__ = [
+    "LABEL_BOUND",
+    "LABEL_PROCESS",
+    "AsyncProvider",
+    "ExecRequest",
+    "OutputCallback",
+    "OutputStream",
+    "WorkspaceSpec",
+]
 
 log = logging.getLogger("sandstorm")
+
+T = TypeVar("T")
 
 OutputCallback = Callable[[str], None]
 """Receives a piece of decoded output as soon as the provider has it."""
 
 WorkspaceRef = Workspace | str
+
+LABEL_PROCESS = "sandstorm-process"
+"""Internal label: the process that created the workspace, ``host/pid/start`` (reapers)."""
+LABEL_BOUND = "sandstorm-bound"
+"""Internal label: ``"1"`` when the workspace must not outlive the process that made it."""
 
 
 class WorkspaceSpec(BaseModel):
@@ -107,6 +130,10 @@ class AsyncProvider:
     capabilities: ClassVar[frozenset[Capability]] = frozenset()
     languages: ClassVar[frozenset[str]] = frozenset({Language.PYTHON})
     config_model: ClassVar[type[ProviderConfig]] = ProviderConfig
+    internal_labels: ClassVar[frozenset[str]] = frozenset()
+    """Label keys the provider keeps for itself; they never appear in ``Workspace.labels``."""
+    exit_timeout: ClassVar[float] = 30.0
+    """Seconds ``aclose()`` and the process-exit path spend deleting what is left."""
 
     def __init__(self, config: ProviderConfig | None = None) -> None:
         if config is None:
@@ -119,6 +146,13 @@ class AsyncProvider:
         self.config = config
         self._pool: WarmPool | None = None
         self._closed = False
+        self._released = False
+        self._owned: dict[str, None] = {}
+        self._deleting: dict[str, asyncio.Task[None]] = {}
+        self._cleanups: set[asyncio.Task[Any]] = set()
+        self._home: asyncio.AbstractEventLoop | None = None
+        self._inflight: set[asyncio.Task[Any]] = set()
+        _exits.register(self)
 
     # ------------------------------------------------------------------ construction
 
@@ -161,13 +195,17 @@ class AsyncProvider:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Release everything the provider holds (warm workspaces, connections). Idempotent."""
-        if self._closed:
+        """Release everything the provider holds; idempotent.
+
+        Waits (at most ``exit_timeout`` seconds) for deletions in flight, deletes what
+        this process still owns (warm workspaces, one-shot and sandbox-handle workspaces,
+        non-persistent workspaces), then closes connections. Cancelling it does not stop
+        the cleanup: the cancellation is re-raised once the cleanup is done.
+        """
+        if self._closed and self._released and not self._needs_exit():
             return
         self._closed = True
-        if self._pool is not None:
-            await self._pool.aclose()
-        await self._aclose()
+        await self._shutdown()
 
     # ------------------------------------------------------------------ public API
 
@@ -203,6 +241,7 @@ class AsyncProvider:
         workspace is made (from the warm pool when one is configured), optionally seeded
         with ``git_repo``, and deleted afterwards whatever happens.
         """
+        self._check_open()
         request = self._request(code, language, timeout, env, stdin, on_stdout, on_stderr)
         if workspace_id is not None:
             if any(v is not None for v in (cpu, memory, disk, workspace_template, network)):
@@ -213,7 +252,7 @@ class AsyncProvider:
             workspace = await self._resolve(workspace_id)
             if git_repo is not None:
                 await self.git_clone(workspace, git_repo, branch=git_branch)
-            return await self._run_hooked(workspace, request)
+            return await self._guarded(self._run_hooked(workspace, request))
         spec = self._spec(
             template=workspace_template,
             persistent=False,
@@ -222,11 +261,22 @@ class AsyncProvider:
         )
         if git_repo is not None:
             self.require(Capability.GIT, "git_repo")
+        return await self._guarded(self._one_shot(spec, request, git_repo, git_branch))
+
+    async def _one_shot(
+        self,
+        spec: WorkspaceSpec,
+        request: ExecRequest,
+        git_repo: str | None,
+        git_branch: str | None,
+    ) -> RunResult:
         workspace = await self._acquire(spec)
         try:
             if git_repo is not None:
                 await self.git_clone(workspace, git_repo, branch=git_branch)
             result = await self._run_hooked(workspace, request)
+        except GeneratorExit:
+            raise  # the coroutine is being destroyed (its loop is gone): the exit path deletes
         except BaseException:
             await _shielded(self._discard(workspace), quiet=True)
             raise
@@ -256,6 +306,35 @@ class AsyncProvider:
         env: Mapping[str, str] | None = None,
     ) -> Workspace:
         """Create a workspace; persistent ones keep their files between runs."""
+        return await self._new_workspace(
+            False,
+            name=name,
+            template=template,
+            persistent=persistent,
+            cpu=cpu,
+            memory=memory,
+            disk=disk,
+            network=network,
+            labels=labels,
+            env=env,
+        )
+
+    async def _new_workspace(
+        self,
+        bound: bool,
+        *,
+        name: str | None = None,
+        template: str | None = None,
+        persistent: bool = True,
+        cpu: float | None = None,
+        memory: int | None = None,
+        disk: int | None = None,
+        network: NetworkPolicy | None = None,
+        labels: Mapping[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> Workspace:
+        """``create_workspace``; ``bound`` ties the workspace to this process (handles)."""
+        self._check_open()
         if persistent:
             self.require(Capability.PERSISTENCE, "persistent workspaces")
         spec = self._spec(
@@ -267,7 +346,7 @@ class AsyncProvider:
             labels=labels,
             env=env,
         )
-        return await self._create_hooked(spec)
+        return await self._guarded(self._create_hooked(spec, bound=bound))
 
     def sandbox(self, **create: Any) -> AsyncSandbox:
         """A handle that creates a workspace on ``async with`` entry and deletes it on exit.
@@ -278,22 +357,27 @@ class AsyncProvider:
 
     async def attach(self, workspace: WorkspaceRef) -> AsyncSandbox:
         """A handle on an existing workspace; leaving it does not delete the workspace."""
-        return AsyncSandbox(self, await self._resolve(workspace))
+        return AsyncSandbox(self, self._public(await self._resolve(workspace)))
 
     async def get_workspace(self, workspace_id: str) -> Workspace:
         """The workspace with this id; :class:`WorkspaceNotFound` if there is none."""
-        return await self._get_workspace(workspace_id)
+        self._check_open()
+        return self._public(await self._get_workspace(workspace_id))
 
-    async def list_workspaces(self) -> list[Workspace]:
-        """Every workspace this provider's account can see."""
-        return await self._list_workspaces()
+    async def list_workspaces(self, *, labels: Mapping[str, str] | None = None) -> list[Workspace]:
+        """Every workspace this provider's account can see (with ``labels``: carrying them)."""
+        self._check_open()
+        wanted = dict(labels or {})
+        return [
+            self._public(ws)
+            for ws in await self._list_workspaces()
+            if all(ws.labels.get(k) == v for k, v in wanted.items())
+        ]
 
     async def delete_workspace(self, workspace: WorkspaceRef) -> None:
         """Delete a workspace and everything in it."""
-        workspace_id = _id_of(workspace)
-        await self._delete_workspace(workspace_id)
-        self._audit("workspace.delete", workspace_id)
-        plugin_manager().hook.sandstorm_workspace_deleted(provider=self, workspace_id=workspace_id)
+        self._check_open()
+        await self._delete_hooked(_id_of(workspace))
 
     async def run_in_workspace(
         self,
@@ -308,8 +392,9 @@ class AsyncProvider:
         on_stderr: OutputCallback | None = None,
     ) -> RunResult:
         """Run ``code`` inside an existing workspace; its files persist between runs."""
+        self._check_open()
         request = self._request(code, language, timeout, env, stdin, on_stdout, on_stderr)
-        return await self._run_hooked(await self._resolve(workspace), request)
+        return await self._guarded(self._run_hooked(await self._resolve(workspace), request))
 
     async def exec(
         self,
@@ -329,6 +414,7 @@ class AsyncProvider:
 
     async def write_file(self, workspace: WorkspaceRef, path: str, data: str | bytes) -> None:
         """Write ``data`` (text is UTF-8 encoded) to ``path``, relative to the workspace root."""
+        self._check_open()
         self.require(Capability.FILES)
         payload = data.encode() if isinstance(data, str) else data
         ws = await self._resolve(workspace)
@@ -337,16 +423,19 @@ class AsyncProvider:
 
     async def read_file(self, workspace: WorkspaceRef, path: str) -> bytes:
         """The bytes of ``path``; :class:`FileNotFoundError` if it does not exist."""
+        self._check_open()
         self.require(Capability.FILES)
         return await self._read_file(await self._resolve(workspace), path)
 
     async def list_files(self, workspace: WorkspaceRef, path: str = ".") -> list[FileInfo]:
         """The entries of directory ``path`` in the workspace."""
+        self._check_open()
         self.require(Capability.FILES)
         return await self._list_files(await self._resolve(workspace), path)
 
     async def delete_file(self, workspace: WorkspaceRef, path: str) -> None:
         """Delete a file or directory tree in the workspace."""
+        self._check_open()
         self.require(Capability.FILES)
         ws = await self._resolve(workspace)
         await self._delete_file(ws, path)
@@ -363,6 +452,7 @@ class AsyncProvider:
         path: str = ".",
     ) -> None:
         """Clone ``url`` (at ``branch``) into ``path`` inside the workspace."""
+        self._check_open()
         self.require(Capability.GIT)
         ws = await self._resolve(workspace)
         await self._git_clone(ws, url, branch, path)
@@ -370,6 +460,7 @@ class AsyncProvider:
 
     async def git_status(self, workspace: WorkspaceRef, path: str = ".") -> GitStatus:
         """``git status`` of the repository at ``path`` inside the workspace."""
+        self._check_open()
         self.require(Capability.GIT)
         return await self._git_status(await self._resolve(workspace), path)
 
@@ -377,6 +468,7 @@ class AsyncProvider:
 
     async def snapshot(self, workspace: WorkspaceRef, *, name: str | None = None) -> Snapshot:
         """Capture the workspace's files into a snapshot."""
+        self._check_open()
         self.require(Capability.SNAPSHOTS)
         ws = await self._resolve(workspace)
         snap = await self._snapshot(ws, name)
@@ -385,20 +477,23 @@ class AsyncProvider:
 
     async def restore(self, snapshot: Snapshot | str, *, name: str | None = None) -> Workspace:
         """A new workspace whose files are those captured in ``snapshot``."""
+        self._check_open()
         self.require(Capability.SNAPSHOTS)
         snapshot_id = snapshot.id if isinstance(snapshot, Snapshot) else snapshot
-        workspace = await self._restore(snapshot_id, name)
+        workspace = self._public(await self._restore(snapshot_id, name))
         self._audit("snapshot.restore", workspace.id, snapshot_id=snapshot_id)
         plugin_manager().hook.sandstorm_workspace_created(provider=self, workspace=workspace)
         return workspace
 
     async def list_snapshots(self) -> list[Snapshot]:
         """Every snapshot this provider holds."""
+        self._check_open()
         self.require(Capability.SNAPSHOTS)
         return await self._list_snapshots()
 
     async def delete_snapshot(self, snapshot: Snapshot | str) -> None:
         """Delete a snapshot."""
+        self._check_open()
         self.require(Capability.SNAPSHOTS)
         snapshot_id = snapshot.id if isinstance(snapshot, Snapshot) else snapshot
         await self._delete_snapshot(snapshot_id)
@@ -408,6 +503,7 @@ class AsyncProvider:
 
     async def get_workspace_metrics(self, workspace: WorkspaceRef) -> WorkspaceMetrics:
         """Resource figures for the workspace, from the backend's accounting."""
+        self._check_open()
         self.require(Capability.METRICS)
         return await self._metrics(await self._resolve(workspace))
 
@@ -420,6 +516,7 @@ class AsyncProvider:
         disk: int | None = None,
     ) -> CostEstimate:
         """What a workspace with these resources would cost for ``duration`` seconds."""
+        self._check_open()
         self.require(Capability.COST)
         if duration < 0:
             raise ProviderConfigError("duration must be >= 0 seconds")
@@ -486,6 +583,12 @@ class AsyncProvider:
     async def _aclose(self) -> None:
         return None
 
+    def _rebind(self) -> None:
+        """Drop what is bound to a dead event loop (connections) before a cleanup on a new one."""
+
+    def _sweep_leftovers(self) -> None:
+        """Synchronously finish cleanups that a dying event loop cancelled (last resort)."""
+
     # ------------------------------------------------------------------ internals
 
     def _request(
@@ -550,31 +653,219 @@ class AsyncProvider:
         )
 
     async def _resolve(self, workspace: WorkspaceRef) -> Workspace:
+        self._check_open()
         if isinstance(workspace, Workspace):
             return workspace
         return await self._get_workspace(workspace)
 
-    async def _create_hooked(self, spec: WorkspaceSpec) -> Workspace:
+    async def _create_hooked(self, spec: WorkspaceSpec, *, bound: bool = False) -> Workspace:
+        labels = {**spec.labels, LABEL_PROCESS: _exits.current_owner()}
+        if bound or not spec.persistent:
+            labels[LABEL_BOUND] = "1"
+        spec = spec.model_copy(update={"labels": labels})
         workspace = await self._create_workspace(spec)
+        if spec.labels.get(LABEL_BOUND) == "1":
+            self._own(workspace.id)
+        if self._closed:  # closed while this create was in flight: nothing may outlive it
+            with contextlib.suppress(SandstormError):
+                await self._delete_tracked(workspace.id)
+            raise ProviderUnavailable("the provider is closed", provider=self.name)
         self._audit(
             "workspace.create", workspace.id, template=spec.template, persistent=spec.persistent
         )
+        workspace = self._public(workspace)
         plugin_manager().hook.sandstorm_workspace_created(provider=self, workspace=workspace)
         return workspace
+
+    def _public(self, workspace: Workspace) -> Workspace:
+        """``workspace`` without the labels Sandstorm and the provider keep for themselves."""
+        hidden = _INTERNAL_LABELS | self.internal_labels
+        if not any(key in hidden for key in workspace.labels):
+            return workspace
+        labels = {k: v for k, v in workspace.labels.items() if k not in hidden}
+        return workspace.model_copy(update={"labels": labels})
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ProviderUnavailable("the provider is closed", provider=self.name)
+
+    # ------------------------------------------------------------------ exits
+
+    def _own(self, workspace_id: str) -> None:
+        """Tie ``workspace_id`` to this process: aclose() and the exit path delete it."""
+        self._owned[workspace_id] = None
+        self._home = asyncio.get_running_loop()
+        _exits.hold(self)
+
+    def _background(self, work: Any) -> None:
+        """Run cleanup ``work`` without making the caller wait; aclose() waits for it."""
+        task = asyncio.ensure_future(work)
+        self._home = task.get_loop()
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanup_done)
+        _exits.hold(self)
+
+    def _cleanup_done(self, task: asyncio.Task[Any]) -> None:
+        self._cleanups.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("sandstorm: a background cleanup failed: %r", task.exception())
+
+    def _needs_exit(self) -> bool:
+        return bool(self._owned or self._cleanups or self._deleting or self._inflight)
+
+    async def _guarded(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run ``work`` in a task of its own, which aclose() can cancel and wait for."""
+        task = asyncio.ensure_future(work)
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+        return await task
+
+    async def _stop_inflight(self) -> None:
+        loop = asyncio.get_running_loop()
+        current = asyncio.current_task(loop)
+        while True:
+            mine = {
+                task
+                for task in self._inflight
+                if task.get_loop() is loop and task is not current and not task.done()
+            }
+            self._inflight -= {task for task in self._inflight if task.get_loop() is not loop}
+            if not mine:
+                return
+            for task in mine:
+                task.cancel()
+            await asyncio.wait(mine)
+
+    async def _delete_hooked(self, workspace_id: str) -> None:
+        await self._delete_tracked(workspace_id)
+        self._audit("workspace.delete", workspace_id)
+        plugin_manager().hook.sandstorm_workspace_deleted(provider=self, workspace_id=workspace_id)
+
+    async def _delete_tracked(self, workspace_id: str) -> None:
+        """Delete once, even when several callers ask; the deletion survives their cancellation."""
+        loop = asyncio.get_running_loop()
+        task = self._deleting.get(workspace_id)
+        if task is None or task.cancelled() or task.get_loop() is not loop:
+            task = asyncio.ensure_future(self._delete_workspace(workspace_id))
+            self._deleting[workspace_id] = task
+            task.add_done_callback(lambda done: self._deleted(workspace_id, done))
+        await asyncio.shield(task)
+
+    def _deleted(self, workspace_id: str, task: asyncio.Task[None]) -> None:
+        if self._deleting.get(workspace_id) is task:
+            del self._deleting[workspace_id]
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is None or isinstance(error, WorkspaceNotFound):
+            self._owned.pop(workspace_id, None)
+
+    async def _exit(self, *, rebind: bool) -> None:
+        """The process-exit path: like aclose(), possibly on a new event loop."""
+        if rebind:
+            self._rebind()
+        self._closed = True
+        await self._shutdown()
+
+    async def _shutdown(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = time.monotonic() + self.exit_timeout
+        interrupted = False
+        steps = (
+            self._stop_inflight,
+            self._close_pool,
+            self._drain_cleanups,
+            self._release_owned,
+            self._drain_cleanups,
+            self._release,
+        )
+        for step in steps:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    log.warning(
+                        "sandstorm: %s: cleanup took over %gs", self.name, self.exit_timeout
+                    )
+                    break
+                try:
+                    await asyncio.wait_for(step(), remaining)
+                    break
+                except asyncio.CancelledError:
+                    # asyncio.run's shutdown (or a caller) cancelled us: the cleanup goes
+                    # on, repeating the step whose work was cancelled, and the
+                    # cancellation is re-raised at the end
+                    interrupted = True
+                    current = asyncio.current_task(loop)
+                    if current is not None:
+                        current.uncancel()
+                except TimeoutError:
+                    log.warning(
+                        "sandstorm: %s: cleanup took over %gs", self.name, self.exit_timeout
+                    )
+                    break
+                except Exception as exc:
+                    log.warning("sandstorm: %s: cleanup failed: %r", self.name, exc)
+                    break
+        self._sweep_leftovers()
+        if not self._needs_exit():
+            _exits.release(self)
+        if interrupted:
+            raise asyncio.CancelledError
+
+    async def _close_pool(self) -> None:
+        if self._pool is not None:
+            await self._pool.aclose()
+
+    async def _drain_cleanups(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            pending = {task for task in self._cleanups if not task.done()}
+            foreign = {task for task in pending if task.get_loop() is not loop}
+            self._cleanups -= foreign | {task for task in self._cleanups if task.done()}
+            mine = pending - foreign
+            if not mine:
+                return
+            await asyncio.wait(mine)
+
+    async def _release_owned(self) -> None:
+        owned = list(self._owned)
+        if owned:
+            await asyncio.gather(*(self._delete_quietly(workspace_id) for workspace_id in owned))
+
+    async def _delete_quietly(self, workspace_id: str) -> None:
+        try:
+            await self._delete_tracked(workspace_id)
+        except WorkspaceNotFound:
+            self._owned.pop(workspace_id, None)
+        except Exception as exc:
+            self._owned.pop(workspace_id, None)  # tried; the reaper gets the rest
+            log.warning("sandstorm: could not delete workspace %s: %r", workspace_id, exc)
+
+    async def _release(self) -> None:
+        if not self._released:
+            await self._aclose()
+            self._released = True
 
     async def _acquire(self, spec: WorkspaceSpec) -> Workspace:
         if self.config.warm_pool_size > 0 and self._pool is None and not self._closed:
             from ._pool import WarmPool
 
             self._pool = WarmPool(
-                self._create_hooked, self.delete_workspace, size=self.config.warm_pool_size
+                self._create_hooked, self._discard, size=self.config.warm_pool_size
             )
         if self._pool is not None:
             return await self._pool.acquire(spec)
         return await self._create_hooked(spec)
 
     async def _discard(self, workspace: Workspace) -> None:
-        await self.delete_workspace(workspace)
+        with contextlib.suppress(WorkspaceNotFound):
+            await self._delete_hooked(workspace.id)
+
+    async def _release_handle(self, workspace: Workspace) -> None:
+        """A sandbox handle is left: delete its workspace (unless aclose() already did)."""
+        if self._closed and workspace.id not in self._owned:
+            return
+        await self._discard(workspace)
 
     async def _run_hooked(self, workspace: Workspace, request: ExecRequest) -> RunResult:
         hooks = plugin_manager().hook
@@ -656,6 +947,9 @@ class OutputStream:
             if not task.done():
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
+
+
+_INTERNAL_LABELS = frozenset({LABEL_PROCESS, LABEL_BOUND})
 
 
 def _resources(cpu: float | None, memory: int | None, disk: int | None) -> Resources:

@@ -54,7 +54,7 @@ class AsyncSandbox:
 
     async def __aenter__(self) -> Self:
         if self._workspace is None:
-            self._workspace = await self.provider.create_workspace(**(self._create or {}))
+            self._workspace = await self.provider._new_workspace(True, **(self._create or {}))
             self.owned = True
         return self
 
@@ -64,8 +64,12 @@ class AsyncSandbox:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if exc_type is GeneratorExit:
+            return  # destroyed with its dead event loop: the process-exit path deletes it
         if self.owned and self._workspace is not None:
-            await self.delete()
+            workspace, self._workspace = self._workspace, None
+            self.owned = False
+            await self.provider._release_handle(workspace)
 
     async def run(self, code: str, **kwargs: Any) -> RunResult:
         """Run ``code`` in this workspace (see ``AsyncProvider.run_in_workspace``)."""

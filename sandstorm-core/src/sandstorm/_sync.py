@@ -71,10 +71,16 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     future = asyncio.run_coroutine_threadsafe(runner(), loop)
     try:
         return future.result()
-    except KeyboardInterrupt:
+    except BaseException:
+        if future.done():
+            raise  # the coroutine's own outcome
+        # interrupted while waiting (Ctrl-C, or SIGTERM made SystemExit): cancel the
+        # coroutine and wait for its cleanup, so nothing it created is leaked
         task = holder.get("task")
         if task is not None:
             loop.call_soon_threadsafe(task.cancel)
+        else:
+            future.cancel()
         with contextlib.suppress(BaseException):
             future.result()
         raise

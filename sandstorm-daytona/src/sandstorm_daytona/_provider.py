@@ -114,6 +114,10 @@ class DaytonaProvider(AsyncProvider):
         {Language.PYTHON, Language.JAVASCRIPT, Language.TYPESCRIPT, Language.SHELL}
     )
     config_model: ClassVar[type[DaytonaConfig]] = DaytonaConfig
+    internal_labels: ClassVar[frozenset[str]] = frozenset(
+        {LABEL_MANAGED, LABEL_OWNER, LABEL_EXPIRES, LABEL_PERSISTENT, LABEL_CREATE, LABEL_LANGUAGE}
+        | {f"{LABEL_REQUESTED}{key}" for key in ("cpu", "memory", "disk")}
+    )
     config: DaytonaConfig
 
     def __init__(
@@ -123,6 +127,7 @@ class DaytonaProvider(AsyncProvider):
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         super().__init__(config)
+        self._transport = transport
         self._http = DaytonaHTTP(self.config, transport)
         self._toolbox: dict[str, str] = {}
         self._snapshot_sizes: dict[str, SnapshotWire] = {}
@@ -131,10 +136,6 @@ class DaytonaProvider(AsyncProvider):
         return f"DaytonaProvider(api_url={self.config.api_url!r}, region={self.config.region!r})"
 
     # ------------------------------------------------------------------ extra public API
-
-    async def list_workspaces(self, *, labels: Mapping[str, str] | None = None) -> list[Workspace]:
-        """Sandstorm's sandboxes, optionally only those carrying every label in ``labels``."""
-        return [self._workspace(sb) for sb in await self._list_sandboxes(labels)]
 
     async def stop_workspace(self, workspace: Workspace | str) -> Workspace:
         """Stop a workspace (files are kept, billing for cpu and memory stops)."""
@@ -150,7 +151,7 @@ class DaytonaProvider(AsyncProvider):
             if isinstance(workspace, Workspace):
                 return workspace.model_copy(update={"state": "destroyed"})
             raise
-        return self._workspace(sandbox)
+        return self._public(self._workspace(sandbox))
 
     async def start_workspace(self, workspace: Workspace | str) -> Workspace:
         """Start a stopped or archived workspace and wait until it runs."""
@@ -159,7 +160,7 @@ class DaytonaProvider(AsyncProvider):
         sandbox = self._remember(SandboxWire.model_validate_json(reply.content))
         if sandbox.state != "started":
             sandbox = await self._wait_state(workspace_id, {"started"}, "start")
-        return self._workspace(sandbox)
+        return self._public(self._workspace(sandbox))
 
     async def get_telemetry(
         self,
@@ -514,6 +515,10 @@ class DaytonaProvider(AsyncProvider):
 
     async def _aclose(self) -> None:
         await self._http.aclose()
+
+    def _rebind(self) -> None:
+        # the old client's connections belong to a dead event loop
+        self._http = DaytonaHTTP(self.config, self._transport)
 
     # ------------------------------------------------------------------ helpers: sandboxes
 

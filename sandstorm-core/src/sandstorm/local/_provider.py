@@ -39,7 +39,7 @@ import sysconfig
 import threading
 import time
 import weakref
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -234,7 +234,7 @@ class LocalProvider(AsyncProvider):
         self._engine: _Engine | None = None
         self._engine_lock = threading.Lock()
         self._finalizer: weakref.finalize[Any, Any] | None = None
-        self._cleanups: set[asyncio.Task[None]] = set()
+        self._trash: set[Path] = set()
 
     # ------------------------------------------------------------------ engine
 
@@ -330,8 +330,6 @@ class LocalProvider(AsyncProvider):
         return True
 
     async def _aclose(self) -> None:
-        while self._cleanups:
-            await asyncio.gather(*self._cleanups, return_exceptions=True)
         with self._engine_lock:
             engine, self._engine = self._engine, None
         if engine is not None:
@@ -407,6 +405,7 @@ class LocalProvider(AsyncProvider):
         # the workspace vanishes at once (renamed into trash/, its processes killed);
         # its files and cgroups are removed in the background, and aclose() waits for that
         trash = self._store.discard(workspace_id)
+        self._trash.add(trash)
         engine = self._engine
         if engine is not None:
             engine.cgroups.kill_workspace(workspace_id)
@@ -415,8 +414,15 @@ class LocalProvider(AsyncProvider):
             if engine is not None:
                 await asyncio.to_thread(engine.cgroups.remove_workspace, workspace_id)
             await asyncio.to_thread(self._store.purge, trash)
+            self._trash.discard(trash)
 
         self._background(cleanup())
+
+    def _sweep_leftovers(self) -> None:
+        # purges that a dying event loop cancelled (the files are already out of sight)
+        for trash in list(self._trash):
+            self._store.purge(trash)
+            self._trash.discard(trash)
 
     # ------------------------------------------------------------------ running code
 
@@ -760,12 +766,6 @@ class LocalProvider(AsyncProvider):
             await asyncio.sleep(0.002)
             if run.remove():
                 return
-
-    def _background(self, work: Coroutine[Any, Any, None]) -> None:
-        """Run cleanup ``work`` without making the caller wait; aclose() waits for it."""
-        task = asyncio.ensure_future(work)
-        self._cleanups.add(task)
-        task.add_done_callback(self._cleanups.discard)
 
     # ------------------------------------------------------------------ metrics
 
