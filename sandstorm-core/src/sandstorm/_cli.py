@@ -69,13 +69,19 @@ def _parser() -> argparse.ArgumentParser:
     doctor.add_argument("--provider", "-p", help="provider name")
     doctor.set_defaults(handler=_doctor)
 
-    reap = commands.add_parser("reap", help="delete expired sandboxes that sandstorm created")
+    reap = commands.add_parser(
+        "reap", help="delete workspaces sandstorm created that nobody will delete"
+    )
     reap.add_argument("--provider", "-p", help="provider name")
     reap.add_argument(
         "--older-than",
         type=float,
         default=None,
-        help="also delete sandstorm sandboxes older than this many seconds",
+        metavar="SECONDS",
+        help="also delete sandstorm workspaces older than this (never a live process's)",
+    )
+    reap.add_argument(
+        "--dry-run", action="store_true", help="list what would be deleted, delete nothing"
     )
     reap.set_defaults(handler=_reap)
     return parser
@@ -217,21 +223,16 @@ def _reap(args: argparse.Namespace) -> int:
     from ._sync import run_sync
 
     provider = get_async_provider(args.provider or default_provider_name())
-    reap = getattr(provider, "reap", None)
-    if reap is None:
-        print(f"sandstorm: provider {provider.name!r} has nothing to reap", file=sys.stderr)
-        run_sync(provider.aclose())
-        return 2
 
     async def go() -> list[str]:
         async with provider:
-            removed: list[str] = await reap(older_than=args.older_than)
-            return removed
+            return await provider.reap(older_than=args.older_than, dry_run=args.dry_run)
 
-    removed = run_sync(go())
-    for workspace_id in removed:
-        print(f"deleted {workspace_id}")
-    print(f"{len(removed)} sandbox(es) removed")
+    found = run_sync(go())
+    verb = "would delete" if args.dry_run else "deleted"
+    for workspace_id in found:
+        print(f"{verb} {workspace_id}")
+    print(f"{len(found)} workspace(s) {'to remove' if args.dry_run else 'removed'}")
     return 0
 
 

@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
@@ -374,6 +375,56 @@ class AsyncProvider:
             if all(ws.labels.get(k) == v for k, v in wanted.items())
         ]
 
+    async def reap(
+        self,
+        *,
+        older_than: float | None = None,
+        dry_run: bool = False,
+        labels: Mapping[str, str] | None = None,
+    ) -> list[str]:
+        """Delete the workspaces Sandstorm created that nobody will delete; return their ids.
+
+        Reaped: a workspace bound to the process that created it (one-shot, sandbox
+        handle, non-persistent) once that process is gone (killed with SIGKILL, crashed,
+        power cut); one the provider says has expired; and, with ``older_than``, any
+        Sandstorm workspace created more than that many seconds ago. Never one whose
+        creator process is alive on this host. ``labels`` narrows the sweep; ``dry_run``
+        only lists.
+        """
+        self._check_open()
+        if older_than is not None and not older_than >= 0:
+            raise ProviderConfigError(f"older_than must be >= 0 seconds, got {older_than!r}")
+        now = datetime.now(UTC)
+        wanted = dict(labels or {})
+        doomed = []
+        for workspace in await self._list_workspaces():
+            marks = workspace.labels
+            if not all(marks.get(k) == v for k, v in wanted.items()):
+                continue
+            alive = _exits.owner_alive(marks.get(LABEL_PROCESS))
+            if alive:
+                continue
+            age = (now - workspace.created_at).total_seconds()
+            if (
+                (marks.get(LABEL_BOUND) == "1" and alive is False)
+                or self._expired(workspace, now)
+                or (older_than is not None and age >= older_than)
+            ):
+                doomed.append(workspace.id)
+        if dry_run:
+            return doomed
+        removed = []
+        for workspace_id in doomed:
+            try:
+                await self._delete_hooked(workspace_id)
+            except WorkspaceNotFound:
+                pass
+            except SandstormError as exc:
+                log.warning("reap: could not delete %s: %s", workspace_id, exc)
+                continue
+            removed.append(workspace_id)
+        return removed
+
     async def delete_workspace(self, workspace: WorkspaceRef) -> None:
         """Delete a workspace and everything in it."""
         self._check_open()
@@ -582,6 +633,10 @@ class AsyncProvider:
 
     async def _aclose(self) -> None:
         return None
+
+    def _expired(self, workspace: Workspace, now: datetime) -> bool:
+        """True when the backend's own expiry for ``workspace`` has passed (reap)."""
+        return False
 
     def _rebind(self) -> None:
         """Drop what is bound to a dead event loop (connections) before a cleanup on a new one."""

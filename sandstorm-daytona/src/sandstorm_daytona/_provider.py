@@ -59,7 +59,6 @@ from ._mapping import (
     DaytonaMetrics,
     allocation,
     cap,
-    expired,
     git_state,
     iso,
     mode_bits,
@@ -199,34 +198,26 @@ class DaytonaProvider(AsyncProvider):
         self,
         *,
         older_than: float | None = None,
-        owner: str | None = None,
         dry_run: bool = False,
+        labels: Mapping[str, str] | None = None,
+        owner: str | None = None,
     ) -> list[str]:
-        """Delete Sandstorm sandboxes that are past their expiry; return their ids.
+        """Delete leaked and expired Sandstorm sandboxes; see :meth:`AsyncProvider.reap`.
 
-        ``older_than`` (seconds) also deletes any Sandstorm sandbox created longer ago
-        than that; ``owner`` limits the sweep to one owner label; ``dry_run`` only lists.
+        Expired: past the ``sandstorm-expires-at`` label. ``owner`` limits the sweep to
+        one ``sandstorm-owner`` label (``DaytonaConfig.owner``).
         """
-        now = time.time()
-        labels = {LABEL_OWNER: owner} if owner else None
-        doomed = [
-            sandbox
-            for sandbox in await self._list_sandboxes(labels)
-            if expired(sandbox, now, older_than)
-        ]
-        if dry_run:
-            return [sandbox.id for sandbox in doomed]
-        removed: list[str] = []
-        for sandbox in doomed:
-            try:
-                await self._delete_workspace(sandbox.id)
-            except WorkspaceNotFound:
-                pass
-            except SandstormError as exc:
-                log.warning("reap: could not delete %s: %s", sandbox.id, exc)
-                continue
-            removed.append(sandbox.id)
-        return removed
+        wanted = {**(labels or {}), **({LABEL_OWNER: owner} if owner else {})}
+        return await super().reap(older_than=older_than, dry_run=dry_run, labels=wanted or None)
+
+    def _expired(self, workspace: Workspace, now: datetime) -> bool:
+        expires = workspace.labels.get(LABEL_EXPIRES)
+        if expires is None:
+            return False
+        try:
+            return float(expires) <= now.timestamp()
+        except ValueError:
+            return False
 
     async def run(self, code: str, **options: Any) -> RunResult:
         """Run ``code``; see :meth:`sandstorm.AsyncProvider.run` for the options.

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["EXIT_SCENARIOS", "ExitOutcome", "run_exit_scenario"]
+__all__ = ["EXIT_SCENARIOS", "ExitOutcome", "leave_behind", "run_exit_scenario"]
 
 _PRELUDE = """
 import asyncio, json, sys, threading, time
@@ -254,3 +254,33 @@ def run_exit_scenario(
         process.communicate()
         raise
     return ExitOutcome(process.returncode, "".join(lines) + out, err)
+
+
+_CRASH = """
+import json, os, sys
+import sandstorm
+p = sandstorm.get_provider(sys.argv[1], **json.loads(sys.argv[2]))
+bound = p.create_workspace(persistent=False, labels={"purpose": "leak"})
+kept = p.create_workspace(persistent=True, labels={"purpose": "leak"})
+print(json.dumps({"bound": bound.id, "persistent": kept.id}), flush=True)
+os.kill(os.getpid(), 9)
+"""
+
+
+def leave_behind(provider: str, config: dict[str, Any], timeout: float = 60.0) -> dict[str, str]:
+    """Run a process that creates two workspaces and is killed with SIGKILL before it ends.
+
+    Returns their ids: ``"bound"`` (``persistent=False``) and ``"persistent"``. Nothing
+    in that process could clean up: what a reaper is for.
+    """
+    done = subprocess.run(
+        [sys.executable, "-c", _CRASH, provider, json.dumps(config)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=os.environ.copy(),
+    )
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    ids: dict[str, str] = json.loads(done.stdout)
+    return ids
