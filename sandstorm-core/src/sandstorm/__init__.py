@@ -19,6 +19,8 @@ from ._errors import (
     AuthenticationError,
     CapabilityNotSupported,
     ExecutionTimeout,
+    FileNotFound,
+    InvalidArgument,
     IsolationUnavailable,
     NetworkError,
     OutputLimitExceeded,
@@ -36,6 +38,7 @@ from ._errors import (
     TemplateNotFound,
     WorkspaceError,
     WorkspaceNotFound,
+    WorkspaceOSError,
 )
 from ._hookspecs import hookimpl
 from ._models import (
@@ -80,6 +83,8 @@ __all__ = [
     "CostEstimate",
     "ExecRequest",
     "ExecutionTimeout",
+    "FileNotFound",
+    "InvalidArgument",
     "FileInfo",
     "GitFileStatus",
     "GitStatus",
@@ -117,6 +122,7 @@ __all__ = [
     "WorkspaceError",
     "WorkspaceMetrics",
     "WorkspaceNotFound",
+    "WorkspaceOSError",
     "WorkspaceSpec",
     "default_provider_name",
     "env_field",

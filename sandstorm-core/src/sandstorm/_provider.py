@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Concatenate, ParamSpec, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from . import _exits
 from ._audit import AuditEvent
@@ -27,10 +28,12 @@ from ._capabilities import Capability
 from ._config import ProviderConfig
 from ._errors import (
     CapabilityNotSupported,
+    InvalidArgument,
     ProviderConfigError,
     ProviderUnavailable,
     SandstormError,
     WorkspaceNotFound,
+    translate,
 )
 from ._models import (
     CostEstimate,
@@ -48,6 +51,23 @@ from ._models import (
 )
 from ._plugins import plugin_manager
 from ._sandbox import AsyncSandbox
+from ._validate import (
+    check_callback,
+    check_code,
+    check_data,
+    check_env,
+    check_flag,
+    check_labels,
+    check_name,
+    check_network,
+    check_path,
+    check_ref,
+    check_resources,
+    check_seconds,
+    check_stdin,
+    check_text,
+    check_timeout,
+)
 
 if TYPE_CHECKING:
     from ._pool import WarmPool
@@ -119,6 +139,30 @@ class ExecRequest:
         return self.on_stdout is not None or self.on_stderr is not None
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _boundary(
+    method: Callable[Concatenate[AsyncProvider, P], Coroutine[Any, Any, R]],
+) -> Callable[Concatenate[AsyncProvider, P], Coroutine[Any, Any, R]]:
+    """Every failure of a public method is a SandstormError (see ``translate``)."""
+
+    @functools.wraps(method)
+    async def call(self: AsyncProvider, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await method(self, *args, **kwargs)
+        except (SandstormError, asyncio.CancelledError, GeneratorExit):
+            raise
+        except Exception as exc:
+            mapped = translate(exc, self.name)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+
+    return call
+
+
 class AsyncProvider:
     """Base class of every provider, and the async API users call.
 
@@ -134,6 +178,14 @@ class AsyncProvider:
     internal_labels: ClassVar[frozenset[str]] = frozenset()
     """Label keys the provider keeps for itself; they never appear in ``Workspace.labels``."""
     exit_timeout: ClassVar[float] = 30.0
+    max_cpu: ClassVar[float | None] = None
+    """Most cores one workspace can get; a larger ``cpu=`` is refused before any call."""
+    max_memory: ClassVar[int | None] = None
+    """Most MiB of memory one workspace can get."""
+    max_disk: ClassVar[int | None] = None
+    """Most MiB of disk one workspace can get."""
+    max_timeout: ClassVar[float | None] = 86400.0
+    """Longest ``timeout=`` in seconds a run may ask for."""
     """Seconds ``aclose()`` and the process-exit path spend deleting what is left."""
 
     def __init__(self, config: ProviderConfig | None = None) -> None:
@@ -217,6 +269,7 @@ class AsyncProvider:
         except SandstormError:
             return False
 
+    @_boundary
     async def run(
         self,
         code: str,
@@ -244,7 +297,13 @@ class AsyncProvider:
         """
         self._check_open()
         request = self._request(code, language, timeout, env, stdin, on_stdout, on_stderr)
+        resources = self._resources(cpu, memory, disk)
+        workspace_template = check_text(workspace_template, "workspace_template")
+        network = check_network(network)
+        git_repo = check_text(git_repo, "git_repo")
+        git_branch = check_text(git_branch, "git_branch")
         if workspace_id is not None:
+            workspace_id = check_ref(workspace_id)
             if any(v is not None for v in (cpu, memory, disk, workspace_template, network)):
                 raise ProviderConfigError(
                     "cpu, memory, disk, workspace_template and network apply to new "
@@ -257,7 +316,7 @@ class AsyncProvider:
         spec = self._spec(
             template=workspace_template,
             persistent=False,
-            resources=_resources(cpu, memory, disk),
+            resources=resources,
             network=network,
         )
         if git_repo is not None:
@@ -293,6 +352,7 @@ class AsyncProvider:
         self.require(Capability.STREAMING)
         return OutputStream(self, code, kwargs)
 
+    @_boundary
     async def create_workspace(
         self,
         *,
@@ -342,7 +402,7 @@ class AsyncProvider:
             name=name,
             template=template,
             persistent=persistent,
-            resources=_resources(cpu, memory, disk),
+            resources=self._resources(cpu, memory, disk),
             network=network,
             labels=labels,
             env=env,
@@ -356,25 +416,29 @@ class AsyncProvider:
         """
         return AsyncSandbox(self, create=create)
 
+    @_boundary
     async def attach(self, workspace: WorkspaceRef) -> AsyncSandbox:
         """A handle on an existing workspace; leaving it does not delete the workspace."""
         return AsyncSandbox(self, self._public(await self._resolve(workspace)))
 
+    @_boundary
     async def get_workspace(self, workspace_id: str) -> Workspace:
         """The workspace with this id; :class:`WorkspaceNotFound` if there is none."""
         self._check_open()
-        return self._public(await self._get_workspace(workspace_id))
+        return self._public(await self._get_workspace(check_ref(workspace_id)))
 
+    @_boundary
     async def list_workspaces(self, *, labels: Mapping[str, str] | None = None) -> list[Workspace]:
         """Every workspace this provider's account can see (with ``labels``: carrying them)."""
         self._check_open()
-        wanted = dict(labels or {})
+        wanted = check_labels(labels, frozenset())
         return [
             self._public(ws)
             for ws in await self._list_workspaces()
             if all(ws.labels.get(k) == v for k, v in wanted.items())
         ]
 
+    @_boundary
     async def reap(
         self,
         *,
@@ -392,10 +456,11 @@ class AsyncProvider:
         only lists.
         """
         self._check_open()
-        if older_than is not None and not older_than >= 0:
-            raise ProviderConfigError(f"older_than must be >= 0 seconds, got {older_than!r}")
+        if older_than is not None:
+            older_than = check_seconds(older_than, "older_than", zero=True)
+        check_flag(dry_run, "dry_run")
         now = datetime.now(UTC)
-        wanted = dict(labels or {})
+        wanted = check_labels(labels, frozenset())
         doomed = []
         for workspace in await self._list_workspaces():
             marks = workspace.labels
@@ -425,11 +490,13 @@ class AsyncProvider:
             removed.append(workspace_id)
         return removed
 
+    @_boundary
     async def delete_workspace(self, workspace: WorkspaceRef) -> None:
         """Delete a workspace and everything in it."""
         self._check_open()
-        await self._delete_hooked(_id_of(workspace))
+        await self._delete_hooked(check_ref(workspace))
 
+    @_boundary
     async def run_in_workspace(
         self,
         workspace: WorkspaceRef,
@@ -463,37 +530,46 @@ class AsyncProvider:
 
     # files
 
+    @_boundary
     async def write_file(self, workspace: WorkspaceRef, path: str, data: str | bytes) -> None:
         """Write ``data`` (text is UTF-8 encoded) to ``path``, relative to the workspace root."""
         self._check_open()
         self.require(Capability.FILES)
-        payload = data.encode() if isinstance(data, str) else data
+        path = check_path(path)
+        payload = check_data(data)
         ws = await self._resolve(workspace)
         await self._write_file(ws, path, payload)
         self._audit("file.write", ws.id, path=path, size=len(payload))
 
+    @_boundary
     async def read_file(self, workspace: WorkspaceRef, path: str) -> bytes:
         """The bytes of ``path``; :class:`FileNotFoundError` if it does not exist."""
         self._check_open()
         self.require(Capability.FILES)
+        path = check_path(path)
         return await self._read_file(await self._resolve(workspace), path)
 
+    @_boundary
     async def list_files(self, workspace: WorkspaceRef, path: str = ".") -> list[FileInfo]:
         """The entries of directory ``path`` in the workspace."""
         self._check_open()
         self.require(Capability.FILES)
+        path = check_path(path, root=True)
         return await self._list_files(await self._resolve(workspace), path)
 
+    @_boundary
     async def delete_file(self, workspace: WorkspaceRef, path: str) -> None:
         """Delete a file or directory tree in the workspace."""
         self._check_open()
         self.require(Capability.FILES)
+        path = check_path(path)
         ws = await self._resolve(workspace)
         await self._delete_file(ws, path)
         self._audit("file.delete", ws.id, path=path)
 
     # git
 
+    @_boundary
     async def git_clone(
         self,
         workspace: WorkspaceRef,
@@ -505,59 +581,72 @@ class AsyncProvider:
         """Clone ``url`` (at ``branch``) into ``path`` inside the workspace."""
         self._check_open()
         self.require(Capability.GIT)
+        url = check_text(url, "url", optional=False) or ""
+        branch = check_text(branch, "branch")
+        path = check_path(path, root=True)
         ws = await self._resolve(workspace)
         await self._git_clone(ws, url, branch, path)
         self._audit("git.clone", ws.id, url=_strip_credentials(url), branch=branch, path=path)
 
+    @_boundary
     async def git_status(self, workspace: WorkspaceRef, path: str = ".") -> GitStatus:
         """``git status`` of the repository at ``path`` inside the workspace."""
         self._check_open()
         self.require(Capability.GIT)
+        path = check_path(path, root=True)
         return await self._git_status(await self._resolve(workspace), path)
 
     # snapshots
 
+    @_boundary
     async def snapshot(self, workspace: WorkspaceRef, *, name: str | None = None) -> Snapshot:
         """Capture the workspace's files into a snapshot."""
         self._check_open()
         self.require(Capability.SNAPSHOTS)
+        name = check_name(name, "snapshot name")
         ws = await self._resolve(workspace)
         snap = await self._snapshot(ws, name)
         self._audit("snapshot.create", ws.id, snapshot_id=snap.id)
         return snap
 
+    @_boundary
     async def restore(self, snapshot: Snapshot | str, *, name: str | None = None) -> Workspace:
         """A new workspace whose files are those captured in ``snapshot``."""
         self._check_open()
         self.require(Capability.SNAPSHOTS)
-        snapshot_id = snapshot.id if isinstance(snapshot, Snapshot) else snapshot
+        snapshot_id = check_ref(snapshot, "snapshot")
+        name = check_name(name, "workspace name")
         workspace = self._public(await self._restore(snapshot_id, name))
         self._audit("snapshot.restore", workspace.id, snapshot_id=snapshot_id)
         plugin_manager().hook.sandstorm_workspace_created(provider=self, workspace=workspace)
         return workspace
 
+    @_boundary
     async def list_snapshots(self) -> list[Snapshot]:
         """Every snapshot this provider holds."""
         self._check_open()
         self.require(Capability.SNAPSHOTS)
         return await self._list_snapshots()
 
+    @_boundary
     async def delete_snapshot(self, snapshot: Snapshot | str) -> None:
         """Delete a snapshot."""
         self._check_open()
         self.require(Capability.SNAPSHOTS)
-        snapshot_id = snapshot.id if isinstance(snapshot, Snapshot) else snapshot
+        snapshot_id = check_ref(snapshot, "snapshot")
         await self._delete_snapshot(snapshot_id)
         self._audit("snapshot.delete", None, snapshot_id=snapshot_id)
 
     # metrics and cost
 
+    @_boundary
     async def get_workspace_metrics(self, workspace: WorkspaceRef) -> WorkspaceMetrics:
         """Resource figures for the workspace, from the backend's accounting."""
         self._check_open()
         self.require(Capability.METRICS)
         return await self._metrics(await self._resolve(workspace))
 
+    @_boundary
     async def estimate_cost(
         self,
         *,
@@ -569,9 +658,8 @@ class AsyncProvider:
         """What a workspace with these resources would cost for ``duration`` seconds."""
         self._check_open()
         self.require(Capability.COST)
-        if duration < 0:
-            raise ProviderConfigError("duration must be >= 0 seconds")
-        return await self._estimate_cost(duration, _resources(cpu, memory, disk))
+        duration = check_seconds(duration, "duration", zero=True)
+        return await self._estimate_cost(duration, self._resources(cpu, memory, disk))
 
     # ------------------------------------------------------------------ primitives (SPI)
 
@@ -656,28 +744,35 @@ class AsyncProvider:
         on_stdout: OutputCallback | None,
         on_stderr: OutputCallback | None,
     ) -> ExecRequest:
-        if language not in self.languages:
+        code = check_code(code)
+        if not isinstance(language, str) or language not in self.languages:
             known = ", ".join(sorted(self.languages))
-            raise ProviderConfigError(
+            raise InvalidArgument(
                 f"provider {self.name!r} cannot run language {language!r} (it runs: {known})"
             )
-        if timeout is not None and timeout <= 0:
-            raise ProviderConfigError(f"timeout must be > 0 seconds, got {timeout!r}")
+        timeout = check_timeout(timeout, self.max_timeout)
+        on_stdout = check_callback(on_stdout, "on_stdout")
+        on_stderr = check_callback(on_stderr, "on_stderr")
         if on_stdout is not None or on_stderr is not None:
             self.require(Capability.STREAMING, "on_stdout/on_stderr")
-        for key, value in (env or {}).items():
-            if not isinstance(key, str) or not isinstance(value, str) or not key or "=" in key:
-                raise ProviderConfigError(f"env must map names to strings; bad entry {key!r}")
-            if "\0" in key or "\0" in value:
-                raise ProviderConfigError(f"env entry {key!r} contains a NUL byte")
         return ExecRequest(
             code=code,
             language=language,
-            timeout=self.config.default_timeout if timeout is None else float(timeout),
-            env=dict(env or {}),
-            stdin=stdin.encode() if isinstance(stdin, str) else stdin,
+            timeout=self.config.default_timeout if timeout is None else timeout,
+            env=check_env(env),
+            stdin=check_stdin(stdin),
             on_stdout=on_stdout,
             on_stderr=on_stderr,
+        )
+
+    def _resources(self, cpu: object, memory: object, disk: object) -> Resources:
+        return check_resources(
+            cpu,
+            memory,
+            disk,
+            max_cpu=self.max_cpu,
+            max_memory=self.max_memory,
+            max_disk=self.max_disk,
         )
 
     def _spec(
@@ -691,6 +786,12 @@ class AsyncProvider:
         labels: Mapping[str, str] | None = None,
         env: Mapping[str, str] | None = None,
     ) -> WorkspaceSpec:
+        name = check_name(name, "workspace name")
+        template = check_text(template, "template")
+        persistent = check_flag(persistent, "persistent")
+        network = check_network(network)
+        labels = check_labels(labels, _INTERNAL_LABELS | self.internal_labels)
+        env = check_env(env)
         if template is not None:
             self.require(Capability.TEMPLATES, f"template {template!r}")
         if resources != Resources():
@@ -711,7 +812,7 @@ class AsyncProvider:
         self._check_open()
         if isinstance(workspace, Workspace):
             return workspace
-        return await self._get_workspace(workspace)
+        return await self._get_workspace(check_ref(workspace))
 
     async def _create_hooked(self, spec: WorkspaceSpec, *, bound: bool = False) -> Workspace:
         labels = {**spec.labels, LABEL_PROCESS: _exits.current_owner()}
@@ -1005,20 +1106,6 @@ class OutputStream:
 
 
 _INTERNAL_LABELS = frozenset({LABEL_PROCESS, LABEL_BOUND})
-
-
-def _resources(cpu: float | None, memory: int | None, disk: int | None) -> Resources:
-    """The requested resources; a bad value raises :class:`ProviderConfigError`."""
-    try:
-        return Resources(cpu=cpu, memory=memory, disk=disk)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
-            for err in exc.errors(include_url=False)
-        )
-        raise ProviderConfigError(
-            f"invalid resources ({problems}); cpu is in cores, memory and disk in MiB"
-        ) from None
 
 
 def _id_of(workspace: WorkspaceRef) -> str:

@@ -118,6 +118,11 @@ class DaytonaProvider(AsyncProvider):
         | {f"{LABEL_REQUESTED}{key}" for key in ("cpu", "memory", "disk")}
     )
     config: DaytonaConfig
+    # Daytona's per-sandbox maxima for an organization (docs: "Sandboxes"); a subclass
+    # may raise them for an organization whose limits were raised
+    max_cpu: ClassVar[float | None] = 4.0
+    max_memory: ClassVar[int | None] = 8 * 1024
+    max_disk: ClassVar[int | None] = 10 * 1024
 
     def __init__(
         self,
@@ -228,7 +233,7 @@ class DaytonaProvider(AsyncProvider):
         """
         git_repo = options.get("git_repo")
         if (
-            git_repo is not None
+            isinstance(git_repo, str)
             and options.get("network") is None
             and (options.get("workspace_id") is None)
         ):

@@ -117,6 +117,10 @@ class TestCapabilities(_OnEmulator, kit.CapabilityContract):
     pass
 
 
+class TestArguments(_OnEmulator, kit.ArgumentContract):
+    pass
+
+
 class TestProperties(_OnEmulator, kit.PropertyContract):
     pass
 

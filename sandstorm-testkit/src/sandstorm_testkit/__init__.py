@@ -22,6 +22,7 @@ the whole contract by name: ``pytest --sandstorm-provider=acme``.
 
 from __future__ import annotations
 
+from ._arguments import ArgumentContract
 from ._base import LABEL, AsyncContract, SyncContract, WorkspaceFactory
 from ._capabilities import CapabilityContract
 from ._cleanup import CleanupContract
@@ -46,6 +47,7 @@ __all__ = [
     "LABEL",
     "LIVE_PROFILE",
     "OFFLINE_PROFILE",
+    "ArgumentContract",
     "AsyncContract",
     "CapabilityContract",
     "CleanupContract",
@@ -90,6 +92,7 @@ ALL_CONTRACTS: tuple[type[ContractRoot], ...] = (
     TemplateContract,
     ResourceLimitsContract,
     ErrorContract,
+    ArgumentContract,
     CapabilityContract,
     PropertyContract,
     StatefulFilesContract,

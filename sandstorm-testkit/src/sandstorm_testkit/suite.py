@@ -7,6 +7,7 @@ Collected by ``pytest --sandstorm-provider=NAME`` (with no test paths), or expli
 from __future__ import annotations
 
 from sandstorm_testkit import (
+    ArgumentContract,
     CapabilityContract,
     CleanupContract,
     CostContract,
@@ -29,6 +30,10 @@ from sandstorm_testkit import (
 
 
 class TestProvider(ProviderContract):
+    pass
+
+
+class TestArguments(ArgumentContract):
     pass
 
 

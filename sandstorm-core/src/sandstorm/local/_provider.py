@@ -138,6 +138,18 @@ _PROBES: dict[tuple[str, int, int], dict[str, Any]] = {}
 """Probe verdicts, once per (interpreter, uid, sandbox uid) for the life of the process."""
 
 
+def _host_memory_mib() -> int | None:
+    """This machine's memory in MiB (the most one workspace could get), from /proc."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) >> 10
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def _under(path: str, parent: str) -> bool:
     return path == parent or path.startswith(parent.rstrip("/") + "/")
 
@@ -219,6 +231,8 @@ class LocalProvider(AsyncProvider):
         {Language.PYTHON, Language.JAVASCRIPT, Language.SHELL}
     )
     config_model: ClassVar[type[LocalConfig]] = LocalConfig
+    max_cpu: ClassVar[float | None] = float(os.cpu_count() or 1)
+    max_memory: ClassVar[int | None] = _host_memory_mib()
 
     config: LocalConfig
 
