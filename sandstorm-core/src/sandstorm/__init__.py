@@ -21,6 +21,7 @@ from ._errors import (
     ExecutionTimeout,
     FileNotFound,
     InvalidArgument,
+    InvalidPath,
     IsolationUnavailable,
     NetworkError,
     OutputLimitExceeded,
@@ -37,11 +38,13 @@ from ._errors import (
     SnapshotNotFound,
     TemplateNotFound,
     WorkspaceError,
+    WorkspaceExists,
     WorkspaceNotFound,
     WorkspaceOSError,
 )
 from ._hookspecs import hookimpl
 from ._models import (
+    DEFAULT_OUTPUT_CAP,
     CostEstimate,
     FileInfo,
     GitFileStatus,
@@ -68,11 +71,12 @@ from ._registry import (
     register_provider,
 )
 from ._sandbox import AsyncSandbox, Sandbox
-from ._sync import SyncProvider
+from ._sync import SyncOutputStream, SyncProvider
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_OUTPUT_CAP",
     "PROVIDER_GROUP",
     "AsyncProvider",
     "AsyncSandbox",
@@ -85,6 +89,7 @@ __all__ = [
     "ExecutionTimeout",
     "FileNotFound",
     "InvalidArgument",
+    "InvalidPath",
     "FileInfo",
     "GitFileStatus",
     "GitStatus",
@@ -114,6 +119,7 @@ __all__ = [
     "SandstormError",
     "Snapshot",
     "SnapshotNotFound",
+    "SyncOutputStream",
     "SyncProvider",
     "TemplateNotFound",
     "TerminationReason",
@@ -121,6 +127,7 @@ __all__ = [
     "Workspace",
     "WorkspaceError",
     "WorkspaceMetrics",
+    "WorkspaceExists",
     "WorkspaceNotFound",
     "WorkspaceOSError",
     "WorkspaceSpec",

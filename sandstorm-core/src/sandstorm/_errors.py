@@ -16,10 +16,12 @@ __all__ = [
     "ProviderLoadError",
     "ProviderConfigError",
     "InvalidArgument",
+    "InvalidPath",
     "CapabilityNotSupported",
     "IsolationUnavailable",
     "WorkspaceError",
     "WorkspaceNotFound",
+    "WorkspaceExists",
     "FileNotFound",
     "WorkspaceOSError",
     "SnapshotNotFound",
@@ -106,6 +108,19 @@ class WorkspaceNotFound(WorkspaceError, LookupError):
         self.workspace_id = workspace_id
         where = f" on provider {provider!r}" if provider else ""
         super().__init__(f"workspace {workspace_id!r} not found{where}")
+
+
+class InvalidPath(InvalidArgument, WorkspaceError):
+    """A path argument is malformed or leaves the workspace (also a ``WorkspaceError``)."""
+
+
+class WorkspaceExists(WorkspaceError):
+    """A workspace with this name already exists (names are unique per provider scope)."""
+
+    def __init__(self, name: str, provider: str | None = None) -> None:
+        self.name = name
+        where = f" on provider {provider!r}" if provider else ""
+        super().__init__(f"a workspace named {name!r} already exists{where}")
 
 
 class WorkspaceOSError(WorkspaceError, OSError):

@@ -29,9 +29,11 @@ from ._config import ProviderConfig
 from ._errors import (
     CapabilityNotSupported,
     InvalidArgument,
+    ProviderAPIError,
     ProviderConfigError,
     ProviderUnavailable,
     SandstormError,
+    WorkspaceExists,
     WorkspaceNotFound,
     translate,
 )
@@ -205,6 +207,7 @@ class AsyncProvider:
         self._cleanups: set[asyncio.Task[Any]] = set()
         self._home: asyncio.AbstractEventLoop | None = None
         self._inflight: set[asyncio.Task[Any]] = set()
+        self._names_lock = asyncio.Lock()
         _exits.register(self)
 
     # ------------------------------------------------------------------ construction
@@ -423,9 +426,29 @@ class AsyncProvider:
 
     @_boundary
     async def get_workspace(self, workspace_id: str) -> Workspace:
-        """The workspace with this id; :class:`WorkspaceNotFound` if there is none."""
+        """The workspace with this id or name; :class:`WorkspaceNotFound` if there is none."""
         self._check_open()
-        return self._public(await self._get_workspace(check_ref(workspace_id)))
+        return self._public(await self._find(check_ref(workspace_id)))
+
+    @_boundary
+    async def get_or_create_workspace(
+        self, /, *, name: str, labels: Mapping[str, str] | None = None, **create: Any
+    ) -> Workspace:
+        """The workspace called ``name``; made with ``labels`` and ``create`` if there is none.
+
+        ``create`` takes the other keyword arguments of :meth:`create_workspace`. An
+        existing workspace is returned as it is (its labels are not changed).
+        """
+        self._check_open()
+        name = check_name(name, "workspace name") or ""
+        try:
+            return self._public(await self._find(name))
+        except WorkspaceNotFound:
+            pass
+        try:
+            return await self.create_workspace(name=name, labels=labels, **create)
+        except WorkspaceExists:  # made meanwhile by someone else
+            return self._public(await self._find(name))
 
     @_boundary
     async def list_workspaces(self, *, labels: Mapping[str, str] | None = None) -> list[Workspace]:
@@ -812,9 +835,35 @@ class AsyncProvider:
         self._check_open()
         if isinstance(workspace, Workspace):
             return workspace
-        return await self._get_workspace(check_ref(workspace))
+        return await self._find(check_ref(workspace))
+
+    async def _find(self, ref: str) -> Workspace:
+        """The workspace whose id, else whose name, is ``ref``."""
+        try:
+            return await self._get_workspace(ref)
+        except WorkspaceNotFound:
+            for workspace in await self._list_workspaces():
+                if workspace.name == ref:
+                    return workspace
+            raise
+
+    async def _check_name_free(self, name: str) -> None:
+        if any(ws.name == name for ws in await self._list_workspaces()):
+            raise WorkspaceExists(name, self.name)
 
     async def _create_hooked(self, spec: WorkspaceSpec, *, bound: bool = False) -> Workspace:
+        if spec.name is not None:
+            async with self._names_lock:
+                await self._check_name_free(spec.name)
+                try:
+                    return await self._create_unlocked(spec, bound)
+                except ProviderAPIError as exc:
+                    if exc.status == 409:  # taken meanwhile, by another process
+                        raise WorkspaceExists(spec.name, self.name) from exc
+                    raise
+        return await self._create_unlocked(spec, bound)
+
+    async def _create_unlocked(self, spec: WorkspaceSpec, bound: bool) -> Workspace:
         labels = {**spec.labels, LABEL_PROCESS: _exits.current_owner()}
         if bound or not spec.persistent:
             labels[LABEL_BOUND] = "1"

@@ -6,10 +6,12 @@ from collections.abc import Coroutine
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
+from ._capabilities import Capability
 from ._models import FileInfo, GitStatus, RunResult, Snapshot, Workspace, WorkspaceMetrics
 
 if TYPE_CHECKING:
-    from ._provider import AsyncProvider
+    from ._provider import AsyncProvider, OutputStream
+    from ._sync import SyncOutputStream
 
 __all__ = ["AsyncSandbox", "Sandbox"]
 
@@ -78,6 +80,10 @@ class AsyncSandbox:
     async def exec(self, command: str, **kwargs: Any) -> RunResult:
         """Run a shell command line in this workspace."""
         return await self.provider.exec(self.workspace, command, **kwargs)
+
+    def stream(self, code: str, **kwargs: Any) -> OutputStream:
+        """Run ``code`` in this workspace and iterate its output (see ``AsyncProvider.stream``)."""
+        return self.provider.stream(code, workspace_id=self.workspace.id, **kwargs)
 
     async def write_file(self, path: str, data: str | bytes) -> None:
         """Write a file in this workspace."""
@@ -156,6 +162,16 @@ class Sandbox:
     def exec(self, command: str, **kwargs: Any) -> RunResult:
         """Run a shell command line in this workspace."""
         return _call(self.async_sandbox.exec(command, **kwargs))
+
+    def stream(self, code: str, **kwargs: Any) -> SyncOutputStream:
+        """Run ``code`` in this workspace; iterate its output, then read ``.result``."""
+        from ._sync import SyncOutputStream
+
+        sandbox = self.async_sandbox
+        sandbox.provider.require(Capability.STREAMING)
+        return SyncOutputStream(
+            sandbox.provider, code, {"workspace_id": sandbox.workspace.id, **kwargs}
+        )
 
     def write_file(self, path: str, data: str | bytes) -> None:
         """Write a file in this workspace."""

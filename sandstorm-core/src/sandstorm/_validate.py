@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ._errors import InvalidArgument
+from ._errors import InvalidArgument, InvalidPath
 from ._models import NetworkPolicy, Resources, Snapshot, Workspace
 
 __all__ = [
@@ -41,11 +41,13 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 _LABEL_VALUE_MAX = 255
 
 
-def _bad(what: str, problem: str, value: object) -> InvalidArgument:
+def _bad(
+    what: str, problem: str, value: object, cls: type[InvalidArgument] = InvalidArgument
+) -> InvalidArgument:
     shown = repr(value)
     if len(shown) > 80:
         shown = shown[:77] + "..."
-    return InvalidArgument(f"{what} {problem} (got {shown})")
+    return cls(f"{what} {problem} (got {shown})")
 
 
 def _string(value: object, what: str, *, empty: bool = False) -> str:
@@ -224,14 +226,17 @@ def check_path(path: object, *, root: bool = False) -> str:
 
     ``root`` allows the root itself (``"."``), for listing and cloning.
     """
-    text = _string(path, "path")
+    try:
+        text = _string(path, "path")
+    except InvalidArgument as exc:
+        raise InvalidPath(str(exc)) from None
     if text.startswith("/"):
-        raise _bad("path", "must be relative to the workspace root", path)
+        raise _bad("path", "must be relative to the workspace root", path, InvalidPath)
     normal = posixpath.normpath(text)
     if normal == ".." or normal.startswith("../"):
-        raise _bad("path", "must not climb above the workspace root", path)
+        raise _bad("path", "must not climb above the workspace root", path, InvalidPath)
     if normal == "." and not root:
-        raise _bad("path", "must name a file, not the workspace root", path)
+        raise _bad("path", "must name a file, not the workspace root", path, InvalidPath)
     return text
 
 

@@ -35,6 +35,7 @@ from sandstorm import (
     Snapshot,
     SnapshotNotFound,
     TemplateNotFound,
+    TerminationReason,
     Workspace,
     WorkspaceMetrics,
     WorkspaceNotFound,
@@ -310,7 +311,8 @@ class DaytonaProvider(AsyncProvider):
             request.code,
             request.env,
             request.stdin,
-            max_output=self.config.max_output_bytes,
+            # the wrapper cuts (and so stops the code) past twice the cap, as local kills it
+            max_output=2 * self.config.max_output_bytes,
         )
         session = f"sandstorm-{token}"
         started = time.perf_counter()
@@ -333,9 +335,12 @@ class DaytonaProvider(AsyncProvider):
             await shielded(self._end_session(base, session, token, kill=not finished))
         duration = time.perf_counter() - started
         limit = self.config.max_output_bytes
+        flooded = max(len(stdout.encode()), len(stderr.encode())) > 2 * limit
         out, out_cut = cap(stdout, limit)
         err, err_cut = cap(stderr, limit)
-        reason, signal = termination(exit_code, out_cut or err_cut)
+        reason, signal = termination(exit_code, flooded)
+        if reason == TerminationReason.OUTPUT_LIMIT:
+            exit_code, signal = 137, 9  # the one meaning of the output cap (DEFAULT_OUTPUT_CAP)
         return RunResult(
             stdout=out,
             stderr=err,

@@ -131,7 +131,7 @@ async def test_templates(provider: DaytonaProvider) -> None:
     assert DEFAULT_SNAPSHOT in info.value.known
     # Daytona sizes snapshot sandboxes from the snapshot: asking for more is refused
     with pytest.raises(ResourceAllocationError, match="smaller than requested"):
-        await provider.run("print(1)", workspace_template=DEFAULT_SNAPSHOT, cpu=64)
+        await provider.run("print(1)", workspace_template=DEFAULT_SNAPSHOT, cpu=4)
     fits = await provider.run("print(2)", workspace_template=DEFAULT_SNAPSHOT, memory=512)
     assert fits.stdout == "2\n"
 

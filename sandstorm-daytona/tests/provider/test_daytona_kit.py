@@ -121,6 +121,14 @@ class TestArguments(_OnEmulator, kit.ArgumentContract):
     pass
 
 
+class TestSemantics(_OnEmulator, kit.SemanticsContract):
+    pass
+
+
+class TestSyncSemantics(_OnEmulator, kit.SyncSemanticsContract):
+    pass
+
+
 class TestProperties(_OnEmulator, kit.PropertyContract):
     pass
 

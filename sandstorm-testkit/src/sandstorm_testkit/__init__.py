@@ -36,6 +36,7 @@ from ._metrics import MetricsContract
 from ._network import Endpoint, NetworkContract, serve_endpoint
 from ._properties import FilesystemMachine, PropertyContract, StatefulFilesContract
 from ._run import HELLO_WORLD, ProviderContract, TimeoutContract
+from ._semantics import SemanticsContract, SyncSemanticsContract
 from ._settings import KitSettings
 from ._snapshots import SnapshotContract
 from ._sync import SyncFacadeContract
@@ -65,11 +66,13 @@ __all__ = [
     "PropertyContract",
     "ProviderContract",
     "ResourceLimitsContract",
+    "SemanticsContract",
     "SnapshotContract",
     "StatefulFilesContract",
     "StreamingContract",
     "SyncContract",
     "SyncFacadeContract",
+    "SyncSemanticsContract",
     "TemplateContract",
     "TimeoutContract",
     "WorkspaceContract",
@@ -97,6 +100,8 @@ ALL_CONTRACTS: tuple[type[ContractRoot], ...] = (
     PropertyContract,
     StatefulFilesContract,
     SyncFacadeContract,
+    SemanticsContract,
+    SyncSemanticsContract,
     CleanupContract,
 )
 """Every contract class, in the order to run them (cleanup last); subclass each separately."""

@@ -19,10 +19,12 @@ from sandstorm_testkit import (
     PropertyContract,
     ProviderContract,
     ResourceLimitsContract,
+    SemanticsContract,
     SnapshotContract,
     StatefulFilesContract,
     StreamingContract,
     SyncFacadeContract,
+    SyncSemanticsContract,
     TemplateContract,
     TimeoutContract,
     WorkspaceContract,
@@ -34,6 +36,14 @@ class TestProvider(ProviderContract):
 
 
 class TestArguments(ArgumentContract):
+    pass
+
+
+class TestSemantics(SemanticsContract):
+    pass
+
+
+class TestSyncSemantics(SyncSemanticsContract):
     pass
 
 

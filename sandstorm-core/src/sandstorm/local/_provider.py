@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import shutil
 import signal
@@ -138,6 +139,16 @@ _PROBES: dict[tuple[str, int, int], dict[str, Any]] = {}
 """Probe verdicts, once per (interpreter, uid, sandbox uid) for the life of the process."""
 
 
+LABEL_NAMESPACE = "sandstorm-namespace"
+"""Internal label: the application namespace a local workspace belongs to."""
+
+
+def default_namespace(root: Path) -> str:
+    """The namespace of a provider that names none: one per state directory."""
+    digest = hashlib.sha256(str(root.expanduser().resolve()).encode()).hexdigest()
+    return f"root-{digest[:12]}"
+
+
 def _host_memory_mib() -> int | None:
     """This machine's memory in MiB (the most one workspace could get), from /proc."""
     try:
@@ -231,6 +242,7 @@ class LocalProvider(AsyncProvider):
         {Language.PYTHON, Language.JAVASCRIPT, Language.SHELL}
     )
     config_model: ClassVar[type[LocalConfig]] = LocalConfig
+    internal_labels: ClassVar[frozenset[str]] = frozenset({LABEL_NAMESPACE})
     max_cpu: ClassVar[float | None] = float(os.cpu_count() or 1)
     max_memory: ClassVar[int | None] = _host_memory_mib()
 
@@ -249,6 +261,7 @@ class LocalProvider(AsyncProvider):
         self._engine_lock = threading.Lock()
         self._finalizer: weakref.finalize[Any, Any] | None = None
         self._trash: set[Path] = set()
+        self._namespace = self.config.namespace or default_namespace(Path(self.config.root))
 
     # ------------------------------------------------------------------ engine
 
@@ -354,6 +367,7 @@ class LocalProvider(AsyncProvider):
     # ------------------------------------------------------------------ workspaces
 
     async def _create_workspace(self, spec: WorkspaceSpec) -> Workspace:
+        spec = spec.model_copy(update={"labels": {**spec.labels, LABEL_NAMESPACE: self._namespace}})
         if spec.network.mode == "allow_list":
             raise ProviderConfigError(
                 "the local provider supports network modes 'blocked' (default) and 'host'; "
@@ -410,14 +424,25 @@ class LocalProvider(AsyncProvider):
         )
 
     async def _get_workspace(self, workspace_id: str) -> Workspace:
-        return self._store.get(workspace_id)
+        workspace = self._store.get(workspace_id)
+        if not self._mine(workspace):
+            raise WorkspaceNotFound(workspace_id, self.name)
+        return workspace
 
     async def _list_workspaces(self) -> list[Workspace]:
-        return await asyncio.to_thread(self._store.list)
+        return [ws for ws in await asyncio.to_thread(self._store.list) if self._mine(ws)]
+
+    def _mine(self, workspace: Workspace) -> bool:
+        """True when ``workspace`` is in this provider's namespace (unlabelled: the default)."""
+        found = workspace.labels.get(LABEL_NAMESPACE)
+        if found is None:
+            return self._namespace == default_namespace(Path(self.config.root))
+        return found == self._namespace
 
     async def _delete_workspace(self, workspace_id: str) -> None:
         # the workspace vanishes at once (renamed into trash/, its processes killed);
         # its files and cgroups are removed in the background, and aclose() waits for that
+        await self._get_workspace(workspace_id)  # WorkspaceNotFound outside the namespace
         trash = self._store.discard(workspace_id)
         self._trash.add(trash)
         engine = self._engine
@@ -452,6 +477,7 @@ class LocalProvider(AsyncProvider):
             "USER": "sandbox",
             "LOGNAME": "sandbox",
             "SHELL": shell,
+            "PYTHONUNBUFFERED": "1",
         }
         env.update(self._store.env(workspace.id))
         env.update(request.env)
