@@ -7,6 +7,7 @@ matter which provider runs the code. No error message ever contains a secret.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable
 
 __all__ = [
@@ -60,6 +61,10 @@ class ProviderNotFound(ProviderError, LookupError):
         self.hint = hint
         listing = ", ".join(self.installed) or "none"
         message = f"no sandstorm provider named {name!r} is installed (installed: {listing})"
+        close = difflib.get_close_matches(name, self.installed, n=1)
+        self.suggestion = close[0] if close else None
+        if self.suggestion:
+            message += f"; did you mean {self.suggestion!r}?"
         if hint:
             message += f"; {hint}"
         super().__init__(message)
