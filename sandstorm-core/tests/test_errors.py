@@ -51,8 +51,10 @@ def test_translate_gives_sandstorm_errors() -> None:
     inner = ProviderAPIError("log stream closed with code 1012", provider="daytona")
     group = ExceptionGroup("streams", [ValueError("x"), inner])
     assert translate(group) is inner
-    wrapped = translate(ExceptionGroup("g", [KeyError("k")]), "p")
-    assert isinstance(wrapped, ProviderAPIError)
+    lost = translate(ExceptionGroup("g", [ConnectionResetError(), KeyError("k")]), "p")
+    assert isinstance(lost, NetworkError)
+    own = KeyError("the application's callback")
+    assert translate(ExceptionGroup("g", [own])) is own
     missing = translate(FileNotFoundError(2, "No such file", "a.txt"))
     assert isinstance(missing, FileNotFound)
     assert isinstance(missing, FileNotFoundError)

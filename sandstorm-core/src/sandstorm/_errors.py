@@ -270,7 +270,7 @@ class NetworkError(ProviderUnavailable):
 def translate(exc: BaseException, provider: str | None = None) -> BaseException:
     """``exc`` as a :class:`SandstormError` where it is a backend's or the OS's failure.
 
-    An exception group gives its first Sandstorm error (else its first leaf, translated);
+    An exception group gives its first Sandstorm error, else its first leaf (translated);
     ``OSError`` becomes :class:`WorkspaceOSError` (still the same ``OSError`` class);
     httpx/httpcore failures and lost connections become :class:`NetworkError`; a pydantic
     ``ValidationError`` (a reply that does not parse) becomes :class:`ProviderAPIError`.
@@ -283,10 +283,11 @@ def translate(exc: BaseException, provider: str | None = None) -> BaseException:
         for leaf in leaves:
             if isinstance(leaf, SandstormError):
                 return leaf
-        first = translate(leaves[0], provider) if leaves else exc
-        if isinstance(first, SandstormError):
-            return first
-        return ProviderAPIError(f"{type(first).__name__}: {first}", provider=provider)
+        if not leaves:
+            return ProviderAPIError(str(exc), provider=provider)
+        # no Sandstorm error inside: the first failure, translated when it is a backend's
+        # (an application callback's own error comes out as it was raised)
+        return translate(leaves[0], provider)
     module = type(exc).__module__.split(".", 1)[0]
     if isinstance(exc, ConnectionError | TimeoutError) or module in (
         "httpx",

@@ -914,6 +914,12 @@ class AsyncProvider:
         self._cleanups.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.warning("sandstorm: a background cleanup failed: %r", task.exception())
+        self._maybe_release()
+
+    def _maybe_release(self) -> None:
+        """Let the exit path forget this provider once it has nothing left to delete."""
+        if not (self._owned or self._cleanups or self._deleting):
+            _exits.release(self)
 
     def _needs_exit(self) -> bool:
         return bool(self._owned or self._cleanups or self._deleting or self._inflight)
@@ -964,6 +970,7 @@ class AsyncProvider:
         error = task.exception()
         if error is None or isinstance(error, WorkspaceNotFound):
             self._owned.pop(workspace_id, None)
+        self._maybe_release()
 
     async def _exit(self, *, rebind: bool) -> None:
         """The process-exit path: like aclose(), possibly on a new event loop."""

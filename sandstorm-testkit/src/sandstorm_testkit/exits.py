@@ -9,7 +9,8 @@ program printed and its exit status::
     assert outcome.returncode == 143 and "Traceback" not in outcome.stderr
 
 Scenarios (``EXIT_SCENARIOS``): Ctrl-C under ``asyncio.run``; ``loop.close()`` with
-tasks pending; SIGTERM to an asyncio program and to a blocking one; Ctrl-C to a blocking
+tasks pending; SIGTERM to an asyncio program and to a blocking one (also one whose own
+SIGTERM handler, installed first, must still be the one that decides); Ctrl-C to a blocking
 program; interpreter exit without ``close()`` (blocking and async); an exception inside
 ``async with`` and ``with``.
 """
@@ -127,6 +128,22 @@ EXIT_SCENARIOS: dict[str, tuple[str, int | None, tuple[int, ...]]] = {
         """,
         signal.SIGTERM,
         (143,),
+    ),
+    "sigterm_app_handler_chained": (
+        """
+        import signal
+        def on_term(signum, frame):  # the application's own handler, installed first
+            raise SystemExit(7)
+        signal.signal(signal.SIGTERM, on_term)
+        p = sprovider()
+        box = p.sandbox().__enter__()
+        threads = [threading.Thread(target=worker, args=(p,), daemon=True) for _ in range(N - 1)]
+        for t in threads:
+            t.start()
+        box.run(SLEEP, timeout=300, on_stdout=up)
+        """,
+        signal.SIGTERM,
+        (7,),
     ),
     "ctrl_c_sync": (
         """
