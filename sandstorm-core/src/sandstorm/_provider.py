@@ -66,6 +66,7 @@ from ._validate import (
     check_ref,
     check_resources,
     check_seconds,
+    check_snapshot_name,
     check_stdin,
     check_text,
     check_timeout,
@@ -626,7 +627,7 @@ class AsyncProvider:
         """Capture the workspace's files into a snapshot."""
         self._check_open()
         self.require(Capability.SNAPSHOTS)
-        name = check_name(name, "snapshot name")
+        name = check_snapshot_name(name)
         ws = await self._resolve(workspace)
         snap = await self._snapshot(ws, name)
         self._audit("snapshot.create", ws.id, snapshot_id=snap.id)

@@ -30,6 +30,7 @@ __all__ = [
     "check_ref",
     "check_resources",
     "check_seconds",
+    "check_snapshot_name",
     "check_stdin",
     "check_text",
     "check_timeout",
@@ -194,6 +195,16 @@ def check_name(name: object, what: str = "name") -> str | None:
             "must be 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit",
             name,
         )
+    return text
+
+
+def check_snapshot_name(name: object) -> str | None:
+    """A snapshot name: 1-255 printable characters (image-like names such as ``team/app:v1``)."""
+    if name is None:
+        return None
+    text = _string(name, "snapshot name")
+    if len(text) > 255 or not text.isprintable():
+        raise _bad("snapshot name", "must be 1-255 printable characters", name)
     return text
 
 

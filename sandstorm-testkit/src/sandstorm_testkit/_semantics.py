@@ -10,11 +10,12 @@ result after its chunks.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import pytest
 
 import sandstorm
-from sandstorm import AsyncProvider, Capability, WorkspaceExists
+from sandstorm import AsyncProvider, Capability, ProviderUnavailable, WorkspaceExists
 
 from ._base import LABEL, AsyncContract, SyncContract, WorkspaceFactory
 from ._helpers import show
@@ -67,6 +68,19 @@ class SemanticsContract(AsyncContract):
         assert [ws.id for ws in listed] == [red.id]
         assert listed[0].labels == expected
         assert blue.id not in {ws.id for ws in listed}
+
+    async def test_a_closed_provider_is_unavailable(
+        self, provider_factory: Callable[[], AsyncProvider]
+    ) -> None:
+        closed = provider_factory()
+        await closed.aclose()
+        await closed.aclose()  # idempotent
+        with pytest.raises(ProviderUnavailable):
+            await closed.run("print(1)")
+        with pytest.raises(ProviderUnavailable):
+            await closed.list_workspaces()
+        with pytest.raises(ProviderUnavailable):
+            await closed.create_workspace(persistent=False)
 
     @pytest.mark.requires(Capability.STREAMING)
     async def test_python_output_streams_unflushed(self, provider: AsyncProvider) -> None:
