@@ -144,8 +144,12 @@ def _in_fresh_loop(make: Callable[[], Any], timeout: float) -> None:
             errors.append(exc)
 
     thread = threading.Thread(target=target, name="sandstorm-exit", daemon=True)
-    thread.start()
-    thread.join(timeout)
+    try:
+        thread.start()
+    except RuntimeError:  # some Pythons (3.12.0-3.12.x) refuse new threads at shutdown
+        target()
+    else:
+        thread.join(timeout)
     if errors:
         raise errors[0]
 

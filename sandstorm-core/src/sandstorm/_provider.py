@@ -181,6 +181,8 @@ class AsyncProvider:
     internal_labels: ClassVar[frozenset[str]] = frozenset()
     """Label keys the provider keeps for itself; they never appear in ``Workspace.labels``."""
     exit_timeout: ClassVar[float] = 30.0
+    enforces_unique_names: ClassVar[bool] = False
+    """True when the backend itself refuses a second workspace with a taken name (409)."""
     max_cpu: ClassVar[float | None] = None
     """Most cores one workspace can get; a larger ``cpu=`` is refused before any call."""
     max_memory: ClassVar[int | None] = None
@@ -456,11 +458,7 @@ class AsyncProvider:
         """Every workspace this provider's account can see (with ``labels``: carrying them)."""
         self._check_open()
         wanted = check_labels(labels, frozenset())
-        return [
-            self._public(ws)
-            for ws in await self._list_workspaces()
-            if all(ws.labels.get(k) == v for k, v in wanted.items())
-        ]
+        return [self._public(ws) for ws in await self._list_labelled(wanted)]
 
     @_boundary
     async def reap(
@@ -486,10 +484,8 @@ class AsyncProvider:
         now = datetime.now(UTC)
         wanted = check_labels(labels, frozenset())
         doomed = []
-        for workspace in await self._list_workspaces():
+        for workspace in await self._list_labelled(wanted):
             marks = workspace.labels
-            if not all(marks.get(k) == v for k, v in wanted.items()):
-                continue
             alive = _exits.owner_alive(marks.get(LABEL_PROCESS))
             if alive:
                 continue
@@ -746,6 +742,14 @@ class AsyncProvider:
     async def _aclose(self) -> None:
         return None
 
+    async def _list_labelled(self, labels: Mapping[str, str]) -> list[Workspace]:
+        """The workspaces carrying every label in ``labels``; override to filter server-side."""
+        return [
+            ws
+            for ws in await self._list_workspaces()
+            if all(ws.labels.get(k) == v for k, v in labels.items())
+        ]
+
     def _expired(self, workspace: Workspace, now: datetime) -> bool:
         """True when the backend's own expiry for ``workspace`` has passed (reap)."""
         return False
@@ -849,6 +853,8 @@ class AsyncProvider:
             raise
 
     async def _check_name_free(self, name: str) -> None:
+        if self.enforces_unique_names:
+            return  # the backend refuses a taken name itself (a 409, made WorkspaceExists)
         if any(ws.name == name for ws in await self._list_workspaces()):
             raise WorkspaceExists(name, self.name)
 

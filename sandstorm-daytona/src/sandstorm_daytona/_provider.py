@@ -124,6 +124,7 @@ class DaytonaProvider(AsyncProvider):
     max_cpu: ClassVar[float | None] = 4.0
     max_memory: ClassVar[int | None] = 8 * 1024
     max_disk: ClassVar[int | None] = 10 * 1024
+    enforces_unique_names: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -290,6 +291,9 @@ class DaytonaProvider(AsyncProvider):
 
     async def _list_workspaces(self) -> list[Workspace]:
         return [self._workspace(sb) for sb in await self._list_sandboxes(None)]
+
+    async def _list_labelled(self, labels: Mapping[str, str]) -> list[Workspace]:
+        return [self._workspace(sb) for sb in await self._list_sandboxes(labels)]
 
     async def _delete_workspace(self, workspace_id: str) -> None:
         reply = await self._http.request(
