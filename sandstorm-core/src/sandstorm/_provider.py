@@ -210,7 +210,7 @@ class AsyncProvider:
         self._cleanups: set[asyncio.Task[Any]] = set()
         self._home: asyncio.AbstractEventLoop | None = None
         self._inflight: set[asyncio.Task[Any]] = set()
-        self._names_lock = asyncio.Lock()
+        self._name_locks: dict[str, tuple[asyncio.Lock, int]] = {}
         _exits.register(self)
 
     # ------------------------------------------------------------------ construction
@@ -760,6 +760,10 @@ class AsyncProvider:
     def _sweep_leftovers(self) -> None:
         """Synchronously finish cleanups that a dying event loop cancelled (last resort)."""
 
+    def _has_leftovers(self) -> bool:
+        """True while ``_sweep_leftovers`` would have something to do."""
+        return False
+
     # ------------------------------------------------------------------ internals
 
     def _request(
@@ -859,8 +863,14 @@ class AsyncProvider:
             raise WorkspaceExists(name, self.name)
 
     async def _create_hooked(self, spec: WorkspaceSpec, *, bound: bool = False) -> Workspace:
-        if spec.name is not None:
-            async with self._names_lock:
+        if spec.name is None:
+            return await self._create_unlocked(spec, bound)
+        # creates of one name queue up (the second then finds the name taken); creates of
+        # different names run side by side
+        lock, users = self._name_locks.get(spec.name, (asyncio.Lock(), 0))
+        self._name_locks[spec.name] = (lock, users + 1)
+        try:
+            async with lock:
                 await self._check_name_free(spec.name)
                 try:
                     return await self._create_unlocked(spec, bound)
@@ -868,7 +878,12 @@ class AsyncProvider:
                     if exc.status == 409:  # taken meanwhile, by another process
                         raise WorkspaceExists(spec.name, self.name) from exc
                     raise
-        return await self._create_unlocked(spec, bound)
+        finally:
+            lock, users = self._name_locks[spec.name]
+            if users > 1:
+                self._name_locks[spec.name] = (lock, users - 1)
+            else:
+                del self._name_locks[spec.name]
 
     async def _create_unlocked(self, spec: WorkspaceSpec, bound: bool) -> Workspace:
         labels = {**spec.labels, LABEL_PROCESS: _exits.current_owner()}
@@ -925,11 +940,17 @@ class AsyncProvider:
 
     def _maybe_release(self) -> None:
         """Let the exit path forget this provider once it has nothing left to delete."""
-        if not (self._owned or self._cleanups or self._deleting):
+        if not (self._owned or self._cleanups or self._deleting or self._has_leftovers()):
             _exits.release(self)
 
     def _needs_exit(self) -> bool:
-        return bool(self._owned or self._cleanups or self._deleting or self._inflight)
+        return bool(
+            self._owned
+            or self._cleanups
+            or self._deleting
+            or self._inflight
+            or self._has_leftovers()
+        )
 
     async def _guarded(self, work: Coroutine[Any, Any, T]) -> T:
         """Run ``work`` in a task of its own, which aclose() can cancel and wait for."""

@@ -463,6 +463,9 @@ class LocalProvider(AsyncProvider):
             self._store.purge(trash)
             self._trash.discard(trash)
 
+    def _has_leftovers(self) -> bool:
+        return bool(self._trash)
+
     # ------------------------------------------------------------------ running code
 
     def _env(
