@@ -169,6 +169,15 @@ class HostProvider(sandstorm.AsyncProvider):
             raise sandstorm.ExecutionTimeout(
                 request.timeout, stdout=text("out"), stderr=text("err"), workspace_id=workspace.id
             ) from None
+        except BaseException:  # cancelled: reap the process before its event loop goes
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(proc.wait())
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)

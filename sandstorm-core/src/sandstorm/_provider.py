@@ -14,6 +14,7 @@ import contextlib
 import functools
 import logging
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -210,6 +211,7 @@ class AsyncProvider:
         self._cleanups: set[asyncio.Task[Any]] = set()
         self._home: asyncio.AbstractEventLoop | None = None
         self._inflight: set[asyncio.Task[Any]] = set()
+        self._stopped: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
         self._name_locks: dict[str, tuple[asyncio.Lock, int]] = {}
         _exits.register(self)
 
@@ -953,11 +955,23 @@ class AsyncProvider:
         )
 
     async def _guarded(self, work: Coroutine[Any, Any, T]) -> T:
-        """Run ``work`` in a task of its own, which aclose() can cancel and wait for."""
+        """Run ``work`` in a task of its own, which aclose() can cancel and wait for.
+
+        A call stopped that way raises :class:`ProviderUnavailable` in its caller (who
+        did not ask for a cancellation); the caller's own cancellation stays one.
+        """
         task = asyncio.ensure_future(work)
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
-        return await task
+        try:
+            return await task
+        except asyncio.CancelledError:
+            caller = asyncio.current_task()
+            if task in self._stopped and (caller is None or not caller.cancelling()):
+                raise ProviderUnavailable(
+                    "the provider was closed while this call was in flight", provider=self.name
+                ) from None
+            raise
 
     async def _stop_inflight(self) -> None:
         loop = asyncio.get_running_loop()
@@ -972,6 +986,7 @@ class AsyncProvider:
             if not mine:
                 return
             for task in mine:
+                self._stopped.add(task)
                 task.cancel()
             await asyncio.wait(mine)
 

@@ -9,6 +9,7 @@ result after its chunks.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 
@@ -81,6 +82,21 @@ class SemanticsContract(AsyncContract):
             await closed.list_workspaces()
         with pytest.raises(ProviderUnavailable):
             await closed.create_workspace(persistent=False)
+
+    async def test_aclose_stops_calls_in_flight_and_cleans_up(
+        self, provider: AsyncProvider, provider_factory: Callable[[], AsyncProvider]
+    ) -> None:
+        closing = provider_factory()
+        before = {ws.id for ws in await provider.list_workspaces()}
+        running = asyncio.ensure_future(closing.run("import time\ntime.sleep(60)", timeout=120))
+        await asyncio.sleep(2)
+        started = time.monotonic()
+        await closing.aclose()
+        with pytest.raises(ProviderUnavailable):
+            await running
+        assert time.monotonic() - started < 30, "aclose() waited for the run to end"
+        after = {ws.id for ws in await provider.list_workspaces()}
+        assert after <= before, f"aclose() left the run's workspace: {after - before}"
 
     @pytest.mark.requires(Capability.STREAMING)
     async def test_python_output_streams_unflushed(self, provider: AsyncProvider) -> None:

@@ -56,8 +56,8 @@ def sprovider():
 def worker(p):
     try:
         p.run(SLEEP, timeout=300, on_stdout=up)
-    except BaseException:
-        pass  # the process is ending
+    except sandstorm.ProviderUnavailable:
+        pass  # the process is ending: its provider was closed under this call
 """
 
 EXIT_SCENARIOS: dict[str, tuple[str, int | None, tuple[int, ...]]] = {
