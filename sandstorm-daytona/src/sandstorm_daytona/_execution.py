@@ -17,8 +17,9 @@ from sandstorm import (
 )
 from sandstorm._provider import OutputCallback
 
+from ._command import FRAME
 from ._mapping import shielded_value
-from ._stream import Demux
+from ._stream import Demux, Unframe
 from ._wire import CommandInfo, CommandLogs, SessionExecuteResponse, SessionInfo
 
 __all__ = ["SessionRun"]
@@ -52,7 +53,7 @@ class SessionRun:
         self.request = request
         self.workspace_id = workspace_id
         self.cmd_id: str | None = None
-        self.sent = {"stdout": 0, "stderr": 0}
+        self.streams = {"stdout": Unframe(FRAME), "stderr": Unframe(FRAME)}
         self.callbacks: dict[str, OutputCallback | None] = {
             "stdout": request.on_stdout,
             "stderr": request.on_stderr,
@@ -85,7 +86,7 @@ class SessionRun:
         answer = SessionExecuteResponse.model_validate_json(reply.content)
         self.cmd_id = answer.cmd_id
         if answer.exit_code is not None and answer.stdout is not None and answer.stderr is not None:
-            return answer.stdout, answer.stderr, answer.exit_code
+            return self._complete(answer.stdout, answer.stderr, answer.exit_code)
         return await self._finish()
 
     async def _streaming(self, command: str) -> tuple[str, str, int]:
@@ -134,9 +135,15 @@ class SessionRun:
     async def _finish(self) -> tuple[str, str, int]:
         exit_code = await self._exit_code()
         logs = await self._logs()
-        self._deliver("stdout", logs.stdout)
-        self._deliver("stderr", logs.stderr)
-        return logs.stdout, logs.stderr, exit_code
+        return self._complete(logs.stdout, logs.stderr, exit_code)
+
+    def _complete(self, stdout: str, stderr: str, exit_code: int) -> tuple[str, str, int]:
+        """Deliver what is left of the raw (framed) streams; return the decoded output."""
+        self._deliver("stdout", stdout)
+        self._deliver("stderr", stderr)
+        for name, stream in self.streams.items():
+            self._send(name, stream.close())
+        return self.streams["stdout"].text, self.streams["stderr"].text, exit_code
 
     async def _exit_code(self) -> int:
         delay = 0.02
@@ -221,16 +228,19 @@ class SessionRun:
         demux.close()
         return True
 
-    def _push(self, stream: str, text: str) -> None:
+    def _push(self, stream: str, raw: str) -> None:
+        self._send(stream, self.streams[stream].feed(raw))
+
+    def _send(self, stream: str, text: str) -> None:
         callback = self.callbacks[stream]
-        self.sent[stream] += len(text)
         if callback is not None and text:
             callback(text)
 
     def _deliver(self, stream: str, full: str) -> None:
-        """Send the part of ``full`` the callback has not seen yet."""
-        if len(full) > self.sent[stream]:
-            self._push(stream, full[self.sent[stream] :])
+        """Decode and send the part of the raw stream ``full`` not seen yet."""
+        seen = self.streams[stream].consumed
+        if len(full) > seen:
+            self._push(stream, full[seen:])
 
     async def _find_command(self) -> str | None:
         reply = await self.http.request("GET", self.session_url, "get session")
@@ -247,4 +257,10 @@ class SessionRun:
         except SandstormError as exc:
             log.warning("could not read partial output after a timeout: %s", exc)
             return "", ""
-        return logs.stdout, logs.stderr
+        decoded = []
+        for raw in (logs.stdout, logs.stderr):
+            stream = Unframe(FRAME)
+            stream.feed(raw)
+            stream.close()
+            decoded.append(stream.text)
+        return decoded[0], decoded[1]
