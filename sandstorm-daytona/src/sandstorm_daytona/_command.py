@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from sandstorm import ProviderConfigError
 
-__all__ = ["CHUNK", "FRAME", "INLINE_LIMIT", "RunScript", "build_run", "kill_command"]
+__all__ = ["INLINE_LIMIT", "RunScript", "build_run", "kill_command"]
 
 INLINE_LIMIT = 96 * 1024
 """Above this many bytes of encoded payload, code and stdin are uploaded as files."""
@@ -29,10 +29,10 @@ _INTERPRETERS = {
     "typescript": (
         "main.ts",
         # ts-node from PATH, else npx without installing anything (fails fast offline).
-        "O='{\"module\":\"CommonJS\"}'; "
-        "if command -v ts-node >/dev/null 2>&1; then exec ts-node -T --ignore-diagnostics "
-        '5107 -O "$O" "$D/main.ts"; else npm_config_loglevel=error exec npx --no --offline '
-        'ts-node -T --ignore-diagnostics 5107 -O "$O" "$D/main.ts"; fi',
+        "T='-T --ignore-diagnostics 5107'; O='{\"module\":\"CommonJS\"}'; "
+        'if command -v ts-node >/dev/null 2>&1; then exec ts-node $T -O "$O" "$D/main.ts"; '
+        "else npm_config_loglevel=error exec npx --no --offline "
+        'ts-node $T -O "$O" "$D/main.ts"; fi',
     ),
     "shell": (
         "main.sh",
@@ -40,52 +40,6 @@ _INTERPRETERS = {
         'else exec sh "$D/main.sh"; fi',
     ),
 }
-
-
-FRAME = "@@"
-"""Start of a line of the run's output that carries one base64 chunk of a stream."""
-
-CHUNK = 65536
-"""Most bytes one frame carries (one read of the stream's pipe)."""
-
-# The run's body, a POSIX sh script (it runs under ``sh`` whatever the session shell is).
-# The code's stdout and stderr pass through fifos into `frame`, outside the code's process
-# group: once the code ends and its group is killed, the framers see EOF and finish. Each
-# framer turns what one read() returns into one line "@@<base64>": the daemon relabels
-# output line by line (appending a newline to an unterminated last line, dropping NUL
-# bytes under bash and dash), which leaves such lines intact, so the bytes come back
-# exact. Every frame is written as soon as it is read, so streaming stays live. Past the
-# cap a framer stops reading: the code gets SIGPIPE and the caller sees the cut.
-_BODY = """\
-D=@D@
-mkfifo "$D/o" "$D/e" || exit 1
-frame() {
-  n=0
-  while [ "$n" -lt @CAP@ ]; do
-    r=$((@CAP@ - n))
-    if [ "$r" -gt @CHUNK@ ]; then r=@CHUNK@; fi
-    c=$(dd bs="$r" count=1 2>/dev/null | base64 | tr -d '\\n')
-    if [ -z "$c" ]; then break; fi
-    printf '@FRAME@%s\\n' "$c"
-    q=0
-    case $c in *==) q=2 ;; *=) q=1 ;; esac
-    n=$((n + ${#c} / 4 * 3 - q))
-  done
-}
-frame < "$D/o" & ho=$!
-frame < "$D/e" >&2 & he=$!
-if command -v setsid >/dev/null 2>&1; then
-  setsid sh "$D/run.sh" < @SOURCE@ > "$D/o" 2> "$D/e"
-else
-  sh "$D/run.sh" < @SOURCE@ > "$D/o" 2> "$D/e"
-fi
-rc=$?
-p=$(cat "$D/pgid" 2>/dev/null)
-if [ -n "$p" ]; then kill -KILL "-$p" 2>/dev/null; fi
-wait "$ho" "$he"
-rm -rf "$D"
-exit "$rc"
-"""
 
 
 def upload_dir(token: str) -> str:
@@ -140,7 +94,7 @@ def build_run(
     code_bytes = code.encode()
     payload = len(code_bytes) + len(stdin or b"")
     uploads: dict[str, bytes] = {}
-    steps = [f"D={shlex.quote(directory)}", 'mkdir -p "$D" || exit 1']
+    steps = [f"D={shlex.quote(directory)}", 'mkdir -p "$D"']
     steps.append(f"""printf %s '{_b64(launcher.encode())}' | base64 -d > "$D/run.sh\"""")
     if payload * 4 // 3 > INLINE_LIMIT:
         # Uploaded next to the work dir (the file API's home ground), then moved in.
@@ -154,16 +108,25 @@ def build_run(
         if stdin is not None:
             steps.append(f"printf %s '{_b64(stdin)}' | base64 -d > \"$D/stdin\"")
     source = '"$D/stdin"' if stdin is not None else "/dev/null"
-    body = (
-        _BODY.replace("@D@", shlex.quote(directory))
-        .replace("@CAP@", str(max_output + 1))
-        .replace("@CHUNK@", str(CHUNK))
-        .replace("@FRAME@", FRAME)
-        .replace("@SOURCE@", source)
+    # stdout and stderr pass through fifos into `head -c`, outside the code's process
+    # group: once the code ends and its group is killed, the heads see EOF and finish.
+    cap = max_output + 1
+    steps.append('mkfifo "$D/o" "$D/e"')
+    # head buffers its output on a pipe; stdbuf keeps the streams live where it exists
+    steps.append('H=head; command -v stdbuf >/dev/null 2>&1 && H="stdbuf -o0 head"')
+    steps.append(f'$H -c {cap} < "$D/o" & ho=$!')
+    steps.append(f'$H -c {cap} < "$D/e" >&2 & he=$!')
+    steps.append(
+        "if command -v setsid >/dev/null 2>&1; "
+        f'then setsid sh "$D/run.sh" < {source} > "$D/o" 2> "$D/e"; '
+        f'else sh "$D/run.sh" < {source} > "$D/o" 2> "$D/e"; fi'
     )
-    steps.append(f"printf %s '{_b64(body.encode())}' | base64 -d > \"$D/w.sh\"")
-    # The body runs under sh whatever the session's shell is (zsh, bash, dash...).
-    steps.append('exec sh "$D/w.sh"')
+    steps.append("rc=$?")
+    # Whatever the code left running in its group (background jobs) dies with the run.
+    steps.append('p=$(cat "$D/pgid" 2>/dev/null); [ -n "$p" ] && kill -KILL "-$p" 2>/dev/null')
+    steps.append('wait "$ho" "$he"')
+    steps.append('rm -rf "$D"')
+    steps.append("exit $rc")
     return RunScript(command="(" + "; ".join(steps) + ")", uploads=uploads)
 
 

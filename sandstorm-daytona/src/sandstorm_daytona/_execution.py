@@ -17,9 +17,8 @@ from sandstorm import (
 )
 from sandstorm._provider import OutputCallback
 
-from ._command import FRAME
 from ._mapping import shielded_value
-from ._stream import Demux, Unframe
+from ._stream import Demux
 from ._wire import CommandInfo, CommandLogs, SessionExecuteResponse, SessionInfo
 
 __all__ = ["SessionRun"]
@@ -53,7 +52,7 @@ class SessionRun:
         self.request = request
         self.workspace_id = workspace_id
         self.cmd_id: str | None = None
-        self.streams = {"stdout": Unframe(FRAME), "stderr": Unframe(FRAME)}
+        self.sent = {"stdout": 0, "stderr": 0}
         self.callbacks: dict[str, OutputCallback | None] = {
             "stdout": request.on_stdout,
             "stderr": request.on_stderr,
@@ -86,7 +85,7 @@ class SessionRun:
         answer = SessionExecuteResponse.model_validate_json(reply.content)
         self.cmd_id = answer.cmd_id
         if answer.exit_code is not None and answer.stdout is not None and answer.stderr is not None:
-            return self._complete(answer.stdout, answer.stderr, answer.exit_code)
+            return answer.stdout, answer.stderr, answer.exit_code
         return await self._finish()
 
     async def _streaming(self, command: str) -> tuple[str, str, int]:
@@ -135,15 +134,9 @@ class SessionRun:
     async def _finish(self) -> tuple[str, str, int]:
         exit_code = await self._exit_code()
         logs = await self._logs()
-        return self._complete(logs.stdout, logs.stderr, exit_code)
-
-    def _complete(self, stdout: str, stderr: str, exit_code: int) -> tuple[str, str, int]:
-        """Deliver what is left of the raw (framed) streams; return the decoded output."""
-        self._deliver("stdout", stdout)
-        self._deliver("stderr", stderr)
-        for name, stream in self.streams.items():
-            self._send(name, stream.close())
-        return self.streams["stdout"].text, self.streams["stderr"].text, exit_code
+        self._deliver("stdout", logs.stdout)
+        self._deliver("stderr", logs.stderr)
+        return logs.stdout, logs.stderr, exit_code
 
     async def _exit_code(self) -> int:
         delay = 0.02
@@ -228,19 +221,16 @@ class SessionRun:
         demux.close()
         return True
 
-    def _push(self, stream: str, raw: str) -> None:
-        self._send(stream, self.streams[stream].feed(raw))
-
-    def _send(self, stream: str, text: str) -> None:
+    def _push(self, stream: str, text: str) -> None:
         callback = self.callbacks[stream]
+        self.sent[stream] += len(text)
         if callback is not None and text:
             callback(text)
 
     def _deliver(self, stream: str, full: str) -> None:
-        """Decode and send the part of the raw stream ``full`` not seen yet."""
-        seen = self.streams[stream].consumed
-        if len(full) > seen:
-            self._push(stream, full[seen:])
+        """Send the part of ``full`` the callback has not seen yet."""
+        if len(full) > self.sent[stream]:
+            self._push(stream, full[self.sent[stream] :])
 
     async def _find_command(self) -> str | None:
         reply = await self.http.request("GET", self.session_url, "get session")
@@ -257,10 +247,4 @@ class SessionRun:
         except SandstormError as exc:
             log.warning("could not read partial output after a timeout: %s", exc)
             return "", ""
-        decoded = []
-        for raw in (logs.stdout, logs.stderr):
-            stream = Unframe(FRAME)
-            stream.feed(raw)
-            stream.close()
-            decoded.append(stream.text)
-        return decoded[0], decoded[1]
+        return logs.stdout, logs.stderr

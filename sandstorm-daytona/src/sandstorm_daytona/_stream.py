@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import codecs
 from collections.abc import Callable
 
-__all__ = ["STDERR_MARK", "STDOUT_MARK", "Demux", "TextSink", "Unframe"]
+__all__ = ["STDERR_MARK", "STDOUT_MARK", "Demux", "TextSink"]
 
 STDOUT_MARK = b"\x01\x01\x01"
 STDERR_MARK = b"\x02\x02\x02"
@@ -72,47 +70,3 @@ class Demux:
         text = self._decoders[self._stream].decode(data)
         if text:
             self._sink(self._stream, text)
-
-
-class Unframe:
-    """Decode one stream of the run wrapper's framed output back to the code's text.
-
-    The wrapper (``_command.py``) writes the code's output as lines ``@@<base64>``, one
-    per chunk read, so the daemon's line relabelling cannot change it; this turns them
-    back into the exact bytes, decoded as UTF-8 (``errors="replace"``, incrementally, so
-    a character cut across chunks is kept). Any other line (a shell's own complaint
-    before the framers started) is passed through as it came.
-    """
-
-    def __init__(self, frame: str) -> None:
-        self._frame = frame
-        self._line = ""
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self.consumed = 0
-        """Characters of raw (framed) text fed so far."""
-        self.text = ""
-        """All decoded text so far."""
-
-    def feed(self, raw: str) -> str:
-        """Take more raw text; return the newly decoded text."""
-        self.consumed += len(raw)
-        lines = (self._line + raw).split("\n")
-        self._line = lines.pop()
-        out = "".join(self._decode(line + "\n") for line in lines)
-        self.text += out
-        return out
-
-    def close(self) -> str:
-        """Flush an unterminated last line and the decoder; return the new text."""
-        line, self._line = self._line, ""
-        out = (self._decode(line) if line else "") + self._decoder.decode(b"", final=True)
-        self.text += out
-        return out
-
-    def _decode(self, line: str) -> str:
-        if line.startswith(self._frame):
-            try:
-                return self._decoder.decode(base64.b64decode(line[len(self._frame) :].strip()))
-            except (binascii.Error, ValueError):
-                pass
-        return line

@@ -137,21 +137,6 @@ class EmulatorConfig(_Model):
         "it the command is killed. provider_options['output_cap'] wins when given",
     )
 
-    shell: str | None = Field(
-        default=None,
-        pattern=r"^[A-Za-z0-9_./+-]+$",
-        description="the shell that runs toolbox commands and sessions (a name such as 'zsh', "
-        "'bash', 'dash', or a path); None picks it like the daemon: the first of "
-        "/usr/bin/zsh, /bin/zsh, /usr/bin/bash, /bin/bash listed in the sandbox's /etc/shells, "
-        "else $SHELL, else sh",
-    )
-    relabel_output: bool = Field(
-        default=True,
-        description="treat session command output like the daemon, which relabels it line by "
-        "line: an unterminated last line gets a newline, NUL bytes are dropped unless the "
-        "shell is zsh, and followers receive whole lines only. False returns the exact bytes",
-    )
-
     default_snapshot: str = "daytonaio/sandbox:emulator"
     regions: tuple[str, ...] = Field(default=("us", "eu"), min_length=1)
     default_cpu: int = Field(default=1, ge=1)

@@ -7,14 +7,13 @@ from typing import TYPE_CHECKING
 
 from sandstorm import Capability, RunResult, TerminationReason
 
-from ._errors import DaemonError
-from ._shell import shell_probe, user_shell
+from ._shell import user_shell
 
 if TYPE_CHECKING:
     from ._records import SandboxRecord
     from ._state import Emulator
 
-__all__ = ["TRUNCATED_HEADER", "probe_dirs", "session_shell", "shell", "truncation_notice"]
+__all__ = ["TRUNCATED_HEADER", "probe_dirs", "shell", "truncation_notice"]
 
 TRUNCATED_HEADER = "X-Daytona-Emulator-Output-Truncated"
 """Response header of execute/code-run replies whose output the engine cut."""
@@ -42,8 +41,8 @@ async def shell(
         workspace = await emulator.provider.get_workspace(workspace_id)
     else:
         workspace = await emulator.workspace(record)
-    text = script if plain else user_shell(script, await session_shell(emulator, record))
     provider = emulator.provider
+    text = script if plain else user_shell(script)
     streaming = Capability.STREAMING in provider.capabilities and (
         on_stdout is not None or on_stderr is not None
     )
@@ -57,22 +56,6 @@ async def shell(
         on_stdout=on_stdout if streaming else None,
         on_stderr=on_stderr if streaming else None,
     )
-
-
-async def session_shell(emulator: Emulator, record: SandboxRecord) -> str:
-    """The path of the shell that runs the sandbox's commands (``EmulatorConfig.shell``,
-    else the daemon's choice), looked up once per sandbox."""
-    runtime = emulator.rt(record)
-    if runtime.shell is None:
-        wanted = emulator.config.shell
-        result = await shell(emulator, record, shell_probe(wanted), plain=True)
-        found = result.stdout.strip().splitlines()
-        if not found:
-            raise DaemonError(
-                500, f"the session shell {wanted!r} is not installed in the sandbox", "INTERNAL"
-            )
-        runtime.shell = found[-1]
-    return runtime.shell
 
 
 async def probe_dirs(emulator: Emulator, record: SandboxRecord) -> tuple[str, str]:

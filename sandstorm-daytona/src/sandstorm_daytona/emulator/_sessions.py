@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import sandstorm
 
-from ._engine import session_shell, shell, truncation_notice
+from ._engine import shell, truncation_notice
 from ._errors import DaemonError
 from ._shell import q
 
@@ -39,41 +39,12 @@ class Command:
     exit_code: int | None = None
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
-    relabel: bool = False
-    """Pass output on line by line, as the daemon's labelling loop does."""
-    keep_nul: bool = True
-    """False where the daemon's shell drops NUL bytes when it relabels (bash, dash)."""
-    partial: dict[str, str] = field(default_factory=dict)
-    fed: dict[str, int] = field(default_factory=dict)
-    """Characters of each stream received from the engine (before any relabelling)."""
 
     def emit(self, stream: Stream, text: str) -> None:
-        """Append output and wake followers.
-
-        When relabelling, output goes on the way the daemon's loop writes it (``while IFS=
-        read -r line || [ -n "$line" ]; do printf '<mark>%s\\n' "$line"; done`` in the
-        session shell, daemon ``apps/daemon/pkg/session/execute.go``): whole lines only,
-        without NUL bytes under bash and dash.
-        """
-        self.fed[stream] = self.fed.get(stream, 0) + len(text)
-        if self.relabel:
-            buffered = self.partial.get(stream, "") + text
-            head, newline, tail = buffered.rpartition("\n")
-            self.partial[stream] = tail
-            text = head + newline
-            if not self.keep_nul:
-                text = text.replace("\0", "")
+        """Append output and wake followers."""
         if text:
             self.chunks.append((stream, text))
             self.changed.set()
-
-    def flush(self) -> None:
-        """End of the command: an unterminated last line is written with a newline."""
-        for stream, tail in list(self.partial.items()):
-            if tail:
-                self.partial[stream] = ""
-                self.fed[stream] -= len(tail) + 1
-                self.emit(stream, tail + "\n")  # type: ignore[arg-type]
 
     def text(self, stream: Stream | None = None) -> str:
         """All output so far, of one stream or both in arrival order."""
@@ -178,18 +149,10 @@ class SessionStore:
     ) -> Command:
         """Run ``command_text`` in the session; wait for it unless ``run_async``."""
         session = self.get(record, session_id)
-        emulator = self._emulator
-        relabel = emulator.config.relabel_output
-        if relabel:
-            shell_path = await session_shell(emulator, record)
-        command = Command(
-            id=str(uuid.uuid4()),
-            command=command_text,
-            relabel=relabel,
-            keep_nul=not relabel or shell_path.rsplit("/", 1)[-1].startswith("zsh"),
-        )
+        command = Command(id=str(uuid.uuid4()), command=command_text)
         session.commands[command.id] = command
         marker = f"\x1e__daytona_session_state_{uuid.uuid4().hex}__"
+        emulator = self._emulator
         record.touch(emulator.clock.now())
 
         async def run() -> None:
@@ -224,7 +187,6 @@ class SessionStore:
                         command.emit("stderr", notice)
                     command.exit_code = result.exit_code
                 finally:
-                    command.flush()
                     if command.exit_code is None:
                         command.exit_code = 137
                     command.changed.set()
@@ -239,9 +201,9 @@ class SessionStore:
 def _fill(command: Command, stdout: str, stderr: str) -> None:
     """Add what the result holds beyond what was streamed (engines without streaming)."""
     for stream, full in (("stdout", stdout), ("stderr", stderr)):
-        seen = command.fed.get(stream, 0)
-        if len(full) > seen:
-            command.emit(stream, full[seen:])  # type: ignore[arg-type]
+        seen = command.text(stream)  # type: ignore[arg-type]
+        if full.startswith(seen) and len(full) > len(seen):
+            command.emit(stream, full[len(seen) :])  # type: ignore[arg-type]
 
 
 async def _cancel(session: Session) -> None:

@@ -5,10 +5,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Mapping
 
-__all__ = ["DAEMON_SHELLS", "q", "script_in", "shell_probe", "user_shell"]
-
-DAEMON_SHELLS = ("/usr/bin/zsh", "/bin/zsh", "/usr/bin/bash", "/bin/bash")
-"""The shells the daemon looks for in ``/etc/shells``, in its order of preference."""
+__all__ = ["q", "script_in", "user_shell"]
 
 
 def q(value: str) -> str:
@@ -16,30 +13,14 @@ def q(value: str) -> str:
     return shlex.quote(value)
 
 
-def shell_probe(wanted: str | None) -> str:
-    """A script printing the path of the session shell.
-
-    With ``wanted`` (a name or a path) that shell, or nothing when it is missing. Without,
-    the daemon's choice (``apps/daemon/pkg/common/get_shell.go``): the first of
-    :data:`DAEMON_SHELLS` listed in ``/etc/shells`` (zsh before bash), else ``$SHELL``,
-    else ``sh``; a listed shell that is not installed is passed over.
-    """
-    if wanted:
-        return f"command -v {q(wanted)} || true\n"
-    checks = "".join(
-        f'case "$l" in *{q(path)}*) if [ -x {q(path)} ]; then echo {q(path)}; exit 0; fi ;; esac\n'
-        for path in DAEMON_SHELLS
-    )
+def user_shell(script: str) -> str:
+    """Run ``script`` with the first of zsh, bash, sh that exists, as the daemon does."""
     return (
-        "l=$(grep '^[^#]' /etc/shells 2>/dev/null)\n"
-        f"{checks}"
-        'if [ -n "${SHELL:-}" ] && [ -x "$SHELL" ]; then echo "$SHELL"; else command -v sh; fi\n'
+        f"__s={q(script)}\n"
+        'for __sh in zsh bash; do if command -v "$__sh" >/dev/null 2>&1; then '
+        'exec "$__sh" -c "$__s"; fi; done\n'
+        'exec sh -c "$__s"\n'
     )
-
-
-def user_shell(script: str, shell: str) -> str:
-    """Run ``script`` with ``shell`` (a path from :func:`shell_probe`), as ``shell -c``."""
-    return f"exec {q(shell)} -c {q(script)}\n"
 
 
 def script_in(

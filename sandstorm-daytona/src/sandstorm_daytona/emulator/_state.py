@@ -80,8 +80,6 @@ class SandboxRuntime:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     work_dir: str | None = None
     home_dir: str | None = None
-    shell: str | None = None
-    """The session shell's path, resolved once like the daemon's ``GetShell``."""
     samples: list[MetricSample] = field(default_factory=list)
     credentials: dict[str, tuple[str, str]] = field(default_factory=dict, repr=False)
 
