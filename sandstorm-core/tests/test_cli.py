@@ -113,5 +113,93 @@ def test_providers_explains_an_unconfigured_provider_briefly(state_root: Path) -
     env = {"DAYTONA_API_KEY": "", "DAYTONA_API_URL": ""}
     done = cli("providers", env=env, root=state_root)
     line = next(line for line in done.stdout.splitlines() if line.startswith("daytona "))
-    assert "no (not configured: api_key: Field required)" in line
+    assert (
+        "no (not configured: api_key is required (pass api_key=... or set DAYTONA_API_KEY))" in line
+    )
     assert "known fields" not in line
+
+
+def test_version(state_root: Path) -> None:
+    import sandstorm
+
+    done = cli("--version", root=state_root)
+    assert (done.returncode, done.stdout.strip()) == (0, f"sandstorm {sandstorm.__version__}")
+
+
+def test_provider_typo_suggests_the_name(state_root: Path) -> None:
+    done = cli("run", "-p", "locl", "-c", "print(1)", root=state_root)
+    assert done.returncode == 2
+    assert "did you mean 'local'?" in done.stderr
+
+
+def test_empty_provider_variable_is_an_error(state_root: Path) -> None:
+    done = cli("run", "-c", "print(1)", env={"SANDSTORM_PROVIDER": ""}, root=state_root)
+    assert done.returncode == 2
+    assert "SANDSTORM_PROVIDER is set but empty" in done.stderr
+    assert done.stdout == ""
+
+
+def test_config_error_names_the_variable_and_only_missing_fields(state_root: Path) -> None:
+    env = {"DAYTONA_API_KEY": "", "DAYTONA_API_URL": ""}
+    done = cli("run", "-p", "daytona", "-c", "print(1)", env=env, root=state_root)
+    assert done.returncode == 2
+    assert "api_key is required (pass api_key=... or set DAYTONA_API_KEY)" in done.stderr
+    assert "known fields" not in done.stderr
+    assert "create_timeout" not in done.stderr
+
+
+def test_unknown_extension_is_an_error(tmp_path: Path, state_root: Path) -> None:
+    script = tmp_path / "notes.txt"
+    script.write_text("print('would run as python')")
+    done = cli("run", str(script), root=state_root)
+    assert done.returncode == 2
+    assert "--language" in done.stderr
+    assert done.stdout == ""
+
+
+def test_json_prints_json_only(state_root: Path) -> None:
+    done = cli(
+        "run",
+        "--json",
+        "-t",
+        "1",
+        "-c",
+        "print('x', flush=True)\nwhile True: pass",
+        root=state_root,
+    )
+    assert done.returncode == 124
+    data = json.loads(done.stdout)
+    assert (data["error"], data["stdout"]) == ("ExecutionTimeout", "x\n")
+    bad = cli("run", "--json", "-p", "nope", "-c", "1", root=state_root)
+    assert json.loads(bad.stdout)["error"] == "ProviderNotFound"
+
+
+def test_doctor_positional_says_why_unavailable(state_root: Path) -> None:
+    env = {"DAYTONA_API_KEY": "k", "DAYTONA_API_URL": "http://127.0.0.1:9/api"}
+    done = cli("doctor", "daytona", env=env, root=state_root)
+    assert done.returncode == 1
+    line = next(line for line in done.stdout.splitlines() if line.startswith("available:"))
+    assert "no (" in line
+    assert "NetworkError" in line
+
+
+def test_ctrl_c_exits_130_after_cleaning_up(state_root: Path) -> None:
+    import signal
+
+    environ = {**os.environ, "SANDSTORM_LOCAL_ROOT": str(state_root)}
+    code = "import time\nprint('up')\ntime.sleep(60)"
+    with subprocess.Popen(
+        [*SANDSTORM, "run", "-c", code],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environ,
+    ) as proc:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "up\n"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "Traceback" not in err
+    left = list((state_root / "workspaces").iterdir()) + list((state_root / "trash").iterdir())
+    assert left == []

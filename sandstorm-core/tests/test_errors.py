@@ -36,3 +36,33 @@ def test_errors_carry_their_details() -> None:
     assert "r-1" in str(limited)
     missing = s.TemplateNotFound("ml", ["base", "web"])
     assert "base, web" in str(missing)
+
+
+def test_translate_gives_sandstorm_errors() -> None:
+    from sandstorm import (
+        FileNotFound,
+        NetworkError,
+        ProviderAPIError,
+        SandstormError,
+        WorkspaceOSError,
+    )
+    from sandstorm._errors import translate
+
+    inner = ProviderAPIError("log stream closed with code 1012", provider="daytona")
+    group = ExceptionGroup("streams", [ValueError("x"), inner])
+    assert translate(group) is inner
+    lost = translate(ExceptionGroup("g", [ConnectionResetError(), KeyError("k")]), "p")
+    assert isinstance(lost, NetworkError)
+    own = KeyError("the application's callback")
+    assert translate(ExceptionGroup("g", [own])) is own
+    missing = translate(FileNotFoundError(2, "No such file", "a.txt"))
+    assert isinstance(missing, FileNotFound)
+    assert isinstance(missing, FileNotFoundError)
+    assert missing.filename == "a.txt"
+    directory = translate(IsADirectoryError(21, "Is a directory"))
+    assert isinstance(directory, WorkspaceOSError)
+    assert isinstance(directory, IsADirectoryError)
+    assert isinstance(translate(ConnectionResetError()), NetworkError)
+    callback_error = RuntimeError("the application's own")
+    assert translate(callback_error) is callback_error
+    assert not isinstance(callback_error, SandstormError)

@@ -29,7 +29,7 @@ from sandstorm import Capability, ExecRequest, FileInfo, RunResult, Workspace, W
 class HostConfig(sandstorm.ProviderConfig):
     env_prefix = "SSTK_HOST_"
     root: str = os.path.join(tempfile.gettempdir(), "sstk-host-provider")
-    max_output_bytes: int = 1 << 20
+    max_output_bytes: int = sandstorm.DEFAULT_OUTPUT_CAP
 
 
 class HostProvider(sandstorm.AsyncProvider):
@@ -131,13 +131,21 @@ class HostProvider(sandstorm.AsyncProvider):
         cap = self.config.max_output_bytes
         buffers = {"out": bytearray(), "err": bytearray()}
         truncated = {"out": False, "err": False}
+        seen = {"out": 0, "err": 0}
+        flooded = False
 
         async def pump(stream: asyncio.StreamReader, key: str) -> None:
+            nonlocal flooded
             while chunk := await stream.read(65536):
                 room = cap - len(buffers[key])
                 if len(chunk) > room:
                     truncated[key] = True
                 buffers[key] += chunk[: max(room, 0)]
+                seen[key] += len(chunk)
+                if seen[key] > 2 * cap and not flooded:  # the kit's one meaning of the cap
+                    flooded = True
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(proc.pid, signal.SIGKILL)
 
         async def feed() -> None:
             if request.stdin is not None and proc.stdin is not None:
@@ -173,12 +181,28 @@ class HostProvider(sandstorm.AsyncProvider):
             raise sandstorm.ExecutionTimeout(
                 request.timeout, stdout=text("out"), stderr=text("err"), workspace_id=workspace.id
             ) from None
+        except BaseException:  # cancelled: reap the process before its event loop goes
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(proc.wait())
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
         code = proc.returncode
         assert code is not None
         signaled = code < 0
+        reason = (
+            sandstorm.TerminationReason.OUTPUT_LIMIT
+            if flooded
+            else sandstorm.TerminationReason.SIGNALED
+            if signaled
+            else sandstorm.TerminationReason.EXITED
+        )
         return RunResult(
             stdout=text("out"),
             stderr=text("err"),
@@ -189,9 +213,7 @@ class HostProvider(sandstorm.AsyncProvider):
             language=request.language,
             stdout_truncated=truncated["out"],
             stderr_truncated=truncated["err"],
-            reason=sandstorm.TerminationReason.SIGNALED
-            if signaled
-            else sandstorm.TerminationReason.EXITED,
+            reason=reason,
             signal=-code if signaled else None,
         )
 

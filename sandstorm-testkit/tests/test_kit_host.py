@@ -55,11 +55,11 @@ def _subclasses(timeouts: dict[str, str], workspaces: dict[str, str]) -> str:
 
 def test_whole_suite_by_name(kit_dir: pytest.Pytester) -> None:
     result = kit_dir.runpytest(*QUICK, "--sandstorm-provider=host", "--sandstorm-report=r.json")
-    result.assert_outcomes(passed=72, failed=2, skipped=36)
+    result.assert_outcomes(passed=81, failed=2, skipped=39)
     data = json.loads((kit_dir.path / "r.json").read_text())
     failed = {t["nodeid"].split("::")[-1] for t in data["tests"] if t["outcome"] == "failed"}
     assert failed == set(HOST_LIMITS)
-    assert data["totals"] == {"passed": 72, "failed": 2, "skipped": 36, "xfailed": 0}
+    assert data["totals"] == {"passed": 81, "failed": 2, "skipped": 39, "xfailed": 0}
     for test in data["tests"]:
         if test["outcome"] != "skipped":
             continue

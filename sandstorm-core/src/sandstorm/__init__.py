@@ -18,6 +18,9 @@ from ._errors import (
     AuthenticationError,
     CapabilityNotSupported,
     ExecutionTimeout,
+    FileNotFound,
+    InvalidArgument,
+    InvalidPath,
     IsolationUnavailable,
     NetworkError,
     ProviderAPIError,
@@ -33,7 +36,9 @@ from ._errors import (
     SnapshotNotFound,
     TemplateNotFound,
     WorkspaceError,
+    WorkspaceExists,
     WorkspaceNotFound,
+    WorkspaceOSError,
 )
 
 if TYPE_CHECKING:
@@ -42,6 +47,7 @@ if TYPE_CHECKING:
     from ._config import ProviderConfig, env_field
     from ._hookspecs import hookimpl
     from ._models import (
+        DEFAULT_OUTPUT_CAP,
         CostEstimate,
         FileInfo,
         GitFileStatus,
@@ -68,13 +74,14 @@ if TYPE_CHECKING:
         register_provider,
     )
     from ._sandbox import AsyncSandbox, Sandbox
-    from ._sync import SyncProvider
+    from ._sync import SyncOutputStream, SyncProvider
 
 _LAZY: dict[str, str] = {
     "AsyncProvider": "_provider",
     "AsyncSandbox": "_sandbox",
     "AuditEvent": "_audit",
     "CostEstimate": "_models",
+    "DEFAULT_OUTPUT_CAP": "_models",
     "default_provider_name": "_registry",
     "env_field": "_config",
     "ExecRequest": "_provider",
@@ -100,6 +107,7 @@ _LAZY: dict[str, str] = {
     "RunResult": "_models",
     "Sandbox": "_sandbox",
     "Snapshot": "_models",
+    "SyncOutputStream": "_sync",
     "SyncProvider": "_sync",
     "TerminationReason": "_models",
     "WarmPool": "_pool",
@@ -116,6 +124,7 @@ that needs them is used: every CLI call and short script starts faster.
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_OUTPUT_CAP",
     "PROVIDER_GROUP",
     "AsyncProvider",
     "AsyncSandbox",
@@ -126,6 +135,9 @@ __all__ = [
     "CostEstimate",
     "ExecRequest",
     "ExecutionTimeout",
+    "FileNotFound",
+    "InvalidArgument",
+    "InvalidPath",
     "FileInfo",
     "GitFileStatus",
     "GitStatus",
@@ -154,6 +166,7 @@ __all__ = [
     "SandstormError",
     "Snapshot",
     "SnapshotNotFound",
+    "SyncOutputStream",
     "SyncProvider",
     "TemplateNotFound",
     "TerminationReason",
@@ -161,7 +174,9 @@ __all__ = [
     "Workspace",
     "WorkspaceError",
     "WorkspaceMetrics",
+    "WorkspaceExists",
     "WorkspaceNotFound",
+    "WorkspaceOSError",
     "WorkspaceSpec",
     "default_provider_name",
     "env_field",

@@ -27,13 +27,22 @@ EXTENSIONS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``sandstorm`` command; returns the process exit status."""
+    """Entry point of the ``sandstorm`` command; returns the process exit status.
+
+    Ctrl-C ends it with status 130 and no traceback, once what it created is deleted.
+    """
     parser = _parser()
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args))
+    except KeyboardInterrupt:
+        print("sandstorm: interrupted", file=sys.stderr)
+        return 130
     except SandstormError as exc:
-        print(f"sandstorm: {type(exc).__name__}: {exc}", file=sys.stderr)
+        if getattr(args, "json", False):
+            print(json.dumps({"error": type(exc).__name__, "message": str(exc)}))
+        else:
+            print(f"sandstorm: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
 
 
@@ -41,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sandstorm", description="Run untrusted code in sandboxes through one API."
     )
+    parser.add_argument("--version", action="version", version=f"sandstorm {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run code and print its output")
@@ -66,16 +76,23 @@ def _parser() -> argparse.ArgumentParser:
     doctor = commands.add_parser(
         "doctor", help="show a provider's declaration, availability and isolation report"
     )
+    doctor.add_argument("name", nargs="?", help="provider name (same as --provider)")
     doctor.add_argument("--provider", "-p", help="provider name")
     doctor.set_defaults(handler=_doctor)
 
-    reap = commands.add_parser("reap", help="delete expired sandboxes that sandstorm created")
+    reap = commands.add_parser(
+        "reap", help="delete workspaces sandstorm created that nobody will delete"
+    )
     reap.add_argument("--provider", "-p", help="provider name")
     reap.add_argument(
         "--older-than",
         type=float,
         default=None,
-        help="also delete sandstorm sandboxes older than this many seconds",
+        metavar="SECONDS",
+        help="also delete sandstorm workspaces older than this (never a live process's)",
+    )
+    reap.add_argument(
+        "--dry-run", action="store_true", help="list what would be deleted, delete nothing"
     )
     reap.set_defaults(handler=_reap)
     return parser
@@ -95,7 +112,15 @@ def _run(args: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"sandstorm: cannot read {path}: {exc.strerror}", file=sys.stderr)
             return 2
-        language = args.language or EXTENSIONS.get(path.suffix.lower(), "python")
+        language = args.language or EXTENSIONS.get(path.suffix.lower())
+        if language is None:
+            known = ", ".join(sorted(EXTENSIONS))
+            print(
+                f"sandstorm: cannot tell the language of {path.name} from its extension "
+                f"(known: {known}); pass --language",
+                file=sys.stderr,
+            )
+            return 2
     with get_provider(args.provider) as provider:
         options: dict[str, Any] = {
             key: value
@@ -108,6 +133,10 @@ def _run(args: argparse.Namespace) -> int:
         try:
             result = provider.run(code, language=language, timeout=args.timeout, **options)
         except ExecutionTimeout as exc:
+            if args.json:
+                timed_out = {"error": "ExecutionTimeout", "message": str(exc)}
+                print(json.dumps({**timed_out, "stdout": exc.stdout, "stderr": exc.stderr}))
+                return 124
             if not live:
                 sys.stdout.write(exc.stdout)
                 sys.stderr.write(exc.stderr)
@@ -190,26 +219,51 @@ def _availability(cls: type) -> tuple[bool, str]:
     with provider:
         try:
             ok = provider.is_available()
+            reason = None if ok else _why_unavailable(provider.async_provider)
         except SandstormError as exc:
             return False, str(exc)
-    return ok, "ok" if ok else "not reachable"
+    return ok, "ok" if ok else reason or "not reachable"
+
+
+def _why_unavailable(provider: Any) -> str | None:
+    """The error that makes ``provider`` unavailable, when it tells one."""
+    from ._sync import run_sync
+
+    try:
+        run_sync(provider._is_available())
+    except SandstormError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    except Exception as exc:  # a provider's own failure, described rather than raised
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
 
 def _doctor(args: argparse.Namespace) -> int:
     from . import get_provider
 
-    with get_provider(args.provider) as provider:
+    if args.name and args.provider and args.name != args.provider:
+        print("sandstorm: give the provider once (NAME or --provider)", file=sys.stderr)
+        return 2
+    with get_provider(args.name or args.provider) as provider:
         info = provider.info()
         print(f"provider:     {info.name}  {info.description}")
         print(f"languages:    {', '.join(sorted(info.languages))}")
         print(f"capabilities: {', '.join(sorted(info.capabilities)) or '-'}")
         available = provider.is_available()
-        print(f"available:    {'yes' if available else 'no'}")
+        reason = None if available else _why_unavailable(provider.async_provider)
+        status = "yes" if available else f"no ({reason or 'not reachable'})"
+        print(f"available:    {status}")
         report = getattr(provider.async_provider, "isolation_report", None)
-        if report is not None:
+        if report is not None and available:
             print("isolation:")
             print(report().summary())
     return 0 if available else 1
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
 
 
 def _reap(args: argparse.Namespace) -> int:
@@ -217,21 +271,16 @@ def _reap(args: argparse.Namespace) -> int:
     from ._sync import run_sync
 
     provider = get_async_provider(args.provider or default_provider_name())
-    reap = getattr(provider, "reap", None)
-    if reap is None:
-        print(f"sandstorm: provider {provider.name!r} has nothing to reap", file=sys.stderr)
-        run_sync(provider.aclose())
-        return 2
 
     async def go() -> list[str]:
         async with provider:
-            removed: list[str] = await reap(older_than=args.older_than)
-            return removed
+            return await provider.reap(older_than=args.older_than, dry_run=args.dry_run)
 
-    removed = run_sync(go())
-    for workspace_id in removed:
-        print(f"deleted {workspace_id}")
-    print(f"{len(removed)} sandbox(es) removed")
+    found = run_sync(go())
+    verb = "would delete" if args.dry_run else "deleted"
+    for workspace_id in found:
+        print(f"{verb} {workspace_id}")
+    print(f"{len(found)} workspace(s) {'to remove' if args.dry_run else 'removed'}")
     return 0
 
 

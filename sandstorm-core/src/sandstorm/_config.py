@@ -47,14 +47,10 @@ class ProviderConfig(BaseModel):
         """
         environ = os.environ if environ is None else environ
         merged = dict(values)
-        for field_name, field in cls.model_fields.items():
+        for field_name in cls.model_fields:
             if field_name in merged:
                 continue
-            extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
-            names = [str(name) for name in extra.get("env", []) or []]  # type: ignore[union-attr]
-            if not names and cls.env_prefix:
-                names = [f"{cls.env_prefix}{field_name.upper()}"]
-            for name in names:
+            for name in cls.env_names(field_name):
                 if environ.get(name):
                     merged[field_name] = environ[name]
                     break
@@ -63,11 +59,37 @@ class ProviderConfig(BaseModel):
         except ValidationError as exc:
             raise ProviderConfigError(_describe(cls, exc)) from None
 
+    @classmethod
+    def env_names(cls, field_name: str) -> list[str]:
+        """The environment variables ``field_name`` falls back to, in order."""
+        field = cls.model_fields.get(field_name)
+        if field is None:
+            return []
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        names = [str(name) for name in extra.get("env", []) or []]  # type: ignore[union-attr]
+        if not names and cls.env_prefix:
+            names = [f"{cls.env_prefix}{field_name.upper()}"]
+        return names
 
-def _describe(model: type[BaseModel], exc: ValidationError) -> str:
+
+def _describe(model: type[ProviderConfig], exc: ValidationError) -> str:
+    """What is wrong, field by field: only the fields at fault, with their variables."""
     problems = []
+    unknown = False
     for error in exc.errors(include_input=False, include_url=False):
         where = ".".join(str(part) for part in error["loc"]) or "config"
-        problems.append(f"{where}: {error['msg']}")
-    known = ", ".join(sorted(model.model_fields))
-    return f"invalid {model.__name__}: " + "; ".join(problems) + f" (known fields: {known})"
+        top = str(error["loc"][0]) if error["loc"] else ""
+        names = model.env_names(top) if top else []
+        if error["type"] == "missing":
+            hint = f" (pass {top}=... or set {' or '.join(names)})" if names else ""
+            problems.append(f"{where} is required{hint}")
+        elif error["type"] == "extra_forbidden":
+            unknown = True
+            problems.append(f"{where}: unknown field")
+        else:
+            source = f" (from {' or '.join(names)}?)" if names else ""
+            problems.append(f"{where}: {error['msg']}{source}")
+    message = f"invalid {model.__name__}: " + "; ".join(problems)
+    if unknown:
+        message += f" (known fields: {', '.join(sorted(model.model_fields))})"
+    return message

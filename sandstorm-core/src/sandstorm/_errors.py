@@ -7,6 +7,7 @@ matter which provider runs the code. No error message ever contains a secret.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable
 
 __all__ = [
@@ -15,10 +16,15 @@ __all__ = [
     "ProviderNotFound",
     "ProviderLoadError",
     "ProviderConfigError",
+    "InvalidArgument",
+    "InvalidPath",
     "CapabilityNotSupported",
     "IsolationUnavailable",
     "WorkspaceError",
     "WorkspaceNotFound",
+    "WorkspaceExists",
+    "FileNotFound",
+    "WorkspaceOSError",
     "SnapshotNotFound",
     "TemplateNotFound",
     "ExecutionTimeout",
@@ -29,6 +35,7 @@ __all__ = [
     "ResourceAllocationError",
     "ProviderUnavailable",
     "NetworkError",
+    "translate",
 ]
 
 
@@ -53,6 +60,10 @@ class ProviderNotFound(ProviderError, LookupError):
         self.hint = hint
         listing = ", ".join(self.installed) or "none"
         message = f"no sandstorm provider named {name!r} is installed (installed: {listing})"
+        close = difflib.get_close_matches(name, self.installed, n=1)
+        self.suggestion = close[0] if close else None
+        if self.suggestion:
+            message += f"; did you mean {self.suggestion!r}?"
         if hint:
             message += f"; {hint}"
         super().__init__(message)
@@ -64,6 +75,14 @@ class ProviderLoadError(ProviderError):
 
 class ProviderConfigError(ProviderError, ValueError):
     """The provider's configuration is invalid; the message says which field and why."""
+
+
+class InvalidArgument(ProviderConfigError, TypeError):
+    """An argument of a public call is of the wrong type or out of range.
+
+    Raised before any provider code runs, identically on every provider. It is also a
+    ``ValueError`` and a ``TypeError``, as the built-in checks would have raised.
+    """
 
 
 class CapabilityNotSupported(SandstormError, NotImplementedError):
@@ -93,6 +112,57 @@ class WorkspaceNotFound(WorkspaceError, LookupError):
         self.workspace_id = workspace_id
         where = f" on provider {provider!r}" if provider else ""
         super().__init__(f"workspace {workspace_id!r} not found{where}")
+
+
+class InvalidPath(InvalidArgument, WorkspaceError):
+    """A path argument is malformed or leaves the workspace (also a ``WorkspaceError``)."""
+
+
+class WorkspaceExists(WorkspaceError):
+    """A workspace with this name already exists (names are unique per provider scope)."""
+
+    def __init__(self, name: str, provider: str | None = None) -> None:
+        self.name = name
+        where = f" on provider {provider!r}" if provider else ""
+        super().__init__(f"a workspace named {name!r} already exists{where}")
+
+
+class WorkspaceOSError(WorkspaceError, OSError):
+    """A file operation in a workspace failed; also the matching built-in ``OSError``.
+
+    ``WorkspaceOSError.of(exc)`` turns an ``OSError`` into one of these whose class is
+    also ``type(exc)`` (``FileNotFoundError``, ``IsADirectoryError``...).
+    """
+
+    @staticmethod
+    def of(exc: OSError) -> WorkspaceOSError:
+        """``exc`` as a Sandstorm error that is still an instance of ``type(exc)``."""
+        if isinstance(exc, WorkspaceOSError):
+            return exc
+        error = _os_class(type(exc))(*exc.args)
+        if exc.filename is not None:
+            error.filename = exc.filename
+        return error
+
+
+_OS_CLASSES: dict[type[OSError], type[WorkspaceOSError]] = {}
+
+
+def _os_class(cls: type[OSError]) -> type[WorkspaceOSError]:
+    if cls is FileNotFoundError:
+        return FileNotFound
+    if cls is OSError:
+        return WorkspaceOSError
+    found = _OS_CLASSES.get(cls)
+    if found is None:
+        found = _OS_CLASSES[cls] = type(
+            f"Workspace{cls.__name__}", (WorkspaceOSError, cls), {"__module__": __name__}
+        )
+    return found
+
+
+class FileNotFound(WorkspaceOSError, FileNotFoundError):
+    """The file does not exist in the workspace (also a ``FileNotFoundError``)."""
 
 
 class SnapshotNotFound(WorkspaceError, LookupError):
@@ -190,3 +260,51 @@ class ProviderUnavailable(ProviderAPIError):
 
 class NetworkError(ProviderUnavailable):
     """The connection to the backend failed (refused, reset, timed out)."""
+
+
+def translate(exc: BaseException, provider: str | None = None) -> BaseException:
+    """``exc`` as a :class:`SandstormError` where it is a backend's or the OS's failure.
+
+    An exception group gives its first Sandstorm error, else its first leaf (translated);
+    ``OSError`` becomes :class:`WorkspaceOSError` (still the same ``OSError`` class);
+    httpx/httpcore failures and lost connections become :class:`NetworkError`; a pydantic
+    ``ValidationError`` (a reply that does not parse) becomes :class:`ProviderAPIError`.
+    Anything else (an application callback's own error, a bug) is returned unchanged.
+    """
+    if isinstance(exc, SandstormError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        leaves = list(_leaves(exc))
+        for leaf in leaves:
+            if isinstance(leaf, SandstormError):
+                return leaf
+        if not leaves:
+            return ProviderAPIError(str(exc), provider=provider)
+        # no Sandstorm error inside: the first failure, translated when it is a backend's
+        # (an application callback's own error comes out as it was raised)
+        return translate(leaves[0], provider)
+    module = type(exc).__module__.split(".", 1)[0]
+    if isinstance(exc, ConnectionError | TimeoutError) or module in (
+        "httpx",
+        "httpcore",
+        "h11",
+        "wsproto",
+        "websockets",
+    ):
+        return NetworkError(
+            f"the connection to the backend failed: {type(exc).__name__}: {exc}",
+            provider=provider,
+        )
+    if isinstance(exc, OSError):
+        return WorkspaceOSError.of(exc)
+    if module in {"pydantic", "pydantic_core"}:
+        return ProviderAPIError(f"the backend sent a reply that does not parse: {exc}")
+    return exc
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterable[BaseException]:
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            yield from _leaves(exc)
+        else:
+            yield exc

@@ -27,6 +27,7 @@ __all__ = [
     "OutputChunk",
     "ProviderInfo",
     "TerminationReason",
+    "DEFAULT_OUTPUT_CAP",
 ]
 
 
@@ -53,12 +54,20 @@ class TerminationReason(StrEnum):
     MEMORY_LIMIT = "memory_limit"
     """The memory limit was hit and the kernel killed the process."""
     OUTPUT_LIMIT = "output_limit"
-    """Output went far past the cap and the process was killed to bound it."""
+    """Output went past twice the cap: the process was killed (exit 137, signal 9)."""
     CPU_LIMIT = "cpu_limit"
     """The cpu-time limit was hit."""
     DISK_LIMIT = "disk_limit"
     """The workspace went past its disk limit and the process was killed."""
 
+
+DEFAULT_OUTPUT_CAP = 4 << 20
+"""Bytes of stdout and of stderr every provider keeps per run by default (4 MiB).
+
+Past the cap the rest is dropped and ``stdout_truncated``/``stderr_truncated`` is set;
+once a stream passes twice the cap the run is killed: ``reason=OUTPUT_LIMIT``,
+``exit_code=137``, ``signal=9``.
+"""
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 PositiveInt = Annotated[int, Field(gt=0)]

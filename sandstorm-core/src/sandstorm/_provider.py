@@ -10,19 +10,34 @@ of the primitives, so an adapter writes each primitive once and gets the rest.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+import weakref
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Concatenate, ParamSpec, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
+from . import _exits
 from ._audit import AuditEvent
 from ._capabilities import Capability
 from ._config import ProviderConfig
-from ._errors import CapabilityNotSupported, ProviderConfigError, SandstormError
+from ._errors import (
+    CapabilityNotSupported,
+    InvalidArgument,
+    ProviderAPIError,
+    ProviderConfigError,
+    ProviderUnavailable,
+    SandstormError,
+    WorkspaceExists,
+    WorkspaceNotFound,
+    translate,
+)
 from ._models import (
     CostEstimate,
     FileInfo,
@@ -39,19 +54,52 @@ from ._models import (
 )
 from ._plugins import plugin_manager
 from ._sandbox import AsyncSandbox
+from ._validate import (
+    check_callback,
+    check_code,
+    check_data,
+    check_env,
+    check_flag,
+    check_labels,
+    check_name,
+    check_network,
+    check_path,
+    check_ref,
+    check_resources,
+    check_seconds,
+    check_snapshot_name,
+    check_stdin,
+    check_text,
+    check_timeout,
+)
 from .adapters import redact_credentials
 
 if TYPE_CHECKING:
     from ._pool import WarmPool
 
-__all__ = ["AsyncProvider", "ExecRequest", "OutputCallback", "OutputStream", "WorkspaceSpec"]
+__all__ = [
+    "LABEL_BOUND",
+    "LABEL_PROCESS",
+    "AsyncProvider",
+    "ExecRequest",
+    "OutputCallback",
+    "OutputStream",
+    "WorkspaceSpec",
+]
 
 log = logging.getLogger("sandstorm")
+
+T = TypeVar("T")
 
 OutputCallback = Callable[[str], None]
 """Receives a piece of decoded output as soon as the provider has it."""
 
 WorkspaceRef = Workspace | str
+
+LABEL_PROCESS = "sandstorm-process"
+"""Internal label: the process that created the workspace, ``host/pid/start`` (reapers)."""
+LABEL_BOUND = "sandstorm-bound"
+"""Internal label: ``"1"`` when the workspace must not outlive the process that made it."""
 
 
 class WorkspaceSpec(BaseModel):
@@ -96,6 +144,30 @@ class ExecRequest:
         return self.on_stdout is not None or self.on_stderr is not None
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _boundary(
+    method: Callable[Concatenate[AsyncProvider, P], Coroutine[Any, Any, R]],
+) -> Callable[Concatenate[AsyncProvider, P], Coroutine[Any, Any, R]]:
+    """Every failure of a public method is a SandstormError (see ``translate``)."""
+
+    @functools.wraps(method)
+    async def call(self: AsyncProvider, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await method(self, *args, **kwargs)
+        except (SandstormError, asyncio.CancelledError, GeneratorExit):
+            raise
+        except Exception as exc:
+            mapped = translate(exc, self.name)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+
+    return call
+
+
 class AsyncProvider:
     """Base class of every provider, and the async API users call.
 
@@ -108,6 +180,20 @@ class AsyncProvider:
     capabilities: ClassVar[frozenset[Capability]] = frozenset()
     languages: ClassVar[frozenset[str]] = frozenset({Language.PYTHON})
     config_model: ClassVar[type[ProviderConfig]] = ProviderConfig
+    internal_labels: ClassVar[frozenset[str]] = frozenset()
+    """Label keys the provider keeps for itself; they never appear in ``Workspace.labels``."""
+    exit_timeout: ClassVar[float] = 30.0
+    enforces_unique_names: ClassVar[bool] = False
+    """True when the backend itself refuses a second workspace with a taken name (409)."""
+    max_cpu: ClassVar[float | None] = None
+    """Most cores one workspace can get; a larger ``cpu=`` is refused before any call."""
+    max_memory: ClassVar[int | None] = None
+    """Most MiB of memory one workspace can get."""
+    max_disk: ClassVar[int | None] = None
+    """Most MiB of disk one workspace can get."""
+    max_timeout: ClassVar[float | None] = 86400.0
+    """Longest ``timeout=`` in seconds a run may ask for."""
+    """Seconds ``aclose()`` and the process-exit path spend deleting what is left."""
 
     def __init__(self, config: ProviderConfig | None = None) -> None:
         if config is None:
@@ -120,6 +206,15 @@ class AsyncProvider:
         self.config = config
         self._pool: WarmPool | None = None
         self._closed = False
+        self._released = False
+        self._owned: dict[str, None] = {}
+        self._deleting: dict[str, asyncio.Task[None]] = {}
+        self._cleanups: set[asyncio.Task[Any]] = set()
+        self._home: asyncio.AbstractEventLoop | None = None
+        self._inflight: set[asyncio.Task[Any]] = set()
+        self._stopped: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+        self._name_locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        _exits.register(self)
 
     # ------------------------------------------------------------------ construction
 
@@ -162,13 +257,17 @@ class AsyncProvider:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Release everything the provider holds (warm workspaces, connections). Idempotent."""
-        if self._closed:
+        """Release everything the provider holds; idempotent.
+
+        Waits (at most ``exit_timeout`` seconds) for deletions in flight, deletes what
+        this process still owns (warm workspaces, one-shot and sandbox-handle workspaces,
+        non-persistent workspaces), then closes connections. Cancelling it does not stop
+        the cleanup: the cancellation is re-raised once the cleanup is done.
+        """
+        if self._closed and self._released and not self._needs_exit():
             return
         self._closed = True
-        if self._pool is not None:
-            await self._pool.aclose()
-        await self._aclose()
+        await self._shutdown()
 
     # ------------------------------------------------------------------ public API
 
@@ -179,6 +278,7 @@ class AsyncProvider:
         except SandstormError:
             return False
 
+    @_boundary
     async def run(
         self,
         code: str,
@@ -204,8 +304,15 @@ class AsyncProvider:
         workspace is made (from the warm pool when one is configured), optionally seeded
         with ``git_repo``, and deleted afterwards whatever happens.
         """
+        self._check_open()
         request = self._request(code, language, timeout, env, stdin, on_stdout, on_stderr)
+        resources = self._resources(cpu, memory, disk)
+        workspace_template = check_text(workspace_template, "workspace_template")
+        network = check_network(network)
+        git_repo = check_text(git_repo, "git_repo")
+        git_branch = check_text(git_branch, "git_branch")
         if workspace_id is not None:
+            workspace_id = check_ref(workspace_id)
             if any(v is not None for v in (cpu, memory, disk, workspace_template, network)):
                 raise ProviderConfigError(
                     "cpu, memory, disk, workspace_template and network apply to new "
@@ -214,20 +321,31 @@ class AsyncProvider:
             workspace = await self._resolve(workspace_id)
             if git_repo is not None:
                 await self.git_clone(workspace, git_repo, branch=git_branch)
-            return await self._run_hooked(workspace, request)
+            return await self._guarded(self._run_hooked(workspace, request))
         spec = self._spec(
             template=workspace_template,
             persistent=False,
-            resources=_resources(cpu, memory, disk),
+            resources=resources,
             network=network,
         )
         if git_repo is not None:
             self.require(Capability.GIT, "git_repo")
+        return await self._guarded(self._one_shot(spec, request, git_repo, git_branch))
+
+    async def _one_shot(
+        self,
+        spec: WorkspaceSpec,
+        request: ExecRequest,
+        git_repo: str | None,
+        git_branch: str | None,
+    ) -> RunResult:
         workspace = await self._acquire(spec)
         try:
             if git_repo is not None:
                 await self.git_clone(workspace, git_repo, branch=git_branch)
             result = await self._run_hooked(workspace, request)
+        except GeneratorExit:
+            raise  # the coroutine is being destroyed (its loop is gone): the exit path deletes
         except BaseException:
             await _shielded(self._discard(workspace), quiet=True)
             raise
@@ -243,6 +361,7 @@ class AsyncProvider:
         self.require(Capability.STREAMING)
         return OutputStream(self, code, kwargs)
 
+    @_boundary
     async def create_workspace(
         self,
         *,
@@ -257,18 +376,47 @@ class AsyncProvider:
         env: Mapping[str, str] | None = None,
     ) -> Workspace:
         """Create a workspace; persistent ones keep their files between runs."""
+        return await self._new_workspace(
+            False,
+            name=name,
+            template=template,
+            persistent=persistent,
+            cpu=cpu,
+            memory=memory,
+            disk=disk,
+            network=network,
+            labels=labels,
+            env=env,
+        )
+
+    async def _new_workspace(
+        self,
+        bound: bool,
+        *,
+        name: str | None = None,
+        template: str | None = None,
+        persistent: bool = True,
+        cpu: float | None = None,
+        memory: int | None = None,
+        disk: int | None = None,
+        network: NetworkPolicy | None = None,
+        labels: Mapping[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> Workspace:
+        """``create_workspace``; ``bound`` ties the workspace to this process (handles)."""
+        self._check_open()
         if persistent:
             self.require(Capability.PERSISTENCE, "persistent workspaces")
         spec = self._spec(
             name=name,
             template=template,
             persistent=persistent,
-            resources=_resources(cpu, memory, disk),
+            resources=self._resources(cpu, memory, disk),
             network=network,
             labels=labels,
             env=env,
         )
-        return await self._create_hooked(spec)
+        return await self._guarded(self._create_hooked(spec, bound=bound))
 
     def sandbox(self, **create: Any) -> AsyncSandbox:
         """A handle that creates a workspace on ``async with`` entry and deletes it on exit.
@@ -277,25 +425,101 @@ class AsyncProvider:
         """
         return AsyncSandbox(self, create=create)
 
+    @_boundary
     async def attach(self, workspace: WorkspaceRef) -> AsyncSandbox:
         """A handle on an existing workspace; leaving it does not delete the workspace."""
-        return AsyncSandbox(self, await self._resolve(workspace))
+        return AsyncSandbox(self, self._public(await self._resolve(workspace)))
 
+    @_boundary
     async def get_workspace(self, workspace_id: str) -> Workspace:
-        """The workspace with this id; :class:`WorkspaceNotFound` if there is none."""
-        return await self._get_workspace(workspace_id)
+        """The workspace with this id or name; :class:`WorkspaceNotFound` if there is none."""
+        self._check_open()
+        return self._public(await self._find(check_ref(workspace_id)))
 
-    async def list_workspaces(self) -> list[Workspace]:
-        """Every workspace this provider's account can see."""
-        return await self._list_workspaces()
+    @_boundary
+    async def get_or_create_workspace(
+        self, /, *, name: str, labels: Mapping[str, str] | None = None, **create: Any
+    ) -> Workspace:
+        """The workspace called ``name``; made with ``labels`` and ``create`` if there is none.
 
+        ``create`` takes the other keyword arguments of :meth:`create_workspace`. An
+        existing workspace is returned as it is (its labels are not changed).
+        """
+        self._check_open()
+        name = check_name(name, "workspace name") or ""
+        try:
+            return self._public(await self._find(name))
+        except WorkspaceNotFound:
+            pass
+        try:
+            return await self.create_workspace(name=name, labels=labels, **create)
+        except WorkspaceExists:  # made meanwhile by someone else
+            return self._public(await self._find(name))
+
+    @_boundary
+    async def list_workspaces(self, *, labels: Mapping[str, str] | None = None) -> list[Workspace]:
+        """Every workspace this provider's account can see (with ``labels``: carrying them)."""
+        self._check_open()
+        wanted = check_labels(labels, frozenset())
+        return [self._public(ws) for ws in await self._list_labelled(wanted)]
+
+    @_boundary
+    async def reap(
+        self,
+        *,
+        older_than: float | None = None,
+        dry_run: bool = False,
+        labels: Mapping[str, str] | None = None,
+    ) -> list[str]:
+        """Delete the workspaces Sandstorm created that nobody will delete; return their ids.
+
+        Reaped: a workspace bound to the process that created it (one-shot, sandbox
+        handle, non-persistent) once that process is gone (killed with SIGKILL, crashed,
+        power cut); one the provider says has expired; and, with ``older_than``, any
+        Sandstorm workspace created more than that many seconds ago. Never one whose
+        creator process is alive on this host. ``labels`` narrows the sweep; ``dry_run``
+        only lists.
+        """
+        self._check_open()
+        if older_than is not None:
+            older_than = check_seconds(older_than, "older_than", zero=True)
+        check_flag(dry_run, "dry_run")
+        now = datetime.now(UTC)
+        wanted = check_labels(labels, frozenset())
+        doomed = []
+        for workspace in await self._list_labelled(wanted):
+            marks = workspace.labels
+            alive = _exits.owner_alive(marks.get(LABEL_PROCESS))
+            if alive:
+                continue
+            age = (now - workspace.created_at).total_seconds()
+            if (
+                (marks.get(LABEL_BOUND) == "1" and alive is False)
+                or self._expired(workspace, now)
+                or (older_than is not None and age >= older_than)
+            ):
+                doomed.append(workspace.id)
+        if dry_run:
+            return doomed
+        removed = []
+        for workspace_id in doomed:
+            try:
+                await self._delete_hooked(workspace_id)
+            except WorkspaceNotFound:
+                pass
+            except SandstormError as exc:
+                log.warning("reap: could not delete %s: %s", workspace_id, exc)
+                continue
+            removed.append(workspace_id)
+        return removed
+
+    @_boundary
     async def delete_workspace(self, workspace: WorkspaceRef) -> None:
         """Delete a workspace and everything in it."""
-        workspace_id = _id_of(workspace)
-        await self._delete_workspace(workspace_id)
-        self._audit("workspace.delete", workspace_id)
-        plugin_manager().hook.sandstorm_workspace_deleted(provider=self, workspace_id=workspace_id)
+        self._check_open()
+        await self._delete_hooked(check_ref(workspace))
 
+    @_boundary
     async def run_in_workspace(
         self,
         workspace: WorkspaceRef,
@@ -309,8 +533,9 @@ class AsyncProvider:
         on_stderr: OutputCallback | None = None,
     ) -> RunResult:
         """Run ``code`` inside an existing workspace; its files persist between runs."""
+        self._check_open()
         request = self._request(code, language, timeout, env, stdin, on_stdout, on_stderr)
-        return await self._run_hooked(await self._resolve(workspace), request)
+        return await self._guarded(self._run_hooked(await self._resolve(workspace), request))
 
     async def exec(
         self,
@@ -328,33 +553,46 @@ class AsyncProvider:
 
     # files
 
+    @_boundary
     async def write_file(self, workspace: WorkspaceRef, path: str, data: str | bytes) -> None:
         """Write ``data`` (text is UTF-8 encoded) to ``path``, relative to the workspace root."""
+        self._check_open()
         self.require(Capability.FILES)
-        payload = data.encode() if isinstance(data, str) else data
+        path = check_path(path)
+        payload = check_data(data)
         ws = await self._resolve(workspace)
         await self._write_file(ws, path, payload)
         self._audit("file.write", ws.id, path=path, size=len(payload))
 
+    @_boundary
     async def read_file(self, workspace: WorkspaceRef, path: str) -> bytes:
         """The bytes of ``path``; :class:`FileNotFoundError` if it does not exist."""
+        self._check_open()
         self.require(Capability.FILES)
+        path = check_path(path)
         return await self._read_file(await self._resolve(workspace), path)
 
+    @_boundary
     async def list_files(self, workspace: WorkspaceRef, path: str = ".") -> list[FileInfo]:
         """The entries of directory ``path`` in the workspace."""
+        self._check_open()
         self.require(Capability.FILES)
+        path = check_path(path, root=True)
         return await self._list_files(await self._resolve(workspace), path)
 
+    @_boundary
     async def delete_file(self, workspace: WorkspaceRef, path: str) -> None:
         """Delete a file or directory tree in the workspace."""
+        self._check_open()
         self.require(Capability.FILES)
+        path = check_path(path)
         ws = await self._resolve(workspace)
         await self._delete_file(ws, path)
         self._audit("file.delete", ws.id, path=path)
 
     # git
 
+    @_boundary
     async def git_clone(
         self,
         workspace: WorkspaceRef,
@@ -364,54 +602,74 @@ class AsyncProvider:
         path: str = ".",
     ) -> None:
         """Clone ``url`` (at ``branch``) into ``path`` inside the workspace."""
+        self._check_open()
         self.require(Capability.GIT)
+        url = check_text(url, "url", optional=False) or ""
+        branch = check_text(branch, "branch")
+        path = check_path(path, root=True)
         ws = await self._resolve(workspace)
         await self._git_clone(ws, url, branch, path)
         self._audit("git.clone", ws.id, url=redact_credentials(url), branch=branch, path=path)
 
+    @_boundary
     async def git_status(self, workspace: WorkspaceRef, path: str = ".") -> GitStatus:
         """``git status`` of the repository at ``path`` inside the workspace."""
+        self._check_open()
         self.require(Capability.GIT)
+        path = check_path(path, root=True)
         return await self._git_status(await self._resolve(workspace), path)
 
     # snapshots
 
+    @_boundary
     async def snapshot(self, workspace: WorkspaceRef, *, name: str | None = None) -> Snapshot:
         """Capture the workspace's files into a snapshot."""
+        self._check_open()
         self.require(Capability.SNAPSHOTS)
+        name = check_snapshot_name(name)
         ws = await self._resolve(workspace)
         snap = await self._snapshot(ws, name)
         self._audit("snapshot.create", ws.id, snapshot_id=snap.id)
         return snap
 
+    @_boundary
     async def restore(self, snapshot: Snapshot | str, *, name: str | None = None) -> Workspace:
         """A new workspace whose files are those captured in ``snapshot``."""
+        self._check_open()
         self.require(Capability.SNAPSHOTS)
-        snapshot_id = snapshot.id if isinstance(snapshot, Snapshot) else snapshot
-        workspace = await self._restore(snapshot_id, name)
+        snapshot_id = check_ref(snapshot, "snapshot")
+        name = check_name(name, "workspace name")
+        workspace = self._public(await self._restore(snapshot_id, name))
         self._audit("snapshot.restore", workspace.id, snapshot_id=snapshot_id)
         plugin_manager().hook.sandstorm_workspace_created(provider=self, workspace=workspace)
         return workspace
 
+    @_boundary
     async def list_snapshots(self) -> list[Snapshot]:
         """Every snapshot this provider holds."""
+        self._check_open()
         self.require(Capability.SNAPSHOTS)
         return await self._list_snapshots()
 
+    @_boundary
     async def delete_snapshot(self, snapshot: Snapshot | str) -> None:
         """Delete a snapshot."""
+        self._check_open()
         self.require(Capability.SNAPSHOTS)
-        snapshot_id = snapshot.id if isinstance(snapshot, Snapshot) else snapshot
+        snapshot_id = check_ref(snapshot, "snapshot")
         await self._delete_snapshot(snapshot_id)
         self._audit("snapshot.delete", None, snapshot_id=snapshot_id)
 
     # metrics and cost
 
+    @_boundary
     async def get_workspace_metrics(self, workspace: WorkspaceRef) -> WorkspaceMetrics:
         """Resource figures for the workspace, from the backend's accounting."""
+        self._check_open()
         self.require(Capability.METRICS)
         return await self._metrics(await self._resolve(workspace))
 
+    @_boundary
     async def estimate_cost(
         self,
         *,
@@ -421,10 +679,10 @@ class AsyncProvider:
         disk: int | None = None,
     ) -> CostEstimate:
         """What a workspace with these resources would cost for ``duration`` seconds."""
+        self._check_open()
         self.require(Capability.COST)
-        if duration < 0:
-            raise ProviderConfigError("duration must be >= 0 seconds")
-        return await self._estimate_cost(duration, _resources(cpu, memory, disk))
+        duration = check_seconds(duration, "duration", zero=True)
+        return await self._estimate_cost(duration, self._resources(cpu, memory, disk))
 
     # ------------------------------------------------------------------ primitives (SPI)
 
@@ -487,6 +745,28 @@ class AsyncProvider:
     async def _aclose(self) -> None:
         return None
 
+    async def _list_labelled(self, labels: Mapping[str, str]) -> list[Workspace]:
+        """The workspaces carrying every label in ``labels``; override to filter server-side."""
+        return [
+            ws
+            for ws in await self._list_workspaces()
+            if all(ws.labels.get(k) == v for k, v in labels.items())
+        ]
+
+    def _expired(self, workspace: Workspace, now: datetime) -> bool:
+        """True when the backend's own expiry for ``workspace`` has passed (reap)."""
+        return False
+
+    def _rebind(self) -> None:
+        """Drop what is bound to a dead event loop (connections) before a cleanup on a new one."""
+
+    def _sweep_leftovers(self) -> None:
+        """Synchronously finish cleanups that a dying event loop cancelled (last resort)."""
+
+    def _has_leftovers(self) -> bool:
+        """True while ``_sweep_leftovers`` would have something to do."""
+        return False
+
     # ------------------------------------------------------------------ internals
 
     def _request(
@@ -499,28 +779,35 @@ class AsyncProvider:
         on_stdout: OutputCallback | None,
         on_stderr: OutputCallback | None,
     ) -> ExecRequest:
-        if language not in self.languages:
+        code = check_code(code)
+        if not isinstance(language, str) or language not in self.languages:
             known = ", ".join(sorted(self.languages))
-            raise ProviderConfigError(
+            raise InvalidArgument(
                 f"provider {self.name!r} cannot run language {language!r} (it runs: {known})"
             )
-        if timeout is not None and timeout <= 0:
-            raise ProviderConfigError(f"timeout must be > 0 seconds, got {timeout!r}")
+        timeout = check_timeout(timeout, self.max_timeout)
+        on_stdout = check_callback(on_stdout, "on_stdout")
+        on_stderr = check_callback(on_stderr, "on_stderr")
         if on_stdout is not None or on_stderr is not None:
             self.require(Capability.STREAMING, "on_stdout/on_stderr")
-        for key, value in (env or {}).items():
-            if not isinstance(key, str) or not isinstance(value, str) or not key or "=" in key:
-                raise ProviderConfigError(f"env must map names to strings; bad entry {key!r}")
-            if "\0" in key or "\0" in value:
-                raise ProviderConfigError(f"env entry {key!r} contains a NUL byte")
         return ExecRequest(
             code=code,
             language=language,
-            timeout=self.config.default_timeout if timeout is None else float(timeout),
-            env=dict(env or {}),
-            stdin=stdin.encode() if isinstance(stdin, str) else stdin,
+            timeout=self.config.default_timeout if timeout is None else timeout,
+            env=check_env(env),
+            stdin=check_stdin(stdin),
             on_stdout=on_stdout,
             on_stderr=on_stderr,
+        )
+
+    def _resources(self, cpu: object, memory: object, disk: object) -> Resources:
+        return check_resources(
+            cpu,
+            memory,
+            disk,
+            max_cpu=self.max_cpu,
+            max_memory=self.max_memory,
+            max_disk=self.max_disk,
         )
 
     def _spec(
@@ -534,6 +821,12 @@ class AsyncProvider:
         labels: Mapping[str, str] | None = None,
         env: Mapping[str, str] | None = None,
     ) -> WorkspaceSpec:
+        name = check_name(name, "workspace name")
+        template = check_text(template, "template")
+        persistent = check_flag(persistent, "persistent")
+        network = check_network(network)
+        labels = check_labels(labels, _INTERNAL_LABELS | self.internal_labels)
+        env = check_env(env)
         if template is not None:
             self.require(Capability.TEMPLATES, f"template {template!r}")
         if resources != Resources():
@@ -551,31 +844,284 @@ class AsyncProvider:
         )
 
     async def _resolve(self, workspace: WorkspaceRef) -> Workspace:
+        self._check_open()
         if isinstance(workspace, Workspace):
             return workspace
-        return await self._get_workspace(workspace)
+        return await self._find(check_ref(workspace))
 
-    async def _create_hooked(self, spec: WorkspaceSpec) -> Workspace:
+    async def _find(self, ref: str) -> Workspace:
+        """The workspace whose id, else whose name, is ``ref``."""
+        try:
+            return await self._get_workspace(ref)
+        except WorkspaceNotFound:
+            for workspace in await self._list_workspaces():
+                if workspace.name == ref:
+                    return workspace
+            raise
+
+    async def _check_name_free(self, name: str) -> None:
+        if self.enforces_unique_names:
+            return  # the backend refuses a taken name itself (a 409, made WorkspaceExists)
+        if any(ws.name == name for ws in await self._list_workspaces()):
+            raise WorkspaceExists(name, self.name)
+
+    async def _create_hooked(self, spec: WorkspaceSpec, *, bound: bool = False) -> Workspace:
+        if spec.name is None:
+            return await self._create_unlocked(spec, bound)
+        # creates of one name queue up (the second then finds the name taken); creates of
+        # different names run side by side
+        lock, users = self._name_locks.get(spec.name, (asyncio.Lock(), 0))
+        self._name_locks[spec.name] = (lock, users + 1)
+        try:
+            async with lock:
+                await self._check_name_free(spec.name)
+                try:
+                    return await self._create_unlocked(spec, bound)
+                except ProviderAPIError as exc:
+                    if exc.status == 409:  # taken meanwhile, by another process
+                        raise WorkspaceExists(spec.name, self.name) from exc
+                    raise
+        finally:
+            lock, users = self._name_locks[spec.name]
+            if users > 1:
+                self._name_locks[spec.name] = (lock, users - 1)
+            else:
+                del self._name_locks[spec.name]
+
+    async def _create_unlocked(self, spec: WorkspaceSpec, bound: bool) -> Workspace:
+        labels = {**spec.labels, LABEL_PROCESS: _exits.current_owner()}
+        if bound or not spec.persistent:
+            labels[LABEL_BOUND] = "1"
+        spec = spec.model_copy(update={"labels": labels})
         workspace = await self._create_workspace(spec)
+        if spec.labels.get(LABEL_BOUND) == "1":
+            self._own(workspace.id)
+        if self._closed:  # closed while this create was in flight: nothing may outlive it
+            with contextlib.suppress(SandstormError):
+                await self._delete_tracked(workspace.id)
+            raise ProviderUnavailable("the provider is closed", provider=self.name)
         self._audit(
             "workspace.create", workspace.id, template=spec.template, persistent=spec.persistent
         )
+        workspace = self._public(workspace)
         plugin_manager().hook.sandstorm_workspace_created(provider=self, workspace=workspace)
         return workspace
+
+    def _public(self, workspace: Workspace) -> Workspace:
+        """``workspace`` without the labels Sandstorm and the provider keep for themselves."""
+        hidden = _INTERNAL_LABELS | self.internal_labels
+        if not any(key in hidden for key in workspace.labels):
+            return workspace
+        labels = {k: v for k, v in workspace.labels.items() if k not in hidden}
+        return workspace.model_copy(update={"labels": labels})
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ProviderUnavailable("the provider is closed", provider=self.name)
+
+    # ------------------------------------------------------------------ exits
+
+    def _own(self, workspace_id: str) -> None:
+        """Tie ``workspace_id`` to this process: aclose() and the exit path delete it."""
+        self._owned[workspace_id] = None
+        self._home = asyncio.get_running_loop()
+        _exits.hold(self)
+
+    def _background(self, work: Any) -> None:
+        """Run cleanup ``work`` without making the caller wait; aclose() waits for it."""
+        task = asyncio.ensure_future(work)
+        self._home = task.get_loop()
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanup_done)
+        _exits.hold(self)
+
+    def _cleanup_done(self, task: asyncio.Task[Any]) -> None:
+        self._cleanups.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("sandstorm: a background cleanup failed: %r", task.exception())
+        self._maybe_release()
+
+    def _maybe_release(self) -> None:
+        """Let the exit path forget this provider once it has nothing left to delete."""
+        if not (self._owned or self._cleanups or self._deleting or self._has_leftovers()):
+            _exits.release(self)
+
+    def _needs_exit(self) -> bool:
+        return bool(
+            self._owned
+            or self._cleanups
+            or self._deleting
+            or self._inflight
+            or self._has_leftovers()
+        )
+
+    async def _guarded(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run ``work`` in a task of its own, which aclose() can cancel and wait for.
+
+        A call stopped that way raises :class:`ProviderUnavailable` in its caller (who
+        did not ask for a cancellation); the caller's own cancellation stays one.
+        """
+        task = asyncio.ensure_future(work)
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+        try:
+            return await task
+        except asyncio.CancelledError:
+            caller = asyncio.current_task()
+            if task in self._stopped and (caller is None or not caller.cancelling()):
+                raise ProviderUnavailable(
+                    "the provider was closed while this call was in flight", provider=self.name
+                ) from None
+            raise
+
+    async def _stop_inflight(self) -> None:
+        loop = asyncio.get_running_loop()
+        current = asyncio.current_task(loop)
+        while True:
+            mine = {
+                task
+                for task in self._inflight
+                if task.get_loop() is loop and task is not current and not task.done()
+            }
+            self._inflight -= {task for task in self._inflight if task.get_loop() is not loop}
+            if not mine:
+                return
+            for task in mine:
+                self._stopped.add(task)
+                task.cancel()
+            await asyncio.wait(mine)
+
+    async def _delete_hooked(self, workspace_id: str) -> None:
+        await self._delete_tracked(workspace_id)
+        self._audit("workspace.delete", workspace_id)
+        plugin_manager().hook.sandstorm_workspace_deleted(provider=self, workspace_id=workspace_id)
+
+    async def _delete_tracked(self, workspace_id: str) -> None:
+        """Delete once, even when several callers ask; the deletion survives their cancellation."""
+        loop = asyncio.get_running_loop()
+        task = self._deleting.get(workspace_id)
+        if task is None or task.cancelled() or task.get_loop() is not loop:
+            task = asyncio.ensure_future(self._delete_workspace(workspace_id))
+            self._deleting[workspace_id] = task
+            task.add_done_callback(lambda done: self._deleted(workspace_id, done))
+        await asyncio.shield(task)
+
+    def _deleted(self, workspace_id: str, task: asyncio.Task[None]) -> None:
+        if self._deleting.get(workspace_id) is task:
+            del self._deleting[workspace_id]
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is None or isinstance(error, WorkspaceNotFound):
+            self._owned.pop(workspace_id, None)
+        self._maybe_release()
+
+    async def _exit(self, *, rebind: bool) -> None:
+        """The process-exit path: like aclose(), possibly on a new event loop."""
+        if rebind:
+            self._rebind()
+        self._closed = True
+        await self._shutdown()
+
+    async def _shutdown(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = time.monotonic() + self.exit_timeout
+        interrupted = False
+        steps = (
+            self._stop_inflight,
+            self._close_pool,
+            self._drain_cleanups,
+            self._release_owned,
+            self._drain_cleanups,
+            self._release,
+        )
+        for step in steps:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    log.warning(
+                        "sandstorm: %s: cleanup took over %gs", self.name, self.exit_timeout
+                    )
+                    break
+                try:
+                    await asyncio.wait_for(step(), remaining)
+                    break
+                except asyncio.CancelledError:
+                    # asyncio.run's shutdown (or a caller) cancelled us: the cleanup goes
+                    # on, repeating the step whose work was cancelled, and the
+                    # cancellation is re-raised at the end
+                    interrupted = True
+                    current = asyncio.current_task(loop)
+                    if current is not None:
+                        current.uncancel()
+                except TimeoutError:
+                    log.warning(
+                        "sandstorm: %s: cleanup took over %gs", self.name, self.exit_timeout
+                    )
+                    break
+                except Exception as exc:
+                    log.warning("sandstorm: %s: cleanup failed: %r", self.name, exc)
+                    break
+        self._sweep_leftovers()
+        if not self._needs_exit():
+            _exits.release(self)
+        if interrupted:
+            raise asyncio.CancelledError
+
+    async def _close_pool(self) -> None:
+        if self._pool is not None:
+            await self._pool.aclose()
+
+    async def _drain_cleanups(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            pending = {task for task in self._cleanups if not task.done()}
+            foreign = {task for task in pending if task.get_loop() is not loop}
+            self._cleanups -= foreign | {task for task in self._cleanups if task.done()}
+            mine = pending - foreign
+            if not mine:
+                return
+            await asyncio.wait(mine)
+
+    async def _release_owned(self) -> None:
+        owned = list(self._owned)
+        if owned:
+            await asyncio.gather(*(self._delete_quietly(workspace_id) for workspace_id in owned))
+
+    async def _delete_quietly(self, workspace_id: str) -> None:
+        try:
+            await self._delete_tracked(workspace_id)
+        except WorkspaceNotFound:
+            self._owned.pop(workspace_id, None)
+        except Exception as exc:
+            self._owned.pop(workspace_id, None)  # tried; the reaper gets the rest
+            log.warning("sandstorm: could not delete workspace %s: %r", workspace_id, exc)
+
+    async def _release(self) -> None:
+        if not self._released:
+            await self._aclose()
+            self._released = True
 
     async def _acquire(self, spec: WorkspaceSpec) -> Workspace:
         if self.config.warm_pool_size > 0 and self._pool is None and not self._closed:
             from ._pool import WarmPool
 
             self._pool = WarmPool(
-                self._create_hooked, self.delete_workspace, size=self.config.warm_pool_size
+                self._create_hooked, self._discard, size=self.config.warm_pool_size
             )
         if self._pool is not None:
             return await self._pool.acquire(spec)
         return await self._create_hooked(spec)
 
     async def _discard(self, workspace: Workspace) -> None:
-        await self.delete_workspace(workspace)
+        with contextlib.suppress(WorkspaceNotFound):
+            await self._delete_hooked(workspace.id)
+
+    async def _release_handle(self, workspace: Workspace) -> None:
+        """A sandbox handle is left: delete its workspace (unless aclose() already did)."""
+        if self._closed and workspace.id not in self._owned:
+            return
+        await self._discard(workspace)
 
     async def _run_hooked(self, workspace: Workspace, request: ExecRequest) -> RunResult:
         hooks = plugin_manager().hook
@@ -659,18 +1205,7 @@ class OutputStream:
                 await asyncio.gather(task, return_exceptions=True)
 
 
-def _resources(cpu: float | None, memory: int | None, disk: int | None) -> Resources:
-    """The requested resources; a bad value raises :class:`ProviderConfigError`."""
-    try:
-        return Resources(cpu=cpu, memory=memory, disk=disk)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
-            for err in exc.errors(include_url=False)
-        )
-        raise ProviderConfigError(
-            f"invalid resources ({problems}); cpu is in cores, memory and disk in MiB"
-        ) from None
+_INTERNAL_LABELS = frozenset({LABEL_PROCESS, LABEL_BOUND})
 
 
 def _id_of(workspace: WorkspaceRef) -> str:

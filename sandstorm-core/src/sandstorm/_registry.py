@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ._errors import ProviderLoadError, ProviderNotFound
+from ._errors import ProviderConfigError, ProviderLoadError, ProviderNotFound
 
 if TYPE_CHECKING:
     from ._provider import AsyncProvider
@@ -49,8 +49,16 @@ def register_provider(name: str, target: type[AsyncProvider] | str) -> None:
 
 
 def default_provider_name() -> str:
-    """``SANDSTORM_PROVIDER`` when set, else ``"local"``."""
-    return os.environ.get("SANDSTORM_PROVIDER") or "local"
+    """``SANDSTORM_PROVIDER`` when set, else ``"local"``; set but empty is an error."""
+    name = os.environ.get("SANDSTORM_PROVIDER")
+    if name is None:
+        return "local"
+    if not name.strip():
+        raise ProviderConfigError(
+            "SANDSTORM_PROVIDER is set but empty: name a provider (see `sandstorm providers`) "
+            "or unset it to use 'local'"
+        )
+    return name.strip()
 
 
 @dataclass(frozen=True)

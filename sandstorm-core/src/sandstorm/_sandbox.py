@@ -6,10 +6,12 @@ from collections.abc import Coroutine
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
+from ._capabilities import Capability
 from ._models import FileInfo, GitStatus, RunResult, Snapshot, Workspace, WorkspaceMetrics
 
 if TYPE_CHECKING:
-    from ._provider import AsyncProvider
+    from ._provider import AsyncProvider, OutputStream
+    from ._sync import SyncOutputStream
 
 __all__ = ["AsyncSandbox", "Sandbox"]
 
@@ -54,7 +56,7 @@ class AsyncSandbox:
 
     async def __aenter__(self) -> Self:
         if self._workspace is None:
-            self._workspace = await self.provider.create_workspace(**(self._create or {}))
+            self._workspace = await self.provider._new_workspace(True, **(self._create or {}))
             self.owned = True
         return self
 
@@ -64,8 +66,12 @@ class AsyncSandbox:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if exc_type is GeneratorExit:
+            return  # destroyed with its dead event loop: the process-exit path deletes it
         if self.owned and self._workspace is not None:
-            await self.delete()
+            workspace, self._workspace = self._workspace, None
+            self.owned = False
+            await self.provider._release_handle(workspace)
 
     async def run(self, code: str, **kwargs: Any) -> RunResult:
         """Run ``code`` in this workspace (see ``AsyncProvider.run_in_workspace``)."""
@@ -74,6 +80,10 @@ class AsyncSandbox:
     async def exec(self, command: str, **kwargs: Any) -> RunResult:
         """Run a shell command line in this workspace."""
         return await self.provider.exec(self.workspace, command, **kwargs)
+
+    def stream(self, code: str, **kwargs: Any) -> OutputStream:
+        """Run ``code`` in this workspace and iterate its output (see ``AsyncProvider.stream``)."""
+        return self.provider.stream(code, workspace_id=self.workspace.id, **kwargs)
 
     async def write_file(self, path: str, data: str | bytes) -> None:
         """Write a file in this workspace."""
@@ -152,6 +162,16 @@ class Sandbox:
     def exec(self, command: str, **kwargs: Any) -> RunResult:
         """Run a shell command line in this workspace."""
         return _call(self.async_sandbox.exec(command, **kwargs))
+
+    def stream(self, code: str, **kwargs: Any) -> SyncOutputStream:
+        """Run ``code`` in this workspace; iterate its output, then read ``.result``."""
+        from ._sync import SyncOutputStream
+
+        sandbox = self.async_sandbox
+        sandbox.provider.require(Capability.STREAMING)
+        return SyncOutputStream(
+            sandbox.provider, code, {"workspace_id": sandbox.workspace.id, **kwargs}
+        )
 
     def write_file(self, path: str, data: str | bytes) -> None:
         """Write a file in this workspace."""

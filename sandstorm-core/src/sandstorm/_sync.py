@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import queue
 import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -24,7 +24,7 @@ from ._models import (
 from ._provider import AsyncProvider, OutputCallback, WorkspaceRef
 from ._sandbox import Sandbox
 
-__all__ = ["SyncProvider"]
+__all__ = ["SyncOutputStream", "SyncProvider"]
 
 T = TypeVar("T")
 
@@ -71,10 +71,16 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     future = asyncio.run_coroutine_threadsafe(runner(), loop)
     try:
         return future.result()
-    except KeyboardInterrupt:
+    except BaseException:
+        if future.done():
+            raise  # the coroutine's own outcome
+        # interrupted while waiting (Ctrl-C, or SIGTERM made SystemExit): cancel the
+        # coroutine and wait for its cleanup, so nothing it created is leaked
         task = holder.get("task")
         if task is not None:
             loop.call_soon_threadsafe(task.cancel)
+        else:
+            future.cancel()
         with contextlib.suppress(BaseException):
             future.result()
         raise
@@ -130,33 +136,13 @@ class SyncProvider:
         """Run ``code``; see :meth:`AsyncProvider.run` for the keyword arguments."""
         return run_sync(self.async_provider.run(code, **kwargs))
 
-    def stream(self, code: str, **kwargs: Any) -> Iterator[OutputChunk]:
-        """Run ``code`` and yield its output as it is produced."""
-        chunks: queue.SimpleQueue[OutputChunk | BaseException | None] = queue.SimpleQueue()
+    def stream(self, code: str, **kwargs: Any) -> SyncOutputStream:
+        """Run ``code`` and iterate its output as it is produced.
 
-        def emit(stream: str) -> OutputCallback:
-            return lambda text: chunks.put(OutputChunk(stream=stream, text=text))  # type: ignore[arg-type]
-
-        async def produce() -> None:
-            try:
-                await self.async_provider.run(
-                    code, on_stdout=emit("stdout"), on_stderr=emit("stderr"), **kwargs
-                )
-            except BaseException as exc:
-                chunks.put(exc)
-                raise
-            finally:
-                chunks.put(None)
-
-        future = asyncio.run_coroutine_threadsafe(produce(), _background_loop())
-        try:
-            while (item := chunks.get()) is not None:
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-        finally:
-            if not future.done():
-                future.cancel()
+        ``for chunk in stream: ...`` yields :class:`OutputChunk`; afterwards
+        ``stream.result`` holds the :class:`RunResult`.
+        """
+        return SyncOutputStream(self.async_provider, code, kwargs)
 
     def create_workspace(self, **kwargs: Any) -> Workspace:
         """Create a workspace; see :meth:`AsyncProvider.create_workspace`."""
@@ -171,12 +157,28 @@ class SyncProvider:
         return Sandbox(run_sync(self.async_provider.attach(workspace)))
 
     def get_workspace(self, workspace_id: str) -> Workspace:
-        """The workspace with this id."""
+        """The workspace with this id (or name)."""
         return run_sync(self.async_provider.get_workspace(workspace_id))
 
-    def list_workspaces(self) -> list[Workspace]:
-        """Every workspace this provider's account can see."""
-        return run_sync(self.async_provider.list_workspaces())
+    def list_workspaces(self, *, labels: Mapping[str, str] | None = None) -> list[Workspace]:
+        """Every workspace this provider's account can see (with ``labels``: carrying them)."""
+        return run_sync(self.async_provider.list_workspaces(labels=labels))
+
+    def get_or_create_workspace(self, *, name: str, **create: Any) -> Workspace:
+        """The workspace called ``name``, created (with ``create``) if there is none."""
+        return run_sync(self.async_provider.get_or_create_workspace(name=name, **create))
+
+    def reap(
+        self,
+        *,
+        older_than: float | None = None,
+        dry_run: bool = False,
+        labels: Mapping[str, str] | None = None,
+    ) -> list[str]:
+        """Delete what nobody will delete; see :meth:`AsyncProvider.reap`."""
+        return run_sync(
+            self.async_provider.reap(older_than=older_than, dry_run=dry_run, labels=labels)
+        )
 
     def delete_workspace(self, workspace: WorkspaceRef) -> None:
         """Delete a workspace."""
@@ -248,3 +250,52 @@ class SyncProvider:
         return run_sync(
             self.async_provider.estimate_cost(duration=duration, cpu=cpu, memory=memory, disk=disk)
         )
+
+
+class SyncOutputStream:
+    """The blocking twin of :class:`~sandstorm.OutputStream`.
+
+    Iterate it for :class:`OutputChunk` s as the code prints them; once the iteration is
+    over, ``result`` holds the :class:`RunResult`. Leaving the loop early cancels the run
+    (its workspace is cleaned up as for any cancelled run).
+    """
+
+    def __init__(self, provider: AsyncProvider, code: str, kwargs: dict[str, Any]) -> None:
+        self._provider = provider
+        self._code = code
+        self._kwargs = kwargs
+        self._started = False
+        self.result: RunResult | None = None
+
+    def __iter__(self) -> Iterator[OutputChunk]:
+        if self._started:
+            raise RuntimeError("a stream can be iterated only once")
+        self._started = True
+        return self._iterate()
+
+    def _iterate(self) -> Iterator[OutputChunk]:
+        chunks: queue.SimpleQueue[OutputChunk | None] = queue.SimpleQueue()
+
+        def emit(stream: str) -> OutputCallback:
+            return lambda text: chunks.put(OutputChunk(stream=stream, text=text))  # type: ignore[arg-type]
+
+        async def produce() -> RunResult:
+            try:
+                return await self._provider.run(
+                    self._code, on_stdout=emit("stdout"), on_stderr=emit("stderr"), **self._kwargs
+                )
+            finally:
+                chunks.put(None)
+
+        future = asyncio.run_coroutine_threadsafe(produce(), _background_loop())
+        finished = False
+        try:
+            while (item := chunks.get()) is not None:
+                yield item
+            finished = True
+        finally:
+            if not finished and not future.done():
+                future.cancel()
+                with contextlib.suppress(BaseException):
+                    future.result()
+        self.result = future.result()

@@ -204,7 +204,8 @@ def test_host_environment_is_invisible(local_root: Path, monkeypatch: pytest.Mon
         assert "hunter2" not in out
         assert "SANDSTORM_TEST_SECRET" not in out
     env = eval(result.stdout)
-    assert set(env) <= {"PATH", "HOME", "PWD", "LANG", "TMPDIR", "USER", "LOGNAME", "SHELL"}
+    allowed = {"PATH", "HOME", "PWD", "LANG", "TMPDIR", "USER", "LOGNAME", "SHELL"}
+    assert set(env) <= allowed | {"PYTHONUNBUFFERED"}
     assert "NODE_EXTRA_CA_CERTS" not in node.stdout
 
 

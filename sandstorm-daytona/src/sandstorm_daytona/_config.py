@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from sandstorm import ProviderConfig, env_field
+from sandstorm import DEFAULT_OUTPUT_CAP, ProviderConfig, env_field
 
 __all__ = ["DaytonaConfig", "Pricing", "RetryPolicy", "default_pricing"]
 
@@ -134,7 +134,12 @@ class DaytonaConfig(ProviderConfig):
         default=16, ge=1, le=1024, description="concurrent HTTP requests (and pooled connections)"
     )
     max_output_bytes: int = Field(
-        default=16 * 1024 * 1024, gt=0, description="cap per stream; beyond it output is cut"
+        default=DEFAULT_OUTPUT_CAP,
+        gt=0,
+        description=(
+            "bytes kept per stream; beyond it output is cut (truncated flag set), and past "
+            "twice this much the run is killed (reason output_limit, exit 137)"
+        ),
     )
     streaming: Literal["auto", "websocket", "poll"] = Field(
         default="auto", description="how on_stdout/on_stderr are fed"

@@ -17,7 +17,12 @@ from tenacity import (
     stop_before_delay,
 )
 
-from sandstorm import ProviderAPIError, RateLimited, SandstormError
+from sandstorm import (
+    ProviderAPIError,
+    ProviderUnavailable,
+    RateLimited,
+    SandstormError,
+)
 
 from ._config import DaytonaConfig, RetryPolicy
 from ._errors import error_from_response, error_from_transport
@@ -123,6 +128,8 @@ class DaytonaHTTP:
         Statuses in ``ok`` are returned to the caller even though they are errors. The
         reply's ``extensions["sandstorm_attempts"]`` says which try it answered.
         """
+        if self.client.is_closed:
+            raise ProviderUnavailable("the provider is closed", provider="daytona")
         safe = method.upper() in _IDEMPOTENT if idempotent is None else idempotent
         policy = self.config.retry
         retrying = AsyncRetrying(

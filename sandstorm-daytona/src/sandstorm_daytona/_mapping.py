@@ -43,7 +43,6 @@ __all__ = [
     "DaytonaMetrics",
     "allocation",
     "cap",
-    "expired",
     "file_time",
     "git_state",
     "iso",
@@ -285,18 +284,6 @@ def single_host(entry: str) -> str:
         with contextlib.suppress(ValueError):
             return str(ipaddress.ip_address(address))
     return entry
-
-
-def expired(sandbox: SandboxWire, now: float, older_than: float | None) -> bool:
-    """True when the sandbox is past its expiry label, or older than ``older_than``."""
-    expires = sandbox.labels.get(LABEL_EXPIRES)
-    if expires is not None:
-        with contextlib.suppress(ValueError):
-            if float(expires) <= now:
-                return True
-    if older_than is not None and sandbox.created_at:
-        return parse_time(sandbox.created_at).timestamp() <= now - older_than
-    return False
 
 
 def sandbox_page(payload: Any) -> SandboxList:

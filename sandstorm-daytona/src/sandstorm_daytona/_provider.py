@@ -37,6 +37,7 @@ from sandstorm import (
     Snapshot,
     SnapshotNotFound,
     TemplateNotFound,
+    TerminationReason,
     Workspace,
     WorkspaceMetrics,
     WorkspaceNotFound,
@@ -62,7 +63,6 @@ from ._mapping import (
     DaytonaMetrics,
     allocation,
     cap,
-    expired,
     file_time,
     git_state,
     iso,
@@ -157,7 +157,17 @@ class DaytonaProvider(AsyncProvider):
         {Language.PYTHON, Language.JAVASCRIPT, Language.TYPESCRIPT, Language.SHELL}
     )
     config_model: ClassVar[type[DaytonaConfig]] = DaytonaConfig
+    internal_labels: ClassVar[frozenset[str]] = frozenset(
+        {LABEL_MANAGED, LABEL_OWNER, LABEL_EXPIRES, LABEL_PERSISTENT, LABEL_CREATE, LABEL_LANGUAGE}
+        | {f"{LABEL_REQUESTED}{key}" for key in ("cpu", "memory", "disk")}
+    )
     config: DaytonaConfig
+    # Daytona's per-sandbox maxima for an organization (docs: "Sandboxes"); a subclass
+    # may raise them for an organization whose limits were raised
+    max_cpu: ClassVar[float | None] = 4.0
+    max_memory: ClassVar[int | None] = 8 * 1024
+    max_disk: ClassVar[int | None] = 10 * 1024
+    enforces_unique_names: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -166,6 +176,7 @@ class DaytonaProvider(AsyncProvider):
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         super().__init__(config)
+        self._transport = transport
         self._http = DaytonaHTTP(self.config, transport)
         self._toolbox: dict[str, str] = {}
         self._snapshot_sizes: dict[str, SnapshotWire] = {}
@@ -175,10 +186,6 @@ class DaytonaProvider(AsyncProvider):
         return f"DaytonaProvider(api_url={self.config.api_url!r}, region={self.config.region!r})"
 
     # ------------------------------------------------------------------ extra public API
-
-    async def list_workspaces(self, *, labels: Mapping[str, str] | None = None) -> list[Workspace]:
-        """Sandstorm's sandboxes, optionally only those carrying every label in ``labels``."""
-        return [self._workspace(sb) for sb in await self._list_sandboxes(labels)]
 
     async def stop_workspace(self, workspace: Workspace | str) -> Workspace:
         """Stop a workspace (files are kept, billing for cpu and memory stops)."""
@@ -194,7 +201,7 @@ class DaytonaProvider(AsyncProvider):
             if isinstance(workspace, Workspace):
                 return workspace.model_copy(update={"state": "destroyed"})
             raise
-        return self._workspace(sandbox)
+        return self._public(self._workspace(sandbox))
 
     async def start_workspace(self, workspace: Workspace | str) -> Workspace:
         """Start a stopped or archived workspace and wait until it runs."""
@@ -203,7 +210,7 @@ class DaytonaProvider(AsyncProvider):
         sandbox = self._remember(SandboxWire.model_validate_json(reply.content))
         if sandbox.state != "started":
             sandbox = await self._wait_state(workspace_id, {"started"}, "start")
-        return self._workspace(sandbox)
+        return self._public(self._workspace(sandbox))
 
     async def get_telemetry(
         self,
@@ -294,34 +301,26 @@ class DaytonaProvider(AsyncProvider):
         self,
         *,
         older_than: float | None = None,
-        owner: str | None = None,
         dry_run: bool = False,
+        labels: Mapping[str, str] | None = None,
+        owner: str | None = None,
     ) -> list[str]:
-        """Delete Sandstorm sandboxes that are past their expiry; return their ids.
+        """Delete leaked and expired Sandstorm sandboxes; see :meth:`AsyncProvider.reap`.
 
-        ``older_than`` (seconds) also deletes any Sandstorm sandbox created longer ago
-        than that; ``owner`` limits the sweep to one owner label; ``dry_run`` only lists.
+        Expired: past the ``sandstorm-expires-at`` label. ``owner`` limits the sweep to
+        one ``sandstorm-owner`` label (``DaytonaConfig.owner``).
         """
-        now = time.time()
-        labels = {LABEL_OWNER: owner} if owner else None
-        doomed = [
-            sandbox
-            for sandbox in await self._list_sandboxes(labels)
-            if expired(sandbox, now, older_than)
-        ]
-        if dry_run:
-            return [sandbox.id for sandbox in doomed]
-        removed: list[str] = []
-        for sandbox in doomed:
-            try:
-                await self._delete_workspace(sandbox.id)
-            except WorkspaceNotFound:
-                pass
-            except SandstormError as exc:
-                log.warning("reap: could not delete %s: %s", sandbox.id, exc)
-                continue
-            removed.append(sandbox.id)
-        return removed
+        wanted = {**(labels or {}), **({LABEL_OWNER: owner} if owner else {})}
+        return await super().reap(older_than=older_than, dry_run=dry_run, labels=wanted or None)
+
+    def _expired(self, workspace: Workspace, now: datetime) -> bool:
+        expires = workspace.labels.get(LABEL_EXPIRES)
+        if expires is None:
+            return False
+        try:
+            return float(expires) <= now.timestamp()
+        except ValueError:
+            return False
 
     async def run(self, code: str, **options: Any) -> RunResult:
         """Run ``code``; see :meth:`sandstorm.AsyncProvider.run` for the options.
@@ -332,7 +331,7 @@ class DaytonaProvider(AsyncProvider):
         """
         git_repo = options.get("git_repo")
         if (
-            git_repo is not None
+            isinstance(git_repo, str)
             and options.get("network") is None
             and (options.get("workspace_id") is None)
         ):
@@ -389,6 +388,9 @@ class DaytonaProvider(AsyncProvider):
     async def _list_workspaces(self) -> list[Workspace]:
         return [self._workspace(sb) for sb in await self._list_sandboxes(None)]
 
+    async def _list_labelled(self, labels: Mapping[str, str]) -> list[Workspace]:
+        return [self._workspace(sb) for sb in await self._list_sandboxes(labels)]
+
     async def _delete_workspace(self, workspace_id: str) -> None:
         reply = await self._http.request(
             "DELETE", self._sandbox_url(workspace_id), "delete sandbox", ok=(404,)
@@ -408,7 +410,8 @@ class DaytonaProvider(AsyncProvider):
             request.code,
             request.env,
             request.stdin,
-            max_output=self.config.max_output_bytes,
+            # the wrapper cuts (and so stops the code) past twice the cap, as local kills it
+            max_output=2 * self.config.max_output_bytes,
         )
         session = f"sandstorm-{token}"
         started = time.perf_counter()
@@ -422,9 +425,12 @@ class DaytonaProvider(AsyncProvider):
             await shielded(self._end_session(base, session, token, kill=not finished))
         duration = time.perf_counter() - started
         limit = self.config.max_output_bytes
+        flooded = max(len(stdout.encode()), len(stderr.encode())) > 2 * limit
         out, out_cut = cap(stdout, limit)
         err, err_cut = cap(stderr, limit)
-        reason, signal = termination(exit_code, out_cut or err_cut)
+        reason, signal = termination(exit_code, flooded)
+        if reason == TerminationReason.OUTPUT_LIMIT:
+            exit_code, signal = 137, 9  # the one meaning of the output cap (DEFAULT_OUTPUT_CAP)
         return RunResult(
             stdout=out,
             stderr=err,
@@ -659,6 +665,10 @@ class DaytonaProvider(AsyncProvider):
 
     async def _aclose(self) -> None:
         await self._http.aclose()
+
+    def _rebind(self) -> None:
+        # the old client's connections belong to a dead event loop
+        self._http = DaytonaHTTP(self.config, self._transport)
 
     # ------------------------------------------------------------------ helpers: sandboxes
 

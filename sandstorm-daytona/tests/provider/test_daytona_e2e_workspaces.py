@@ -21,6 +21,7 @@ from sandstorm import (
     WorkspaceNotFound,
 )
 from sandstorm_daytona import DaytonaConfig, DaytonaMetrics, DaytonaProvider
+from sandstorm_testkit.exits import leave_behind
 
 from .conftest import live_sandboxes
 
@@ -130,7 +131,7 @@ async def test_templates(provider: DaytonaProvider) -> None:
     assert DEFAULT_SNAPSHOT in info.value.known
     # Daytona sizes snapshot sandboxes from the snapshot: asking for more is refused
     with pytest.raises(ResourceAllocationError, match="smaller than requested"):
-        await provider.run("print(1)", workspace_template=DEFAULT_SNAPSHOT, cpu=64)
+        await provider.run("print(1)", workspace_template=DEFAULT_SNAPSHOT, cpu=4)
     fits = await provider.run("print(2)", workspace_template=DEFAULT_SNAPSHOT, memory=512)
     assert fits.stdout == "2\n"
 
@@ -292,28 +293,25 @@ async def test_metrics(provider: DaytonaProvider) -> None:
         await provider.delete_workspace(workspace)
 
 
-async def test_reap_deletes_only_expired_sandstorm_sandboxes(
+async def test_reap_deletes_leaked_and_expired_never_live(
     emulator: object, config_for: Callable[..., DaytonaConfig]
 ) -> None:
-    config = config_for(
-        emulator.api_url,  # type: ignore[attr-defined]
-        api_key=emulator.api_key,  # type: ignore[attr-defined]
-        ephemeral_ttl=0.5,
-    )
+    api = {"api_url": emulator.api_url, "api_key": emulator.api_key}  # type: ignore[attr-defined]
+    left = leave_behind("daytona", api)  # a process killed with SIGKILL: it cleaned nothing
+    config = config_for(api["api_url"], api_key=api["api_key"], ephemeral_ttl=0.5)
     async with DaytonaProvider(config) as provider:
-        doomed = await provider.create_workspace(persistent=False)
-        kept = await provider.create_workspace(persistent=True)
+        mine = await provider.create_workspace(persistent=False)  # expires, but we live
         try:
             await asyncio.sleep(0.6)
-            assert await provider.reap(dry_run=True) == [doomed.id]
-            assert set(live_sandboxes(emulator)) == {doomed.id, kept.id}
-            assert await provider.reap() == [doomed.id]
-            assert live_sandboxes(emulator) == [kept.id]
-            assert await provider.reap(older_than=0) == [kept.id]
+            assert await provider.reap(dry_run=True) == [left["bound"]]
+            assert set(live_sandboxes(emulator)) == {left["bound"], left["persistent"], mine.id}
+            assert await provider.reap() == [left["bound"]]
+            assert await provider.reap(older_than=0) == [left["persistent"]]
+            assert live_sandboxes(emulator) == [mine.id]
         finally:
-            for workspace in (doomed, kept):
+            for workspace_id in (*left.values(), mine.id):
                 with contextlib.suppress(WorkspaceNotFound):
-                    await provider.delete_workspace(workspace)
+                    await provider.delete_workspace(workspace_id)
     assert live_sandboxes(emulator) == []
 
 

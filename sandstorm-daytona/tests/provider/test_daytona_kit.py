@@ -134,6 +134,18 @@ class TestCapabilities(_OnEmulator, kit.CapabilityContract):
     pass
 
 
+class TestArguments(_OnEmulator, kit.ArgumentContract):
+    pass
+
+
+class TestSemantics(_OnEmulator, kit.SemanticsContract):
+    pass
+
+
+class TestSyncSemantics(_OnEmulator, kit.SyncSemanticsContract):
+    pass
+
+
 class TestProperties(_OnEmulator, kit.PropertyContract):
     pass
 

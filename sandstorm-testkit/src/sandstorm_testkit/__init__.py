@@ -22,6 +22,7 @@ the whole contract by name: ``pytest --sandstorm-provider=acme``.
 
 from __future__ import annotations
 
+from ._arguments import ArgumentContract
 from ._base import LABEL, AsyncContract, SyncContract, WorkspaceFactory
 from ._capabilities import CapabilityContract
 from ._cleanup import CleanupContract
@@ -35,6 +36,7 @@ from ._metrics import MetricsContract
 from ._network import Endpoint, NetworkContract, serve_endpoint
 from ._properties import FilesystemMachine, PropertyContract, StatefulFilesContract
 from ._run import HELLO_WORLD, ProviderContract, TimeoutContract
+from ._semantics import SemanticsContract, SyncSemanticsContract
 from ._settings import KitSettings
 from ._snapshots import SnapshotContract
 from ._sync import SyncFacadeContract
@@ -46,6 +48,7 @@ __all__ = [
     "LABEL",
     "LIVE_PROFILE",
     "OFFLINE_PROFILE",
+    "ArgumentContract",
     "AsyncContract",
     "CapabilityContract",
     "CleanupContract",
@@ -63,11 +66,13 @@ __all__ = [
     "PropertyContract",
     "ProviderContract",
     "ResourceLimitsContract",
+    "SemanticsContract",
     "SnapshotContract",
     "StatefulFilesContract",
     "StreamingContract",
     "SyncContract",
     "SyncFacadeContract",
+    "SyncSemanticsContract",
     "TemplateContract",
     "TimeoutContract",
     "WorkspaceContract",
@@ -90,10 +95,13 @@ ALL_CONTRACTS: tuple[type[ContractRoot], ...] = (
     TemplateContract,
     ResourceLimitsContract,
     ErrorContract,
+    ArgumentContract,
     CapabilityContract,
     PropertyContract,
     StatefulFilesContract,
     SyncFacadeContract,
+    SemanticsContract,
+    SyncSemanticsContract,
     CleanupContract,
 )
 """Every contract class, in the order to run them (cleanup last); subclass each separately."""

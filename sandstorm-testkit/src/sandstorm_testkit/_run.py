@@ -10,6 +10,7 @@ import anyio
 import pytest
 
 from sandstorm import (
+    DEFAULT_OUTPUT_CAP,
     AsyncProvider,
     Capability,
     ExecutionTimeout,
@@ -64,6 +65,8 @@ class ProviderContract(AsyncContract):
 
     output_flood_bytes: int = 64 * MIB
     """Bytes the flood test writes; the provider's output cap must be smaller."""
+    output_cap: int | None = DEFAULT_OUTPUT_CAP
+    """Bytes of a stream the provider keeps by default (``None``: not checked)."""
 
     async def test_declaration_is_consistent(self, provider: AsyncProvider) -> None:
         info = type(provider).info()
@@ -274,6 +277,11 @@ class ProviderContract(AsyncContract):
         assert len(result.stdout) < total
         assert set(result.stdout) <= {"x"}
         assert time.monotonic() - started < 100
+        # one meaning everywhere: past twice the cap the run is killed, as by SIGKILL
+        assert result.reason == TerminationReason.OUTPUT_LIMIT, show(result)
+        assert (result.exit_code, result.signal) == (137, 9), show(result)
+        if self.output_cap is not None:
+            assert len(result.stdout.encode()) == self.output_cap, len(result.stdout)
 
     async def test_result_fields(self, provider: AsyncProvider) -> None:
         result = await provider.run("import time; time.sleep(0.3); print('done')")

@@ -7,6 +7,7 @@ Collected by ``pytest --sandstorm-provider=NAME`` (with no test paths), or expli
 from __future__ import annotations
 
 from sandstorm_testkit import (
+    ArgumentContract,
     CapabilityContract,
     CleanupContract,
     CostContract,
@@ -18,10 +19,12 @@ from sandstorm_testkit import (
     PropertyContract,
     ProviderContract,
     ResourceLimitsContract,
+    SemanticsContract,
     SnapshotContract,
     StatefulFilesContract,
     StreamingContract,
     SyncFacadeContract,
+    SyncSemanticsContract,
     TemplateContract,
     TimeoutContract,
     WorkspaceContract,
@@ -29,6 +32,18 @@ from sandstorm_testkit import (
 
 
 class TestProvider(ProviderContract):
+    pass
+
+
+class TestArguments(ArgumentContract):
+    pass
+
+
+class TestSemantics(SemanticsContract):
+    pass
+
+
+class TestSyncSemantics(SyncSemanticsContract):
     pass
 
 

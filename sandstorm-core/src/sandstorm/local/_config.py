@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, field_validator
 
 from .._config import ProviderConfig
+from .._models import DEFAULT_OUTPUT_CAP
 
 __all__ = ["SANDBOX_LAYERS", "LocalConfig", "Primitive", "default_root"]
 
@@ -69,8 +70,16 @@ class LocalConfig(ProviderConfig):
         default_factory=default_root,
         description="state directory: workspaces/, snapshots/ live here",
     )
+    namespace: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$",
+        description=(
+            "the application's namespace in the state directory: providers see only the "
+            "workspaces of their own namespace (default: one derived from the state dir)"
+        ),
+    )
     output_cap: int = Field(
-        default=4 << 20,
+        default=DEFAULT_OUTPUT_CAP,
         ge=1024,
         description=(
             "bytes of stdout and of stderr kept per run; the rest is dropped (truncated flag "

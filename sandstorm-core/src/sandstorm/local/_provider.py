@@ -34,6 +34,7 @@ import asyncio
 import contextlib
 import dataclasses
 import errno
+import hashlib
 import logging
 import os
 import shutil
@@ -43,7 +44,7 @@ import sysconfig
 import threading
 import time
 import weakref
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -171,6 +172,28 @@ def _with_disk_quota(report: IsolationReport, unavailable: str | None) -> Isolat
     return report.model_copy(update={"active": active, "unavailable": missing, "limits": limits})
 
 
+LABEL_NAMESPACE = "sandstorm-namespace"
+"""Internal label: the application namespace a local workspace belongs to."""
+
+
+def default_namespace(root: Path) -> str:
+    """The namespace of a provider that names none: one per state directory."""
+    digest = hashlib.sha256(str(root.expanduser().resolve()).encode()).hexdigest()
+    return f"root-{digest[:12]}"
+
+
+def _host_memory_mib() -> int | None:
+    """This machine's memory in MiB (the most one workspace could get), from /proc."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) >> 10
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def _under(path: str, parent: str) -> bool:
     return path == parent or path.startswith(parent.rstrip("/") + "/")
 
@@ -294,6 +317,9 @@ class LocalProvider(AsyncProvider):
         {Language.PYTHON, Language.JAVASCRIPT, Language.SHELL}
     )
     config_model: ClassVar[type[LocalConfig]] = LocalConfig
+    internal_labels: ClassVar[frozenset[str]] = frozenset({LABEL_NAMESPACE})
+    max_cpu: ClassVar[float | None] = float(os.cpu_count() or 1)
+    max_memory: ClassVar[int | None] = _host_memory_mib()
 
     config: LocalConfig
 
@@ -314,7 +340,8 @@ class LocalProvider(AsyncProvider):
         self._engine_lock = threading.Lock()
         self._refused: IsolationReport | None = None
         self._finalizer: weakref.finalize[Any, Any] | None = None
-        self._cleanups: set[asyncio.Task[None]] = set()
+        self._trash: set[Path] = set()
+        self._namespace = self.config.namespace or default_namespace(Path(self.config.root))
 
     # ------------------------------------------------------------------ engine
 
@@ -447,8 +474,6 @@ class LocalProvider(AsyncProvider):
         return True
 
     async def _aclose(self) -> None:
-        while self._cleanups:
-            await asyncio.gather(*self._cleanups, return_exceptions=True)
         with self._engine_lock:
             engine, self._engine = self._engine, None
         if engine is not None:
@@ -461,6 +486,7 @@ class LocalProvider(AsyncProvider):
     # ------------------------------------------------------------------ workspaces
 
     async def _create_workspace(self, spec: WorkspaceSpec) -> Workspace:
+        spec = spec.model_copy(update={"labels": {**spec.labels, LABEL_NAMESPACE: self._namespace}})
         if spec.network.mode == "allow_list":
             raise ProviderConfigError(
                 "the local provider supports network modes 'blocked' (default) and 'host'; "
@@ -533,15 +559,27 @@ class LocalProvider(AsyncProvider):
         )
 
     async def _get_workspace(self, workspace_id: str) -> Workspace:
-        return self._store.get(workspace_id)
+        workspace = self._store.get(workspace_id)
+        if not self._mine(workspace):
+            raise WorkspaceNotFound(workspace_id, self.name)
+        return workspace
 
     async def _list_workspaces(self) -> list[Workspace]:
-        return await asyncio.to_thread(self._store.list)
+        return [ws for ws in await asyncio.to_thread(self._store.list) if self._mine(ws)]
+
+    def _mine(self, workspace: Workspace) -> bool:
+        """True when ``workspace`` is in this provider's namespace (unlabelled: the default)."""
+        found = workspace.labels.get(LABEL_NAMESPACE)
+        if found is None:
+            return self._namespace == default_namespace(Path(self.config.root))
+        return found == self._namespace
 
     async def _delete_workspace(self, workspace_id: str) -> None:
         # the workspace vanishes at once (renamed into trash/, its processes killed);
         # its files and cgroups are removed in the background, and aclose() waits for that
+        await self._get_workspace(workspace_id)  # WorkspaceNotFound outside the namespace
         trash = self._store.discard(workspace_id)
+        self._trash.add(trash)
         engine = self._engine
         if engine is not None:
             engine.cgroups.kill_workspace(workspace_id)
@@ -550,8 +588,18 @@ class LocalProvider(AsyncProvider):
             if engine is not None:
                 await asyncio.to_thread(engine.cgroups.remove_workspace, workspace_id)
             await asyncio.to_thread(self._store.purge, trash)
+            self._trash.discard(trash)
 
         self._background(cleanup())
+
+    def _sweep_leftovers(self) -> None:
+        # purges that a dying event loop cancelled (the files are already out of sight)
+        for trash in list(self._trash):
+            self._store.purge(trash)
+            self._trash.discard(trash)
+
+    def _has_leftovers(self) -> bool:
+        return bool(self._trash)
 
     # ------------------------------------------------------------------ running code
 
@@ -567,6 +615,7 @@ class LocalProvider(AsyncProvider):
             "USER": "sandbox",
             "LOGNAME": "sandbox",
             "SHELL": shell,
+            "PYTHONUNBUFFERED": "1",
         }
         env.update(self._store.env(workspace.id))
         env.update(request.env)
@@ -1025,12 +1074,6 @@ class LocalProvider(AsyncProvider):
             await asyncio.sleep(0.002)
             if run.remove():
                 return
-
-    def _background(self, work: Coroutine[Any, Any, None]) -> None:
-        """Run cleanup ``work`` without making the caller wait; aclose() waits for it."""
-        task = asyncio.ensure_future(work)
-        self._cleanups.add(task)
-        task.add_done_callback(self._cleanups.discard)
 
     # ------------------------------------------------------------------ metrics
 

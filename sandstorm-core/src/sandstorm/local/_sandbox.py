@@ -859,6 +859,11 @@ def _prepare_payload(req: RunRequest, fds: list[int], err_w: int) -> None:
     os.environ.update(req.env)
 
 
+def _out_buffer(fd: int, unbuffered: bool) -> io.RawIOBase | io.BufferedWriter:
+    raw = io.FileIO(fd, "w", closefd=False)
+    return raw if unbuffered else io.BufferedWriter(raw)
+
+
 def _run_python(code: str, extra_path: list[str]) -> int:
     """Run ``code`` like ``python -c`` would, in this (forked, warm) interpreter."""
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
@@ -867,14 +872,18 @@ def _run_python(code: str, extra_path: list[str]) -> int:
     sys.stdin = io.TextIOWrapper(
         io.BufferedReader(io.FileIO(0, "r", closefd=False)), encoding="utf-8"
     )
+    # like `python -u` when PYTHONUNBUFFERED is set (as the provider sets it): output
+    # reaches the caller as it is printed, flushed or not
+    unbuffered = bool(os.environ.get("PYTHONUNBUFFERED"))
     sys.stdout = io.TextIOWrapper(
-        io.BufferedWriter(io.FileIO(1, "w", closefd=False)), encoding="utf-8"
+        _out_buffer(1, unbuffered), encoding="utf-8", write_through=unbuffered
     )
     sys.stderr = io.TextIOWrapper(
-        io.BufferedWriter(io.FileIO(2, "w", closefd=False)),
+        _out_buffer(2, unbuffered),
         encoding="utf-8",
         errors="backslashreplace",
         line_buffering=True,
+        write_through=unbuffered,
     )
     for name in ("stdin", "stdout", "stderr"):
         setattr(sys, f"__{name}__", getattr(sys, name))

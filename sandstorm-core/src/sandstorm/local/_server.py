@@ -357,6 +357,7 @@ async def execute(
     stdin_task: asyncio.Task[None] | None = None
     monitor_task: asyncio.Task[None] | None = None
     deadline = None
+    dying = False  # destroyed with a dead event loop: clean up without awaiting
     try:
         if message:
             await loop.sock_sendall(host_sock, message)
@@ -370,6 +371,10 @@ async def execute(
         if monitor is not None:
             monitor_task = asyncio.ensure_future(monitor(kill))
         await asyncio.shield(finished)
+    except GeneratorExit:
+        dying = True
+        kill()
+        raise
     except BaseException:
         kill()
         with contextlib.suppress(BaseException):
@@ -378,11 +383,11 @@ async def execute(
     finally:
         if deadline is not None:
             deadline.cancel()
-        if monitor_task is not None:
+        if monitor_task is not None and not dying:
             monitor_task.cancel()
             with contextlib.suppress(BaseException):
                 await monitor_task
-        if stdin_task is not None:
+        if stdin_task is not None and not dying:
             stdin_task.cancel()
             with contextlib.suppress(BaseException):
                 await stdin_task

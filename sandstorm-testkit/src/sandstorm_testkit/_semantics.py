@@ -1,0 +1,151 @@
+"""Same call, same answer: the semantics every provider shares behind the one API.
+
+Workspace names are unique and find their workspace; ``get_or_create_workspace`` is
+idempotent; ``list_workspaces(labels=...)`` filters; a workspace's labels are exactly the
+caller's (providers' own labels stay hidden); python output streams as it is printed,
+flushed or not; ``stream`` is on workspace handles, and the blocking ``stream`` gives the
+result after its chunks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import pytest
+
+import sandstorm
+from sandstorm import AsyncProvider, Capability, ProviderUnavailable, WorkspaceExists
+
+from ._base import LABEL, AsyncContract, SyncContract, WorkspaceFactory
+from ._helpers import show
+
+__all__ = ["SemanticsContract", "SyncSemanticsContract"]
+
+
+class SemanticsContract(AsyncContract):
+    """Names, labels and streaming mean the same on every provider."""
+
+    async def test_names_are_unique_and_find_their_workspace(
+        self, provider: AsyncProvider, new_workspace: WorkspaceFactory
+    ) -> None:
+        name = new_workspace.name()
+        workspace = await new_workspace(name=name)
+        with pytest.raises(WorkspaceExists):
+            await new_workspace(name=name)
+        found = await provider.get_workspace(name)
+        assert (found.id, found.name) == (workspace.id, name)
+        result = await provider.run_in_workspace(name, "print('by name')")
+        assert result.stdout == "by name\n", show(result)
+
+    async def test_get_or_create_is_idempotent(
+        self, provider: AsyncProvider, new_workspace: WorkspaceFactory
+    ) -> None:
+        name = new_workspace.name()
+        labels = {**new_workspace.labels, "purpose": "get-or-create"}
+        persistent = provider.supports(Capability.PERSISTENCE)
+        first = await provider.get_or_create_workspace(
+            name=name, labels=labels, persistent=persistent
+        )
+        new_workspace.track(first)
+        again = await provider.get_or_create_workspace(
+            name=name, labels=labels, persistent=persistent
+        )
+        assert again.id == first.id
+        assert first.labels == labels
+
+    async def test_labels_filter_and_only_the_callers_labels_show(
+        self, provider: AsyncProvider, new_workspace: WorkspaceFactory
+    ) -> None:
+        red = await new_workspace(labels={"colour": "red"})
+        blue = await new_workspace(labels={"colour": "blue"})
+        expected = {**new_workspace.labels, "colour": "red"}
+        assert red.labels == expected, "a provider's own labels must not show"
+        assert (await provider.get_workspace(red.id)).labels == expected
+        listed = await provider.list_workspaces(
+            labels={"colour": "red", LABEL: new_workspace.run_id}
+        )
+        assert [ws.id for ws in listed] == [red.id]
+        assert listed[0].labels == expected
+        assert blue.id not in {ws.id for ws in listed}
+
+    async def test_a_closed_provider_is_unavailable(
+        self, provider_factory: Callable[[], AsyncProvider]
+    ) -> None:
+        closed = provider_factory()
+        await closed.aclose()
+        await closed.aclose()  # idempotent
+        with pytest.raises(ProviderUnavailable):
+            await closed.run("print(1)")
+        with pytest.raises(ProviderUnavailable):
+            await closed.list_workspaces()
+        with pytest.raises(ProviderUnavailable):
+            await closed.create_workspace(persistent=False)
+
+    async def test_aclose_stops_calls_in_flight_and_cleans_up(
+        self, provider: AsyncProvider, provider_factory: Callable[[], AsyncProvider]
+    ) -> None:
+        closing = provider_factory()
+        before = {ws.id for ws in await provider.list_workspaces()}
+        running = asyncio.ensure_future(closing.run("import time\ntime.sleep(60)", timeout=120))
+        await asyncio.sleep(2)
+        started = time.monotonic()
+        await closing.aclose()
+        with pytest.raises(ProviderUnavailable):
+            await running
+        assert time.monotonic() - started < 30, "aclose() waited for the run to end"
+        after = {ws.id for ws in await provider.list_workspaces()}
+        assert after <= before, f"aclose() left the run's workspace: {after - before}"
+
+    @pytest.mark.requires(Capability.STREAMING)
+    async def test_python_output_streams_unflushed(self, provider: AsyncProvider) -> None:
+        started = time.monotonic()
+        arrivals: list[tuple[float, str]] = []
+        result = await provider.run(
+            "import time\nprint('first')\ntime.sleep(3)\nprint('second')",
+            on_stdout=lambda text: arrivals.append((time.monotonic() - started, text)),
+            timeout=60,
+        )
+        ended = time.monotonic() - started
+        assert result.stdout == "first\nsecond\n", show(result)
+        early = [at for at, text in arrivals if "first" in text]
+        assert early, arrivals
+        assert early[0] < ended - 2, f"unflushed output arrived only at the end: {arrivals}"
+
+    @pytest.mark.requires(Capability.STREAMING)
+    async def test_handle_streams_and_keeps_the_result(
+        self, provider: AsyncProvider, sandstorm_run_id: str
+    ) -> None:
+        async with provider.sandbox(labels={LABEL: sandstorm_run_id}) as box:
+            stream = box.stream("print('a'); print('b'); raise SystemExit(3)")
+            text = "".join([chunk.text async for chunk in stream if chunk.stream == "stdout"])
+            assert text == "a\nb\n"
+            assert stream.result is not None
+            assert (stream.result.exit_code, stream.result.workspace_id) == (3, box.id)
+
+
+class SyncSemanticsContract(SyncContract):
+    """The blocking API gives the same answers."""
+
+    @pytest.mark.requires(Capability.STREAMING)
+    def test_sync_stream_yields_then_holds_the_result(
+        self, sync_provider: sandstorm.SyncProvider
+    ) -> None:
+        stream = sync_provider.stream("print('one'); print('two'); raise SystemExit(4)")
+        text = "".join(chunk.text for chunk in stream if chunk.stream == "stdout")
+        assert text == "one\ntwo\n"
+        assert stream.result is not None
+        assert stream.result.exit_code == 4
+
+    def test_sync_list_workspaces_by_labels(
+        self, sync_provider: sandstorm.SyncProvider, sandstorm_run_id: str
+    ) -> None:
+        persistent = Capability.PERSISTENCE in sync_provider.capabilities
+        labels = {LABEL: sandstorm_run_id, "purpose": "sync-labels"}
+        workspace = sync_provider.create_workspace(labels=labels, persistent=persistent)
+        try:
+            listed = sync_provider.list_workspaces(labels=labels)
+            assert [ws.id for ws in listed] == [workspace.id]
+        finally:
+            sync_provider.delete_workspace(workspace)
