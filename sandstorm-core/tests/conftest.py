@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -34,6 +34,25 @@ async def alocal(state_root: Path) -> AsyncIterator[sandstorm.AsyncProvider]:
         yield provider
         for workspace in await provider.list_workspaces():
             await provider.delete_workspace(workspace)
+
+
+def list_leftovers(root: Path) -> list[str]:
+    """What a local provider with state dir ``root`` left: workspaces and trash entries."""
+    workspaces = root / "workspaces"
+    places = [workspaces, workspaces / ".trash", root / "trash"]  # trash: the older layout
+    return sorted(
+        str(entry.relative_to(root))
+        for place in places
+        if place.is_dir()
+        for entry in place.iterdir()
+        if entry.name != ".trash"
+    )
+
+
+@pytest.fixture
+def leftovers() -> Callable[[Path], list[str]]:
+    """:func:`list_leftovers`, for tests that check a state dir holds nothing."""
+    return list_leftovers
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -183,7 +184,9 @@ def test_doctor_positional_says_why_unavailable(state_root: Path) -> None:
     assert "NetworkError" in line
 
 
-def test_ctrl_c_exits_130_after_cleaning_up(state_root: Path) -> None:
+def test_ctrl_c_exits_130_after_cleaning_up(
+    state_root: Path, leftovers: Callable[[Path], list[str]]
+) -> None:
     import signal
 
     environ = {**os.environ, "SANDSTORM_LOCAL_ROOT": str(state_root)}
@@ -201,5 +204,4 @@ def test_ctrl_c_exits_130_after_cleaning_up(state_root: Path) -> None:
         _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
     assert "Traceback" not in err
-    left = list((state_root / "workspaces").iterdir()) + list((state_root / "trash").iterdir())
-    assert left == []
+    assert leftovers(state_root) == []

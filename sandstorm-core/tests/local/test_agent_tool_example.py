@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "agent_tool.py"
 pytestmark = pytest.mark.slow
 
 
-def test_agent_tool_on_local(tmp_path: Path) -> None:
+def test_agent_tool_on_local(tmp_path: Path, leftovers: Callable[[Path], list[str]]) -> None:
     root = tmp_path / "state"
     env = {**os.environ, "SANDSTORM_PROVIDER": "local", "SANDSTORM_LOCAL_ROOT": str(root)}
     done = subprocess.run(
@@ -28,5 +29,4 @@ def test_agent_tool_on_local(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "20/20 conversations on local" in done.stdout
     assert "Traceback" not in done.stderr
-    left = [p for folder in ("workspaces", "trash") for p in (root / folder).glob("*")]
-    assert left == []
+    assert leftovers(root) == []

@@ -7,6 +7,7 @@ program's stderr has no traceback.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,20 +17,13 @@ from sandstorm_testkit.exits import EXIT_SCENARIOS, run_exit_scenario
 pytestmark = pytest.mark.slow
 
 
-def _left(root: Path) -> list[str]:
-    return sorted(
-        str(entry.relative_to(root))
-        for folder in ("workspaces", "trash")
-        if (root / folder).is_dir()
-        for entry in (root / folder).iterdir()
-    )
-
-
 @pytest.mark.parametrize("scenario", sorted(EXIT_SCENARIOS))
-def test_exit_path_leaves_nothing(scenario: str, tmp_path: Path) -> None:
+def test_exit_path_leaves_nothing(
+    scenario: str, tmp_path: Path, leftovers: Callable[[Path], list[str]]
+) -> None:
     root = tmp_path / "state"
     outcome = run_exit_scenario(scenario, "local", {"root": str(root)})
     assert outcome.returncode in EXIT_SCENARIOS[scenario][2], outcome
     assert "Traceback" not in outcome.stderr, outcome.stderr
     assert "never retrieved" not in outcome.stderr, outcome.stderr
-    assert _left(root) == []
+    assert leftovers(root) == []

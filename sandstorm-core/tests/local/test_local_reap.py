@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,7 @@ def test_reap_deletes_what_a_killed_process_left(tmp_path: Path) -> None:
             provider.delete_workspace(mine)
 
 
-def test_cli_reap_local(tmp_path: Path) -> None:
+def test_cli_reap_local(tmp_path: Path, leftovers: Callable[[Path], list[str]]) -> None:
     root = str(tmp_path / "state")
     left = leave_behind("local", {"root": root})
     env = {**os.environ, "SANDSTORM_LOCAL_ROOT": root}
@@ -62,4 +63,9 @@ def test_cli_reap_local(tmp_path: Path) -> None:
     assert f"deleted {left['bound']}" in done.stdout
     old = cli("--older-than", "0")
     assert f"deleted {left['persistent']}" in old.stdout
-    assert not list((Path(root) / "workspaces").iterdir())
+    assert leftovers(Path(root)) == []
+    # the killed owner's shared bind of workspaces/ went with the last provider on the root
+    assert not (Path(root) / ".workspaces-bind").exists()
+    assert (
+        str((Path(root) / "workspaces").resolve()) not in Path("/proc/self/mountinfo").read_text()
+    )

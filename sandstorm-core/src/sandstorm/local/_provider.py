@@ -597,6 +597,9 @@ class LocalProvider(AsyncProvider):
         for trash in list(self._trash):
             self._store.purge(trash)
             self._trash.discard(trash)
+        if self._closed:
+            # the store may have closed before these purges: its bind goes now
+            self._store.release_bind()
 
     def _has_leftovers(self) -> bool:
         return bool(self._trash)

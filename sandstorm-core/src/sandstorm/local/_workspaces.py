@@ -100,6 +100,7 @@ class WorkspaceStore:
         self._prepared = False
         self._shared = False
         self._mounted: set[str] = set()
+        self._users_fd: int | None = None
         self._uids: set[int] | None = None
         self._uid_lock = threading.Lock()
 
@@ -128,6 +129,11 @@ class WorkspaceStore:
         self.base.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.root, 0o700)
         if self.images:
+            # every provider using this root holds a shared lock on it while it is open;
+            # the last one to close (the only one that can lock it exclusively) removes
+            # the bind below, even one a killed process left
+            if self._users_fd is None:
+                self._users_fd = self._lock_users(fcntl.LOCK_SH)
             # ours to remove at close: a bind made now, or one a crashed provider made
             # (marked); a mount point someone else made stays theirs
             marker = self.root / ".workspaces-bind"
@@ -216,15 +222,51 @@ class WorkspaceStore:
             except OSError as exc:
                 log.warning("unmounting %s: %s", files, exc)
         self._mounted.clear()
-        if self._shared and _disk.unshare(self.base):
-            (self.root / ".workspaces-bind").unlink(missing_ok=True)
-            self._shared = False
+        self.release_bind()
+        self._shared = False
+        if self._users_fd is not None:
+            os.close(self._users_fd)
+            self._users_fd = None
         self._prepared = False
         deadline = time.monotonic() + 1.0
         while released and time.monotonic() < deadline:
             released = [image for image in released if _disk.attached_device(image)]
             if released:
                 time.sleep(0.01)
+
+    def release_bind(self) -> None:
+        """Remove the shared bind of ``workspaces/`` when no image is mounted below it and
+        no other provider uses this root; a no-op otherwise (the last one removes it)."""
+        marker = self.root / ".workspaces-bind"
+        if marker.exists() and self._last_user() and _disk.unshare(self.base):
+            marker.unlink(missing_ok=True)
+
+    def _lock_users(self, operation: int) -> int | None:
+        """A descriptor of ``root/.users`` locked with ``operation``; ``None`` if it cannot be."""
+        try:
+            fd = os.open(self.root / ".users", os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError:
+            return None
+        try:
+            fcntl.flock(fd, operation)
+        except OSError:
+            os.close(fd)
+            return None
+        return fd
+
+    def _last_user(self) -> bool:
+        """True when no other open provider uses this root (its bind is then ours to remove)."""
+        if self._users_fd is not None:
+            try:
+                fcntl.flock(self._users_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # upgrade
+            except OSError:
+                return False
+            return True
+        fd = self._lock_users(fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if fd is None:
+            return False
+        self._users_fd = fd
+        return True
 
     def save(self, workspace: Workspace) -> None:
         """Atomically (re)write the workspace's ``meta.json``."""

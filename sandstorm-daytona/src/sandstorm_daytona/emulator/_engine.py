@@ -47,11 +47,16 @@ async def shell(
     streaming = Capability.STREAMING in provider.capabilities and (
         on_stdout is not None or on_stderr is not None
     )
+    limit = timeout or emulator.config.command_timeout
+    if provider.max_timeout is not None:
+        # the daemon takes any uint32 of seconds; past the engine's longest run (a day)
+        # the difference cannot be observed
+        limit = min(limit, provider.max_timeout)
     return await provider.run_in_workspace(
         workspace,
         text,
         language="shell",
-        timeout=timeout or emulator.config.command_timeout,
+        timeout=limit,
         env=record.env or None,
         stdin=stdin,
         on_stdout=on_stdout if streaming else None,
