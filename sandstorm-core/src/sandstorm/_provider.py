@@ -9,6 +9,7 @@ of the primitives, so an adapter writes each primitive once and gets the rest.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import functools
@@ -168,11 +169,14 @@ def _boundary(
     return call
 
 
-class AsyncProvider:
+class AsyncProvider(abc.ABC):
     """Base class of every provider, and the async API users call.
 
     Class attributes declare the provider, readable without credentials:
     ``name``, ``description``, ``capabilities``, ``languages`` and ``config_model``.
+    An adapter implements the abstract primitives (``_create_workspace``,
+    ``_get_workspace``, ``_list_workspaces``, ``_delete_workspace``, ``_execute``); a
+    subclass missing one cannot be instantiated, and the error names it.
     """
 
     name: ClassVar[str] = ""
@@ -279,6 +283,13 @@ class AsyncProvider:
             return False
 
     @_boundary
+    async def effective_capabilities(self) -> frozenset[Capability]:
+        """What this instance can do on this host: the declared capabilities, less any the
+        backend turns out to lack (``capabilities`` is what the class can do anywhere)."""
+        self._check_open()
+        return frozenset(await self._effective_capabilities())
+
+    @_boundary
     async def run(
         self,
         code: str,
@@ -326,7 +337,7 @@ class AsyncProvider:
             template=workspace_template,
             persistent=False,
             resources=resources,
-            network=network,
+            network=self._network_for_run(network, git_repo),
         )
         if git_repo is not None:
             self.require(Capability.GIT, "git_repo")
@@ -352,14 +363,45 @@ class AsyncProvider:
         await _shielded(self._discard(workspace))
         return result
 
-    def stream(self, code: str, **kwargs: Any) -> OutputStream:
+    def stream(
+        self,
+        code: str,
+        *,
+        language: str = "python",
+        timeout: float | None = None,
+        cpu: float | None = None,
+        memory: int | None = None,
+        disk: int | None = None,
+        env: Mapping[str, str] | None = None,
+        stdin: str | bytes | None = None,
+        workspace_id: str | None = None,
+        workspace_template: str | None = None,
+        git_repo: str | None = None,
+        git_branch: str | None = None,
+        network: NetworkPolicy | None = None,
+    ) -> OutputStream:
         """Run ``code`` and iterate its output as it is produced.
 
         ``async for chunk in provider.stream(code): ...`` yields :class:`OutputChunk`;
-        after the loop, ``stream.result`` holds the :class:`RunResult`.
+        after the loop, ``stream.result`` holds the :class:`RunResult`. The keyword
+        arguments are those of :meth:`run`.
         """
         self.require(Capability.STREAMING)
-        return OutputStream(self, code, kwargs)
+        options = {
+            "language": language,
+            "timeout": timeout,
+            "cpu": cpu,
+            "memory": memory,
+            "disk": disk,
+            "env": env,
+            "stdin": stdin,
+            "workspace_id": workspace_id,
+            "workspace_template": workspace_template,
+            "git_repo": git_repo,
+            "git_branch": git_branch,
+            "network": network,
+        }
+        return OutputStream(self, code, options)
 
     @_boundary
     async def create_workspace(
@@ -418,11 +460,34 @@ class AsyncProvider:
         )
         return await self._guarded(self._create_hooked(spec, bound=bound))
 
-    def sandbox(self, **create: Any) -> AsyncSandbox:
+    def sandbox(
+        self,
+        *,
+        name: str | None = None,
+        template: str | None = None,
+        persistent: bool = True,
+        cpu: float | None = None,
+        memory: int | None = None,
+        disk: int | None = None,
+        network: NetworkPolicy | None = None,
+        labels: Mapping[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> AsyncSandbox:
         """A handle that creates a workspace on ``async with`` entry and deletes it on exit.
 
         Keyword arguments are those of :meth:`create_workspace`.
         """
+        create = {
+            "name": name,
+            "template": template,
+            "persistent": persistent,
+            "cpu": cpu,
+            "memory": memory,
+            "disk": disk,
+            "network": network,
+            "labels": labels,
+            "env": env,
+        }
         return AsyncSandbox(self, create=create)
 
     @_boundary
@@ -438,12 +503,22 @@ class AsyncProvider:
 
     @_boundary
     async def get_or_create_workspace(
-        self, /, *, name: str, labels: Mapping[str, str] | None = None, **create: Any
+        self,
+        *,
+        name: str,
+        template: str | None = None,
+        persistent: bool = True,
+        cpu: float | None = None,
+        memory: int | None = None,
+        disk: int | None = None,
+        network: NetworkPolicy | None = None,
+        labels: Mapping[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> Workspace:
-        """The workspace called ``name``; made with ``labels`` and ``create`` if there is none.
+        """The workspace called ``name``; made as :meth:`create_workspace` would if there is none.
 
-        ``create`` takes the other keyword arguments of :meth:`create_workspace`. An
-        existing workspace is returned as it is (its labels are not changed).
+        An existing workspace is returned as it is (its labels and resources are not
+        changed).
         """
         self._check_open()
         name = check_name(name, "workspace name") or ""
@@ -452,7 +527,17 @@ class AsyncProvider:
         except WorkspaceNotFound:
             pass
         try:
-            return await self.create_workspace(name=name, labels=labels, **create)
+            return await self.create_workspace(
+                name=name,
+                template=template,
+                persistent=persistent,
+                cpu=cpu,
+                memory=memory,
+                disk=disk,
+                network=network,
+                labels=labels,
+                env=env,
+            )
         except WorkspaceExists:  # made meanwhile by someone else
             return self._public(await self._find(name))
 
@@ -689,18 +774,33 @@ class AsyncProvider:
     async def _is_available(self) -> bool:
         return True
 
+    def _network_for_run(
+        self, network: NetworkPolicy | None, git_repo: str | None
+    ) -> NetworkPolicy | None:
+        """The network policy of a one-shot run's new workspace (``run(network=...)``)."""
+        return network
+
+    async def _effective_capabilities(self) -> frozenset[Capability]:
+        """The declared capabilities this instance really has; by default all of them."""
+        return self.capabilities
+
+    @abc.abstractmethod
     async def _create_workspace(self, spec: WorkspaceSpec) -> Workspace:
         raise NotImplementedError
 
+    @abc.abstractmethod
     async def _get_workspace(self, workspace_id: str) -> Workspace:
         raise NotImplementedError
 
+    @abc.abstractmethod
     async def _list_workspaces(self) -> list[Workspace]:
         raise NotImplementedError
 
+    @abc.abstractmethod
     async def _delete_workspace(self, workspace_id: str) -> None:
         raise NotImplementedError
 
+    @abc.abstractmethod
     async def _execute(self, workspace: Workspace, request: ExecRequest) -> RunResult:
         raise NotImplementedError
 
@@ -759,9 +859,11 @@ class AsyncProvider:
 
     def _rebind(self) -> None:
         """Drop what is bound to a dead event loop (connections) before a cleanup on a new one."""
+        return  # nothing by default: providers that hold such state override it
 
     def _sweep_leftovers(self) -> None:
         """Synchronously finish cleanups that a dying event loop cancelled (last resort)."""
+        return  # nothing by default: providers that hold such state override it
 
     def _has_leftovers(self) -> bool:
         """True while ``_sweep_leftovers`` would have something to do."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
@@ -10,7 +10,7 @@ from ._capabilities import Capability
 from ._models import FileInfo, GitStatus, RunResult, Snapshot, Workspace, WorkspaceMetrics
 
 if TYPE_CHECKING:
-    from ._provider import AsyncProvider, OutputStream
+    from ._provider import AsyncProvider, OutputCallback, OutputStream
     from ._sync import SyncOutputStream
 
 __all__ = ["AsyncSandbox", "Sandbox"]
@@ -73,17 +73,60 @@ class AsyncSandbox:
             self.owned = False
             await self.provider._release_handle(workspace)
 
-    async def run(self, code: str, **kwargs: Any) -> RunResult:
+    async def run(
+        self,
+        code: str,
+        *,
+        language: str = "python",
+        timeout: float | None = None,
+        env: Mapping[str, str] | None = None,
+        stdin: str | bytes | None = None,
+        on_stdout: OutputCallback | None = None,
+        on_stderr: OutputCallback | None = None,
+    ) -> RunResult:
         """Run ``code`` in this workspace (see ``AsyncProvider.run_in_workspace``)."""
-        return await self.provider.run_in_workspace(self.workspace, code, **kwargs)
+        return await self.provider.run_in_workspace(
+            self.workspace,
+            code,
+            language=language,
+            timeout=timeout,
+            env=env,
+            stdin=stdin,
+            on_stdout=on_stdout,
+            on_stderr=on_stderr,
+        )
 
-    async def exec(self, command: str, **kwargs: Any) -> RunResult:
+    async def exec(
+        self,
+        command: str,
+        *,
+        timeout: float | None = None,
+        env: Mapping[str, str] | None = None,
+        stdin: str | bytes | None = None,
+    ) -> RunResult:
         """Run a shell command line in this workspace."""
-        return await self.provider.exec(self.workspace, command, **kwargs)
+        return await self.provider.exec(
+            self.workspace, command, timeout=timeout, env=env, stdin=stdin
+        )
 
-    def stream(self, code: str, **kwargs: Any) -> OutputStream:
+    def stream(
+        self,
+        code: str,
+        *,
+        language: str = "python",
+        timeout: float | None = None,
+        env: Mapping[str, str] | None = None,
+        stdin: str | bytes | None = None,
+    ) -> OutputStream:
         """Run ``code`` in this workspace and iterate its output (see ``AsyncProvider.stream``)."""
-        return self.provider.stream(code, workspace_id=self.workspace.id, **kwargs)
+        return self.provider.stream(
+            code,
+            workspace_id=self.workspace.id,
+            language=language,
+            timeout=timeout,
+            env=env,
+            stdin=stdin,
+        )
 
     async def write_file(self, path: str, data: str | bytes) -> None:
         """Write a file in this workspace."""
@@ -155,23 +198,63 @@ class Sandbox:
     ) -> None:
         _call(self.async_sandbox.__aexit__(exc_type, exc, tb))
 
-    def run(self, code: str, **kwargs: Any) -> RunResult:
+    def run(
+        self,
+        code: str,
+        *,
+        language: str = "python",
+        timeout: float | None = None,
+        env: Mapping[str, str] | None = None,
+        stdin: str | bytes | None = None,
+        on_stdout: OutputCallback | None = None,
+        on_stderr: OutputCallback | None = None,
+    ) -> RunResult:
         """Run ``code`` in this workspace."""
-        return _call(self.async_sandbox.run(code, **kwargs))
+        return _call(
+            self.async_sandbox.run(
+                code,
+                language=language,
+                timeout=timeout,
+                env=env,
+                stdin=stdin,
+                on_stdout=on_stdout,
+                on_stderr=on_stderr,
+            )
+        )
 
-    def exec(self, command: str, **kwargs: Any) -> RunResult:
+    def exec(
+        self,
+        command: str,
+        *,
+        timeout: float | None = None,
+        env: Mapping[str, str] | None = None,
+        stdin: str | bytes | None = None,
+    ) -> RunResult:
         """Run a shell command line in this workspace."""
-        return _call(self.async_sandbox.exec(command, **kwargs))
+        return _call(self.async_sandbox.exec(command, timeout=timeout, env=env, stdin=stdin))
 
-    def stream(self, code: str, **kwargs: Any) -> SyncOutputStream:
+    def stream(
+        self,
+        code: str,
+        *,
+        language: str = "python",
+        timeout: float | None = None,
+        env: Mapping[str, str] | None = None,
+        stdin: str | bytes | None = None,
+    ) -> SyncOutputStream:
         """Run ``code`` in this workspace; iterate its output, then read ``.result``."""
         from ._sync import SyncOutputStream
 
         sandbox = self.async_sandbox
         sandbox.provider.require(Capability.STREAMING)
-        return SyncOutputStream(
-            sandbox.provider, code, {"workspace_id": sandbox.workspace.id, **kwargs}
-        )
+        options = {
+            "workspace_id": sandbox.workspace.id,
+            "language": language,
+            "timeout": timeout,
+            "env": env,
+            "stdin": stdin,
+        }
+        return SyncOutputStream(sandbox.provider, code, options)
 
     def write_file(self, path: str, data: str | bytes) -> None:
         """Write a file in this workspace."""

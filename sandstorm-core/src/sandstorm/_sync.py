@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import inspect
 import queue
 import threading
 from collections.abc import Coroutine, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+from ._capabilities import Capability
+from ._config import ProviderConfig
 from ._models import (
     CostEstimate,
     FileInfo,
     GitStatus,
+    NetworkPolicy,
     OutputChunk,
     ProviderInfo,
     RunResult,
@@ -24,7 +29,7 @@ from ._models import (
 from ._provider import AsyncProvider, OutputCallback, WorkspaceRef
 from ._sandbox import Sandbox
 
-__all__ = ["SyncOutputStream", "SyncProvider"]
+__all__ = ["Extras", "SyncOutputStream", "SyncProvider"]
 
 T = TypeVar("T")
 
@@ -109,6 +114,21 @@ class SyncProvider:
         """The capabilities the provider declares."""
         return self.async_provider.capabilities
 
+    @property
+    def config(self) -> ProviderConfig:
+        """The provider's validated configuration."""
+        return self.async_provider.config
+
+    @property
+    def extras(self) -> Extras:
+        """The provider's own methods beyond the shared API, blocking.
+
+        ``get_provider("daytona").extras.stop_workspace(ws)`` calls
+        ``DaytonaProvider.stop_workspace`` and waits for it; see the provider's reference
+        for what it offers. Plain attributes come back as they are.
+        """
+        return Extras(self.async_provider)
+
     def info(self) -> ProviderInfo:
         """The provider's declaration."""
         return self.async_provider.info()
@@ -132,25 +152,145 @@ class SyncProvider:
         """True when the provider can run code now."""
         return run_sync(self.async_provider.is_available())
 
-    def run(self, code: str, **kwargs: Any) -> RunResult:
-        """Run ``code``; see :meth:`AsyncProvider.run` for the keyword arguments."""
-        return run_sync(self.async_provider.run(code, **kwargs))
+    def effective_capabilities(self) -> frozenset[Capability]:
+        """What this instance can do on this host (see ``AsyncProvider``)."""
+        return run_sync(self.async_provider.effective_capabilities())
 
-    def stream(self, code: str, **kwargs: Any) -> SyncOutputStream:
+    def run(
+        self,
+        code: str,
+        *,
+        language: str = "python",
+        timeout: float | None = None,
+        cpu: float | None = None,
+        memory: int | None = None,
+        disk: int | None = None,
+        env: Mapping[str, str] | None = None,
+        stdin: str | bytes | None = None,
+        workspace_id: str | None = None,
+        workspace_template: str | None = None,
+        git_repo: str | None = None,
+        git_branch: str | None = None,
+        network: NetworkPolicy | None = None,
+        on_stdout: OutputCallback | None = None,
+        on_stderr: OutputCallback | None = None,
+    ) -> RunResult:
+        """Run ``code``; see :meth:`AsyncProvider.run`."""
+        return run_sync(
+            self.async_provider.run(
+                code,
+                language=language,
+                timeout=timeout,
+                cpu=cpu,
+                memory=memory,
+                disk=disk,
+                env=env,
+                stdin=stdin,
+                workspace_id=workspace_id,
+                workspace_template=workspace_template,
+                git_repo=git_repo,
+                git_branch=git_branch,
+                network=network,
+                on_stdout=on_stdout,
+                on_stderr=on_stderr,
+            )
+        )
+
+    def stream(
+        self,
+        code: str,
+        *,
+        language: str = "python",
+        timeout: float | None = None,
+        cpu: float | None = None,
+        memory: int | None = None,
+        disk: int | None = None,
+        env: Mapping[str, str] | None = None,
+        stdin: str | bytes | None = None,
+        workspace_id: str | None = None,
+        workspace_template: str | None = None,
+        git_repo: str | None = None,
+        git_branch: str | None = None,
+        network: NetworkPolicy | None = None,
+    ) -> SyncOutputStream:
         """Run ``code`` and iterate its output as it is produced.
 
         ``for chunk in stream: ...`` yields :class:`OutputChunk`; afterwards
-        ``stream.result`` holds the :class:`RunResult`.
+        ``stream.result`` holds the :class:`RunResult`. The keyword arguments are those of
+        :meth:`run`.
         """
-        return SyncOutputStream(self.async_provider, code, kwargs)
+        self.async_provider.require(Capability.STREAMING)
+        options = {
+            "language": language,
+            "timeout": timeout,
+            "cpu": cpu,
+            "memory": memory,
+            "disk": disk,
+            "env": env,
+            "stdin": stdin,
+            "workspace_id": workspace_id,
+            "workspace_template": workspace_template,
+            "git_repo": git_repo,
+            "git_branch": git_branch,
+            "network": network,
+        }
+        return SyncOutputStream(self.async_provider, code, options)
 
-    def create_workspace(self, **kwargs: Any) -> Workspace:
+    def create_workspace(
+        self,
+        *,
+        name: str | None = None,
+        template: str | None = None,
+        persistent: bool = True,
+        cpu: float | None = None,
+        memory: int | None = None,
+        disk: int | None = None,
+        network: NetworkPolicy | None = None,
+        labels: Mapping[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> Workspace:
         """Create a workspace; see :meth:`AsyncProvider.create_workspace`."""
-        return run_sync(self.async_provider.create_workspace(**kwargs))
+        return run_sync(
+            self.async_provider.create_workspace(
+                name=name,
+                template=template,
+                persistent=persistent,
+                cpu=cpu,
+                memory=memory,
+                disk=disk,
+                network=network,
+                labels=labels,
+                env=env,
+            )
+        )
 
-    def sandbox(self, **create: Any) -> Sandbox:
+    def sandbox(
+        self,
+        *,
+        name: str | None = None,
+        template: str | None = None,
+        persistent: bool = True,
+        cpu: float | None = None,
+        memory: int | None = None,
+        disk: int | None = None,
+        network: NetworkPolicy | None = None,
+        labels: Mapping[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> Sandbox:
         """A handle that creates a workspace on ``with`` entry and deletes it on exit."""
-        return Sandbox(self.async_provider.sandbox(**create))
+        return Sandbox(
+            self.async_provider.sandbox(
+                name=name,
+                template=template,
+                persistent=persistent,
+                cpu=cpu,
+                memory=memory,
+                disk=disk,
+                network=network,
+                labels=labels,
+                env=env,
+            )
+        )
 
     def attach(self, workspace: WorkspaceRef) -> Sandbox:
         """A handle on an existing workspace; leaving it does not delete the workspace."""
@@ -164,9 +304,33 @@ class SyncProvider:
         """Every workspace this provider's account can see (with ``labels``: carrying them)."""
         return run_sync(self.async_provider.list_workspaces(labels=labels))
 
-    def get_or_create_workspace(self, *, name: str, **create: Any) -> Workspace:
-        """The workspace called ``name``, created (with ``create``) if there is none."""
-        return run_sync(self.async_provider.get_or_create_workspace(name=name, **create))
+    def get_or_create_workspace(
+        self,
+        *,
+        name: str,
+        template: str | None = None,
+        persistent: bool = True,
+        cpu: float | None = None,
+        memory: int | None = None,
+        disk: int | None = None,
+        network: NetworkPolicy | None = None,
+        labels: Mapping[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> Workspace:
+        """The workspace called ``name``, created as :meth:`create_workspace` would if missing."""
+        return run_sync(
+            self.async_provider.get_or_create_workspace(
+                name=name,
+                template=template,
+                persistent=persistent,
+                cpu=cpu,
+                memory=memory,
+                disk=disk,
+                network=network,
+                labels=labels,
+                env=env,
+            )
+        )
 
     def reap(
         self,
@@ -184,13 +348,45 @@ class SyncProvider:
         """Delete a workspace."""
         run_sync(self.async_provider.delete_workspace(workspace))
 
-    def run_in_workspace(self, workspace: WorkspaceRef, code: str, **kwargs: Any) -> RunResult:
+    def run_in_workspace(
+        self,
+        workspace: WorkspaceRef,
+        code: str,
+        *,
+        language: str = "python",
+        timeout: float | None = None,
+        env: Mapping[str, str] | None = None,
+        stdin: str | bytes | None = None,
+        on_stdout: OutputCallback | None = None,
+        on_stderr: OutputCallback | None = None,
+    ) -> RunResult:
         """Run ``code`` inside an existing workspace."""
-        return run_sync(self.async_provider.run_in_workspace(workspace, code, **kwargs))
+        return run_sync(
+            self.async_provider.run_in_workspace(
+                workspace,
+                code,
+                language=language,
+                timeout=timeout,
+                env=env,
+                stdin=stdin,
+                on_stdout=on_stdout,
+                on_stderr=on_stderr,
+            )
+        )
 
-    def exec(self, workspace: WorkspaceRef, command: str, **kwargs: Any) -> RunResult:
+    def exec(
+        self,
+        workspace: WorkspaceRef,
+        command: str,
+        *,
+        timeout: float | None = None,
+        env: Mapping[str, str] | None = None,
+        stdin: str | bytes | None = None,
+    ) -> RunResult:
         """Run a shell command line inside an existing workspace."""
-        return run_sync(self.async_provider.exec(workspace, command, **kwargs))
+        return run_sync(
+            self.async_provider.exec(workspace, command, timeout=timeout, env=env, stdin=stdin)
+        )
 
     def write_file(self, workspace: WorkspaceRef, path: str, data: str | bytes) -> None:
         """Write a file in the workspace."""
@@ -250,6 +446,32 @@ class SyncProvider:
         return run_sync(
             self.async_provider.estimate_cost(duration=duration, cpu=cpu, memory=memory, disk=disk)
         )
+
+
+class Extras:
+    """A provider's own public methods, blocking (see :attr:`SyncProvider.extras`)."""
+
+    def __init__(self, provider: AsyncProvider) -> None:
+        self._provider = provider
+
+    def __repr__(self) -> str:
+        return f"<Extras of {self._provider.name!r}>"
+
+    def __dir__(self) -> list[str]:
+        return [name for name in dir(self._provider) if not name.startswith("_")]
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        value = getattr(self._provider, name)
+        if not inspect.iscoroutinefunction(value):
+            return value
+
+        @functools.wraps(value)
+        def blocking(*args: Any, **kwargs: Any) -> Any:
+            return run_sync(value(*args, **kwargs))
+
+        return blocking
 
 
 class SyncOutputStream:

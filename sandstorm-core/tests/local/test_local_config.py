@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+import sandstorm
 from sandstorm import ProviderConfigError
 from sandstorm.local import LocalConfig, default_root
 
@@ -80,3 +81,13 @@ def test_isolation_fields_from_the_environment() -> None:
 def test_bad_isolation_fields_name_the_field(field: str, value: object) -> None:
     with pytest.raises(ProviderConfigError, match=field):
         LocalConfig.load({field: value}, environ={})
+
+
+def test_effective_capabilities_are_the_declared_ones_where_the_host_has_everything(
+    local: sandstorm.SyncProvider,
+) -> None:
+    effective = local.effective_capabilities()
+    assert effective <= local.capabilities
+    report = local.extras.isolation_report()
+    has_cgroups = any(name.startswith("cgroup_") for name in report.active)
+    assert (sandstorm.Capability.METRICS in effective) == has_cgroups

@@ -322,23 +322,18 @@ class DaytonaProvider(AsyncProvider):
         except ValueError:
             return False
 
-    async def run(self, code: str, **options: Any) -> RunResult:
-        """Run ``code``; see :meth:`sandstorm.AsyncProvider.run` for the options.
+    def _network_for_run(
+        self, network: NetworkPolicy | None, git_repo: str | None
+    ) -> NetworkPolicy | None:
+        """With ``git_repo`` and no explicit ``network``, the new sandbox reaches the git host.
 
-        With ``git_repo`` and no explicit ``network``, a new sandbox may reach only the
-        git host: Daytona clones from inside the sandbox, and sandboxes block the network
-        by default.
+        Daytona clones from inside the sandbox, and sandboxes block the network by default.
         """
-        git_repo = options.get("git_repo")
-        if (
-            isinstance(git_repo, str)
-            and options.get("network") is None
-            and (options.get("workspace_id") is None)
-        ):
+        if git_repo is not None and network is None:
             host = urlsplit(git_repo).hostname
             if host:
-                options["network"] = NetworkPolicy(mode="allow_list", allow=(host,))
-        return await super().run(code, **options)
+                return NetworkPolicy(mode="allow_list", allow=(host,))
+        return network
 
     # ------------------------------------------------------------------ primitives
 

@@ -1078,6 +1078,12 @@ class LocalProvider(AsyncProvider):
             if run.remove():
                 return
 
+    async def _effective_capabilities(self) -> frozenset[Capability]:
+        engine = await self._engine_ready()
+        if engine.cgroups.active:
+            return self.capabilities
+        return self.capabilities - {Capability.METRICS}
+
     # ------------------------------------------------------------------ metrics
 
     async def _metrics(self, workspace: Workspace) -> WorkspaceMetrics:
