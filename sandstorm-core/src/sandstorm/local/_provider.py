@@ -320,6 +320,8 @@ class LocalProvider(AsyncProvider):
         self._finalizer: weakref.finalize[Any, Any] | None = None
         self._cleanups: set[asyncio.Task[None]] = set()
         self._running = 0
+        self._idle_event: asyncio.Event | None = None
+        self._idle_loop: asyncio.AbstractEventLoop | None = None
         self._refilling: set[int] = set()
 
     # ------------------------------------------------------------------ engine
@@ -464,9 +466,7 @@ class LocalProvider(AsyncProvider):
         async def refill() -> None:
             try:
                 await self._quiet()
-                await asyncio.to_thread(
-                    self._store.make_spares, disk, self.config.spare_workspaces
-                )
+                await asyncio.to_thread(self._store.make_spares, disk, self.config.spare_workspaces)
             except Exception as exc:
                 log.warning("could not prepare blank workspaces: %r", exc)
             finally:
@@ -474,13 +474,21 @@ class LocalProvider(AsyncProvider):
 
         self._background(refill())
 
+    def _idle(self) -> asyncio.Event:
+        """Set while no run is in flight (one event per event loop the provider serves)."""
+        loop = asyncio.get_running_loop()
+        if self._idle_event is None or self._idle_loop is not loop:
+            self._idle_event, self._idle_loop = asyncio.Event(), loop
+            if not self._running:
+                self._idle_event.set()
+        return self._idle_event
+
     async def _quiet(self, limit: float = 0.05) -> None:
         """Wait (at most ``limit`` s) until no run is in flight: background work waits
         for the CPU the runs need."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + limit
-        while self._running and loop.time() < deadline and not self._closed:
-            await asyncio.sleep(0.002)
+        if self._running and not self._closed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle().wait(), limit)
 
     async def _is_available(self) -> bool:
         await self._engine_ready()
@@ -841,6 +849,7 @@ class LocalProvider(AsyncProvider):
         )
         is_warm = engine.server.warm == payload.sandbox
         self._running += 1
+        self._idle().clear()
         try:
             outcome = await execute(
                 engine.server,
@@ -856,6 +865,8 @@ class LocalProvider(AsyncProvider):
             )
         finally:
             self._running -= 1
+            if not self._running:
+                self._idle().set()
             if run is not None:
                 # the result may arrive while init is still exiting: SIGKILL whatever is
                 # left; the emptied cgroup is removed in the background
