@@ -14,7 +14,8 @@ Blank workspaces can be made ahead (:meth:`WorkspaceStore.make_spares`): a direc
 under ``workspaces/.spare/`` with its image formatted and mounted, never shown to code and
 never listed; :meth:`WorkspaceStore.claim_spare` renames one into place for a new
 workspace, which takes the format, attach and mount off the caller's path. Spares are
-removed at :meth:`WorkspaceStore.close` (a crashed process's ones at the next start).
+removed at :meth:`WorkspaceStore.close` (a crashed process's ones when the next store
+on the root is prepared).
 
 Nothing here recurses in Python or follows a link: deleting a tree the code made
 (any depth, any size) goes through :func:`._files.remove_tree`.
@@ -149,6 +150,7 @@ class WorkspaceStore:
             # ours to remove at close: a bind made now, or one a crashed provider made
             # (marked); a mount point someone else made stays theirs
             marker = self.root / ".workspaces-bind"
+            self._purge_stale_spares()  # before the bind copies their mounts
             if _disk.share(self.base):
                 marker.touch()
             self._shared = marker.exists()
@@ -184,6 +186,14 @@ class WorkspaceStore:
             self.purge(path)
             raise
         return workspace
+
+    def _purge_stale_spares(self) -> None:
+        """Remove the blank workspaces of processes that are gone (a crash left them)."""
+        if self.spare_dir.is_dir():
+            for entry in self.spare_dir.iterdir():
+                pid = entry.name.split(".", 1)[0]
+                if not pid.isdigit() or not _alive(int(pid)):
+                    self.purge(entry)
 
     @property
     def spare_dir(self) -> Path:
@@ -435,12 +445,6 @@ class WorkspaceStore:
         for trash in (self.base / ".trash", self.root / "trash"):  # the latter: older layout
             if trash.is_dir():
                 for entry in trash.iterdir():
-                    self.purge(entry)
-        if self.spare_dir.is_dir():
-            for entry in self.spare_dir.iterdir():
-                # blank workspaces of a process that is gone (a live one's are its own)
-                pid = entry.name.split(".", 1)[0]
-                if not pid.isdigit() or not _alive(int(pid)):
                     self.purge(entry)
 
     @staticmethod
