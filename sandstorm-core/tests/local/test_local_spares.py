@@ -59,9 +59,18 @@ def test_spares_are_ready_unlisted_fresh_and_removed_at_close(tmp_path: Path) ->
                 "import os; print(sorted(os.listdir('.')))", workspace_id=second.id
             )
             assert result.stdout == "[]\n", result
-            # its disk limit is the one asked for (the image holds 64 MiB, not more)
-            used, free = _disk.usage(tmp_path / "workspaces" / second.id / "files")
+            # its disk limit is the one asked for (the image holds 64 MiB, not more), and
+            # the code sees that image, not the directory below it
+            files = tmp_path / "workspaces" / second.id / "files"
+            used, free = _disk.usage(files)
             assert 64 << 20 <= used + free <= (64 << 20) + (2 << 20)
+            code = (
+                "import os; st = os.statvfs('.'); open('mark', 'w').write('x'); "
+                "print(st.f_blocks * st.f_frsize)"
+            )
+            inside = await provider.run(code, workspace_id=second.id)
+            assert int(inside.stdout) == os.statvfs(files).f_blocks * os.statvfs(files).f_frsize
+            assert (files / "mark").read_text() == "x"
             # a deleted workspace's image is never made a spare again
             await provider.delete_workspace(first)
             await provider.delete_workspace(second)
