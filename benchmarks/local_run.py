@@ -239,41 +239,26 @@ async def latency(args: argparse.Namespace, provider: LocalProvider) -> tuple[Ro
         for round_ in range(args.runs + 3):
             order = calls[:]
             random.shuffle(order)
-            # create then delete stay in that order, anywhere in the round
-            order.insert(random.randrange(len(order) + 1), ("life", _life(life_rows), False))
-            for label, call, _ in order:
+            # create then delete, in that order, as one step anywhere in the round
+            steps: list[list[tuple[str, Callable[[], Awaitable[None]], bool]]] = [
+                [row] for row in order
+            ]
+            steps.insert(random.randrange(len(steps) + 1), life_rows)
+            for step in steps:
                 await asyncio.sleep(args.pause)
-                if label == "life":
-                    timings = await call()  # type: ignore[func-returns-value]
-                    if round_ >= 3:
-                        for (life_label, _, _), seconds in zip(life_rows, timings, strict=True):
-                            samples[life_label].append(seconds)
-                    continue
-                started = time.perf_counter()
-                await call()
-                if round_ >= 3:  # the first rounds warm up
-                    samples[label].append(time.perf_counter() - started)
+                for label, call, _ in step:
+                    started = time.perf_counter()
+                    await call()
+                    if round_ >= 3:  # the first rounds warm up
+                        samples[label].append(time.perf_counter() - started)
     finally:
         await provider.delete_workspace(workspace)
         await asyncio.to_thread(sync.close)
-    return tuple(  # type: ignore[return-value]
+    python, languages, lifecycle = (
         [_bench.Row(label, samples[label], baseline=is_base) for label, _, is_base in group]
         for group in (rows, lang_rows, life_rows)
     )
-
-
-def _life(
-    life_rows: list[tuple[str, Callable[[], Awaitable[None]], bool]],
-) -> Callable[[], Awaitable[list[float]]]:
-    async def call() -> list[float]:
-        timings = []
-        for _, step, _ in life_rows:
-            started = time.perf_counter()
-            await step()
-            timings.append(time.perf_counter() - started)
-        return timings
-
-    return call
+    return python, languages, lifecycle
 
 
 # ---------------------------------------------------------------------- concurrency
