@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import subprocess
 import sys
 import time
@@ -41,20 +40,13 @@ def _run(name: str, command: list[str]) -> tuple[int, str, float]:
     return process.wait(), "".join(lines), time.perf_counter() - started
 
 
-def _p1_summary(output: str) -> dict[str, Any]:
-    """P1's figures, read from local_run.py's table (it writes no JSON of its own)."""
-    rows = re.findall(r"^\| (.+?) +\| +([\d.]+) \| +([\d.]+) \| +([\d.]+)x \|$", output, re.M)
-    parsed = [
-        {"label": label, "median_ms": float(p50), "p95_ms": float(p95), "ratio": float(ratio)}
-        for label, p50, p95, ratio in rows
-    ]
-    data: dict[str, Any] = {"rows": parsed, "table": output}
-    provider_rows = [r for r in parsed if r["label"].startswith("local provider run")]
-    if provider_rows:
-        check = _bench.Check("P1 local run / bare subprocess", provider_rows[0]["ratio"], 0.3, "<=")
-        data["check"] = _bench.check_json(check)
-    _bench.write_result("local_run", data)
-    return data
+def _p1_checks() -> list[dict[str, Any]]:
+    """P1's checks, from the JSON ``local_run.py`` writes."""
+    result = _bench.RESULTS / "local_run.json"
+    if not result.exists():
+        return []
+    checks: list[dict[str, Any]] = json.loads(result.read_text())["checks"]
+    return checks
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,15 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     durations: dict[str, float] = {}
 
     if "p1" not in skip:
-        code, output, durations["p1"] = _run(
-            "P1", [python, str(HERE / "local_run.py"), "-n", "30" if args.quick else "100"]
-        )
+        code, _, durations["p1"] = _run("P1", [python, str(HERE / "local_run.py"), *quick])
         if code:
             failures.append(f"P1 exited {code}")
         else:
-            data = _p1_summary(output)
-            if "check" in data:
-                checks.append(data["check"])
+            checks += _p1_checks()
     parts = [p for p in ("p2", "p3", "p4") if p not in skip]
     latencies = [float(x) for x in args.latencies.split(",") if x.strip()]
     for index, latency in enumerate(latencies):

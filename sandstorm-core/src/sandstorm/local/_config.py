@@ -120,6 +120,13 @@ class LocalConfig(ProviderConfig):
         le=16,
         description="sandboxes the fork server keeps built ahead of requests (blocked network)",
     )
+    spare_workspaces: int = Field(
+        default=2,
+        ge=0,
+        le=16,
+        description="blank workspaces kept ready per disk size (disk image formatted and "
+        "mounted ahead; never used for code before they are handed out)",
+    )
     seccomp: bool = Field(default=True, description="load the seccomp deny-list when possible")
     landlock: bool = Field(default=True, description="confine file access with Landlock")
     cgroups: bool = Field(default=True, description="use cgroups for limits, kill and metrics")

@@ -267,7 +267,11 @@ class _DiskGuard:
 
     async def _measure(self) -> tuple[int, float]:
         started = time.perf_counter()
-        used = await asyncio.to_thread(self._used)
+        image = self._image()  # one statfs: no thread needed
+        if image is None:
+            used = await asyncio.to_thread(self._used)
+        else:
+            used = max(0, image - _METADATA_ALLOWANCE)
         return used, time.perf_counter() - started
 
     def filled(self) -> bool:
@@ -342,6 +346,10 @@ class LocalProvider(AsyncProvider):
         self._finalizer: weakref.finalize[Any, Any] | None = None
         self._trash: set[Path] = set()
         self._namespace = self.config.namespace or default_namespace(Path(self.config.root))
+        self._running = 0
+        self._idle_event: asyncio.Event | None = None
+        self._idle_loop: asyncio.AbstractEventLoop | None = None
+        self._refilling: set[int] = set()
 
     # ------------------------------------------------------------------ engine
 
@@ -467,7 +475,47 @@ class LocalProvider(AsyncProvider):
         engine = self._engine
         if engine is not None:
             return engine
-        return await asyncio.to_thread(self._start_engine)
+        engine = await asyncio.to_thread(self._start_engine)
+        self._refill_spares(self.config.disk_limit << 20)
+        return engine
+
+    def _refill_spares(self, disk: int) -> None:
+        """Bring the blank workspaces of size ``disk`` back up, in the background."""
+        if (
+            disk in self._refilling
+            or self._closed
+            or self.config.spare_workspaces == 0
+            or self._disk_reason is not None
+        ):
+            return
+        self._refilling.add(disk)
+
+        async def refill() -> None:
+            try:
+                await self._quiet()
+                await asyncio.to_thread(self._store.make_spares, disk, self.config.spare_workspaces)
+            except Exception as exc:
+                log.warning("could not prepare blank workspaces: %r", exc)
+            finally:
+                self._refilling.discard(disk)
+
+        self._background(refill())
+
+    def _idle(self) -> asyncio.Event:
+        """Set while no run is in flight (one event per event loop the provider serves)."""
+        loop = asyncio.get_running_loop()
+        if self._idle_event is None or self._idle_loop is not loop:
+            self._idle_event, self._idle_loop = asyncio.Event(), loop
+            if not self._running:
+                self._idle_event.set()
+        return self._idle_event
+
+    async def _quiet(self, limit: float = 0.05) -> None:
+        """Wait (at most ``limit`` s) until no run is in flight: background work waits
+        for the CPU the runs need."""
+        if self._running and not self._closed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle().wait(), limit)
 
     async def _is_available(self) -> bool:
         await self._engine_ready()
@@ -519,6 +567,7 @@ class LocalProvider(AsyncProvider):
                 await making
                 await asyncio.to_thread(self._store.delete, workspace.id)
             raise
+        self._refill_spares(disk)
         owner = self._owner_of(workspace.id)
         if owner is not None:
             os.chown(self._store.files(workspace.id), *owner)
@@ -585,6 +634,7 @@ class LocalProvider(AsyncProvider):
             engine.cgroups.kill_workspace(workspace_id)
 
         async def cleanup() -> None:
+            await self._quiet()
             if engine is not None:
                 await asyncio.to_thread(engine.cgroups.remove_workspace, workspace_id)
             await asyncio.to_thread(self._store.purge, trash)
@@ -850,6 +900,8 @@ class LocalProvider(AsyncProvider):
             lambda: self._store.usage(workspace.id),
         )
         is_warm = engine.server.warm == payload.sandbox
+        self._running += 1
+        self._idle().clear()
         try:
             outcome = await execute(
                 engine.server,
@@ -864,6 +916,9 @@ class LocalProvider(AsyncProvider):
                 monitor=disk_guard.watch,
             )
         finally:
+            self._running -= 1
+            if not self._running:
+                self._idle().set()
             if run is not None:
                 # the result may arrive while init is still exiting: SIGKILL whatever is
                 # left; the emptied cgroup is removed in the background

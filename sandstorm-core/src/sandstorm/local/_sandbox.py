@@ -127,8 +127,30 @@ class RunRequest:
     cgroup_view: tuple[tuple[str, str], ...] | None
 
     def encode(self) -> bytes:
-        """The request as sent to the fork server (JSON)."""
-        return json.dumps(dataclasses.asdict(self)).encode()
+        """The request as sent to the fork server (JSON).
+
+        The sandbox spec is the same object for every run of a provider and network
+        mode: its JSON is made once (see :func:`_spec_json`) and spliced in.
+        """
+        rest = {
+            f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "sandbox"
+        }
+        if self.landlock is not None:
+            rest["landlock"] = dataclasses.asdict(self.landlock)
+        return b'{"sandbox": ' + _spec_json(self.sandbox) + b", " + json.dumps(rest)[1:].encode()
+
+
+_SPEC_JSON: dict[int, tuple[SandboxSpec, bytes]] = {}
+
+
+def _spec_json(spec: SandboxSpec) -> bytes:
+    """``spec`` as JSON, cached by identity (specs are frozen and kept by their provider)."""
+    cached = _SPEC_JSON.get(id(spec))
+    if cached is None or cached[0] is not spec:
+        if len(_SPEC_JSON) >= 64:
+            _SPEC_JSON.clear()
+        cached = _SPEC_JSON[id(spec)] = (spec, json.dumps(dataclasses.asdict(spec)).encode())
+    return cached[1]
 
 
 _NESTED: dict[str, type[Any]] = {"sandbox": SandboxSpec, "landlock": LandlockSpec}

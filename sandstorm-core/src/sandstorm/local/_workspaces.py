@@ -10,6 +10,13 @@ after a restart (a mount a crashed process left is adopted), unmounts it on
 :meth:`WorkspaceStore.close`, and deletion is unmount plus unlink. ``workspaces/`` itself
 is then a shared mount, so images mounted after a sandbox was prepared still reach it.
 
+Blank workspaces can be made ahead (:meth:`WorkspaceStore.make_spares`): a directory
+under ``workspaces/.spare/`` with its image formatted and mounted, never shown to code and
+never listed; :meth:`WorkspaceStore.claim_spare` renames one into place for a new
+workspace, which takes the format, attach and mount off the caller's path. Spares are
+removed at :meth:`WorkspaceStore.close` (a crashed process's ones when the next store
+on the root is prepared).
+
 Nothing here recurses in Python or follows a link: deleting a tree the code made
 (any depth, any size) goes through :func:`._files.remove_tree`.
 """
@@ -86,6 +93,16 @@ def disk_usage(path: Path) -> int:
     return total
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class WorkspaceStore:
     """Create, find, list and delete workspace directories under ``root``."""
 
@@ -103,6 +120,8 @@ class WorkspaceStore:
         self._users_fd: int | None = None
         self._uids: set[int] | None = None
         self._uid_lock = threading.Lock()
+        self._spares: dict[int, list[Path]] = {}
+        self._spare_lock = threading.Lock()
 
     def path(self, workspace_id: str) -> Path:
         """The workspace's directory; :class:`WorkspaceNotFound` for a malformed id."""
@@ -137,6 +156,7 @@ class WorkspaceStore:
             # ours to remove at close: a bind made now, or one a crashed provider made
             # (marked); a mount point someone else made stays theirs
             marker = self.root / ".workspaces-bind"
+            self._purge_stale_spares()  # before the bind copies their mounts
             if _disk.share(self.base):
                 marker.touch()
             self._shared = marker.exists()
@@ -151,11 +171,13 @@ class WorkspaceStore:
         """Make the directories (and disk image) and write ``meta.json``; returns ``workspace``."""
         self.prepare()
         path = self.path(workspace.id)
-        path.mkdir(mode=0o700)
         files = path / "files"
-        files.mkdir(mode=0o755)
+        spare = bool(self.images and disk_bytes and self.claim_spare(workspace.id, disk_bytes))
+        if not spare:
+            path.mkdir(mode=0o700)
+            files.mkdir(mode=0o755)
         try:
-            if self.images and disk_bytes:
+            if self.images and disk_bytes and not spare:
                 _disk.create_image(self.image(workspace.id), disk_bytes)
                 _disk.mount_image(self.image(workspace.id), files, fresh=True)
                 self._mounted.add(workspace.id)
@@ -170,6 +192,88 @@ class WorkspaceStore:
             self.purge(path)
             raise
         return workspace
+
+    def _purge_stale_spares(self) -> None:
+        """Remove the blank workspaces of processes that are gone (a crash left them)."""
+        if self.spare_dir.is_dir():
+            for entry in self.spare_dir.iterdir():
+                pid = entry.name.split(".", 1)[0]
+                if not pid.isdigit() or not _alive(int(pid)):
+                    self.purge(entry)
+
+    @property
+    def spare_dir(self) -> Path:
+        """Where blank workspaces wait (not a valid workspace id: never listed)."""
+        return self.base / ".spare"
+
+    def spare_count(self, disk_bytes: int) -> int:
+        """How many blank workspaces of ``disk_bytes`` are ready."""
+        with self._spare_lock:
+            return len(self._spares.get(disk_bytes, []))
+
+    def make_spares(self, disk_bytes: int, count: int, *, max_sizes: int = 4) -> None:
+        """Make blank workspaces (image formatted and mounted) until ``count`` are ready.
+
+        At most ``max_sizes`` disk sizes are kept: the oldest size's spares are removed.
+        Only with disk images (without them a workspace costs two ``mkdir``).
+        """
+        if not self.images:
+            return
+        self.prepare()
+        with self._spare_lock:
+            ready = self._spares.pop(disk_bytes, [])
+            self._spares[disk_bytes] = ready  # most recently wanted size last
+            dropped = []
+            while len(self._spares) > max_sizes:
+                dropped += self._spares.pop(next(iter(self._spares)))
+        for path in dropped:
+            self.purge(path)
+        self.spare_dir.mkdir(exist_ok=True, mode=0o700)
+        while self.spare_count(disk_bytes) < count:
+            path = self.spare_dir / f"{os.getpid()}.{secrets.token_hex(6)}"
+            path.mkdir(mode=0o700)
+            files = path / "files"
+            files.mkdir(mode=0o755)
+            try:
+                _disk.create_image(path / "disk.img", disk_bytes)
+                _disk.mount_image(path / "disk.img", files, fresh=True)
+                with contextlib.suppress(OSError):
+                    os.rmdir(files / "lost+found")
+            except BaseException:
+                self.purge(path)
+                raise
+            with self._spare_lock:
+                if disk_bytes in self._spares:
+                    self._spares[disk_bytes].append(path)
+                    continue
+            self.purge(path)  # the size was dropped meanwhile
+            return
+
+    def claim_spare(self, workspace_id: str, disk_bytes: int) -> bool:
+        """Move a blank workspace of ``disk_bytes`` into place as ``workspace_id``."""
+        target = self.path(workspace_id)
+        while True:
+            with self._spare_lock:
+                ready = self._spares.get(disk_bytes)
+                if not ready:
+                    return False
+                path = ready.pop()
+            try:
+                path.rename(target)
+            except OSError as exc:
+                log.warning("could not use the prepared workspace %s: %s", path, exc)
+                self.purge(path)
+                continue
+            self._mounted.add(workspace_id)
+            return True
+
+    def drop_spares(self) -> None:
+        """Remove every blank workspace this store made."""
+        with self._spare_lock:
+            spares = [path for ready in self._spares.values() for path in ready]
+            self._spares.clear()
+        for path in spares:
+            self.purge(path)
 
     @contextlib.contextmanager
     def _locked(self, workspace_id: str) -> Iterator[None]:
@@ -211,6 +315,7 @@ class WorkspaceStore:
         Then wait (up to a second) for their loop devices to go: sandboxes killed just
         before may still hold a copy of a mount for a moment.
         """
+        self.drop_spares()
         released = []
         for workspace_id in sorted(self._mounted):
             files = self.files(workspace_id)
