@@ -917,8 +917,10 @@ class LocalProvider(AsyncProvider):
             )
         finally:
             self._running -= 1
-            if not self._running:
-                self._idle().set()
+            if not self._running and self._idle_event is not None:
+                # set the loop's event directly: a coroutine destroyed with its loop gone
+                # has no running loop to ask for one
+                self._idle_event.set()
             if run is not None:
                 # the result may arrive while init is still exiting: SIGKILL whatever is
                 # left; the emptied cgroup is removed in the background

@@ -152,7 +152,9 @@ class WorkspaceStore:
             # the last one to close (the only one that can lock it exclusively) removes
             # the bind below, even one a killed process left
             if self._users_fd is None:
-                self._users_fd = self._lock_users(fcntl.LOCK_SH)
+                self._users_fd = self._open_users()
+                if self._users_fd is not None:
+                    fcntl.flock(self._users_fd, fcntl.LOCK_SH)
             # ours to remove at close: a bind made now, or one a crashed provider made
             # (marked); a mount point someone else made stays theirs
             marker = self.root / ".workspaces-bind"
@@ -327,6 +329,7 @@ class WorkspaceStore:
             except OSError as exc:
                 log.warning("unmounting %s: %s", files, exc)
         self._mounted.clear()
+        self._purge_stale_spares()  # a killed process's blank workspaces hold the bind too
         self.release_bind()
         self._shared = False
         if self._users_fd is not None:
@@ -343,35 +346,43 @@ class WorkspaceStore:
         """Remove the shared bind of ``workspaces/`` when no image is mounted below it and
         no other provider uses this root; a no-op otherwise (the last one removes it)."""
         marker = self.root / ".workspaces-bind"
-        if marker.exists() and self._last_user() and _disk.unshare(self.base):
-            marker.unlink(missing_ok=True)
+        if not marker.exists():
+            return
+        with self._alone() as alone:
+            if alone and _disk.unshare(self.base):
+                marker.unlink(missing_ok=True)
 
-    def _lock_users(self, operation: int) -> int | None:
-        """A descriptor of ``root/.users`` locked with ``operation``; ``None`` if it cannot be."""
+    def _open_users(self) -> int | None:
+        """A descriptor of ``root/.users``, the file every open provider holds a shared lock on."""
         try:
-            fd = os.open(self.root / ".users", os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            return os.open(self.root / ".users", os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError:
             return None
-        try:
-            fcntl.flock(fd, operation)
-        except OSError:
-            os.close(fd)
-            return None
-        return fd
 
-    def _last_user(self) -> bool:
-        """True when no other open provider uses this root (its bind is then ours to remove)."""
-        if self._users_fd is not None:
-            try:
-                fcntl.flock(self._users_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # upgrade
-            except OSError:
-                return False
-            return True
-        fd = self._lock_users(fcntl.LOCK_EX | fcntl.LOCK_NB)
+    @contextlib.contextmanager
+    def _alone(self) -> Iterator[bool]:
+        """Whether no other open provider uses this root; kept true for the ``with`` block.
+
+        Our own shared lock is upgraded for the block (or a lock taken just for it), then
+        put back as it was: no exclusive lock outlives the block.
+        """
+        held = self._users_fd
+        fd = held if held is not None else self._open_users()
         if fd is None:
-            return False
-        self._users_fd = fd
-        return True
+            yield False
+            return
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                yield False
+            else:
+                yield True
+        finally:
+            if held is not None:
+                fcntl.flock(fd, fcntl.LOCK_SH)  # a failed upgrade may have dropped it too
+            else:
+                os.close(fd)
 
     def save(self, workspace: Workspace) -> None:
         """Atomically (re)write the workspace's ``meta.json``."""
