@@ -16,7 +16,18 @@ from dataclasses import dataclass
 
 from sandstorm import ProviderConfigError
 
-__all__ = ["CHUNK", "FRAME", "INLINE_LIMIT", "RunScript", "build_run", "kill_command"]
+__all__ = [
+    "CHUNK",
+    "FRAME",
+    "INLINE_LIMIT",
+    "ExecOutcome",
+    "RunScript",
+    "build_exec",
+    "build_run",
+    "exec_marker",
+    "kill_command",
+    "parse_exec",
+]
 
 INLINE_LIMIT = 96 * 1024
 """Above this many bytes of encoded payload, code and stdin are uploaded as files."""
@@ -110,19 +121,8 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def build_run(
-    token: str,
-    language: str,
-    code: str,
-    env: Mapping[str, str],
-    stdin: bytes | None,
-    max_output: int = 16 * 1024 * 1024,
-) -> RunScript:
-    """The session command that runs ``code`` in ``language`` with ``env`` and ``stdin``.
-
-    Each stream is cut inside the sandbox after ``max_output + 1`` bytes (``head -c``),
-    so a flood never crosses the network and the caller sees that the cap was passed.
-    """
+def _launcher(directory: str, language: str, env: Mapping[str, str]) -> tuple[str, str]:
+    """The code's file name and the launcher script that runs it (checks its inputs)."""
     if language not in _INTERPRETERS:
         raise ProviderConfigError(f"daytona cannot run language {language!r}")
     for name in env:
@@ -132,16 +132,23 @@ def build_run(
                 "(letters, digits and _, not starting with a digit)"
             )
     filename, launch = _INTERPRETERS[language]
-    directory = run_dir(token)
     exports = "".join(f"export {name}={shlex.quote(value)}\n" for name, value in env.items())
     # The launcher runs as the leader of its own process group and records its pid,
     # which is then also the group id that kill_command() signals.
     launcher = f'D={shlex.quote(directory)}\nprintf %s "$$" > "$D/pgid"\n{exports}{launch}\n'
+    return filename, launcher
+
+
+def _stage(
+    token: str, language: str, code: str, env: Mapping[str, str], stdin: bytes | None
+) -> tuple[list[str], dict[str, bytes], str]:
+    """Steps that fill the (existing) run directory, the files to upload, the stdin source."""
+    directory = run_dir(token)
+    filename, launcher = _launcher(directory, language, env)
     code_bytes = code.encode()
     payload = len(code_bytes) + len(stdin or b"")
     uploads: dict[str, bytes] = {}
-    steps = [f"D={shlex.quote(directory)}", 'mkdir -p "$D" || exit 1']
-    steps.append(f"""printf %s '{_b64(launcher.encode())}' | base64 -d > "$D/run.sh\"""")
+    steps = [f"""printf %s '{_b64(launcher.encode())}' | base64 -d > "$D/run.sh\""""]
     if payload * 4 // 3 > INLINE_LIMIT:
         # Uploaded next to the work dir (the file API's home ground), then moved in.
         staging = upload_dir(token)
@@ -154,6 +161,25 @@ def build_run(
         if stdin is not None:
             steps.append(f"printf %s '{_b64(stdin)}' | base64 -d > \"$D/stdin\"")
     source = '"$D/stdin"' if stdin is not None else "/dev/null"
+    return steps, uploads, source
+
+
+def build_run(
+    token: str,
+    language: str,
+    code: str,
+    env: Mapping[str, str],
+    stdin: bytes | None,
+    max_output: int = 16 * 1024 * 1024,
+) -> RunScript:
+    """The session command that runs ``code`` in ``language`` with ``env`` and ``stdin``.
+
+    Each stream is cut inside the sandbox after ``max_output + 1`` bytes,
+    so a flood never crosses the network and the caller sees that the cap was passed.
+    """
+    directory = run_dir(token)
+    staged, uploads, source = _stage(token, language, code, env, stdin)
+    steps = [f"D={shlex.quote(directory)}", 'mkdir -p "$D" || exit 1', *staged]
     body = (
         _BODY.replace("@D@", shlex.quote(directory))
         .replace("@CAP@", str(max_output + 1))
@@ -165,6 +191,142 @@ def build_run(
     # The body runs under sh whatever the session's shell is (zsh, bash, dash...).
     steps.append('exec sh "$D/w.sh"')
     return RunScript(command="(" + "; ".join(steps) + ")", uploads=uploads)
+
+
+KEEP_MINUTES = 5
+"""How long a one-request run keeps its framed result for a resent request to pick up."""
+
+# The one-request run's body, a POSIX sh script. The code runs in its own process group
+# (setsid) with stdout and stderr through fifos into `head -c CAP`, which writes them to
+# files and stops reading past the cap (the code then gets SIGPIPE). A watchdog kills the
+# group at the timeout and leaves a mark. Once the code is done, its group is killed and
+# both files go back base64-encoded between lines "<marker>" in one reply, then
+# "<marker> <exit code> <timed out>": the code's own output never reaches the reply
+# directly, and base64 survives the daemon's relabelling and NUL-dropping. The framed
+# result is kept in "$D/result" (the rest is removed) so a resent request, which finds the
+# directory taken, answers the same result instead of running the code twice; results
+# older than KEEP_MINUTES are swept by later runs.
+_EXEC_BODY = """\
+D=@D@
+M=@M@
+for r in /tmp/.sandstorm-*/result; do
+  if [ -f "$r" ] && [ -n "$(find "$r" -mmin +@KEEP@ 2>/dev/null)" ]; then rm -rf "${r%/result}"; fi
+done
+mkfifo "$D/o" "$D/e" || exit 1
+head -c @CAP@ < "$D/o" > "$D/so" & ho=$!
+head -c @CAP@ < "$D/e" > "$D/se" & he=$!
+if command -v setsid >/dev/null 2>&1; then
+  setsid sh "$D/run.sh" < @SOURCE@ > "$D/o" 2> "$D/e" &
+else
+  sh "$D/run.sh" < @SOURCE@ > "$D/o" 2> "$D/e" &
+fi
+c=$!
+(
+  sleep @T@ & s=$!
+  trap 'kill "$s" 2>/dev/null; exit 0' TERM
+  wait "$s"
+  : > "$D/t"
+  p=$(cat "$D/pgid" 2>/dev/null)
+  if [ -n "$p" ]; then kill -KILL "-$p" 2>/dev/null || kill -KILL "$c" 2>/dev/null; fi
+) < /dev/null > /dev/null 2>&1 &
+w=$!
+wait "$c"
+rc=$?
+kill "$w" 2>/dev/null
+p=$(cat "$D/pgid" 2>/dev/null)
+if [ -n "$p" ]; then kill -KILL "-$p" 2>/dev/null; fi
+wait "$ho" "$he"
+wait "$w" 2>/dev/null
+t=0
+if [ -e "$D/t" ]; then t=1; fi
+{
+  printf '\\n%s\\n' "$M"
+  base64 < "$D/so"
+  printf '%s\\n' "$M"
+  base64 < "$D/se"
+  printf '%s %s %s\\n' "$M" "$rc" "$t"
+} > "$D/result.t" && mv -f "$D/result.t" "$D/result"
+for f in "$D"/* "$D"/.[!.]*; do
+  if [ "$f" != "$D/result" ]; then rm -rf "$f"; fi
+done
+cat "$D/result"
+"""
+
+# What a resent request runs when the directory is taken: wait for the first one's result.
+_EXEC_AGAIN = (
+    'i=0; while [ ! -f "$D/result" ] && [ "$i" -lt @TRIES@ ]; do sleep 0.1; i=$((i + 1)); '
+    'done; cat "$D/result" 2>/dev/null'
+)
+
+
+@dataclass(frozen=True)
+class ExecOutcome:
+    """What a one-request run's reply says: both streams, the exit code, the timeout."""
+
+    stdout: str
+    stderr: str
+    exit_code: int
+    timed_out: bool
+
+
+def exec_marker(token: str) -> str:
+    """The line that frames a one-request run's result (unique per run)."""
+    return f"@@sandstorm-result-{token}"
+
+
+def build_exec(
+    token: str,
+    language: str,
+    code: str,
+    env: Mapping[str, str],
+    stdin: bytes | None,
+    max_output: int,
+    timeout: float,
+) -> RunScript:
+    """A ``/process/execute`` command that runs ``code`` and answers its framed result.
+
+    One request: the wrapper captures stdout and stderr apart (each cut after
+    ``max_output + 1`` bytes), kills the code's process group at ``timeout`` seconds
+    (keeping the partial output), and prints both streams and the exit code framed by
+    :func:`exec_marker`; :func:`parse_exec` reads them back. Sending the same command
+    again is safe: it answers the first run's result (see ``_EXEC_BODY``).
+    """
+    directory = run_dir(token)
+    staged, uploads, source = _stage(token, language, code, env, stdin)
+    body = (
+        _EXEC_BODY.replace("@D@", shlex.quote(directory))
+        .replace("@M@", shlex.quote(exec_marker(token)))
+        .replace("@KEEP@", str(KEEP_MINUTES))
+        .replace("@CAP@", str(max_output + 1))
+        .replace("@SOURCE@", source)
+        .replace("@T@", f"{timeout:.3f}")
+    )
+    staged.append(f"printf %s '{_b64(body.encode())}' | base64 -d > \"$D/w.sh\"")
+    staged.append('exec sh "$D/w.sh"')
+    again = _EXEC_AGAIN.replace("@TRIES@", str(int(timeout * 10) + 600))
+    # The command is written to the daemon's shell (zsh, bash or sh): plain POSIX syntax.
+    command = (
+        f"(D={shlex.quote(directory)}; if mkdir \"$D\" 2>/dev/null; then "
+        + "; ".join(staged)
+        + f"; else {again}; fi)"
+    )
+    return RunScript(command=command, uploads=uploads)
+
+
+def parse_exec(token: str, result: str) -> ExecOutcome | None:
+    """The outcome framed in a one-request run's reply, or None if there is none."""
+    marker = re.escape(exec_marker(token))
+    found = None
+    pattern = rf"{marker}\n([A-Za-z0-9+/=\s]*?){marker}\n([A-Za-z0-9+/=\s]*?){marker} (-?\d+) ([01])"
+    for found in re.finditer(pattern, result):
+        pass
+    if found is None:
+        return None
+    streams = []
+    for group in (1, 2):
+        raw = base64.b64decode("".join(found.group(group).split()))
+        streams.append(raw.decode("utf-8", errors="replace"))
+    return ExecOutcome(streams[0], streams[1], int(found.group(3)), found.group(4) == "1")
 
 
 def kill_command(token: str) -> str:
