@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sandstorm import ProviderConfigError
@@ -33,6 +33,7 @@ INLINE_LIMIT = 96 * 1024
 """Above this many bytes of encoded payload, code and stdin are uploaded as files."""
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_TOKEN = re.compile(r"^[0-9a-f]{8,64}$")
 
 _INTERPRETERS = {
     "python": ("main.py", 'exec python3 -u "$D/main.py"'),
@@ -202,14 +203,18 @@ KEEP_MINUTES = 5
 # group at the timeout and leaves a mark. Once the code is done, its group is killed and
 # both files go back base64-encoded between lines "<marker>" in one reply, then
 # "<marker> <exit code> <timed out>": the code's own output never reaches the reply
-# directly, and base64 survives the daemon's relabelling and NUL-dropping. The framed
-# result is kept in "$D/result" (the rest is removed) so a resent request, which finds the
-# directory taken, answers the same result instead of running the code twice; results
-# older than KEEP_MINUTES are swept by later runs.
+# directly, and base64 survives the daemon's relabelling and NUL-dropping.
+# The framed result is kept in "$K/result" ($K: the run's key directory, in the user's
+# cache directory, which lasts as long as the sandbox) so that a resent request, which
+# finds the key taken, answers the same result instead of running the code twice. The
+# next run in the sandbox removes it (@DONE@), or any later run once it is KEEP_MINUTES
+# old.
 _EXEC_BODY = """\
 D=@D@
+K=@K@
 M=@M@
-for r in /tmp/.sandstorm-*/result; do
+rm -rf @DONE@
+for r in "${K%/*}"/*/result; do
   if [ -f "$r" ] && [ -n "$(find "$r" -mmin +@KEEP@ 2>/dev/null)" ]; then rm -rf "${r%/result}"; fi
 done
 mkfifo "$D/o" "$D/e" || exit 1
@@ -245,17 +250,21 @@ if [ -e "$D/t" ]; then t=1; fi
   printf '%s\\n' "$M"
   base64 < "$D/se"
   printf '%s %s %s\\n' "$M" "$rc" "$t"
-} > "$D/result.t" && mv -f "$D/result.t" "$D/result"
-for f in "$D"/* "$D"/.[!.]*; do
-  if [ "$f" != "$D/result" ]; then rm -rf "$f"; fi
-done
-cat "$D/result"
+} > "$K/result.t" && mv -f "$K/result.t" "$K/result"
+rm -rf "$D"
+cat "$K/result"
 """
 
-# What a resent request runs when the directory is taken: wait for the first one's result.
+# What a resent request runs when the key is taken: wait for the first one's result.
 _EXEC_AGAIN = (
-    'i=0; while [ ! -f "$D/result" ] && [ "$i" -lt @TRIES@ ]; do sleep 0.1; i=$((i + 1)); '
-    'done; cat "$D/result" 2>/dev/null'
+    'i=0; while [ ! -f "$K/result" ] && [ "$i" -lt @TRIES@ ]; do sleep 0.1; i=$((i + 1)); '
+    'done; cat "$K/result" 2>/dev/null'
+)
+
+# The directory that holds the runs' keys: the user's cache directory, else /tmp.
+_KEYS = (
+    'C="${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/sandstorm-runs"; '
+    'mkdir -p "$C" 2>/dev/null || { C=/tmp/.sandstorm-runs; mkdir -p "$C"; }'
 )
 
 
@@ -282,6 +291,7 @@ def build_exec(
     stdin: bytes | None,
     max_output: int,
     timeout: float,
+    done: Sequence[str] = (),
 ) -> RunScript:
     """A ``/process/execute`` command that runs ``code`` and answers its framed result.
 
@@ -289,12 +299,15 @@ def build_exec(
     ``max_output + 1`` bytes), kills the code's process group at ``timeout`` seconds
     (keeping the partial output), and prints both streams and the exit code framed by
     :func:`exec_marker`; :func:`parse_exec` reads them back. Sending the same command
-    again is safe: it answers the first run's result (see ``_EXEC_BODY``).
+    again is safe: it answers the first run's result (see ``_EXEC_BODY``); ``done``
+    names earlier runs (tokens) whose kept results can go.
     """
     directory = run_dir(token)
     staged, uploads, source = _stage(token, language, code, env, stdin)
     body = (
         _EXEC_BODY.replace("@D@", shlex.quote(directory))
+        .replace("@K@", '"$K"')
+        .replace("@DONE@", " ".join(f'"$C"/{t}' for t in done if _TOKEN.match(t)) or '""')
         .replace("@M@", shlex.quote(exec_marker(token)))
         .replace("@KEEP@", str(KEEP_MINUTES))
         .replace("@CAP@", str(max_output + 1))
@@ -302,11 +315,12 @@ def build_exec(
         .replace("@T@", f"{timeout:.3f}")
     )
     staged.append(f"printf %s '{_b64(body.encode())}' | base64 -d > \"$D/w.sh\"")
-    staged.append('exec sh "$D/w.sh"')
+    staged.append('export C K; exec sh "$D/w.sh"')
     again = _EXEC_AGAIN.replace("@TRIES@", str(int(timeout * 10) + 600))
     # The command is written to the daemon's shell (zsh, bash or sh): plain POSIX syntax.
     command = (
-        f"(D={shlex.quote(directory)}; if mkdir \"$D\" 2>/dev/null; then "
+        f"(D={shlex.quote(directory)}; {_KEYS}; K=\"$C\"/{token}; "
+        'if mkdir "$K" 2>/dev/null; then rm -rf "$D"; mkdir -p "$D" || exit 1; '
         + "; ".join(staged)
         + f"; else {again}; fi)"
     )

@@ -174,6 +174,8 @@ class DaytonaProvider(AsyncProvider):
         self._toolbox: dict[str, str] = {}
         self._snapshot_sizes: dict[str, SnapshotWire] = {}
         self._analytics: tuple[str | None] | None = None
+        self._kept: dict[str, list[str]] = {}
+        """Per sandbox, the runs whose results are kept in it for a resend (see build_exec)."""
         self._known: dict[str, Workspace] = {}
         """Workspaces as last seen (state, resources): runs skip ``GET sandbox``."""
         self._deletes = BackgroundDeletes(
@@ -421,6 +423,7 @@ class DaytonaProvider(AsyncProvider):
             request.stdin,
             max_output=self.config.max_output_bytes,
             timeout=request.timeout,
+            done=self._kept.pop(workspace.id, ()),
         )
         started = time.perf_counter()
         finished = False
@@ -433,6 +436,7 @@ class DaytonaProvider(AsyncProvider):
         finally:
             if not finished:
                 await shielded(self._kill_run(workspace.id, token))
+        self._kept.setdefault(workspace.id, []).append(token)  # the next run removes it
         outcome = parse_exec(token, reply.result)
         if outcome is None:
             raise ProviderAPIError(
@@ -561,6 +565,7 @@ class DaytonaProvider(AsyncProvider):
 
     def _forget(self, workspace_id: str) -> None:
         self._toolbox.pop(workspace_id, None)
+        self._kept.pop(workspace_id, None)
         self._known.pop(workspace_id, None)
 
     async def _resolve(self, workspace: Workspace | str) -> Workspace:

@@ -7,6 +7,7 @@ workspace is the exec alone; a pooled one-shot run is the exec alone before its 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 
 import pytest
@@ -55,35 +56,35 @@ async def test_run_in_workspace_is_one_request(provider: DaytonaProvider, emulat
 
 
 async def test_pooled_one_shot_run_is_one_request_before_its_result(
-    emulator: object, config_for: Callable[..., DaytonaConfig]
+    config_for: Callable[..., DaytonaConfig],
 ) -> None:
-    counts = emulator.emulator.request_counts  # type: ignore[attr-defined]
-    config = config_for(
-        emulator.api_url,  # type: ignore[attr-defined]
-        api_key=emulator.api_key,  # type: ignore[attr-defined]
-        warm_pool_size=1,
-    )
-    async with DaytonaProvider(config) as daytona:
-        await daytona.run("print(0)")  # makes the pool; its refill fills it
-        pool = daytona._pool
-        assert pool is not None
-        spec = daytona._spec(template=None, persistent=False, resources=pool_resources(), network=None)
-        for _ in range(200):
-            if pool.ready_count(spec) == 1 and not daytona._deletes:
-                break
-            await asyncio.sleep(0.02)
-        assert pool.ready_count(spec) == 1
-        counts.clear()
-        result = await daytona.run("print(1)")
-        before = _http(dict(counts))
-        assert result.stdout == "1\n"
-        assert before.get(EXEC) == 1
-        # whatever else ran meanwhile (the refill's create, the delete) was not awaited
-        assert before.get("POST /api/sandbox", 0) + before.get(EXEC, 0) <= 2
-    assert live_sandboxes(emulator) == []
-
-
-def pool_resources():  # type: ignore[no-untyped-def]
     from sandstorm import Resources
+    from sandstorm_daytona.emulator import EmulatorConfig, FaultRule, Faults, running_emulator
 
-    return Resources()
+    # Creating a sandbox takes 1 s here: a run that waited for the refill would show it.
+    slow_create = FaultRule(path="/api/sandbox", method="POST", kind="latency", rate=1.0, latency=1)
+    with running_emulator(EmulatorConfig(faults=Faults(rules=(slow_create,)))) as emu:
+        counts = emu.emulator.request_counts
+        config = config_for(emu.api_url, api_key=emu.api_key, warm_pool_size=1)
+        async with DaytonaProvider(config) as daytona:
+            await daytona.run("print(0)")  # makes the pool; its refill fills it
+            pool = daytona._pool
+            assert pool is not None
+            spec = daytona._spec(
+                template=None, persistent=False, resources=Resources(), network=None
+            )
+            for _ in range(300):
+                if pool.ready_count(spec) == 1 and not daytona._deletes:
+                    break
+                await asyncio.sleep(0.02)
+            assert pool.ready_count(spec) == 1
+            counts.clear()
+            started = time.perf_counter()
+            result = await daytona.run("print(1)")
+            elapsed = time.perf_counter() - started
+            before = _http(dict(counts))
+            assert result.stdout == "1\n"
+            assert before == {EXEC: 1}, before
+            assert elapsed < 0.9, elapsed  # the run did not wait for the refill's create
+            assert any(not task.done() for task in pool._refills.values())  # still going
+        assert live_sandboxes(emu) == []
