@@ -82,7 +82,7 @@ class BackgroundDeletes:
                     raise
                 cancelled = True
                 task.uncancel()
-                log.debug("delete of %s cancelled (loop shutting down?): finishing it", workspace_id)
+                log.debug("delete of %s cancelled (loop closing?): finishing it", workspace_id)
             except Exception as exc:
                 if attempt == _ATTEMPTS:
                     log.warning(

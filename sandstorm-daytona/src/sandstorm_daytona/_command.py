@@ -319,7 +319,7 @@ def build_exec(
     again = _EXEC_AGAIN.replace("@TRIES@", str(int(timeout * 10) + 600))
     # The command is written to the daemon's shell (zsh, bash or sh): plain POSIX syntax.
     command = (
-        f"(D={shlex.quote(directory)}; {_KEYS}; K=\"$C\"/{token}; "
+        f'(D={shlex.quote(directory)}; {_KEYS}; K="$C"/{token}; '
         'if mkdir "$K" 2>/dev/null; then rm -rf "$D"; mkdir -p "$D" || exit 1; '
         + "; ".join(staged)
         + f"; else {again}; fi)"
@@ -330,12 +330,12 @@ def build_exec(
 def parse_exec(token: str, result: str) -> ExecOutcome | None:
     """The outcome framed in a one-request run's reply, or None if there is none."""
     marker = re.escape(exec_marker(token))
-    found = None
-    pattern = rf"{marker}\n([A-Za-z0-9+/=\s]*?){marker}\n([A-Za-z0-9+/=\s]*?){marker} (-?\d+) ([01])"
-    for found in re.finditer(pattern, result):
-        pass
-    if found is None:
+    b64 = r"([A-Za-z0-9+/=\s]*?)"
+    pattern = rf"{marker}\n{b64}{marker}\n{b64}{marker} (-?\d+) ([01])"
+    matches = list(re.finditer(pattern, result))
+    if not matches:
         return None
+    found = matches[-1]  # the wrapper's own frame comes last
     streams = []
     for group in (1, 2):
         raw = base64.b64decode("".join(found.group(group).split()))

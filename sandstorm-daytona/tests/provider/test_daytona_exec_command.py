@@ -86,9 +86,7 @@ def test_any_bytes_come_back_exact_even_the_markers(shell: str, tmp_path: Path) 
 
 def test_timeout_kills_the_group_and_keeps_partial_output(shell: str, tmp_path: Path) -> None:
     pid_file = tmp_path / "child.pid"
-    code = (
-        f"sleep 300 & echo $! > {pid_file}\necho before\necho oops >&2\nsleep 300\necho after"
-    )
+    code = f"sleep 300 & echo $! > {pid_file}\necho before\necho oops >&2\nsleep 300\necho after"
     started = time.monotonic()
     outcome = run(shell, tmp_path, code, language="shell", timeout=1)
     assert time.monotonic() - started < 10
