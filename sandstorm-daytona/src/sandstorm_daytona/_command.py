@@ -140,8 +140,25 @@ def _launcher(directory: str, language: str, env: Mapping[str, str]) -> tuple[st
     return filename, launcher
 
 
+def _write(data: bytes, target: str, *, literal: bool) -> str:
+    """A step that writes ``data`` to ``target``: a quoted ``printf`` (a shell builtin, no
+    process) when ``literal`` and the bytes are NUL-free UTF-8, else ``base64 -d``."""
+    if literal and b"\0" not in data:
+        try:
+            return f"printf %s {shlex.quote(data.decode())} > {target}"
+        except UnicodeDecodeError:
+            pass
+    return f"printf %s '{_b64(data)}' | base64 -d > {target}"
+
+
 def _stage(
-    token: str, language: str, code: str, env: Mapping[str, str], stdin: bytes | None
+    token: str,
+    language: str,
+    code: str,
+    env: Mapping[str, str],
+    stdin: bytes | None,
+    *,
+    literal: bool = False,
 ) -> tuple[list[str], dict[str, bytes], str]:
     """Steps that fill the (existing) run directory, the files to upload, the stdin source."""
     directory = run_dir(token)
@@ -149,7 +166,7 @@ def _stage(
     code_bytes = code.encode()
     payload = len(code_bytes) + len(stdin or b"")
     uploads: dict[str, bytes] = {}
-    steps = [f"""printf %s '{_b64(launcher.encode())}' | base64 -d > "$D/run.sh\""""]
+    steps = [_write(launcher.encode(), '"$D/run.sh"', literal=literal)]
     if payload * 4 // 3 > INLINE_LIMIT:
         # Uploaded next to the work dir (the file API's home ground), then moved in.
         staging = upload_dir(token)
@@ -158,9 +175,9 @@ def _stage(
             uploads[f"{staging}/stdin"] = stdin
         steps.append(f'mv -f {staging}/* "$D"/ && rmdir {staging}')
     else:
-        steps.append(f"printf %s '{_b64(code_bytes)}' | base64 -d > \"$D/{filename}\"")
+        steps.append(_write(code_bytes, f'"$D/{filename}"', literal=literal))
         if stdin is not None:
-            steps.append(f"printf %s '{_b64(stdin)}' | base64 -d > \"$D/stdin\"")
+            steps.append(_write(stdin, '"$D/stdin"', literal=literal))
     source = '"$D/stdin"' if stdin is not None else "/dev/null"
     return steps, uploads, source
 
@@ -213,10 +230,14 @@ _EXEC_BODY = """\
 D=@D@
 K=@K@
 M=@M@
-rm -rf @DONE@
-for r in "${K%/*}"/*/result; do
-  if [ -f "$r" ] && [ -n "$(find "$r" -mmin +@KEEP@ 2>/dev/null)" ]; then rm -rf "${r%/result}"; fi
-done
+set -- @DONE@
+if [ "$#" -gt 0 ]; then rm -rf "$@"; fi
+set -- "$C"/*/done
+if [ "$#" -gt 1 ] || [ -e "$1" ]; then
+  find "$C" -mindepth 2 -maxdepth 2 -name done -mmin +@KEEP@ 2>/dev/null | while IFS= read -r r; do
+    if [ "${r%/done}" != "$K" ]; then rm -rf "${r%/done}"; fi
+  done
+fi
 mkfifo "$D/o" "$D/e" || exit 1
 head -c @CAP@ < "$D/o" > "$D/so" & ho=$!
 head -c @CAP@ < "$D/e" > "$D/se" & he=$!
@@ -231,14 +252,16 @@ c=$!
   trap 'kill "$s" 2>/dev/null; exit 0' TERM
   wait "$s"
   : > "$D/t"
-  p=$(cat "$D/pgid" 2>/dev/null)
+  p=
+  read -r p < "$D/pgid" 2>/dev/null
   if [ -n "$p" ]; then kill -KILL "-$p" 2>/dev/null || kill -KILL "$c" 2>/dev/null; fi
 ) < /dev/null > /dev/null 2>&1 &
 w=$!
 wait "$c"
 rc=$?
 kill "$w" 2>/dev/null
-p=$(cat "$D/pgid" 2>/dev/null)
+p=
+read -r p < "$D/pgid" 2>/dev/null
 if [ -n "$p" ]; then kill -KILL "-$p" 2>/dev/null; fi
 wait "$ho" "$he"
 wait "$w" 2>/dev/null
@@ -250,21 +273,22 @@ if [ -e "$D/t" ]; then t=1; fi
   printf '%s\\n' "$M"
   base64 < "$D/se"
   printf '%s %s %s\\n' "$M" "$rc" "$t"
-} > "$K/result.t" && mv -f "$K/result.t" "$K/result"
+} > "$K/result"
+: > "$K/done"
 rm -rf "$D"
-cat "$K/result"
+exec cat "$K/result"
 """
 
 # What a resent request runs when the key is taken: wait for the first one's result.
 _EXEC_AGAIN = (
-    'i=0; while [ ! -f "$K/result" ] && [ "$i" -lt @TRIES@ ]; do sleep 0.1; i=$((i + 1)); '
+    'i=0; while [ ! -f "$K/done" ] && [ "$i" -lt @TRIES@ ]; do sleep 0.1; i=$((i + 1)); '
     'done; cat "$K/result" 2>/dev/null'
 )
 
 # The directory that holds the runs' keys: the user's cache directory, else /tmp.
 _KEYS = (
     'C="${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/sandstorm-runs"; '
-    'mkdir -p "$C" 2>/dev/null || { C=/tmp/.sandstorm-runs; mkdir -p "$C"; }'
+    '[ -d "$C" ] || mkdir -p "$C" 2>/dev/null || { C=/tmp/.sandstorm-runs; mkdir -p "$C"; }'
 )
 
 
@@ -303,24 +327,24 @@ def build_exec(
     names earlier runs (tokens) whose kept results can go.
     """
     directory = run_dir(token)
-    staged, uploads, source = _stage(token, language, code, env, stdin)
+    staged, uploads, source = _stage(token, language, code, env, stdin, literal=True)
     body = (
         _EXEC_BODY.replace("@D@", shlex.quote(directory))
         .replace("@K@", '"$K"')
-        .replace("@DONE@", " ".join(f'"$C"/{t}' for t in done if _TOKEN.match(t)) or '""')
+        .replace("@DONE@", " ".join(f'"$C"/{t}' for t in done if _TOKEN.match(t)))
         .replace("@M@", shlex.quote(exec_marker(token)))
         .replace("@KEEP@", str(KEEP_MINUTES))
         .replace("@CAP@", str(max_output + 1))
         .replace("@SOURCE@", source)
         .replace("@T@", f"{timeout:.3f}")
     )
-    staged.append(f"printf %s '{_b64(body.encode())}' | base64 -d > \"$D/w.sh\"")
+    staged.append(_write(body.encode(), '"$D/w.sh"', literal=True))
     staged.append('export C K; exec sh "$D/w.sh"')
     again = _EXEC_AGAIN.replace("@TRIES@", str(int(timeout * 10) + 600))
     # The command is written to the daemon's shell (zsh, bash or sh): plain POSIX syntax.
     command = (
         f'(D={shlex.quote(directory)}; {_KEYS}; K="$C"/{token}; '
-        'if mkdir "$K" 2>/dev/null; then rm -rf "$D"; mkdir -p "$D" || exit 1; '
+        'if mkdir "$K" 2>/dev/null; then mkdir -p "$D" || exit 1; '
         + "; ".join(staged)
         + f"; else {again}; fi)"
     )

@@ -93,11 +93,20 @@ def test_timeout_kills_the_group_and_keeps_partial_output(shell: str, tmp_path: 
     assert outcome.timed_out
     assert (outcome.stdout, outcome.stderr) == ("before\n", "oops\n")
     child = int(pid_file.read_text())
-    for _ in range(50):
-        if not Path(f"/proc/{child}").exists():
+    for _ in range(250):
+        if not alive(child):
             break
         time.sleep(0.02)
-    assert not Path(f"/proc/{child}").exists()  # the whole process group is gone
+    assert not alive(child)  # the whole process group is gone
+
+
+def alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie waiting for its new parent to reap it is dead)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def test_output_is_cut_in_the_sandbox(shell: str, tmp_path: Path) -> None:
