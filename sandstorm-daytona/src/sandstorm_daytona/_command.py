@@ -367,11 +367,13 @@ def parse_exec(token: str, result: str) -> ExecOutcome | None:
     return ExecOutcome(streams[0], streams[1], int(found.group(3)), found.group(4) == "1")
 
 
-def kill_command(token: str) -> str:
-    """A command line that kills the run's whole process group and removes its files."""
+def kill_command(token: str, *, keyed: bool = False) -> str:
+    """A command line that kills the run's whole process group and removes its files
+    (with ``keyed``, also a one-request run's key directory: it will never be asked for)."""
     directory = shlex.quote(run_dir(token))
+    key = f'; {_KEYS}; rm -rf "$C"/{token}' if keyed and _TOKEN.match(token) else ""
     return (
         f'p=$(cat {directory}/pgid 2>/dev/null); if [ -n "$p" ]; then '
         'kill -KILL "-$p" 2>/dev/null || kill -KILL "$p" 2>/dev/null; fi; '
-        f"rm -rf {directory} {upload_dir(token)}; true"
+        f"rm -rf {directory} {upload_dir(token)}{key}; true"
     )

@@ -487,7 +487,7 @@ class DaytonaProvider(AsyncProvider):
         if base is None:
             return
         try:
-            await self._shell(base, kill_command(token), "clean up run", timeout=10)
+            await self._shell(base, kill_command(token, keyed=True), "clean up run", timeout=10)
         except Exception as exc:
             log.debug("could not kill the processes of run %s: %s", token, exc)
 

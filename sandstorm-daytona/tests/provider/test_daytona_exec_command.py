@@ -15,7 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from sandstorm_daytona._command import ExecOutcome, build_exec, exec_marker, parse_exec
+from sandstorm_daytona._command import (
+    ExecOutcome,
+    build_exec,
+    exec_marker,
+    kill_command,
+    parse_exec,
+)
 
 from .shells import SHELLS, require_shell
 
@@ -130,6 +136,30 @@ def test_a_resent_command_answers_the_first_result_without_running_again(
     run(shell, tmp_path, "print(1)", done=(token,))  # the next run removes what was kept
     assert not kept.exists()
     assert not list(Path("/tmp").glob(f".sandstorm-{token}*"))  # the run dir is gone
+
+
+def test_kill_removes_an_abandoned_run_and_its_key(shell: str, tmp_path: Path) -> None:
+    token = uuid.uuid4().hex[:16]
+    script = build_exec(token, "shell", "sleep 300", {}, None, 1000, 600)
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
+    running = subprocess.Popen(
+        [require_shell(shell)], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env
+    )
+    assert running.stdin is not None
+    running.stdin.write(script.command.encode())
+    running.stdin.close()
+    key = tmp_path / ".cache" / "sandstorm-runs" / token
+    pgid = Path(f"/tmp/.sandstorm-{token}/pgid")
+    for _ in range(250):
+        if pgid.exists() and pgid.read_text():
+            break
+        time.sleep(0.02)
+    code = int(pgid.read_text())
+    execute(shell, kill_command(token, keyed=True), tmp_path)
+    running.wait(timeout=20)  # the wrapper finishes once its code is killed
+    assert not alive(code)
+    assert not key.exists()
+    assert not Path(f"/tmp/.sandstorm-{token}").exists()
 
 
 def test_a_reply_without_a_frame_is_none(shell: str, tmp_path: Path) -> None:
