@@ -11,17 +11,29 @@ from __future__ import annotations
 import base64
 import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sandstorm import ProviderConfigError
 
-__all__ = ["CHUNK", "FRAME", "INLINE_LIMIT", "RunScript", "build_run", "kill_command"]
+__all__ = [
+    "CHUNK",
+    "FRAME",
+    "INLINE_LIMIT",
+    "ExecOutcome",
+    "RunScript",
+    "build_exec",
+    "build_run",
+    "exec_marker",
+    "kill_command",
+    "parse_exec",
+]
 
 INLINE_LIMIT = 96 * 1024
 """Above this many bytes of encoded payload, code and stdin are uploaded as files."""
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_TOKEN = re.compile(r"^[0-9a-f]{8,64}$")
 
 _INTERPRETERS = {
     "python": ("main.py", 'exec python3 -u "$D/main.py"'),
@@ -110,6 +122,66 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
+def _launcher(directory: str, language: str, env: Mapping[str, str]) -> tuple[str, str]:
+    """The code's file name and the launcher script that runs it (checks its inputs)."""
+    if language not in _INTERPRETERS:
+        raise ProviderConfigError(f"daytona cannot run language {language!r}")
+    for name in env:
+        if not _NAME.match(name):
+            raise ProviderConfigError(
+                f"env name {name!r} is not a valid shell variable name "
+                "(letters, digits and _, not starting with a digit)"
+            )
+    filename, launch = _INTERPRETERS[language]
+    exports = "".join(f"export {name}={shlex.quote(value)}\n" for name, value in env.items())
+    # The launcher runs as the leader of its own process group and records its pid,
+    # which is then also the group id that kill_command() signals.
+    launcher = f'D={shlex.quote(directory)}\nprintf %s "$$" > "$D/pgid"\n{exports}{launch}\n'
+    return filename, launcher
+
+
+def _write(data: bytes, target: str, *, literal: bool) -> str:
+    """A step that writes ``data`` to ``target``: a quoted ``printf`` (a shell builtin, no
+    process) when ``literal`` and the bytes are NUL-free UTF-8, else ``base64 -d``."""
+    if literal and b"\0" not in data:
+        try:
+            return f"printf %s {shlex.quote(data.decode())} > {target}"
+        except UnicodeDecodeError:
+            pass
+    return f"printf %s '{_b64(data)}' | base64 -d > {target}"
+
+
+def _stage(
+    token: str,
+    language: str,
+    code: str,
+    env: Mapping[str, str],
+    stdin: bytes | None,
+    *,
+    literal: bool = False,
+) -> tuple[list[str], dict[str, bytes], str]:
+    """Steps that fill the (existing) run directory, the files to upload, the stdin source."""
+    directory = run_dir(token)
+    filename, launcher = _launcher(directory, language, env)
+    code_bytes = code.encode()
+    payload = len(code_bytes) + len(stdin or b"")
+    uploads: dict[str, bytes] = {}
+    steps = [_write(launcher.encode(), '"$D/run.sh"', literal=literal)]
+    if payload * 4 // 3 > INLINE_LIMIT:
+        # Uploaded next to the work dir (the file API's home ground), then moved in.
+        staging = upload_dir(token)
+        uploads[f"{staging}/{filename}"] = code_bytes
+        if stdin is not None:
+            uploads[f"{staging}/stdin"] = stdin
+        steps.append(f'mv -f {staging}/* "$D"/ && rmdir {staging}')
+    else:
+        steps.append(_write(code_bytes, f'"$D/{filename}"', literal=literal))
+        if stdin is not None:
+            steps.append(_write(stdin, '"$D/stdin"', literal=literal))
+    source = '"$D/stdin"' if stdin is not None else "/dev/null"
+    return steps, uploads, source
+
+
 def build_run(
     token: str,
     language: str,
@@ -120,40 +192,12 @@ def build_run(
 ) -> RunScript:
     """The session command that runs ``code`` in ``language`` with ``env`` and ``stdin``.
 
-    Each stream is cut inside the sandbox after ``max_output + 1`` bytes (``head -c``),
+    Each stream is cut inside the sandbox after ``max_output + 1`` bytes,
     so a flood never crosses the network and the caller sees that the cap was passed.
     """
-    if language not in _INTERPRETERS:
-        raise ProviderConfigError(f"daytona cannot run language {language!r}")
-    for name in env:
-        if not _NAME.match(name):
-            raise ProviderConfigError(
-                f"env name {name!r} is not a valid shell variable name "
-                "(letters, digits and _, not starting with a digit)"
-            )
-    filename, launch = _INTERPRETERS[language]
     directory = run_dir(token)
-    exports = "".join(f"export {name}={shlex.quote(value)}\n" for name, value in env.items())
-    # The launcher runs as the leader of its own process group and records its pid,
-    # which is then also the group id that kill_command() signals.
-    launcher = f'D={shlex.quote(directory)}\nprintf %s "$$" > "$D/pgid"\n{exports}{launch}\n'
-    code_bytes = code.encode()
-    payload = len(code_bytes) + len(stdin or b"")
-    uploads: dict[str, bytes] = {}
-    steps = [f"D={shlex.quote(directory)}", 'mkdir -p "$D" || exit 1']
-    steps.append(f"""printf %s '{_b64(launcher.encode())}' | base64 -d > "$D/run.sh\"""")
-    if payload * 4 // 3 > INLINE_LIMIT:
-        # Uploaded next to the work dir (the file API's home ground), then moved in.
-        staging = upload_dir(token)
-        uploads[f"{staging}/{filename}"] = code_bytes
-        if stdin is not None:
-            uploads[f"{staging}/stdin"] = stdin
-        steps.append(f'mv -f {staging}/* "$D"/ && rmdir {staging}')
-    else:
-        steps.append(f"printf %s '{_b64(code_bytes)}' | base64 -d > \"$D/{filename}\"")
-        if stdin is not None:
-            steps.append(f"printf %s '{_b64(stdin)}' | base64 -d > \"$D/stdin\"")
-    source = '"$D/stdin"' if stdin is not None else "/dev/null"
+    staged, uploads, source = _stage(token, language, code, env, stdin)
+    steps = [f"D={shlex.quote(directory)}", 'mkdir -p "$D" || exit 1', *staged]
     body = (
         _BODY.replace("@D@", shlex.quote(directory))
         .replace("@CAP@", str(max_output + 1))
@@ -167,11 +211,169 @@ def build_run(
     return RunScript(command="(" + "; ".join(steps) + ")", uploads=uploads)
 
 
-def kill_command(token: str) -> str:
-    """A command line that kills the run's whole process group and removes its files."""
+KEEP_MINUTES = 5
+"""How long a one-request run keeps its framed result for a resent request to pick up."""
+
+# The one-request run's body, a POSIX sh script. The code runs in its own process group
+# (setsid) with stdout and stderr through fifos into `head -c CAP`, which writes them to
+# files and stops reading past the cap (the code then gets SIGPIPE). A watchdog kills the
+# group at the timeout and leaves a mark. Once the code is done, its group is killed and
+# both files go back base64-encoded between lines "<marker>" in one reply, then
+# "<marker> <exit code> <timed out>": the code's own output never reaches the reply
+# directly, and base64 survives the daemon's relabelling and NUL-dropping.
+# The framed result is kept in "$K/result" ($K: the run's key directory, in the user's
+# cache directory, which lasts as long as the sandbox) so that a resent request, which
+# finds the key taken, answers the same result instead of running the code twice. The
+# next run in the sandbox removes it (@DONE@), or any later run once it is KEEP_MINUTES
+# old.
+_EXEC_BODY = """\
+D=@D@
+K=@K@
+M=@M@
+set -- @DONE@
+if [ "$#" -gt 0 ]; then rm -rf "$@"; fi
+set -- "$C"/*/done
+if [ "$#" -gt 1 ] || [ -e "$1" ]; then
+  find "$C" -mindepth 2 -maxdepth 2 -name done -mmin +@KEEP@ 2>/dev/null | while IFS= read -r r; do
+    if [ "${r%/done}" != "$K" ]; then rm -rf "${r%/done}"; fi
+  done
+fi
+mkfifo "$D/o" "$D/e" || exit 1
+head -c @CAP@ < "$D/o" > "$D/so" & ho=$!
+head -c @CAP@ < "$D/e" > "$D/se" & he=$!
+if command -v setsid >/dev/null 2>&1; then
+  setsid sh "$D/run.sh" < @SOURCE@ > "$D/o" 2> "$D/e" &
+else
+  sh "$D/run.sh" < @SOURCE@ > "$D/o" 2> "$D/e" &
+fi
+c=$!
+(
+  sleep @T@ & s=$!
+  trap 'kill "$s" 2>/dev/null; exit 0' TERM
+  wait "$s"
+  : > "$D/t"
+  p=
+  read -r p < "$D/pgid" 2>/dev/null
+  if [ -n "$p" ]; then kill -KILL "-$p" 2>/dev/null || kill -KILL "$c" 2>/dev/null; fi
+) < /dev/null > /dev/null 2>&1 &
+w=$!
+wait "$c"
+rc=$?
+kill "$w" 2>/dev/null
+p=
+read -r p < "$D/pgid" 2>/dev/null
+if [ -n "$p" ]; then kill -KILL "-$p" 2>/dev/null; fi
+wait "$ho" "$he"
+wait "$w" 2>/dev/null
+t=0
+if [ -e "$D/t" ]; then t=1; fi
+{
+  printf '\\n%s\\n' "$M"
+  base64 < "$D/so"
+  printf '%s\\n' "$M"
+  base64 < "$D/se"
+  printf '%s %s %s\\n' "$M" "$rc" "$t"
+} > "$K/result"
+: > "$K/done"
+rm -rf "$D"
+exec cat "$K/result"
+"""
+
+# What a resent request runs when the key is taken: wait for the first one's result.
+_EXEC_AGAIN = (
+    'i=0; while [ ! -f "$K/done" ] && [ "$i" -lt @TRIES@ ]; do sleep 0.1; i=$((i + 1)); '
+    'done; cat "$K/result" 2>/dev/null'
+)
+
+# The directory that holds the runs' keys: the user's cache directory, else /tmp.
+_KEYS = (
+    'C="${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/sandstorm-runs"; '
+    '[ -d "$C" ] || mkdir -p "$C" 2>/dev/null || { C=/tmp/.sandstorm-runs; mkdir -p "$C"; }'
+)
+
+
+@dataclass(frozen=True)
+class ExecOutcome:
+    """What a one-request run's reply says: both streams, the exit code, the timeout."""
+
+    stdout: str
+    stderr: str
+    exit_code: int
+    timed_out: bool
+
+
+def exec_marker(token: str) -> str:
+    """The line that frames a one-request run's result (unique per run)."""
+    return f"@@sandstorm-result-{token}"
+
+
+def build_exec(
+    token: str,
+    language: str,
+    code: str,
+    env: Mapping[str, str],
+    stdin: bytes | None,
+    max_output: int,
+    timeout: float,
+    done: Sequence[str] = (),
+) -> RunScript:
+    """A ``/process/execute`` command that runs ``code`` and answers its framed result.
+
+    One request: the wrapper captures stdout and stderr apart (each cut after
+    ``max_output + 1`` bytes), kills the code's process group at ``timeout`` seconds
+    (keeping the partial output), and prints both streams and the exit code framed by
+    :func:`exec_marker`; :func:`parse_exec` reads them back. Sending the same command
+    again is safe: it answers the first run's result (see ``_EXEC_BODY``); ``done``
+    names earlier runs (tokens) whose kept results can go.
+    """
+    directory = run_dir(token)
+    staged, uploads, source = _stage(token, language, code, env, stdin, literal=True)
+    body = (
+        _EXEC_BODY.replace("@D@", shlex.quote(directory))
+        .replace("@K@", '"$K"')
+        .replace("@DONE@", " ".join(f'"$C"/{t}' for t in done if _TOKEN.match(t)))
+        .replace("@M@", shlex.quote(exec_marker(token)))
+        .replace("@KEEP@", str(KEEP_MINUTES))
+        .replace("@CAP@", str(max_output + 1))
+        .replace("@SOURCE@", source)
+        .replace("@T@", f"{timeout:.3f}")
+    )
+    staged.append(_write(body.encode(), '"$D/w.sh"', literal=True))
+    staged.append('export C K; exec sh "$D/w.sh"')
+    again = _EXEC_AGAIN.replace("@TRIES@", str(int(timeout * 10) + 600))
+    # The command is written to the daemon's shell (zsh, bash or sh): plain POSIX syntax.
+    command = (
+        f'(D={shlex.quote(directory)}; {_KEYS}; K="$C"/{token}; '
+        'if mkdir "$K" 2>/dev/null; then mkdir -p "$D" || exit 1; '
+        + "; ".join(staged)
+        + f"; else {again}; fi)"
+    )
+    return RunScript(command=command, uploads=uploads)
+
+
+def parse_exec(token: str, result: str) -> ExecOutcome | None:
+    """The outcome framed in a one-request run's reply, or None if there is none."""
+    marker = re.escape(exec_marker(token))
+    b64 = r"([A-Za-z0-9+/=\s]*?)"
+    pattern = rf"{marker}\n{b64}{marker}\n{b64}{marker} (-?\d+) ([01])"
+    matches = list(re.finditer(pattern, result))
+    if not matches:
+        return None
+    found = matches[-1]  # the wrapper's own frame comes last
+    streams = []
+    for group in (1, 2):
+        raw = base64.b64decode("".join(found.group(group).split()))
+        streams.append(raw.decode("utf-8", errors="replace"))
+    return ExecOutcome(streams[0], streams[1], int(found.group(3)), found.group(4) == "1")
+
+
+def kill_command(token: str, *, keyed: bool = False) -> str:
+    """A command line that kills the run's whole process group and removes its files
+    (with ``keyed``, also a one-request run's key directory: it will never be asked for)."""
     directory = shlex.quote(run_dir(token))
+    key = f'; {_KEYS}; rm -rf "$C"/{token}' if keyed and _TOKEN.match(token) else ""
     return (
         f'p=$(cat {directory}/pgid 2>/dev/null); if [ -n "$p" ]; then '
         'kill -KILL "-$p" 2>/dev/null || kill -KILL "$p" 2>/dev/null; fi; '
-        f"rm -rf {directory} {upload_dir(token)}; true"
+        f"rm -rf {directory} {upload_dir(token)}{key}; true"
     )

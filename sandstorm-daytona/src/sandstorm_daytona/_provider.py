@@ -24,6 +24,7 @@ from sandstorm import (
     Capability,
     CostEstimate,
     ExecRequest,
+    ExecutionTimeout,
     FileInfo,
     GitFileStatus,
     GitStatus,
@@ -45,7 +46,8 @@ from sandstorm import (
 )
 from sandstorm.adapters import split_credentials
 
-from ._command import build_run, kill_command
+from ._cleanup import BackgroundDeletes
+from ._command import RunScript, build_exec, build_run, kill_command, parse_exec
 from ._config import DaytonaConfig
 from ._errors import error_from_response
 from ._execution import SessionRun
@@ -105,6 +107,8 @@ _STOPPED = frozenset({"stopped", "archived", "paused"})
 _GIB = 1024**3
 P = ParamSpec("P")
 T = TypeVar("T")
+_EXEC_GRACE = 30
+"""Seconds the daemon's own timeout for a run's request exceeds the run's timeout."""
 _SNAPSHOT_PREFIX = "sandstorm-"
 """Start of the names of the snapshots Sandstorm names itself."""
 
@@ -181,6 +185,13 @@ class DaytonaProvider(AsyncProvider):
         self._toolbox: dict[str, str] = {}
         self._snapshot_sizes: dict[str, SnapshotWire] = {}
         self._analytics: tuple[str | None] | None = None
+        self._kept: dict[str, list[str]] = {}
+        """Per sandbox, the runs whose results are kept in it for a resend (see build_exec)."""
+        self._known: dict[str, Workspace] = {}
+        """Workspaces as last seen (state, resources): runs skip ``GET sandbox``."""
+        self._deletes = BackgroundDeletes(
+            self._delete_behind, self._delete_blocking, limit=self.config.request_timeout * 3
+        )
 
     def __repr__(self) -> str:
         return f"DaytonaProvider(api_url={self.config.api_url!r}, region={self.config.region!r})"
@@ -197,7 +208,7 @@ class DaytonaProvider(AsyncProvider):
             sandbox = await self._wait_state(workspace_id, {"stopped"}, "stop")
         except WorkspaceNotFound:
             # one-shot sandboxes carry autoDeleteInterval=0: stopping one deletes it
-            self._toolbox.pop(workspace_id, None)
+            self._forget(workspace_id)
             if isinstance(workspace, Workspace):
                 return workspace.model_copy(update={"state": "destroyed"})
             raise
@@ -390,7 +401,7 @@ class DaytonaProvider(AsyncProvider):
         reply = await self._http.request(
             "DELETE", self._sandbox_url(workspace_id), "delete sandbox", ok=(404,)
         )
-        self._toolbox.pop(workspace_id, None)
+        self._forget(workspace_id)
         # A 404 on a retry means an earlier try deleted it and only its reply was lost.
         if reply.status_code == 404 and reply.extensions.get("sandstorm_attempts", 1) == 1:
             raise WorkspaceNotFound(workspace_id, self.name)
@@ -398,6 +409,87 @@ class DaytonaProvider(AsyncProvider):
     async def _execute(self, workspace: Workspace, request: ExecRequest) -> RunResult:
         if workspace.state in _STOPPED:
             workspace = await self.start_workspace(workspace.id)
+        if request.streaming:
+            return await self._execute_session(workspace, request)
+        token = uuid.uuid4().hex[:16]
+        script = build_exec(
+            token,
+            request.language,
+            request.code,
+            request.env,
+            request.stdin,
+            max_output=self.config.max_output_bytes,
+            timeout=request.timeout,
+            done=self._kept.pop(workspace.id, ()),
+        )
+        started = time.perf_counter()
+        finished = False
+        try:
+            async with asyncio.timeout(request.timeout + _EXEC_GRACE + 15):
+                reply = await self._exec_request(workspace, script, request.timeout)
+            finished = True
+        except TimeoutError:  # the sandbox's own watchdog did not answer: a backstop
+            raise ExecutionTimeout(request.timeout, "", "", workspace.id) from None
+        finally:
+            if not finished:
+                await shielded(self._kill_run(workspace.id, token))
+        self._kept.setdefault(workspace.id, []).append(token)  # the next run removes it
+        outcome = parse_exec(token, reply.result)
+        if outcome is None:
+            raise ProviderAPIError(
+                f"run code: the reply carries no result (exit {reply.exit_code}): "
+                f"{reply.result[-500:]!r}",
+                provider=self.name,
+            )
+        duration = time.perf_counter() - started
+        if outcome.timed_out:
+            limit = self.config.max_output_bytes
+            raise ExecutionTimeout(
+                request.timeout,
+                cap(outcome.stdout, limit)[0],
+                cap(outcome.stderr, limit)[0],
+                workspace.id,
+            )
+        return self._result(
+            workspace, request, outcome.stdout, outcome.stderr, outcome.exit_code, duration
+        )
+
+    @_starting
+    async def _exec_request(
+        self, workspace: Workspace, script: RunScript, timeout: float
+    ) -> ExecuteResponse:
+        """One ``POST /process/execute`` (after uploading large payloads); safe to resend."""
+        base = await self._toolbox_base(workspace.id)
+        if script.uploads:
+            await self._upload(base, script.uploads)
+        try:
+            reply = await self._http.request(
+                "POST",
+                f"{base}/process/execute",
+                "run code",
+                json={"command": script.command, "timeout": math.ceil(timeout) + _EXEC_GRACE},
+                timeout=timeout + _EXEC_GRACE + 10,
+                idempotent=True,
+            )
+        except ProviderAPIError as exc:
+            if is_not_found(exc):  # deleted behind our back: what we remembered is stale
+                self._forget(workspace.id)
+                raise WorkspaceNotFound(workspace.id, self.name) from None
+            raise
+        return ExecuteResponse.model_validate_json(reply.content)
+
+    async def _kill_run(self, workspace_id: str, token: str) -> None:
+        """Kill an abandoned run's processes (best effort, never raises)."""
+        base = self._toolbox.get(workspace_id)
+        if base is None:
+            return
+        try:
+            await self._shell(base, kill_command(token, keyed=True), "clean up run", timeout=10)
+        except Exception as exc:
+            log.debug("could not kill the processes of run %s: %s", token, exc)
+
+    async def _execute_session(self, workspace: Workspace, request: ExecRequest) -> RunResult:
+        """A run in its own session, for live output (``on_stdout``/``on_stderr``)."""
         token = uuid.uuid4().hex[:16]
         script = build_run(
             token,
@@ -419,6 +511,17 @@ class DaytonaProvider(AsyncProvider):
         finally:
             await shielded(self._end_session(base, session, token, kill=not finished))
         duration = time.perf_counter() - started
+        return self._result(workspace, request, stdout, stderr, exit_code, duration)
+
+    def _result(
+        self,
+        workspace: Workspace,
+        request: ExecRequest,
+        stdout: str,
+        stderr: str,
+        exit_code: int,
+        duration: float,
+    ) -> RunResult:
         limit = self.config.max_output_bytes
         flooded = max(len(stdout.encode()), len(stderr.encode())) > 2 * limit
         out, out_cut = cap(stdout, limit)
@@ -440,6 +543,39 @@ class DaytonaProvider(AsyncProvider):
             stderr_truncated=err_cut,
             cost=self._cost(duration, workspace.resources),
         )
+
+    # ------------------------------------------------------------------ background deletes
+
+    async def _discard(self, workspace: Workspace) -> None:
+        """A one-shot run's sandbox is deleted behind the result (awaited by ``aclose``)."""
+        if self._closed:
+            await self.delete_workspace(workspace)
+            return
+        self._deletes.spawn(workspace.id)
+
+    async def _delete_behind(self, workspace_id: str) -> None:
+        with contextlib.suppress(WorkspaceNotFound):
+            await self.delete_workspace(workspace_id)
+
+    def _delete_blocking(self, workspace_id: str) -> None:
+        """``DELETE /sandbox/{id}`` with a blocking client (at interpreter exit)."""
+        with httpx.Client(headers=self._http.auth_headers, timeout=10.0) as client:
+            reply = client.delete(self._sandbox_url(workspace_id))
+            if reply.status_code not in (200, 204, 404):
+                reply.raise_for_status()
+
+    def _forget(self, workspace_id: str) -> None:
+        self._toolbox.pop(workspace_id, None)
+        self._kept.pop(workspace_id, None)
+        self._known.pop(workspace_id, None)
+
+    async def _resolve(self, workspace: Workspace | str) -> Workspace:
+        """A workspace seen before is not fetched again (a stopped one is started on use)."""
+        if isinstance(workspace, str):
+            known = self._known.get(workspace)
+            if known is not None:
+                return known
+        return await super()._resolve(workspace)
 
     @_starting
     async def _open_session(
@@ -659,6 +795,7 @@ class DaytonaProvider(AsyncProvider):
         )
 
     async def _aclose(self) -> None:
+        await self._deletes.wait()
         await self._http.aclose()
 
     def _rebind(self) -> None:
@@ -919,7 +1056,7 @@ class DaytonaProvider(AsyncProvider):
 
     def _workspace(self, sandbox: SandboxWire) -> Workspace:
         labels = dict(sandbox.labels)
-        return Workspace(
+        workspace = Workspace(
             id=sandbox.id,
             provider=self.name,
             name=sandbox.name or None,
@@ -931,6 +1068,11 @@ class DaytonaProvider(AsyncProvider):
             network=network_of(sandbox),
             labels=labels,
         )
+        if workspace.state in ("destroyed", "destroying"):
+            self._known.pop(workspace.id, None)
+        else:
+            self._known[workspace.id] = workspace
+        return workspace
 
     def _cost(self, duration: float, resources: Resources) -> float:
         cpu, memory, disk = allocation(resources)

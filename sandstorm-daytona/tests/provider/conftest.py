@@ -102,7 +102,10 @@ async def provider(
     config = config_for(emulator.api_url, api_key=emulator.api_key)  # type: ignore[attr-defined]
     async with DaytonaProvider(config) as daytona:
         yield daytona
-        leftovers = live_sandboxes(emulator)
-        for workspace_id in leftovers:  # clean up, then fail the test that leaked
-            await daytona._delete_workspace(workspace_id)
+    # closing waits for the deletes one-shot runs left running in the background
+    leftovers = live_sandboxes(emulator)
+    if leftovers:  # clean up, then fail the test that leaked
+        async with DaytonaProvider(config) as cleaner:
+            for workspace_id in leftovers:
+                await cleaner._delete_workspace(workspace_id)
     assert leftovers == [], f"sandboxes leaked: {leftovers}"

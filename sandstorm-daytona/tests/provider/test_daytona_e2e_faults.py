@@ -137,7 +137,7 @@ async def test_flaky_reads_are_retried(config_for: Callable[..., DaytonaConfig])
         assert live_sandboxes(emu) == []
 
 
-async def test_unsafe_exec_is_not_repeated_on_503(
+async def test_session_exec_is_not_repeated_on_503(
     config_for: Callable[..., DaytonaConfig],
 ) -> None:
     from sandstorm_daytona.emulator import FaultRule, Faults
@@ -146,7 +146,29 @@ async def test_unsafe_exec_is_not_repeated_on_503(
     with emulator_with(faults=Faults(rules=rules)) as emu:
         async with provider_for(emu, config_for) as provider:
             with pytest.raises(ProviderUnavailable):
+                await provider.run("print(1)", on_stdout=lambda text: None)
+        assert live_sandboxes(emu) == []
+
+
+async def test_exec_refused_every_time_is_resent_then_raised(
+    config_for: Callable[..., DaytonaConfig],
+) -> None:
+    from sandstorm_daytona.emulator import FaultRule, Faults
+
+    rules = (FaultRule(path="/toolbox/*/process/execute", method="POST", kind=503),)
+    with emulator_with(faults=Faults(rules=rules)) as emu:
+        async with provider_for(emu, config_for) as provider:
+            seen: list[str] = []
+
+            async def hook(request: httpx.Request) -> None:
+                seen.append(f"{request.method} {request.url.path}")
+
+            provider._http.client.event_hooks["request"].append(hook)
+            with pytest.raises(ProviderUnavailable):
                 await provider.run("print(1)")
+            # the one-request run is safe to resend: every attempt of the policy was made
+            runs = [s for s in seen if s.endswith("/process/execute") and "kill" not in s]
+            assert len(runs) >= provider.config.retry.attempts
         assert live_sandboxes(emu) == []
 
 
@@ -171,7 +193,38 @@ async def test_slow_start_is_polled_and_cancel_deletes(
         assert live_sandboxes(emu) == []
 
 
-async def test_exec_reply_lost_is_recovered_without_rerunning(
+async def test_exec_reply_lost_is_answered_again_without_rerunning(
+    config_for: Callable[..., DaytonaConfig],
+) -> None:
+    from sandstorm_daytona.emulator import FaultRule, Faults
+
+    # the command runs, then the connection drops instead of the reply (a proxy cut-off);
+    # seed 1: the first request matching the rule fails, the second passes
+    rule = FaultRule(
+        path="/toolbox/*/process/execute", method="POST", kind="drop", when="after", rate=0.5
+    )
+    with emulator_with(faults=Faults(seed=1, rules=(rule,))) as emu:
+        async with provider_for(emu, config_for) as provider:
+            workspace = await provider.create_workspace()
+            seen: list[str] = []
+
+            async def hook(request: httpx.Request) -> None:
+                seen.append(f"{request.method} {request.url.path}")
+
+            provider._http.client.event_hooks["request"].append(hook)
+            try:
+                code = "import sys\nopen('runs.txt', 'a').write('x')\nprint('out')\nsys.exit(3)"
+                result = await provider.run_in_workspace(workspace, code)
+                assert (result.stdout, result.exit_code) == ("out\n", 3)
+                # sent twice, ran once: the resent command answered the first run's result
+                assert sum(s.endswith("/process/execute") for s in seen) == 2
+                assert await provider.read_file(workspace, "runs.txt") == b"x"
+            finally:
+                await provider.delete_workspace(workspace)
+        assert live_sandboxes(emu) == []
+
+
+async def test_session_exec_reply_lost_is_recovered_without_rerunning(
     config_for: Callable[..., DaytonaConfig],
 ) -> None:
     from sandstorm_daytona.emulator import FaultRule, Faults
@@ -191,8 +244,10 @@ async def test_exec_reply_lost_is_recovered_without_rerunning(
             provider._http.client.event_hooks["request"].append(hook)
             try:
                 code = "import sys\nopen('runs.txt', 'a').write('x')\nprint('out')\nsys.exit(3)"
-                result = await provider.run_in_workspace(workspace, code)
+                streamed: list[str] = []
+                result = await provider.run_in_workspace(workspace, code, on_stdout=streamed.append)
                 assert (result.stdout, result.exit_code) == ("out\n", 3)
+                assert "".join(streamed) == "out\n"
                 assert await provider.read_file(workspace, "runs.txt") == b"x"  # ran once
                 # the recovery looked the command up in its session instead of re-sending it
                 assert sum(s.endswith("/exec") for s in seen) == 1

@@ -94,6 +94,7 @@ async def test_timeout_raises_with_partial_output_and_cleans_up(
     assert time.monotonic() - started < 10
     assert info.value.stdout == "before\n"
     assert isinstance(info.value, TimeoutError)
+    await provider._deletes.wait()  # the delete runs behind the error
     assert live_sandboxes(emulator) == []
 
 
@@ -113,6 +114,7 @@ async def test_cancelled_run_deletes_its_sandbox(
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+    await provider._deletes.wait()  # the delete runs behind the cancellation
     assert live_sandboxes(emulator) == []
 
 
@@ -121,6 +123,7 @@ async def test_failed_git_clone_deletes_the_sandbox(
 ) -> None:
     with pytest.raises(sandstorm.SandstormError):
         await provider.run("print(1)", git_repo="file:///nonexistent/repo.git")
+    await provider._deletes.wait()  # the delete runs behind the error
     assert live_sandboxes(emulator) == []
 
 
