@@ -418,7 +418,8 @@ class DaytonaProvider(AsyncProvider):
             request.code,
             request.env,
             request.stdin,
-            max_output=self.config.max_output_bytes,
+            # cut (and so stop the code) past twice the cap, as local kills it
+            max_output=2 * self.config.max_output_bytes,
             timeout=request.timeout,
             done=self._kept.pop(workspace.id, ()),
         )

@@ -917,10 +917,11 @@ class LocalProvider(AsyncProvider):
             )
         finally:
             self._running -= 1
-            if not self._running and self._idle_event is not None:
-                # set the loop's event directly: a coroutine destroyed with its loop gone
-                # has no running loop to ask for one
-                self._idle_event.set()
+            idle, loop = self._idle_event, self._idle_loop
+            # a coroutine destroyed at exit may have no running loop, or a closed one
+            if not self._running and idle is not None and loop is not None and not loop.is_closed():
+                with contextlib.suppress(RuntimeError):
+                    idle.set()
             if run is not None:
                 # the result may arrive while init is still exiting: SIGKILL whatever is
                 # left; the emptied cgroup is removed in the background
