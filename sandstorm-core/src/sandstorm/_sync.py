@@ -10,6 +10,7 @@ from collections.abc import Coroutine, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+from ._agents_sync import SyncAgentAPI
 from ._models import (
     CostEstimate,
     FileInfo,
@@ -86,7 +87,7 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
         raise
 
 
-class SyncProvider:
+class SyncProvider(SyncAgentAPI):
     """A provider with blocking methods; wraps an :class:`AsyncProvider`.
 
     Every method mirrors the async one of the same name. Use it as a context manager, or
