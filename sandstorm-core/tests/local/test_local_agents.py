@@ -1,0 +1,73 @@
+"""The kit's interpreter, process and port contracts on ``local``, plus local specifics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+import sandstorm
+import sandstorm_testkit as kit
+from sandstorm.local import LocalProvider
+
+from .conftest import gone
+
+
+@pytest.fixture(scope="module")
+def agents_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("local-agents")
+
+
+class _Local:
+    @pytest.fixture
+    def provider_factory(self, agents_root: Path) -> Callable[[], sandstorm.AsyncProvider]:
+        return lambda: LocalProvider.from_config(root=str(agents_root))
+
+
+class TestInterpreter(_Local, kit.InterpreterContract):
+    pass
+
+
+class TestProcesses(_Local, kit.ProcessContract):
+    pass
+
+
+class TestPorts(_Local, kit.PortContract):
+    pass
+
+
+@pytest.fixture
+def lp_agents(agents_root: Path) -> Iterator[sandstorm.SyncProvider]:
+    with sandstorm.get_provider("local", root=str(agents_root / "sync")) as provider:
+        yield provider
+
+
+def test_sync_facade_and_handle(lp_agents: sandstorm.SyncProvider) -> None:
+    with lp_agents.sandbox() as sandbox:
+        assert sandbox.run_code("x = 2").error is None
+        assert sandbox.run_code("x * 21").text == "42"
+        handle = sandbox.start_process("echo hi; exit 4")
+        assert handle.wait(timeout=30) == 4
+        assert handle.logs().stdout == "hi\n"
+        assert [c.text for c in handle.stream()] == ["hi\n"]
+
+
+def test_processes_die_with_the_provider(agents_root: Path) -> None:
+    token = "sstk-agents-token-4711"
+    with sandstorm.get_provider("local", root=str(agents_root / "close")) as provider:
+        workspace = provider.create_workspace()
+        provider.start_process(workspace, f"exec sleep 300 # {token}")
+        context = provider.create_context(workspace)
+        assert provider.run_code(workspace, "1", context=context).text == "1"
+        assert provider.list_processes(workspace)[0].status == sandstorm.ProcessStatus.RUNNING
+    assert gone(token, grace=5) == []
+
+
+def test_sandbox_still_has_no_network(lp_agents: sandstorm.SyncProvider) -> None:
+    with lp_agents.sandbox() as sandbox:
+        execution = sandbox.run_code(
+            "import socket\ns = socket.socket()\ns.settimeout(2)\ns.connect(('1.1.1.1', 80))"
+        )
+        assert execution.error is not None
+        assert execution.error.name in {"OSError", "TimeoutError", "ConnectionRefusedError"}
