@@ -6,7 +6,13 @@ import asyncio
 import warnings
 
 import pytest
-from daytona import AsyncDaytona, DaytonaConfig, DaytonaTimeoutError
+from daytona import (
+    AsyncDaytona,
+    DaytonaConfig,
+    DaytonaError,
+    DaytonaTimeoutError,
+    SessionExecuteRequest,
+)
 
 from sandstorm_daytona.emulator import RunningEmulator
 
@@ -51,6 +57,36 @@ def test_sdk_code_interpreter(emu: RunningEmulator) -> None:
                 assert (await ci.run_code("print(y)", context=ctx)).stdout == "ctx\n"
                 await ci.delete_context(ctx)
                 assert ctx.id not in {c.id for c in await ci.list_contexts()}
+            finally:
+                await d.delete(s)
+
+    asyncio.run(main())
+
+
+def test_sdk_session_command_input(emu: RunningEmulator) -> None:
+    async def main() -> None:
+        async with _client(emu) as d:
+            s = await d.create()
+            try:
+                await s.process.create_session("talk")
+                started = await s.process.execute_session_command(
+                    "talk",
+                    SessionExecuteRequest(
+                        command="read name; echo hello $name; read again; echo bye $again",
+                        run_async=True,
+                    ),
+                )
+                await s.process.send_session_command_input("talk", started.cmd_id, "bob\n")
+                await s.process.send_session_command_input("talk", started.cmd_id, "alice\n")
+                out: list[str] = []
+                await s.process.get_session_command_logs_async(
+                    "talk", started.cmd_id, out.append, lambda _: None
+                )
+                assert "".join(out) == "hello bob\nbye alice\n"
+                done = await s.process.get_session_command("talk", started.cmd_id)
+                assert done.exit_code == 0
+                with pytest.raises(DaytonaError):
+                    await s.process.send_session_command_input("talk", started.cmd_id, "late\n")
             finally:
                 await d.delete(s)
 
