@@ -8,6 +8,7 @@ to its stdin as the daemon's does; its output streams into the command as it com
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -60,8 +61,6 @@ async def run_interactive(
         code = 124
     finally:
         command.process = None
-        try:
+        with contextlib.suppress(sandstorm.SandstormError):
             await asyncio.shield(handle.kill())
-        except sandstorm.SandstormError:
-            pass
     return code, "".join(stdout)
