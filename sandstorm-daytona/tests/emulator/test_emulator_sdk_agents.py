@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import warnings
 
+import httpx
 import pytest
 from daytona import (
     AsyncDaytona,
@@ -87,6 +88,59 @@ def test_sdk_session_command_input(emu: RunningEmulator) -> None:
                 assert done.exit_code == 0
                 with pytest.raises(DaytonaError):
                     await s.process.send_session_command_input("talk", started.cmd_id, "late\n")
+            finally:
+                await d.delete(s)
+
+    asyncio.run(main())
+
+
+SERVER = (
+    "import http.server, socketserver\n"
+    "class H(http.server.BaseHTTPRequestHandler):\n"
+    "    def do_GET(self):\n"
+    "        body = ('preview ' + self.path).encode()\n"
+    "        self.send_response(200)\n"
+    "        self.send_header('Content-Length', str(len(body)))\n"
+    "        self.end_headers()\n"
+    "        self.wfile.write(body)\n"
+    "socketserver.TCPServer.allow_reuse_address = True\n"
+    "with socketserver.TCPServer(('127.0.0.1', 8766), H) as s:\n"
+    "    print('listening', flush=True)\n"
+    "    s.serve_forever()\n"
+)
+
+
+def test_sdk_preview_links(emu: RunningEmulator) -> None:
+    async def main() -> None:
+        async with _client(emu) as d:
+            s = await d.create()
+            try:
+                await s.fs.upload_file(SERVER.encode(), "server.py")
+                await s.process.create_session("web")
+                started = await s.process.execute_session_command(
+                    "web", SessionExecuteRequest(command="python3 server.py", run_async=True)
+                )
+                link = await s.get_preview_link(8766)
+                async with httpx.AsyncClient(timeout=10) as http:
+                    for _ in range(100):
+                        reply = await http.get(
+                            link.url + "/hello", headers={"x-daytona-preview-token": link.token}
+                        )
+                        if reply.status_code == 200:
+                            break
+                        await asyncio.sleep(0.1)
+                    assert (reply.status_code, reply.text) == (200, "preview /hello")
+                    denied = await http.get(link.url + "/hello")
+                    assert denied.status_code == 401
+                    signed = await s.create_signed_preview_url(8766, expires_in_seconds=60)
+                    assert signed.port == 8766
+                    reply = await http.get(signed.url + "/x")
+                    assert (reply.status_code, reply.text) == (200, "preview /x")
+                    await s.expire_signed_preview_url(8766, signed.token)
+                    assert (await http.get(signed.url + "/x")).status_code == 401
+                cmd = await s.process.get_session_command("web", started.cmd_id)
+                assert cmd.exit_code is None
+                await s.process.delete_session("web")
             finally:
                 await d.delete(s)
 
