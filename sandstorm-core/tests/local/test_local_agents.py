@@ -71,3 +71,19 @@ def test_sandbox_still_has_no_network(lp_agents: sandstorm.SyncProvider) -> None
         )
         assert execution.error is not None
         assert execution.error.name in {"OSError", "TimeoutError", "ConnectionRefusedError"}
+
+
+def test_context_cwd_and_env(lp_agents: sandstorm.SyncProvider) -> None:
+    with lp_agents.sandbox() as sandbox:
+        sandbox.write_file("sub/marker.txt", "here")
+        context = sandbox.create_context(cwd="sub", env={"GREETING": "hi"})
+        execution = sandbox.run_code(
+            "import os\nprint(open('marker.txt').read(), os.environ['GREETING'])",
+            context=context,
+        )
+        assert execution.error is None, execution.error
+        assert execution.stdout == "here hi\n"
+        assert (
+            "SANDSTORM_CONTEXT_CWD"
+            not in sandbox.run_code("import os\nprint(sorted(os.environ))", context=context).stdout
+        )

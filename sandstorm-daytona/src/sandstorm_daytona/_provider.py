@@ -45,6 +45,7 @@ from sandstorm import (
 )
 from sandstorm.adapters import split_credentials
 
+from ._agents import DaytonaAgents
 from ._command import build_run, kill_command
 from ._config import DaytonaConfig
 from ._errors import error_from_response
@@ -143,7 +144,7 @@ def _starting(
     return run
 
 
-class DaytonaProvider(AsyncProvider):
+class DaytonaProvider(DaytonaAgents, AsyncProvider):
     """Runs code in Daytona sandboxes (daytona.io, self-hosted, or the emulator).
 
     One pooled ``httpx.AsyncClient`` per provider; sandboxes are labelled with

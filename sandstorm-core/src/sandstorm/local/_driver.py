@@ -25,6 +25,8 @@ import traceback
 from typing import Any
 
 _proto: Any = None
+CWD_VARIABLE = "SANDSTORM_CONTEXT_CWD"
+"""Where the context starts (set by the host, removed before any code runs)."""
 
 _REPRS = (
     ("text/html", "_repr_html_"),
@@ -127,6 +129,9 @@ def _serve() -> None:
     sys.stdout = _Out("stdout")
     sys.stderr = _Out("stderr")
     os.environ.setdefault("MPLBACKEND", "Agg")
+    cwd = os.environ.pop(CWD_VARIABLE, None)
+    if cwd:
+        os.chdir(cwd)
     namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
     namespace["display"] = display
     signal.signal(signal.SIGALRM, _alarm)

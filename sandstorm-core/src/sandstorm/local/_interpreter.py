@@ -57,12 +57,10 @@ class LocalContext:
         self.stop()
         self._frames = asyncio.Queue()
         self._partial = ""
-        prelude = ""
+        env = dict(self.env)
         if self.cwd is not None:
-            prelude = f"import os\nos.chdir({self.cwd!r})\n"
-        request = ExecRequest(
-            code=prelude + DRIVER, language=Language.PYTHON, timeout=LONG_LIVED, env=self.env
-        )
+            env["SANDSTORM_CONTEXT_CWD"] = self.cwd
+        request = ExecRequest(code=DRIVER, language=Language.PYTHON, timeout=LONG_LIVED, env=env)
         process = await launch(
             provider, workspace, request, command="<interpreter>", stdin=True, keep=False
         )
