@@ -19,10 +19,20 @@ def agents_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("local-agents")
 
 
+def packages_dir() -> tuple[str, ...]:
+    """Where matplotlib is installed on the host (the dev environment has it), shown to
+    the sandboxes through ``python_path`` so the chart test runs."""
+    try:
+        import matplotlib
+    except ImportError:
+        return ()
+    return (str(Path(matplotlib.__file__).parent.parent),)
+
+
 class _Local:
     @pytest.fixture
     def provider_factory(self, agents_root: Path) -> Callable[[], sandstorm.AsyncProvider]:
-        return lambda: LocalProvider.from_config(root=str(agents_root))
+        return lambda: LocalProvider.from_config(root=str(agents_root), python_path=packages_dir())
 
 
 class TestInterpreter(_Local, kit.InterpreterContract):
