@@ -7,11 +7,13 @@ check the declared capability and the arguments, then call the protected primiti
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Concatenate, ParamSpec, TypeVar
 
 from ._capabilities import Capability
-from ._errors import CapabilityNotSupported, InvalidArgument
+from ._errors import CapabilityNotSupported, InvalidArgument, SandstormError, translate
 from ._interactive import (
     CodeContext,
     Execution,
@@ -64,6 +66,30 @@ def _process_id(process: object) -> str:
     return checked
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _boundary(
+    method: Callable[Concatenate[Any, P], Coroutine[Any, Any, R]],
+) -> Callable[Concatenate[Any, P], Coroutine[Any, Any, R]]:
+    """Every failure of a public method is a SandstormError (as ``AsyncProvider``'s)."""
+
+    @functools.wraps(method)
+    async def call(self: Any, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await method(self, *args, **kwargs)
+        except (SandstormError, asyncio.CancelledError, GeneratorExit):
+            raise
+        except Exception as exc:
+            mapped = translate(exc, self.name)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+
+    return call
+
+
 class AgentAPI:
     """Public API and primitives of ``INTERPRETER``, ``PROCESSES`` and ``PORTS``."""
 
@@ -79,6 +105,7 @@ class AgentAPI:
 
     # ------------------------------------------------------------------ interpreter
 
+    @_boundary
     async def create_context(
         self,
         workspace: Workspace | str,
@@ -98,6 +125,7 @@ class AgentAPI:
         ws = await self._resolve(workspace)
         return await self._guarded(self._create_context(ws, language, cwd, checked_env))
 
+    @_boundary
     async def run_code(
         self,
         workspace: Workspace | str,
@@ -131,6 +159,7 @@ class AgentAPI:
             self._run_code(ws, context_id, code, seconds, on_stdout, on_stderr, on_result)
         )
 
+    @_boundary
     async def restart_context(self, context: CodeContext) -> CodeContext:
         """Forget the context's state (a fresh interpreter with the same id)."""
         self._check_open()
@@ -138,6 +167,7 @@ class AgentAPI:
         ws = await self._resolve(context.workspace_id)
         return await self._guarded(self._restart_context(ws, context.id))
 
+    @_boundary
     async def delete_context(self, context: CodeContext) -> None:
         """Stop the context's interpreter and forget it."""
         self._check_open()
@@ -145,6 +175,7 @@ class AgentAPI:
         ws = await self._resolve(context.workspace_id)
         await self._guarded(self._delete_context(ws, context.id))
 
+    @_boundary
     async def list_contexts(self, workspace: Workspace | str) -> list[CodeContext]:
         """The interpreter contexts of the workspace."""
         self._check_open()
@@ -154,6 +185,7 @@ class AgentAPI:
 
     # ------------------------------------------------------------------ processes
 
+    @_boundary
     async def start_process(
         self,
         workspace: Workspace | str,
@@ -180,6 +212,7 @@ class AgentAPI:
         info = await self._guarded(self._start_process(ws, command, cwd, checked_env, stdin))
         return AsyncProcessHandle(_provider(self), info)
 
+    @_boundary
     async def list_processes(self, workspace: Workspace | str) -> list[ProcessInfo]:
         """The background processes of the workspace, running or exited."""
         self._check_open()
@@ -187,6 +220,7 @@ class AgentAPI:
         ws = await self._resolve(workspace)
         return await self._list_processes(ws)
 
+    @_boundary
     async def get_process(self, workspace: Workspace | str, process_id: str) -> AsyncProcessHandle:
         """A handle on one background process (:class:`~sandstorm.ProcessNotFound` if none)."""
         from ._processes import AsyncProcessHandle
@@ -204,6 +238,7 @@ class AgentAPI:
 
     # ------------------------------------------------------------------ ports
 
+    @_boundary
     async def expose_port(self, workspace: Workspace | str, port: int) -> ExposedPort:
         """Make ``port`` in the sandbox reachable from the application at the returned url."""
         self._check_open()
@@ -212,6 +247,7 @@ class AgentAPI:
         ws = await self._resolve(workspace)
         return await self._guarded(self._expose_port(ws, port))
 
+    @_boundary
     async def unexpose_port(self, workspace: Workspace | str, port: int) -> None:
         """Stop forwarding ``port`` (a no-op when it is not exposed)."""
         self._check_open()

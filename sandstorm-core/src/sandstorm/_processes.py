@@ -68,7 +68,7 @@ class AsyncProcessHandle:
 
     async def kill(self, signal: int = _signal.SIGKILL) -> None:
         """Send ``signal`` to the process (SIGKILL by default: the whole process tree)."""
-        sig = check_signal(int(signal))
+        sig = check_signal(signal)
         ws = await self.provider._process_call(self.workspace_id)
         await self.provider._kill_process(ws, self.id, sig)
 

@@ -32,10 +32,10 @@ class _State:
     def close(self) -> None:
         for table in self.contexts.values():
             for context in table.values():
-                context.stop()
+                context.stop(background=False)
         for procs in self.processes.values():
             for process in procs.values():
-                process.close()
+                process.close(background=False)
         for forwarder in self.ports.values():
             forwarder.close()
         self.contexts.clear()

@@ -69,11 +69,11 @@ class LocalContext:
         process.done.add_done_callback(lambda _: frames.put_nowait(None))
         self.process = process
 
-    def stop(self) -> None:
+    def stop(self, *, background: bool = True) -> None:
         """Kill the driver process."""
         if self.process is not None:
             self.process.listeners.clear()
-            self.process.close()
+            self.process.close(background=background)
             self.process = None
 
     def _on_chunk(self, stream: str, text: str) -> None:

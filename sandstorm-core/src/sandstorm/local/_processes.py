@@ -55,6 +55,7 @@ class LocalProcess:
         run: CgroupRun | None,
         cap: int,
         keep: bool = True,
+        leftover: Callable[[CgroupRun], None] | None = None,
     ) -> None:
         self.id = "proc-" + uuid.uuid4().hex[:12]
         self.workspace_id = workspace_id
@@ -72,6 +73,7 @@ class LocalProcess:
         self._run = run
         self._cap = cap
         self._keep = keep
+        self._leftover = leftover
         self._kept = {"stdout": 0, "stderr": 0}
         self.chunks: list[OutputChunk] = []
         self._changed = asyncio.Event()
@@ -181,8 +183,14 @@ class LocalProcess:
         """The ``cgroup.procs`` file of the sandbox's own cgroup, when cgroups are in use."""
         return self._run.kill_procs if self._run is not None else None
 
-    def close(self) -> None:
-        """Kill the process and release what the host holds of it."""
+    def close(self, *, background: bool = True) -> None:
+        """Kill the process and release what the host holds of it.
+
+        ``background=False`` (the provider is closing) leaves a cgroup that is still
+        emptying to the workspace's own cleanup instead of a background task.
+        """
+        if not background:
+            self._leftover = None
         self.kill()
         self._finish()
 
@@ -263,7 +271,9 @@ class LocalProcess:
         self._sock.close()
         if self._run is not None:
             self._run.kill()
-            self._run.remove()
+            if not self._run.remove() and self._leftover is not None:
+                self._leftover(self._run)  # still emptying: removed in the background
+            self._run = None
         if not self.done.done():
             status = self._status
             if status is None:
@@ -366,4 +376,5 @@ async def launch(
         run,
         provider.config.output_cap,
         keep=keep,
+        leftover=lambda leftover: provider._background(provider._remove_run(leftover)),
     )
