@@ -145,3 +145,62 @@ def test_sdk_preview_links(emu: RunningEmulator) -> None:
                 await d.delete(s)
 
     asyncio.run(main())
+
+
+WS_ECHO = (
+    "import base64, hashlib, socket\n"
+    "GUID = b'258EAFA5-E914-47DA-95CA-C5AB0DC85B11'\n"
+    "s = socket.socket()\n"
+    "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+    "s.bind(('127.0.0.1', 8768))\n"
+    "s.listen()\n"
+    "print('listening', flush=True)\n"
+    "while True:\n"
+    "    c, _ = s.accept()\n"
+    "    head = b''\n"
+    "    while b'\\r\\n\\r\\n' not in head:\n"
+    "        head += c.recv(4096)\n"
+    "    key = [l.split(b':', 1)[1].strip() for l in head.split(b'\\r\\n')\n"
+    "           if l.lower().startswith(b'sec-websocket-key')][0]\n"
+    "    accept = base64.b64encode(hashlib.sha1(key + GUID).digest())\n"
+    "    c.sendall(b'HTTP/1.1 101 Switching Protocols\\r\\nUpgrade: websocket\\r\\n'\n"
+    "              b'Connection: Upgrade\\r\\nSec-WebSocket-Accept: ' + accept + b'\\r\\n\\r\\n')\n"
+    "    frame = c.recv(4096)\n"
+    "    size = frame[1] & 127\n"
+    "    mask, data = frame[2:6], frame[6:6 + size]\n"
+    "    text = bytes(b ^ mask[i % 4] for i, b in enumerate(data)).upper()\n"
+    "    c.sendall(bytes([0x81, len(text)]) + text)\n"
+    "    c.close()\n"
+)
+
+
+def test_preview_link_relays_websockets(emu: RunningEmulator) -> None:
+    from httpx_ws import aconnect_ws
+
+    async def main() -> None:
+        async with _client(emu) as d:
+            s = await d.create()
+            try:
+                await s.fs.upload_file(WS_ECHO.encode(), "ws.py")
+                await s.process.create_session("ws")
+                await s.process.execute_session_command(
+                    "ws", SessionExecuteRequest(command="python3 ws.py", run_async=True)
+                )
+                link = await s.get_preview_link(8768)
+                headers = {"x-daytona-preview-token": link.token}
+                async with httpx.AsyncClient(headers=headers, timeout=10) as http:
+                    for _ in range(100):
+                        try:
+                            async with aconnect_ws(link.url + "/echo", http) as ws:
+                                await ws.send_text("hello")
+                                assert await ws.receive_text() == "HELLO"
+                                break
+                        except Exception:  # not listening yet
+                            await asyncio.sleep(0.1)
+                    else:
+                        raise AssertionError("the WebSocket never answered")
+                await s.process.delete_session("ws")
+            finally:
+                await d.delete(s)
+
+    asyncio.run(main())

@@ -4,7 +4,8 @@ the proxy that serves them.
 A preview URL is ``{base}/preview/{sandboxId}/{port}/``; a private sandbox's needs the
 ``x-daytona-preview-token`` header, as Daytona's proxy does. A signed URL carries its
 token in the path (``{base}/preview-signed/{token}/``) and works until it expires. The
-proxy forwards each HTTP request to the port through the engine's ``expose_port``.
+proxy forwards each HTTP request, and relays each WebSocket message by message, to the
+port through the engine's ``expose_port``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from datetime import datetime, timedelta
 import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
 from sandstorm import Capability
 
@@ -191,6 +193,87 @@ async def preview_signed(request: Request) -> Response:
     return await _proxy(request, record, found.port, request.path_params.get("path", ""))
 
 
+async def preview_ws(websocket: WebSocket) -> None:
+    """A WebSocket at a preview URL, relayed message by message to the port."""
+    emulator: Emulator = websocket.app.state.emulator
+    params = websocket.path_params
+    if "token" in params:
+        found = _signed.get(params["token"])
+        if found is None or found.expires_at <= emulator.clock.now():
+            await websocket.close(code=1008, reason="invalid or expired signed preview url")
+            return
+        record = emulator.sandboxes.get(found.sandbox_id)
+        port = found.port
+    else:
+        record = emulator.sandboxes.get(params["sandbox"])
+        port = params["port"]
+        given = websocket.headers.get(TOKEN_HEADER, "")
+        if (
+            record is not None
+            and not record.public
+            and not secrets.compare_digest(given, token_of(record))
+        ):
+            await websocket.close(code=1008, reason="missing or wrong preview token")
+            return
+    engine = emulator.provider
+    if record is None or record.workspace_id is None or Capability.PORTS not in engine.capabilities:
+        await websocket.close(code=1011, reason="the sandbox cannot be reached")
+        return
+    exposed = await engine.expose_port(record.workspace_id, port)
+    url = f"{exposed.url.rstrip('/')}/{params.get('path', '')}"
+    if websocket.url.query:
+        url += "?" + websocket.url.query
+    await _relay(websocket, url, exposed.headers)
+
+
+async def _relay(websocket: WebSocket, url: str, headers: dict[str, str]) -> None:
+    import asyncio
+
+    from httpx_ws import AsyncWebSocketSession, HTTPXWSException, aconnect_ws
+    from httpx_ws import WebSocketDisconnect as UpstreamClosed
+    from wsproto.events import BytesMessage, TextMessage
+
+    async with httpx.AsyncClient(headers=headers, timeout=60) as client:
+        try:
+            upstream_cm = aconnect_ws(url, client, session_class=AsyncWebSocketSession)
+            upstream = await upstream_cm.__aenter__()
+        except (HTTPXWSException, httpx.HTTPError):
+            await websocket.close(code=1011, reason="nothing answers on the port")
+            return
+        try:
+            await websocket.accept()
+
+            async def down() -> None:
+                while True:
+                    try:
+                        event = await upstream.receive()
+                    except UpstreamClosed as exc:
+                        await websocket.close(code=exc.code or 1000)
+                        return
+                    if isinstance(event, TextMessage):
+                        await websocket.send_text(event.data)
+                    elif isinstance(event, BytesMessage):
+                        await websocket.send_bytes(bytes(event.data))
+
+            async def up() -> None:
+                while True:
+                    message = await websocket.receive()
+                    if message["type"] == "websocket.disconnect":
+                        return
+                    if message.get("text") is not None:
+                        await upstream.send_text(message["text"])
+                    elif message.get("bytes") is not None:
+                        await upstream.send_bytes(message["bytes"])
+
+            tasks = [asyncio.ensure_future(down()), asyncio.ensure_future(up())]
+            _, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            await upstream_cm.__aexit__(None, None, None)
+
+
 def proxy_routes() -> list[BaseRoute]:
     """The proxy's own routes (outside the API prefix, no API key)."""
     return [
@@ -198,4 +281,8 @@ def proxy_routes() -> list[BaseRoute]:
         Route("/preview/{sandbox}/{port:int}/{path:path}", preview, methods=_METHODS),
         Route("/preview-signed/{token}", preview_signed, methods=_METHODS),
         Route("/preview-signed/{token}/{path:path}", preview_signed, methods=_METHODS),
+        WebSocketRoute("/preview/{sandbox}/{port:int}", preview_ws),
+        WebSocketRoute("/preview/{sandbox}/{port:int}/{path:path}", preview_ws),
+        WebSocketRoute("/preview-signed/{token}", preview_ws),
+        WebSocketRoute("/preview-signed/{token}/{path:path}", preview_ws),
     ]
