@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._errors import ExecutionTimeout, IsolationUnavailable
+from .._errors import ExecutionTimeout, InvalidArgument
 from .._interactive import ProcessInfo, ProcessLogs, ProcessStatus
 from .._models import OutputChunk, Workspace
 from .._provider import ExecRequest
@@ -135,7 +135,7 @@ class LocalProcess:
     async def send(self, data: bytes) -> None:
         """Write ``data`` to the process's stdin."""
         if self._in_w is None:
-            raise IsolationUnavailable("the process was started without stdin=True")
+            raise InvalidArgument("the process was started without stdin=True")
         loop = asyncio.get_running_loop()
         view = memoryview(data)
         while view:
