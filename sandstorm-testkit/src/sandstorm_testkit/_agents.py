@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shlex
 import time
 
 import pytest
@@ -235,7 +236,7 @@ SERVER = (
 )
 
 
-@pytest.mark.requires(Capability.PORTS, Capability.PROCESSES, Capability.FILES)
+@pytest.mark.requires(Capability.PORTS, Capability.PROCESSES)
 class PortContract(AsyncContract):
     """A server started in the sandbox is reachable from the application at the url."""
 
@@ -245,8 +246,8 @@ class PortContract(AsyncContract):
         self, provider: AsyncProvider, workspace: Workspace
     ) -> None:
         httpx = pytest.importorskip("httpx")
-        await provider.write_file(workspace, "server.py", SERVER.format(port=self.PORT))
-        handle = await provider.start_process(workspace, "exec python3 server.py")
+        server = shlex.quote(SERVER.format(port=self.PORT))
+        handle = await provider.start_process(workspace, f"exec python3 -c {server}")
         try:
 
             async def listening() -> bool:
