@@ -79,6 +79,9 @@ def _exercise(provider: sandstorm.SyncProvider, capability: sandstorm.Capability
         sandstorm.Capability.NETWORK_POLICY: lambda: provider.run(
             "1", network=sandstorm.NetworkPolicy.host()
         ),
+        sandstorm.Capability.INTERPRETER: lambda: provider.run_code("w", "1"),
+        sandstorm.Capability.PROCESSES: lambda: provider.start_process("w", "true"),
+        sandstorm.Capability.PORTS: lambda: provider.expose_port("w", 8080),
     }
     calls[capability]()
 

@@ -23,6 +23,8 @@ from sandstorm import AsyncProvider, AsyncSandbox, Sandbox, SyncProvider
 BLOCKING_RETURNS = {
     "OutputStream": "SyncOutputStream",
     "AsyncSandbox": "Sandbox",
+    "AsyncProcessHandle": "ProcessHandle",
+    "list[AsyncProcessHandle]": "list[ProcessHandle]",
 }
 #: async-only or sync-only members, with the reason they have no twin
 ASYNC_ONLY = {

@@ -17,12 +17,14 @@ from ._capabilities import Capability
 from ._errors import (
     AuthenticationError,
     CapabilityNotSupported,
+    ContextNotFound,
     ExecutionTimeout,
     FileNotFound,
     InvalidArgument,
     InvalidPath,
     IsolationUnavailable,
     NetworkError,
+    ProcessNotFound,
     ProviderAPIError,
     ProviderConfigError,
     ProviderError,
@@ -46,6 +48,16 @@ if TYPE_CHECKING:
     from ._audit_log import JsonlAuditLogger
     from ._config import ProviderConfig, env_field
     from ._hookspecs import hookimpl
+    from ._interactive import (
+        CodeContext,
+        Execution,
+        ExecutionError,
+        ExecutionResult,
+        ExposedPort,
+        ProcessInfo,
+        ProcessLogs,
+        ProcessStatus,
+    )
     from ._models import (
         DEFAULT_OUTPUT_CAP,
         CostEstimate,
@@ -65,6 +77,7 @@ if TYPE_CHECKING:
     )
     from ._plugins import plugin_manager, reset_plugin_manager
     from ._pool import WarmPool
+    from ._processes import AsyncProcessHandle, ProcessHandle
     from ._provider import AsyncProvider, ExecRequest, OutputCallback, OutputStream, WorkspaceSpec
     from ._registry import (
         PROVIDER_GROUP,
@@ -77,6 +90,16 @@ if TYPE_CHECKING:
     from ._sync import SyncOutputStream, SyncProvider
 
 _LAZY: dict[str, str] = {
+    "CodeContext": "_interactive",
+    "Execution": "_interactive",
+    "ExecutionError": "_interactive",
+    "ExecutionResult": "_interactive",
+    "ExposedPort": "_interactive",
+    "ProcessInfo": "_interactive",
+    "ProcessLogs": "_interactive",
+    "ProcessStatus": "_interactive",
+    "AsyncProcessHandle": "_processes",
+    "ProcessHandle": "_processes",
     "AsyncProvider": "_provider",
     "AsyncSandbox": "_sandbox",
     "AuditEvent": "_audit",
@@ -126,15 +149,22 @@ __version__ = "0.1.0"
 __all__ = [
     "DEFAULT_OUTPUT_CAP",
     "PROVIDER_GROUP",
+    "AsyncProcessHandle",
     "AsyncProvider",
     "AsyncSandbox",
     "AuditEvent",
     "AuthenticationError",
     "Capability",
     "CapabilityNotSupported",
+    "CodeContext",
+    "ContextNotFound",
     "CostEstimate",
     "ExecRequest",
+    "Execution",
+    "ExecutionError",
+    "ExecutionResult",
     "ExecutionTimeout",
+    "ExposedPort",
     "FileNotFound",
     "InvalidArgument",
     "InvalidPath",
@@ -149,6 +179,11 @@ __all__ = [
     "OutputCallback",
     "OutputChunk",
     "OutputStream",
+    "ProcessHandle",
+    "ProcessInfo",
+    "ProcessLogs",
+    "ProcessNotFound",
+    "ProcessStatus",
     "ProviderAPIError",
     "ProviderConfig",
     "ProviderConfigError",

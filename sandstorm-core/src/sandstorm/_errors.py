@@ -27,6 +27,8 @@ __all__ = [
     "WorkspaceOSError",
     "SnapshotNotFound",
     "TemplateNotFound",
+    "ContextNotFound",
+    "ProcessNotFound",
     "ExecutionTimeout",
     "ProviderAPIError",
     "AuthenticationError",
@@ -181,6 +183,22 @@ class TemplateNotFound(WorkspaceError, LookupError):
         self.known = sorted(known)
         listing = ", ".join(self.known) or "none are configured"
         super().__init__(f"unknown workspace template {name!r} (known templates: {listing})")
+
+
+class ContextNotFound(WorkspaceError, LookupError):
+    """No interpreter context with this id in the workspace."""
+
+    def __init__(self, context_id: str) -> None:
+        self.context_id = context_id
+        super().__init__(f"no interpreter context {context_id!r}")
+
+
+class ProcessNotFound(WorkspaceError, LookupError):
+    """No background process with this id in the workspace."""
+
+    def __init__(self, process_id: str) -> None:
+        self.process_id = process_id
+        super().__init__(f"no background process {process_id!r}")
 
 
 class ExecutionTimeout(SandstormError, TimeoutError):

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Concatenate, ParamSpec, Self, T
 from pydantic import BaseModel, ConfigDict, Field
 
 from . import _exits
+from ._agents import AgentAPI
 from ._audit import AuditEvent
 from ._capabilities import Capability
 from ._config import ProviderConfig
@@ -169,7 +170,7 @@ def _boundary(
     return call
 
 
-class AsyncProvider(abc.ABC):
+class AsyncProvider(AgentAPI, abc.ABC):
     """Base class of every provider, and the async API users call.
 
     Class attributes declare the provider, readable without credentials:

@@ -7,9 +7,14 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from ._capabilities import Capability
+from ._interactive import CodeContext, Execution, ExposedPort, ProcessInfo
 from ._models import FileInfo, GitStatus, RunResult, Snapshot, Workspace, WorkspaceMetrics
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ._agents import ResultCallback
+    from ._processes import AsyncProcessHandle, ProcessHandle
     from ._provider import AsyncProvider, OutputCallback, OutputStream
     from ._sync import SyncOutputStream
 
@@ -160,6 +165,80 @@ class AsyncSandbox:
         """Resource figures for this workspace."""
         return await self.provider.get_workspace_metrics(self.workspace)
 
+    async def create_context(
+        self,
+        *,
+        language: str = "python",
+        cwd: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> CodeContext:
+        """A new interpreter context in this workspace."""
+        return await self.provider.create_context(
+            self.workspace, language=language, cwd=cwd, env=env
+        )
+
+    async def run_code(
+        self,
+        code: str,
+        *,
+        context: CodeContext | str | None = None,
+        timeout: float | None = None,
+        on_stdout: Callable[[str], None] | None = None,
+        on_stderr: Callable[[str], None] | None = None,
+        on_result: ResultCallback | None = None,
+    ) -> Execution:
+        """Run ``code`` in an interpreter context (see ``AsyncProvider.run_code``)."""
+        return await self.provider.run_code(
+            self.workspace,
+            code,
+            context=context,
+            timeout=timeout,
+            on_stdout=on_stdout,
+            on_stderr=on_stderr,
+            on_result=on_result,
+        )
+
+    async def list_contexts(self) -> list[CodeContext]:
+        """The interpreter contexts of this workspace."""
+        return await self.provider.list_contexts(self.workspace)
+
+    async def restart_context(self, context: CodeContext) -> CodeContext:
+        """Forget a context's state."""
+        return await self.provider.restart_context(context)
+
+    async def delete_context(self, context: CodeContext) -> None:
+        """Stop a context's interpreter and forget it."""
+        await self.provider.delete_context(context)
+
+    async def start_process(
+        self,
+        command: str,
+        *,
+        cwd: str | None = None,
+        env: Mapping[str, str] | None = None,
+        stdin: bool = False,
+    ) -> AsyncProcessHandle:
+        """Start a shell command line in the background in this workspace."""
+        return await self.provider.start_process(
+            self.workspace, command, cwd=cwd, env=env, stdin=stdin
+        )
+
+    async def list_processes(self) -> list[ProcessInfo]:
+        """The background processes of this workspace."""
+        return await self.provider.list_processes(self.workspace)
+
+    async def get_process(self, process_id: str) -> AsyncProcessHandle:
+        """A handle on one background process of this workspace."""
+        return await self.provider.get_process(self.workspace, process_id)
+
+    async def expose_port(self, port: int) -> ExposedPort:
+        """Make ``port`` in this sandbox reachable from the application."""
+        return await self.provider.expose_port(self.workspace, port)
+
+    async def unexpose_port(self, port: int) -> None:
+        """Stop forwarding ``port``."""
+        await self.provider.unexpose_port(self.workspace, port)
+
     async def delete(self) -> None:
         """Delete the workspace now."""
         workspace, self._workspace = self.workspace, None
@@ -287,6 +366,83 @@ class Sandbox:
     def metrics(self) -> WorkspaceMetrics:
         """Resource figures for this workspace."""
         return _call(self.async_sandbox.metrics())
+
+    def create_context(
+        self,
+        *,
+        language: str = "python",
+        cwd: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> CodeContext:
+        """A new interpreter context in this workspace."""
+        return _call(self.async_sandbox.create_context(language=language, cwd=cwd, env=env))
+
+    def run_code(
+        self,
+        code: str,
+        *,
+        context: CodeContext | str | None = None,
+        timeout: float | None = None,
+        on_stdout: Callable[[str], None] | None = None,
+        on_stderr: Callable[[str], None] | None = None,
+        on_result: ResultCallback | None = None,
+    ) -> Execution:
+        """Run ``code`` in an interpreter context."""
+        return _call(
+            self.async_sandbox.run_code(
+                code,
+                context=context,
+                timeout=timeout,
+                on_stdout=on_stdout,
+                on_stderr=on_stderr,
+                on_result=on_result,
+            )
+        )
+
+    def list_contexts(self) -> list[CodeContext]:
+        """The interpreter contexts of this workspace."""
+        return _call(self.async_sandbox.list_contexts())
+
+    def restart_context(self, context: CodeContext) -> CodeContext:
+        """Forget a context's state."""
+        return _call(self.async_sandbox.restart_context(context))
+
+    def delete_context(self, context: CodeContext) -> None:
+        """Stop a context's interpreter and forget it."""
+        _call(self.async_sandbox.delete_context(context))
+
+    def start_process(
+        self,
+        command: str,
+        *,
+        cwd: str | None = None,
+        env: Mapping[str, str] | None = None,
+        stdin: bool = False,
+    ) -> ProcessHandle:
+        """Start a shell command line in the background in this workspace."""
+        from ._processes import ProcessHandle
+
+        return ProcessHandle(
+            _call(self.async_sandbox.start_process(command, cwd=cwd, env=env, stdin=stdin))
+        )
+
+    def list_processes(self) -> list[ProcessInfo]:
+        """The background processes of this workspace."""
+        return _call(self.async_sandbox.list_processes())
+
+    def get_process(self, process_id: str) -> ProcessHandle:
+        """A handle on one background process of this workspace."""
+        from ._processes import ProcessHandle
+
+        return ProcessHandle(_call(self.async_sandbox.get_process(process_id)))
+
+    def expose_port(self, port: int) -> ExposedPort:
+        """Make ``port`` in this sandbox reachable from the application."""
+        return _call(self.async_sandbox.expose_port(port))
+
+    def unexpose_port(self, port: int) -> None:
+        """Stop forwarding ``port``."""
+        _call(self.async_sandbox.unexpose_port(port))
 
     def delete(self) -> None:
         """Delete the workspace now."""

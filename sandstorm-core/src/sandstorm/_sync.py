@@ -12,6 +12,7 @@ from collections.abc import Coroutine, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+from ._agents_sync import SyncAgentAPI
 from ._capabilities import Capability
 from ._config import ProviderConfig
 from ._models import (
@@ -91,7 +92,7 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
         raise
 
 
-class SyncProvider:
+class SyncProvider(SyncAgentAPI):
     """A provider with blocking methods; wraps an :class:`AsyncProvider`.
 
     Every method mirrors the async one of the same name. Use it as a context manager, or

@@ -46,6 +46,7 @@ from sandstorm import (
 )
 from sandstorm.adapters import split_credentials
 
+from ._agents import DaytonaAgents
 from ._cleanup import BackgroundDeletes
 from ._command import RunScript, build_exec, build_run, kill_command, parse_exec
 from ._config import DaytonaConfig
@@ -147,7 +148,7 @@ def _starting(
     return run
 
 
-class DaytonaProvider(AsyncProvider):
+class DaytonaProvider(DaytonaAgents, AsyncProvider):
     """Runs code in Daytona sandboxes (daytona.io, self-hosted, or the emulator).
 
     One pooled ``httpx.AsyncClient`` per provider; sandboxes are labelled with

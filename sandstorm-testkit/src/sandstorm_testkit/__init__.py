@@ -22,6 +22,7 @@ the whole contract by name: ``pytest --sandstorm-provider=acme``.
 
 from __future__ import annotations
 
+from ._agents import InterpreterContract, PortContract, ProcessContract
 from ._arguments import ArgumentContract
 from ._base import LABEL, AsyncContract, SyncContract, WorkspaceFactory
 from ._capabilities import CapabilityContract
@@ -60,9 +61,12 @@ __all__ = [
     "FilesystemMachine",
     "GitContract",
     "GitRepo",
+    "InterpreterContract",
     "KitSettings",
     "MetricsContract",
     "NetworkContract",
+    "PortContract",
+    "ProcessContract",
     "PropertyContract",
     "ProviderContract",
     "ResourceLimitsContract",
@@ -94,6 +98,9 @@ ALL_CONTRACTS: tuple[type[ContractRoot], ...] = (
     StreamingContract,
     TemplateContract,
     ResourceLimitsContract,
+    InterpreterContract,
+    ProcessContract,
+    PortContract,
     ErrorContract,
     ArgumentContract,
     CapabilityContract,

@@ -75,6 +75,20 @@ PROBES: dict[Capability, list[Probe]] = {
     Capability.COST: [
         lambda p, ws, f: p.estimate_cost(duration=60),
     ],
+    Capability.INTERPRETER: [
+        lambda p, ws, f: p.create_context(ws),
+        lambda p, ws, f: p.run_code(ws, "1 + 1"),
+        lambda p, ws, f: p.list_contexts(ws),
+    ],
+    Capability.PROCESSES: [
+        lambda p, ws, f: p.start_process(ws, "sleep 1"),
+        lambda p, ws, f: p.list_processes(ws),
+        lambda p, ws, f: p.get_process(ws, "sstk-process"),
+    ],
+    Capability.PORTS: [
+        lambda p, ws, f: p.expose_port(ws, 8080),
+        lambda p, ws, f: p.unexpose_port(ws, 8080),
+    ],
 }
 """For each capability, calls that need it (checked only when it is undeclared)."""
 

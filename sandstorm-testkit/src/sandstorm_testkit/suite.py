@@ -14,8 +14,11 @@ from sandstorm_testkit import (
     ErrorContract,
     FilesContract,
     GitContract,
+    InterpreterContract,
     MetricsContract,
     NetworkContract,
+    PortContract,
+    ProcessContract,
     PropertyContract,
     ProviderContract,
     ResourceLimitsContract,
@@ -88,6 +91,18 @@ class TestTemplates(TemplateContract):
 
 
 class TestResourceLimits(ResourceLimitsContract):
+    pass
+
+
+class TestInterpreter(InterpreterContract):
+    pass
+
+
+class TestProcesses(ProcessContract):
+    pass
+
+
+class TestPorts(PortContract):
     pass
 
 

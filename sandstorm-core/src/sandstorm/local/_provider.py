@@ -73,6 +73,7 @@ from .._models import (
 )
 from .._provider import AsyncProvider, ExecRequest, WorkspaceSpec
 from . import _disk
+from ._agents import LocalAgents
 from ._cgroups import CgroupRun, Cgroups
 from ._config import SANDBOX_LAYERS, LocalConfig
 from ._files import Owner, delete_path, list_files, read_file, write_file
@@ -296,7 +297,7 @@ class _DiskGuard:
                 return
 
 
-class LocalProvider(AsyncProvider):
+class LocalProvider(LocalAgents, AsyncProvider):
     """Runs code on this machine in namespaces, cgroups and Landlock; no container engine."""
 
     name: ClassVar[str] = "local"
@@ -315,6 +316,9 @@ class LocalProvider(AsyncProvider):
             Capability.METRICS,
             Capability.NETWORK_POLICY,
             Capability.STREAMING,
+            Capability.INTERPRETER,
+            Capability.PROCESSES,
+            Capability.PORTS,
         }
     )
     languages: ClassVar[frozenset[str]] = frozenset(
@@ -522,6 +526,7 @@ class LocalProvider(AsyncProvider):
         return True
 
     async def _aclose(self) -> None:
+        self._close_agents()
         with self._engine_lock:
             engine, self._engine = self._engine, None
         if engine is not None:
@@ -632,6 +637,7 @@ class LocalProvider(AsyncProvider):
         engine = self._engine
         if engine is not None:
             engine.cgroups.kill_workspace(workspace_id)
+        self._forget_workspace(workspace_id)
 
         async def cleanup() -> None:
             await self._quiet()

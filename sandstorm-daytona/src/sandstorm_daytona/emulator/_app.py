@@ -20,6 +20,7 @@ from ._daemon import ClientGone
 from ._edge import EdgeMiddleware, too_large
 from ._errors import ApiError, BodyTooLarge, DaemonError
 from ._main_api import analytics_routes, main_routes
+from ._preview import proxy_routes
 from ._state import Emulator
 from ._toolbox import toolbox_routes
 
@@ -114,6 +115,7 @@ def create_app(
             *main_routes(emulator.config.api_prefix),
             *toolbox_routes(),
             *analytics_routes(),
+            *proxy_routes(),
         ],
         exception_handlers={
             ApiError: _api_error,

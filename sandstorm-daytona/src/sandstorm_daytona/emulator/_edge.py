@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ._config import FaultRule
 from ._errors import ApiError, BodyTooLarge, DaemonError
+from ._preview import PREVIEW_PATHS
 from ._state import Emulator, Exchange
 
 __all__ = ["ConnectionDropped", "EdgeMiddleware", "too_large"]
@@ -180,7 +181,9 @@ class EdgeMiddleware:
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
         prefix = self.emulator.config.api_prefix
-        if path in (f"{prefix}/health", f"{prefix}/health/ready", f"{prefix}/config"):
+        if path in (f"{prefix}/health", f"{prefix}/health/ready", f"{prefix}/config") or (
+            path.startswith(PREVIEW_PATHS)
+        ):
             scope.setdefault("state", {})["org"] = None
             await self.app(scope, receive, send)
             return

@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from ._errors import ApiError, iso
+from ._preview import api_routes as preview_api_routes
 from ._records import SandboxRecord
 from ._state import Emulator, check_allow_lists
 from ._wire import (
@@ -446,21 +447,6 @@ async def last_activity(request: Request) -> Response:
     return Response(status_code=201)
 
 
-async def preview_url(request: Request) -> Response:
-    """``GET /sandbox/{idOrName}/ports/{port}/preview-url``."""
-    record = _sandbox(request)
-    port = request.path_params["port"]
-    if not 1 <= port <= 65535:
-        raise ApiError(400, "Invalid port")
-    return JSONResponse(
-        {
-            "sandboxId": record.id,
-            "url": f"{base_url(request)}/preview/{record.id}/{port}",
-            "token": record.id[:32],
-        }
-    )
-
-
 TELEMETRY_FIELDS = {
     "daytona.sandbox.cpu.utilization": "cpu_used_pct",
     "daytona.sandbox.cpu.limit": "cpu_count",
@@ -722,7 +708,6 @@ def main_routes(prefix: str) -> list[BaseRoute]:
         ("GET", "/sandbox/{sandbox}/forks", sandbox_forks),
         ("GET", "/sandbox/{sandbox}/toolbox-proxy-url", toolbox_proxy_url),
         ("POST", "/sandbox/{sandbox}/last-activity", last_activity),
-        ("GET", "/sandbox/{sandbox}/ports/{port:int}/preview-url", preview_url),
         ("GET", "/sandbox/{sandbox}/telemetry/metrics", telemetry_metrics),
         ("POST", "/snapshots", create_snapshot),
         ("GET", "/snapshots", list_snapshots),
@@ -739,4 +724,7 @@ def main_routes(prefix: str) -> list[BaseRoute]:
         ("GET", "/health/ready", health),
     ]
     _ = sb
-    return [Route(prefix + path, handler, methods=[method]) for method, path, handler in table]
+    routes: list[BaseRoute] = [
+        Route(prefix + path, handler, methods=[method]) for method, path, handler in table
+    ]
+    return routes + preview_api_routes(prefix)

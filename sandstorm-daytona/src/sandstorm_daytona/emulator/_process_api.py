@@ -183,7 +183,11 @@ async def session_exec(request: Request, record: SandboxRecord) -> Response:
     run_async = bool(body.runAsync or body.async_)
     sessions = emulator_of(request).sessions
     command = await sessions.execute(
-        record, request.path_params["session_id"], body.command, run_async=True
+        record,
+        request.path_params["session_id"],
+        body.command,
+        run_async=True,
+        takes_input=run_async,
     )
     if run_async:
         return JSONResponse({"cmdId": command.id}, status_code=202)
@@ -259,11 +263,22 @@ async def command_logs_ws(websocket: WebSocket) -> None:
 
 
 async def command_input(request: Request, record: SandboxRecord) -> Response:
-    """``POST .../command/{cmd}/input``: the engine runs commands without a terminal."""
-    _command(request, record)
-    raise DaemonError(
-        400, "sending input to a running command is not supported by the emulator", "BAD_REQUEST"
-    )
+    """``POST .../command/{cmd}/input`` ``{data}``: to the stdin of an async command."""
+    command = _command(request, record)
+    if command.process is None:
+        if command.exit_code is not None:
+            raise DaemonError(400, "command has already completed", "BAD_REQUEST")
+        raise DaemonError(
+            400,
+            "sending input needs an async command on an engine with background processes",
+            "BAD_REQUEST",
+        )
+    body = await json_body(request)
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, str):
+        raise DaemonError(400, "invalid request body: data must be a string", "BAD_REQUEST")
+    await command.process.send_stdin(data)
+    return Response(status_code=200)
 
 
 async def update_env(request: Request, record: SandboxRecord) -> Response:

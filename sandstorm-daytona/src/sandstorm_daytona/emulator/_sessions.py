@@ -18,6 +18,7 @@ import sandstorm
 
 from ._engine import session_shell, shell, truncation_notice
 from ._errors import DaemonError
+from ._session_input import interactive, run_interactive
 from ._shell import q
 
 if TYPE_CHECKING:
@@ -46,6 +47,8 @@ class Command:
     partial: dict[str, str] = field(default_factory=dict)
     fed: dict[str, int] = field(default_factory=dict)
     """Characters of each stream received from the engine (before any relabelling)."""
+    process: Any = None
+    """The engine's process handle while an interactive command runs (takes input)."""
 
     def emit(self, stream: Stream, text: str) -> None:
         """Append output and wake followers.
@@ -174,7 +177,13 @@ class SessionStore:
             await self.drop_sandbox(sandbox_id)
 
     async def execute(
-        self, record: SandboxRecord, session_id: str, command_text: str, *, run_async: bool
+        self,
+        record: SandboxRecord,
+        session_id: str,
+        command_text: str,
+        *,
+        run_async: bool,
+        takes_input: bool = False,
     ) -> Command:
         """Run ``command_text`` in the session; wait for it unless ``run_async``."""
         session = self.get(record, session_id)
@@ -197,6 +206,15 @@ class SessionStore:
                 script = _session_script(session, command_text, marker)
                 splitter = _StateSplitter(marker, lambda text: command.emit("stdout", text))
                 try:
+                    if takes_input and interactive(emulator):
+                        code, stdout = await run_interactive(
+                            emulator, record, command, script, splitter.feed
+                        )
+                        _, found, state = stdout.partition(marker)
+                        if found:
+                            _remember(session, state)
+                        command.exit_code = code
+                        return
                     result = await shell(
                         emulator,
                         record,

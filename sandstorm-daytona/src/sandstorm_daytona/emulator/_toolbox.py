@@ -10,6 +10,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from . import _files_api as files
 from . import _git_api as gitapi
 from . import _info_api as info
+from . import _interpreter_api as interpreter
 from . import _process_api as process
 from ._daemon import Handler, endpoint
 
@@ -69,6 +70,8 @@ def toolbox_routes() -> list[BaseRoute]:
         ("POST", "/init", process.initialize),
         ("GET", "/process/session/entrypoint", process.entrypoint_session),
         ("GET", "/process/session/entrypoint/logs", process.entrypoint_logs),
+        ("POST", "/process/interpreter/context", interpreter.context_create),
+        ("GET", "/process/interpreter/context", interpreter.context_list),
     ]
     routes: list[BaseRoute] = [
         Route(p + path, endpoint(handler), methods=[method]) for method, path, handler in table
@@ -82,5 +85,11 @@ def toolbox_routes() -> list[BaseRoute]:
         WebSocketRoute(c + "/logs", process.command_logs_ws),
         Route(c + "/input", endpoint(process.command_input), methods=["POST"]),
         Route(p + "/port/{port:int}/in-use", endpoint(info.port_in_use), methods=["GET"]),
+        Route(
+            p + "/process/interpreter/context/{context_id}",
+            endpoint(interpreter.context_delete),
+            methods=["DELETE"],
+        ),
+        WebSocketRoute(p + "/process/interpreter/execute", interpreter.execute_ws),
     ]
     return routes
