@@ -70,5 +70,5 @@ class ForgetfulProvider(HostProvider):
         return CostEstimate(total=0.0, duration=duration)
 
     async def get_workspace_metrics(self, workspace):
-        ws = await self._resolve(workspace)
+        ws = await self._sandstorm_resolve(workspace)
         return _zeros(ws.id)

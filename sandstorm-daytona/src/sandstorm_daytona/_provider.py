@@ -201,7 +201,7 @@ class DaytonaProvider(AsyncProvider):
             if isinstance(workspace, Workspace):
                 return workspace.model_copy(update={"state": "destroyed"})
             raise
-        return self._public(self._workspace(sandbox))
+        return self._sandstorm_public(self._workspace(sandbox))
 
     async def start_workspace(self, workspace: Workspace | str) -> Workspace:
         """Start a stopped or archived workspace and wait until it runs."""
@@ -210,7 +210,7 @@ class DaytonaProvider(AsyncProvider):
         sandbox = self._remember(SandboxWire.model_validate_json(reply.content))
         if sandbox.state != "started":
             sandbox = await self._wait_state(workspace_id, {"started"}, "start")
-        return self._public(self._workspace(sandbox))
+        return self._sandstorm_public(self._workspace(sandbox))
 
     async def get_telemetry(
         self,

@@ -363,7 +363,7 @@ class LocalProvider(AsyncProvider):
         with self._engine_lock:
             if self._engine is not None:
                 return self._engine
-            if self._closed:
+            if self._sandstorm_closed:
                 raise ProviderUnavailable("the provider is closed", provider=self.name)
             config = self.config
             python = _real(sys.executable)
@@ -590,7 +590,7 @@ class LocalProvider(AsyncProvider):
             await asyncio.to_thread(self._store.purge, trash)
             self._trash.discard(trash)
 
-        self._background(cleanup())
+        self._sandstorm_background(cleanup())
 
     def _sweep_leftovers(self) -> None:
         # purges that a dying event loop cancelled (the files are already out of sight)
@@ -866,7 +866,7 @@ class LocalProvider(AsyncProvider):
                 # left; the emptied cgroup is removed in the background
                 run.kill()
                 if not run.remove():
-                    self._background(self._remove_run(run))
+                    self._sandstorm_background(self._remove_run(run))
         if outcome.callback_error is not None:
             raise outcome.callback_error
         if outcome.setup_error is not None:
