@@ -70,3 +70,44 @@ def test_undeclared_but_not_refused(crippled_dir: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(
         ["*forgetful does not declare cost but accepted: probe 0 returned*"]
     )
+
+
+HANGS = """
+import pytest
+import sandstorm_testkit as kit
+from crippledproviders import {cls}
+
+
+class TestTimeouts(kit.TimeoutContract):
+    @pytest.fixture
+    def provider_factory(self):
+        return {cls}.from_config
+
+
+class TestSync(kit.SyncFacadeContract):
+    @pytest.fixture
+    def provider_factory(self):
+        return {cls}.from_config
+"""
+
+
+@pytest.mark.parametrize("cls", ["BlockingProvider", "NeverReturnsProvider"])
+def test_a_hanging_provider_fails_its_tests_and_the_session_reports(
+    crippled_dir: pytest.Pytester, cls: str
+) -> None:
+    crippled_dir.makepyfile(test_hang=HANGS.format(cls=cls))
+    result = crippled_dir.runpytest_subprocess(
+        *QUICK,
+        "test_hang.py",
+        "-k",
+        "test_timeout_raises_with_partial_output or test_sync_timeout",
+        "--sandstorm-timeout=4",
+        "--sandstorm-report=r.json",
+        timeout=120,
+    )
+    assert _failed(crippled_dir.path / "r.json") == {
+        "TestTimeouts::test_timeout_raises_with_partial_output",
+        "TestSync::test_sync_timeout",
+    }
+    result.stdout.fnmatch_lines(["*did not finish within 4 s: the provider hung*"])
+    assert result.duration < 100

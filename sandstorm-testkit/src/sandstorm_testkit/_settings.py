@@ -32,6 +32,8 @@ class KitSettings:
     report: Path | None = None
     hypothesis_profile: str = "sandstorm-offline"
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
+    test_timeout: float = 300.0
+    """Seconds each phase (setup, call, teardown) of a contract test may take."""
     tested: sandstorm.ProviderInfo | None = None
     """The declaration of the provider the contract ran against (for the report)."""
 
@@ -88,9 +90,13 @@ def settings_from_config(config: pytest.Config) -> KitSettings:
     config_path: str | None = config.getoption("sandstorm_config")
     report: str | None = config.getoption("sandstorm_report")
     live = bool(config.getoption("sandstorm_live"))
+    test_timeout = float(config.getoption("sandstorm_timeout"))
+    if not test_timeout > 0:
+        raise pytest.UsageError("--sandstorm-timeout must be a positive number of seconds")
     settings = KitSettings(
         provider_name=name,
         live=live,
+        test_timeout=test_timeout,
         report=Path(report) if report else None,
         hypothesis_profile=_hypothesis_profile(config, live),
     )

@@ -45,6 +45,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="enable tests marked `live` and use the `sandstorm-live` hypothesis profile",
     )
     group.addoption(
+        "--sandstorm-timeout",
+        metavar="SECONDS",
+        type=float,
+        default=300.0,
+        help="longest each phase (setup, call, teardown) of a contract test may take; a "
+        "provider that hangs fails that test and the session goes on (default 300)",
+    )
+    group.addoption(
         "--sandstorm-report",
         metavar="PATH",
         default=None,
@@ -73,6 +81,10 @@ def pytest_configure(config: pytest.Config) -> None:
     register_profiles()
     settings = settings_from_config(config)
     config.stash[SETTINGS_KEY] = settings
+    from . import _bounded
+
+    if not config.pluginmanager.is_registered(_bounded):
+        config.pluginmanager.register(_bounded, "sandstorm-bounded")
     if settings.provider_name and config.args_source != pytest.Config.ArgsSource.ARGS:
         config.args = [_suite_path()]
     if settings.report is not None:
