@@ -1009,6 +1009,8 @@ class DaytonaProvider(AsyncProvider):
                 detail = part_error(part.data)
                 if "NOT_FOUND" in detail or "not found" in detail.lower():
                     raise FileNotFoundError(f"{part.filename}: {detail}")
+                if "not a directory" in detail.lower():  # a path under a file
+                    raise NotADirectoryError(f"{part.filename}: {detail}")
                 raise ProviderAPIError(f"download {part.filename}: {detail}", provider=self.name)
             found[part.filename] = part.data
         missing = [path for path in paths if path not in found]
