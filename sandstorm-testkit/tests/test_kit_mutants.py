@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from kit_mutants import MUTANTS, Mutant, build  # noqa: E402
+from kit_mutants import MUTANTS, Mutant, build
 
 KIT_TIMEOUT = 20
 """--sandstorm-timeout for a mutant's run: its tests take seconds, a hang fails at once."""
@@ -81,6 +81,9 @@ def _caught(directory: Path, mutant: Mutant) -> tuple[bool, str]:
     except subprocess.TimeoutExpired:
         return False, f"{mutant.id}: the kit itself hung"
     took = time.monotonic() - started
+    if not (directory / "report.json").exists():
+        tail = (done.stdout + done.stderr).strip().splitlines()[-3:]
+        return False, f"{mutant.id}: the kit did not run ({done.returncode}): {tail}"
     report = json.loads((directory / "report.json").read_text())
     ran = report["totals"]["passed"] + report["totals"]["failed"]
     failed = report["totals"]["failed"]

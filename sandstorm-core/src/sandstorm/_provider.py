@@ -240,11 +240,16 @@ class AsyncProvider:
     @classmethod
     def info(cls) -> ProviderInfo:
         """The provider's declaration, without instantiating it."""
+        from ._registry import package_of
+
+        package, version = package_of(cls.__module__)
         return ProviderInfo(
             name=cls.name,
             description=cls.description,
             capabilities=frozenset(str(cap) for cap in cls.capabilities),
             languages=frozenset(str(lang) for lang in cls.languages),
+            package=package,
+            version=version,
         )
 
     @classmethod
