@@ -134,3 +134,11 @@ def test_every_mutant_fails_the_kit(tmp_path: Path, request: pytest.FixtureReque
         reporter.write_line(score)
     survivors = [account for ok, account in results if not ok]
     assert not survivors, score + "\nsurvivors:\n" + "\n".join(survivors)
+
+
+def test_the_docs_show_the_shipped_reference_adapter() -> None:
+    root = Path(__file__).resolve().parents[2]
+    adapter = (root / "examples" / "subproc_provider.py").read_text()
+    doc = (root / "docs" / "write-a-provider.md").read_text()
+    assert f"```python\n{adapter}```" in doc
+    assert len(adapter.splitlines()) < 100

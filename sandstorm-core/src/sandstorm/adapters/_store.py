@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import InvalidPath, SnapshotNotFound, WorkspaceError, WorkspaceNotFound
-from .._models import FileInfo, Snapshot, Workspace
+from .._models import FileInfo, NetworkPolicy, Snapshot, Workspace
 from ._process import kill_process_tree
 
 __all__ = ["DirectoryStore"]
@@ -68,9 +68,14 @@ class DirectoryStore:
         env: Mapping[str, str] | None = None,
         persistent: bool = True,
         template: str | None = None,
+        network: NetworkPolicy | None = None,
         source: Path | None = None,
     ) -> Workspace:
-        """A new workspace (its files copied from ``source`` when given)."""
+        """A new workspace (its files copied from ``source`` when given).
+
+        ``network`` is what the code really gets: this store's processes share the host's
+        network, so that is the default (claiming ``blocked`` would be a lie).
+        """
         workspace = Workspace(
             id="ws-" + uuid.uuid4().hex[:16],
             provider=self.provider,
@@ -79,6 +84,7 @@ class DirectoryStore:
             persistent=persistent,
             created_at=datetime.now(UTC),
             labels=dict(labels or {}),
+            network=network or NetworkPolicy(mode="host"),
         )
         path = self._workspaces / workspace.id
         path.mkdir(parents=True)
