@@ -293,11 +293,19 @@ MUTANTS: tuple[Mutant, ...] = (
         "test_ten_mib_round_trip",
     ),
     Mutant(
+        "restore-links-the-snapshot",
+        S,
+        'shutil.copytree(source, path / "files", symlinks=True)',
+        'os.symlink(source, path / "files")',
+        "test_restored_workspaces_share_nothing",
+    ),
+    Mutant(
         "snapshot-is-a-link",
         S,
         'shutil.copytree(source, path / "files", symlinks=True)',
         'os.symlink(source, path / "files")',
         "test_restore_reproduces_files",
+        count=2,
     ),
     Mutant(
         "restored-copies-hardlinked",
