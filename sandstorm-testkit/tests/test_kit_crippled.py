@@ -49,11 +49,14 @@ def _failed(report: Path) -> set[str]:
 def test_declared_but_not_delivered(crippled_dir: pytest.Pytester) -> None:
     crippled_dir.makepyfile(test_liar=TESTS.format(cls="LiarProvider"))
     result = crippled_dir.runpytest(*QUICK, "test_liar.py", "--sandstorm-report=r.json")
-    result.assert_outcomes(passed=12, failed=3, skipped=4)
+    result.assert_outcomes(passed=12, failed=6, skipped=4)
     assert _failed(crippled_dir.path / "r.json") == {
         "TestMetrics::test_metrics_are_plausible",
         "TestMetrics::test_disk_usage_grows_with_files",
         "TestSnapshots::test_restore_reproduces_files",
+        "TestSnapshots::test_each_snapshot_restores_its_own_state",
+        "TestSnapshots::test_restored_workspaces_share_nothing",
+        "TestSnapshots::test_snapshot_of_a_restored_workspace",
     }
     result.stdout.fnmatch_lines(["*burned ~0.6 cpu seconds, the metrics say 0.0*"])
 
@@ -62,7 +65,7 @@ def test_undeclared_but_not_refused(crippled_dir: pytest.Pytester) -> None:
     crippled_dir.makepyfile(test_forgetful=TESTS.format(cls="ForgetfulProvider"))
     result = crippled_dir.runpytest(*QUICK, "test_forgetful.py", "--sandstorm-report=r.json")
     # metrics and snapshot tests are skipped (undeclared); the refusal checks run
-    result.assert_outcomes(passed=6, failed=2, skipped=11)
+    result.assert_outcomes(passed=6, failed=2, skipped=14)
     assert _failed(crippled_dir.path / "r.json") == {
         "TestCapabilities::test_undeclared_capability_raises[cost]",
         "TestCapabilities::test_undeclared_capability_raises[metrics]",

@@ -173,7 +173,10 @@ class SyncContract(_Fixtures):
         try:
             yield provider
         finally:
-            loop.run_sync(provider.close, "closing the sync provider", deadline_of(request.node))
+            if loop.wedged is None:  # else the test already failed for the hang
+                loop.run_sync(
+                    provider.close, "closing the sync provider", deadline_of(request.node)
+                )
 
     @pytest.fixture(autouse=True)
     def _sandstorm_sync_requirements(

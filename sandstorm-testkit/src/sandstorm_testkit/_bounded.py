@@ -66,6 +66,10 @@ class TestLoop:
 
     def run_sync(self, func: Callable[[], T], what: str, deadline: float) -> T:
         """Run blocking ``func`` in a new daemon thread; fail the test past ``deadline``."""
+        if self.wedged is not None:
+            pytest.fail(
+                f"{what}: skipped, the test is still blocked by {self.wedged}", pytrace=False
+            )
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
 
         def target() -> None:
@@ -75,17 +79,14 @@ class TestLoop:
                 future.set_exception(exc)
 
         threading.Thread(target=target, name="sandstorm-testkit-sync", daemon=True).start()
-        return self._wait(future, what, deadline, sync=True)
+        return self._wait(future, what, deadline)
 
-    def _wait(
-        self, future: concurrent.futures.Future[T], what: str, deadline: float, sync: bool = False
-    ) -> T:
+    def _wait(self, future: concurrent.futures.Future[T], what: str, deadline: float) -> T:
         try:
             return future.result(max(0.0, deadline - time.monotonic()))
         except concurrent.futures.TimeoutError:
             future.cancel()
-            if not sync:
-                self.wedged = what
+            self.wedged = what
             self._abandon()
             pytest.fail(
                 f"{what} did not finish within {self.budget:g} s: the provider hung (a call "
@@ -107,6 +108,7 @@ class TestLoop:
     def close(self) -> None:
         """Cancel what is left and stop the loop (unless it is blocked: then abandon it)."""
         if self.wedged is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)  # stops it if it is not blocked
             return
 
         async def finish() -> None:
@@ -227,6 +229,8 @@ def _asyncgen_fixture(loop: TestLoop, item: pytest.Item, name: str, agen: Any) -
     phase, deadline = _deadline(item)
     value = loop.run(agen.__anext__(), f"fixture {name!r} ({phase})", deadline)
     yield value
+    if loop.wedged is not None:
+        return  # the test already failed for it; its loop cannot run the teardown
     phase, deadline = _deadline(item)
 
     async def finish() -> None:
