@@ -153,8 +153,8 @@ def peak_memory() -> Iterator[list[int]]:
 
 async def _settle(provider: LocalProvider) -> None:
     """Wait for the provider's background work (deletions, blank workspaces)."""
-    while provider._cleanups:
-        await asyncio.gather(*provider._cleanups, return_exceptions=True)
+    while provider._sandstorm_cleanups:
+        await asyncio.gather(*provider._sandstorm_cleanups, return_exceptions=True)
 
 
 def _subprocess(argv: list[str]) -> Callable[[], Awaitable[None]]:

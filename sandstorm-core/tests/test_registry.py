@@ -36,6 +36,7 @@ def test_capabilities_are_readable_without_an_instance() -> None:
     cls = sandstorm.load_provider_class("local")
     info = cls.info()
     assert info.name == "local"
+    assert (info.package, info.version) == ("sandstorm-core", sandstorm.__version__)
     assert "python" in info.languages
     assert all(isinstance(cap, sandstorm.Capability) for cap in cls.capabilities)
 
@@ -47,3 +48,21 @@ def test_in_process_registration_and_broken_targets() -> None:
     sandstorm.register_provider("not-a-provider", "os.path:join")
     with pytest.raises(ProviderLoadError, match="not an AsyncProvider subclass"):
         sandstorm.get_provider("not-a-provider")
+
+
+def test_providers_command_gives_a_one_line_load_failure(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import argparse
+
+    from sandstorm import _cli, _registry
+
+    monkeypatch.setattr(_registry, "_registered", {})
+    sandstorm.register_provider("broken-one-line", "sandstorm_no_such_module_2:Provider")
+    assert _cli._providers(argparse.Namespace(json=False)) == 0
+    line = next(
+        line for line in capsys.readouterr().out.splitlines() if line.startswith("broken-one-line")
+    )
+    assert "cannot load: " in line
+    assert "Traceback" not in line
+    assert len(line) < 250

@@ -70,5 +70,35 @@ class ForgetfulProvider(HostProvider):
         return CostEstimate(total=0.0, duration=duration)
 
     async def get_workspace_metrics(self, workspace):
-        ws = await self._resolve(workspace)
+        ws = await self._sandstorm_resolve(workspace)
         return _zeros(ws.id)
+
+
+class BlockingProvider(HostProvider):
+    """Blocks its event loop in a plain ``time.sleep`` once the code asks for a timeout."""
+
+    name = "blocking"
+
+    async def _execute(self, workspace, request):
+        if request.timeout < 30:
+            import time
+
+            time.sleep(3600)  # noqa: ASYNC251 (the bug under test)
+        return await super()._execute(workspace, request)
+
+
+class NeverReturnsProvider(HostProvider):
+    """Ignores short timeouts: awaits forever (and ignores cancellation)."""
+
+    name = "never-returns"
+
+    async def _execute(self, workspace, request):
+        if request.timeout < 30:
+            import asyncio
+
+            while True:
+                try:
+                    await asyncio.sleep(3600)
+                except asyncio.CancelledError:
+                    continue
+        return await super()._execute(workspace, request)

@@ -49,13 +49,14 @@ def _failed(report: Path) -> set[str]:
 def test_declared_but_not_delivered(crippled_dir: pytest.Pytester) -> None:
     crippled_dir.makepyfile(test_liar=TESTS.format(cls="LiarProvider"))
     result = crippled_dir.runpytest(*QUICK, "test_liar.py", "--sandstorm-report=r.json")
-    result.assert_outcomes(
-        passed=15, failed=3, skipped=4
-    )  # 3 undeclared: INTERPRETER, PROCESSES, PORTS
+    result.assert_outcomes(passed=15, failed=6, skipped=4)  # +3 undeclared agent capabilities
     assert _failed(crippled_dir.path / "r.json") == {
         "TestMetrics::test_metrics_are_plausible",
         "TestMetrics::test_disk_usage_grows_with_files",
         "TestSnapshots::test_restore_reproduces_files",
+        "TestSnapshots::test_each_snapshot_restores_its_own_state",
+        "TestSnapshots::test_restored_workspaces_share_nothing",
+        "TestSnapshots::test_snapshot_of_a_restored_workspace",
     }
     result.stdout.fnmatch_lines(["*burned ~0.6 cpu seconds, the metrics say 0.0*"])
 
@@ -64,7 +65,7 @@ def test_undeclared_but_not_refused(crippled_dir: pytest.Pytester) -> None:
     crippled_dir.makepyfile(test_forgetful=TESTS.format(cls="ForgetfulProvider"))
     result = crippled_dir.runpytest(*QUICK, "test_forgetful.py", "--sandstorm-report=r.json")
     # metrics and snapshot tests are skipped (undeclared); the refusal checks run
-    result.assert_outcomes(passed=9, failed=2, skipped=11)
+    result.assert_outcomes(passed=9, failed=2, skipped=14)
     assert _failed(crippled_dir.path / "r.json") == {
         "TestCapabilities::test_undeclared_capability_raises[cost]",
         "TestCapabilities::test_undeclared_capability_raises[metrics]",
@@ -72,3 +73,44 @@ def test_undeclared_but_not_refused(crippled_dir: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(
         ["*forgetful does not declare cost but accepted: probe 0 returned*"]
     )
+
+
+HANGS = """
+import pytest
+import sandstorm_testkit as kit
+from crippledproviders import {cls}
+
+
+class TestTimeouts(kit.TimeoutContract):
+    @pytest.fixture
+    def provider_factory(self):
+        return {cls}.from_config
+
+
+class TestSync(kit.SyncFacadeContract):
+    @pytest.fixture
+    def provider_factory(self):
+        return {cls}.from_config
+"""
+
+
+@pytest.mark.parametrize("cls", ["BlockingProvider", "NeverReturnsProvider"])
+def test_a_hanging_provider_fails_its_tests_and_the_session_reports(
+    crippled_dir: pytest.Pytester, cls: str
+) -> None:
+    crippled_dir.makepyfile(test_hang=HANGS.format(cls=cls))
+    result = crippled_dir.runpytest_subprocess(
+        *QUICK,
+        "test_hang.py",
+        "-k",
+        "test_timeout_raises_with_partial_output or test_sync_timeout",
+        "--sandstorm-timeout=4",
+        "--sandstorm-report=r.json",
+        timeout=120,
+    )
+    assert _failed(crippled_dir.path / "r.json") == {
+        "TestTimeouts::test_timeout_raises_with_partial_output",
+        "TestSync::test_sync_timeout",
+    }
+    result.stdout.fnmatch_lines(["*did not finish within 4 s: the provider hung*"])
+    assert result.duration < 100

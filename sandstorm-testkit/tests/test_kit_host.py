@@ -55,12 +55,12 @@ def _subclasses(timeouts: dict[str, str], workspaces: dict[str, str]) -> str:
 
 def test_whole_suite_by_name(kit_dir: pytest.Pytester) -> None:
     result = kit_dir.runpytest(*QUICK, "--sandstorm-provider=host", "--sandstorm-report=r.json")
-    # +3 passed, +15 skipped: the agent contracts (INTERPRETER, PROCESSES, PORTS undeclared)
-    result.assert_outcomes(passed=84, failed=2, skipped=54)
+    # the agent contracts (INTERPRETER, PROCESSES, PORTS undeclared) add 3 passed, 15 skipped
+    result.assert_outcomes(passed=91, failed=2, skipped=57)
     data = json.loads((kit_dir.path / "r.json").read_text())
     failed = {t["nodeid"].split("::")[-1] for t in data["tests"] if t["outcome"] == "failed"}
     assert failed == set(HOST_LIMITS)
-    assert data["totals"] == {"passed": 84, "failed": 2, "skipped": 54, "xfailed": 0}
+    assert data["totals"] == {"passed": 91, "failed": 2, "skipped": 57, "xfailed": 0}
     for test in data["tests"]:
         if test["outcome"] != "skipped":
             continue
@@ -89,7 +89,7 @@ def test_subclass_path_with_expected_failures(kit_dir: pytest.Pytester) -> None:
         )
     )
     result = kit_dir.runpytest(*QUICK, "test_host.py", "-rx")
-    result.assert_outcomes(passed=24, xfailed=2)
+    result.assert_outcomes(passed=28, xfailed=2)
     result.stdout.fnmatch_lines(["*XFAIL*test_workspaces_are_isolated*no mount namespace*"])
 
 
@@ -111,3 +111,37 @@ def test_fixed_quirk_turns_red(kit_dir: pytest.Pytester) -> None:
     result = kit_dir.runpytest(*QUICK, "test_fixed.py")
     result.assert_outcomes(passed=6, failed=1)
     result.stdout.fnmatch_lines(["*XPASS?strict?*expected failure: was broken once, fixed since*"])
+
+
+def test_plain_command_takes_a_deviations_file(kit_dir: pytest.Pytester) -> None:
+    lines = [f'{name} = "{reason}"' for name, reason in HOST_LIMITS.items()]
+    kit_dir.makefile(".toml", deviations="[expected-failures]\n" + "\n".join(lines))
+    result = kit_dir.runpytest(
+        *QUICK,
+        "--sandstorm-provider=host",
+        "--sandstorm-expected-failures=deviations.toml",
+        "-k",
+        "test_timeout_kills_the_process_tree or test_workspaces_are_isolated or test_exit_code",
+    )
+    result.assert_outcomes(passed=3, xfailed=2)
+    assert result.ret == 0
+
+
+def test_plain_command_takes_pyproject_deviations_strictly(kit_dir: pytest.Pytester) -> None:
+    kit_dir.makefile(
+        ".toml",
+        pyproject='[tool.sandstorm-testkit.expected-failures]\ntest_exit_code = "claimed"\n',
+    )
+    result = kit_dir.runpytest(*QUICK, "--sandstorm-provider=host", "-k", "test_exit_code")
+    # the provider does not deviate: a strict expected failure that passes fails the run
+    result.assert_outcomes(failed=3)
+    result.stdout.fnmatch_lines(["*XPASS(strict)*claimed*"])
+
+
+def test_deviation_naming_no_test_is_a_usage_error(kit_dir: pytest.Pytester) -> None:
+    kit_dir.makefile(".json", deviations='{"test_no_such_thing": "typo"}')
+    result = kit_dir.runpytest(
+        *QUICK, "--sandstorm-provider=host", "--sandstorm-expected-failures=deviations.json"
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*expected failures name no collected contract test*"])

@@ -188,3 +188,7 @@ def test_report_is_written(kit_dir: pytest.Pytester) -> None:
     markdown = (kit_dir.path / "out" / "r.md").read_text()
     assert "| git | no | 0 | 0 | 1 | 0 |" in markdown
     assert "| files | yes | 0 | 1 | 0 | 0 |" in markdown
+    assert (
+        "| `test_report.py::TestSome::test_needs_git` | skipped | host does not declare git |"
+        in (markdown)
+    ), markdown

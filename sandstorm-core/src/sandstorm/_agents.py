@@ -98,10 +98,10 @@ class AgentAPI:
         languages: ClassVar[frozenset[str]]
         max_timeout: ClassVar[float | None]
 
-        def _check_open(self) -> None: ...
+        def _sandstorm_check_open(self) -> None: ...
         def require(self, capability: Capability, detail: str | None = None) -> None: ...
-        async def _resolve(self, workspace: Workspace | str) -> Workspace: ...
-        async def _guarded(self, work: Coroutine[Any, Any, T]) -> T: ...
+        async def _sandstorm_resolve(self, workspace: Workspace | str) -> Workspace: ...
+        async def _sandstorm_guarded(self, work: Coroutine[Any, Any, T]) -> T: ...
 
     # ------------------------------------------------------------------ interpreter
 
@@ -115,15 +115,15 @@ class AgentAPI:
         env: Mapping[str, str] | None = None,
     ) -> CodeContext:
         """A new interpreter context in the workspace: state persists between its runs."""
-        self._check_open()
+        self._sandstorm_check_open()
         self.require(Capability.INTERPRETER)
         language = check_text(language, "language", optional=False) or "python"
         if language not in self.languages:
             raise InvalidArgument(f"language {language!r} is not one of {sorted(self.languages)}")
         cwd = check_text(cwd, "cwd")
         checked_env = check_env(env)
-        ws = await self._resolve(workspace)
-        return await self._guarded(self._create_context(ws, language, cwd, checked_env))
+        ws = await self._sandstorm_resolve(workspace)
+        return await self._sandstorm_guarded(self._create_context(ws, language, cwd, checked_env))
 
     @_boundary
     async def run_code(
@@ -143,7 +143,7 @@ class AgentAPI:
         ``Execution.error``, not raised. A timeout interrupts the code and keeps the
         context usable, raising :class:`~sandstorm.ExecutionTimeout`.
         """
-        self._check_open()
+        self._sandstorm_check_open()
         self.require(Capability.INTERPRETER)
         code = check_code(code)
         context_id = _context_id(context)
@@ -154,33 +154,33 @@ class AgentAPI:
             raise InvalidArgument(f"on_result must be a callable or None (got {on_result!r})")
         if isinstance(context, CodeContext) and context.workspace_id != _ref(workspace):
             raise InvalidArgument("the context belongs to another workspace")
-        ws = await self._resolve(workspace)
-        return await self._guarded(
+        ws = await self._sandstorm_resolve(workspace)
+        return await self._sandstorm_guarded(
             self._run_code(ws, context_id, code, seconds, on_stdout, on_stderr, on_result)
         )
 
     @_boundary
     async def restart_context(self, context: CodeContext) -> CodeContext:
         """Forget the context's state (a fresh interpreter with the same id)."""
-        self._check_open()
+        self._sandstorm_check_open()
         self.require(Capability.INTERPRETER)
-        ws = await self._resolve(context.workspace_id)
-        return await self._guarded(self._restart_context(ws, context.id))
+        ws = await self._sandstorm_resolve(context.workspace_id)
+        return await self._sandstorm_guarded(self._restart_context(ws, context.id))
 
     @_boundary
     async def delete_context(self, context: CodeContext) -> None:
         """Stop the context's interpreter and forget it."""
-        self._check_open()
+        self._sandstorm_check_open()
         self.require(Capability.INTERPRETER)
-        ws = await self._resolve(context.workspace_id)
-        await self._guarded(self._delete_context(ws, context.id))
+        ws = await self._sandstorm_resolve(context.workspace_id)
+        await self._sandstorm_guarded(self._delete_context(ws, context.id))
 
     @_boundary
     async def list_contexts(self, workspace: Workspace | str) -> list[CodeContext]:
         """The interpreter contexts of the workspace."""
-        self._check_open()
+        self._sandstorm_check_open()
         self.require(Capability.INTERPRETER)
-        ws = await self._resolve(workspace)
+        ws = await self._sandstorm_resolve(workspace)
         return await self._list_contexts(ws)
 
     # ------------------------------------------------------------------ processes
@@ -202,22 +202,24 @@ class AgentAPI:
         """
         from ._processes import AsyncProcessHandle
 
-        self._check_open()
+        self._sandstorm_check_open()
         self.require(Capability.PROCESSES)
         command = check_text(command, "command", optional=False) or ""
         cwd = check_text(cwd, "cwd")
         checked_env = check_env(env)
         stdin = check_flag(stdin, "stdin")
-        ws = await self._resolve(workspace)
-        info = await self._guarded(self._start_process(ws, command, cwd, checked_env, stdin))
+        ws = await self._sandstorm_resolve(workspace)
+        info = await self._sandstorm_guarded(
+            self._start_process(ws, command, cwd, checked_env, stdin)
+        )
         return AsyncProcessHandle(_provider(self), info)
 
     @_boundary
     async def list_processes(self, workspace: Workspace | str) -> list[ProcessInfo]:
         """The background processes of the workspace, running or exited."""
-        self._check_open()
+        self._sandstorm_check_open()
         self.require(Capability.PROCESSES)
-        ws = await self._resolve(workspace)
+        ws = await self._sandstorm_resolve(workspace)
         return await self._list_processes(ws)
 
     @_boundary
@@ -225,36 +227,36 @@ class AgentAPI:
         """A handle on one background process (:class:`~sandstorm.ProcessNotFound` if none)."""
         from ._processes import AsyncProcessHandle
 
-        self._check_open()
+        self._sandstorm_check_open()
         self.require(Capability.PROCESSES)
         ident = _process_id(process_id)
-        ws = await self._resolve(workspace)
+        ws = await self._sandstorm_resolve(workspace)
         return AsyncProcessHandle(_provider(self), await self._get_process(ws, ident))
 
     async def _process_call(self, workspace_id: str) -> Workspace:
-        self._check_open()
+        self._sandstorm_check_open()
         self.require(Capability.PROCESSES)
-        return await self._resolve(workspace_id)
+        return await self._sandstorm_resolve(workspace_id)
 
     # ------------------------------------------------------------------ ports
 
     @_boundary
     async def expose_port(self, workspace: Workspace | str, port: int) -> ExposedPort:
         """Make ``port`` in the sandbox reachable from the application at the returned url."""
-        self._check_open()
+        self._sandstorm_check_open()
         self.require(Capability.PORTS)
         port = check_port(port)
-        ws = await self._resolve(workspace)
-        return await self._guarded(self._expose_port(ws, port))
+        ws = await self._sandstorm_resolve(workspace)
+        return await self._sandstorm_guarded(self._expose_port(ws, port))
 
     @_boundary
     async def unexpose_port(self, workspace: Workspace | str, port: int) -> None:
         """Stop forwarding ``port`` (a no-op when it is not exposed)."""
-        self._check_open()
+        self._sandstorm_check_open()
         self.require(Capability.PORTS)
         port = check_port(port)
-        ws = await self._resolve(workspace)
-        await self._guarded(self._unexpose_port(ws, port))
+        ws = await self._sandstorm_resolve(workspace)
+        await self._sandstorm_guarded(self._unexpose_port(ws, port))
 
     # ------------------------------------------------------------------ primitives (SPI)
 

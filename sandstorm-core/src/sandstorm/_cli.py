@@ -178,7 +178,10 @@ def _providers(args: argparse.Namespace) -> int:
         try:
             cls = load_provider_class(entry.name)
         except SandstormError as exc:
-            row.update(capabilities=[], available=False, status=f"cannot load: {exc}")
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            if len(reason) > 100:
+                reason = reason[:99] + "…"
+            row.update(capabilities=[], available=False, status=f"cannot load: {reason}")
             rows.append(row)
             continue
         row["capabilities"] = sorted(str(cap) for cap in cls.capabilities)

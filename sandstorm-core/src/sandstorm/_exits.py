@@ -107,7 +107,7 @@ def _at_exit() -> None:
     with _lock:
         providers = list(_providers)
     for provider in providers:
-        if provider._needs_exit():
+        if provider._sandstorm_needs_exit():
             try:
                 _close_at_exit(provider)
             except BaseException as exc:  # never let one provider stop the others
@@ -115,7 +115,7 @@ def _at_exit() -> None:
 
 
 def _close_at_exit(provider: AsyncProvider) -> None:
-    loop = provider._home
+    loop = provider._sandstorm_home
     timeout = provider.exit_timeout + 5
     if (
         loop is not None
@@ -123,14 +123,14 @@ def _close_at_exit(provider: AsyncProvider) -> None:
         and not loop.is_closed()
         and getattr(loop, "_thread_id", None) != threading.get_ident()
     ):
-        future = asyncio.run_coroutine_threadsafe(provider._exit(rebind=False), loop)
+        future = asyncio.run_coroutine_threadsafe(provider._sandstorm_exit(rebind=False), loop)
         try:
             future.result(timeout)
             return
         except concurrent.futures.TimeoutError:
             future.cancel()
             return
-    _in_fresh_loop(lambda: provider._exit(rebind=True), timeout)
+    _in_fresh_loop(lambda: provider._sandstorm_exit(rebind=True), timeout)
 
 
 def _in_fresh_loop(make: Callable[[], Any], timeout: float) -> None:

@@ -170,6 +170,10 @@ def _boundary(
     return call
 
 
+RESERVED_PREFIX = "_sandstorm_"
+"""Attribute names AsyncProvider keeps for itself; an adapter defining one is refused."""
+
+
 class AsyncProvider(AgentAPI, abc.ABC):
     """Base class of every provider, and the async API users call.
 
@@ -200,6 +204,16 @@ class AsyncProvider(AgentAPI, abc.ABC):
     """Longest ``timeout=`` in seconds a run may ask for."""
     """Seconds ``aclose()`` and the process-exit path spend deleting what is left."""
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        taken = sorted(n for n in vars(cls) if n.startswith(RESERVED_PREFIX))
+        if taken:
+            raise TypeError(
+                f"{cls.__qualname__} defines {', '.join(taken)}: names starting with "
+                f"{RESERVED_PREFIX!r} are reserved for AsyncProvider's own machinery; "
+                "rename them (an adapter writes the _-prefixed primitives such as _execute)"
+            )
+
     def __init__(self, config: ProviderConfig | None = None) -> None:
         if config is None:
             config = self.config_model.load({})
@@ -209,16 +223,16 @@ class AsyncProvider(AgentAPI, abc.ABC):
                 f"got {type(config).__name__}"
             )
         self.config = config
-        self._pool: WarmPool | None = None
-        self._closed = False
-        self._released = False
-        self._owned: dict[str, None] = {}
-        self._deleting: dict[str, asyncio.Task[None]] = {}
-        self._cleanups: set[asyncio.Task[Any]] = set()
-        self._home: asyncio.AbstractEventLoop | None = None
-        self._inflight: set[asyncio.Task[Any]] = set()
-        self._stopped: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
-        self._name_locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        self._sandstorm_pool: WarmPool | None = None
+        self._sandstorm_closed = False
+        self._sandstorm_released = False
+        self._sandstorm_owned: dict[str, None] = {}
+        self._sandstorm_deleting: dict[str, asyncio.Task[None]] = {}
+        self._sandstorm_cleanups: set[asyncio.Task[Any]] = set()
+        self._sandstorm_home: asyncio.AbstractEventLoop | None = None
+        self._sandstorm_inflight: set[asyncio.Task[Any]] = set()
+        self._sandstorm_stopped: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+        self._sandstorm_name_locks: dict[str, tuple[asyncio.Lock, int]] = {}
         _exits.register(self)
 
     # ------------------------------------------------------------------ construction
@@ -231,12 +245,22 @@ class AsyncProvider(AgentAPI, abc.ABC):
     @classmethod
     def info(cls) -> ProviderInfo:
         """The provider's declaration, without instantiating it."""
+        from ._registry import package_of
+
+        package, version = package_of(cls.__module__)
         return ProviderInfo(
             name=cls.name,
             description=cls.description,
             capabilities=frozenset(str(cap) for cap in cls.capabilities),
             languages=frozenset(str(lang) for lang in cls.languages),
+            package=package,
+            version=version,
         )
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`aclose` has begun: nothing new may start."""
+        return self._sandstorm_closed
 
     @classmethod
     def supports(cls, capability: Capability) -> bool:
@@ -269,10 +293,10 @@ class AsyncProvider(AgentAPI, abc.ABC):
         non-persistent workspaces), then closes connections. Cancelling it does not stop
         the cleanup: the cancellation is re-raised once the cleanup is done.
         """
-        if self._closed and self._released and not self._needs_exit():
+        if self._sandstorm_closed and self._sandstorm_released and not self._sandstorm_needs_exit():
             return
-        self._closed = True
-        await self._shutdown()
+        self._sandstorm_closed = True
+        await self._sandstorm_shutdown()
 
     # ------------------------------------------------------------------ public API
 
@@ -287,7 +311,7 @@ class AsyncProvider(AgentAPI, abc.ABC):
     async def effective_capabilities(self) -> frozenset[Capability]:
         """What this instance can do on this host: the declared capabilities, less any the
         backend turns out to lack (``capabilities`` is what the class can do anywhere)."""
-        self._check_open()
+        self._sandstorm_check_open()
         return frozenset(await self._effective_capabilities())
 
     @_boundary
@@ -316,9 +340,9 @@ class AsyncProvider(AgentAPI, abc.ABC):
         workspace is made (from the warm pool when one is configured), optionally seeded
         with ``git_repo``, and deleted afterwards whatever happens.
         """
-        self._check_open()
-        request = self._request(code, language, timeout, env, stdin, on_stdout, on_stderr)
-        resources = self._resources(cpu, memory, disk)
+        self._sandstorm_check_open()
+        request = self._sandstorm_request(code, language, timeout, env, stdin, on_stdout, on_stderr)
+        resources = self._sandstorm_resources(cpu, memory, disk)
         workspace_template = check_text(workspace_template, "workspace_template")
         network = check_network(network)
         git_repo = check_text(git_repo, "git_repo")
@@ -330,11 +354,11 @@ class AsyncProvider(AgentAPI, abc.ABC):
                     "cpu, memory, disk, workspace_template and network apply to new "
                     "workspaces; they cannot be combined with workspace_id"
                 )
-            workspace = await self._resolve(workspace_id)
+            workspace = await self._sandstorm_resolve(workspace_id)
             if git_repo is not None:
                 await self.git_clone(workspace, git_repo, branch=git_branch)
-            return await self._guarded(self._run_hooked(workspace, request))
-        spec = self._spec(
+            return await self._sandstorm_guarded(self._sandstorm_run_hooked(workspace, request))
+        spec = self._sandstorm_spec(
             template=workspace_template,
             persistent=False,
             resources=resources,
@@ -342,26 +366,28 @@ class AsyncProvider(AgentAPI, abc.ABC):
         )
         if git_repo is not None:
             self.require(Capability.GIT, "git_repo")
-        return await self._guarded(self._one_shot(spec, request, git_repo, git_branch))
+        return await self._sandstorm_guarded(
+            self._sandstorm_one_shot(spec, request, git_repo, git_branch)
+        )
 
-    async def _one_shot(
+    async def _sandstorm_one_shot(
         self,
         spec: WorkspaceSpec,
         request: ExecRequest,
         git_repo: str | None,
         git_branch: str | None,
     ) -> RunResult:
-        workspace = await self._acquire(spec)
+        workspace = await self._sandstorm_acquire(spec)
         try:
             if git_repo is not None:
                 await self.git_clone(workspace, git_repo, branch=git_branch)
-            result = await self._run_hooked(workspace, request)
+            result = await self._sandstorm_run_hooked(workspace, request)
         except GeneratorExit:
             raise  # the coroutine is being destroyed (its loop is gone): the exit path deletes
         except BaseException:
-            await _shielded(self._discard(workspace), quiet=True)
+            await _shielded(self._sandstorm_discard(workspace), quiet=True)
             raise
-        await _shielded(self._discard(workspace))
+        await _shielded(self._sandstorm_discard(workspace))
         return result
 
     def stream(
@@ -419,7 +445,7 @@ class AsyncProvider(AgentAPI, abc.ABC):
         env: Mapping[str, str] | None = None,
     ) -> Workspace:
         """Create a workspace; persistent ones keep their files between runs."""
-        return await self._new_workspace(
+        return await self._sandstorm_new_workspace(
             False,
             name=name,
             template=template,
@@ -432,7 +458,7 @@ class AsyncProvider(AgentAPI, abc.ABC):
             env=env,
         )
 
-    async def _new_workspace(
+    async def _sandstorm_new_workspace(
         self,
         bound: bool,
         *,
@@ -447,19 +473,19 @@ class AsyncProvider(AgentAPI, abc.ABC):
         env: Mapping[str, str] | None = None,
     ) -> Workspace:
         """``create_workspace``; ``bound`` ties the workspace to this process (handles)."""
-        self._check_open()
+        self._sandstorm_check_open()
         if persistent:
             self.require(Capability.PERSISTENCE, "persistent workspaces")
-        spec = self._spec(
+        spec = self._sandstorm_spec(
             name=name,
             template=template,
             persistent=persistent,
-            resources=self._resources(cpu, memory, disk),
+            resources=self._sandstorm_resources(cpu, memory, disk),
             network=network,
             labels=labels,
             env=env,
         )
-        return await self._guarded(self._create_hooked(spec, bound=bound))
+        return await self._sandstorm_guarded(self._sandstorm_create_hooked(spec, bound=bound))
 
     def sandbox(
         self,
@@ -494,13 +520,13 @@ class AsyncProvider(AgentAPI, abc.ABC):
     @_boundary
     async def attach(self, workspace: WorkspaceRef) -> AsyncSandbox:
         """A handle on an existing workspace; leaving it does not delete the workspace."""
-        return AsyncSandbox(self, self._public(await self._resolve(workspace)))
+        return AsyncSandbox(self, self._sandstorm_public(await self._sandstorm_resolve(workspace)))
 
     @_boundary
     async def get_workspace(self, workspace_id: str) -> Workspace:
         """The workspace with this id or name; :class:`WorkspaceNotFound` if there is none."""
-        self._check_open()
-        return self._public(await self._find(check_ref(workspace_id)))
+        self._sandstorm_check_open()
+        return self._sandstorm_public(await self._sandstorm_find(check_ref(workspace_id)))
 
     @_boundary
     async def get_or_create_workspace(
@@ -521,10 +547,10 @@ class AsyncProvider(AgentAPI, abc.ABC):
         An existing workspace is returned as it is (its labels and resources are not
         changed).
         """
-        self._check_open()
+        self._sandstorm_check_open()
         name = check_name(name, "workspace name") or ""
         try:
-            return self._public(await self._find(name))
+            return self._sandstorm_public(await self._sandstorm_find(name))
         except WorkspaceNotFound:
             pass
         try:
@@ -540,14 +566,14 @@ class AsyncProvider(AgentAPI, abc.ABC):
                 env=env,
             )
         except WorkspaceExists:  # made meanwhile by someone else
-            return self._public(await self._find(name))
+            return self._sandstorm_public(await self._sandstorm_find(name))
 
     @_boundary
     async def list_workspaces(self, *, labels: Mapping[str, str] | None = None) -> list[Workspace]:
         """Every workspace this provider's account can see (with ``labels``: carrying them)."""
-        self._check_open()
+        self._sandstorm_check_open()
         wanted = check_labels(labels, frozenset())
-        return [self._public(ws) for ws in await self._list_labelled(wanted)]
+        return [self._sandstorm_public(ws) for ws in await self._list_labelled(wanted)]
 
     @_boundary
     async def reap(
@@ -566,7 +592,7 @@ class AsyncProvider(AgentAPI, abc.ABC):
         creator process is alive on this host. ``labels`` narrows the sweep; ``dry_run``
         only lists.
         """
-        self._check_open()
+        self._sandstorm_check_open()
         if older_than is not None:
             older_than = check_seconds(older_than, "older_than", zero=True)
         check_flag(dry_run, "dry_run")
@@ -590,7 +616,7 @@ class AsyncProvider(AgentAPI, abc.ABC):
         removed = []
         for workspace_id in doomed:
             try:
-                await self._delete_hooked(workspace_id)
+                await self._sandstorm_delete_hooked(workspace_id)
             except WorkspaceNotFound:
                 pass
             except SandstormError as exc:
@@ -602,8 +628,8 @@ class AsyncProvider(AgentAPI, abc.ABC):
     @_boundary
     async def delete_workspace(self, workspace: WorkspaceRef) -> None:
         """Delete a workspace and everything in it."""
-        self._check_open()
-        await self._delete_hooked(check_ref(workspace))
+        self._sandstorm_check_open()
+        await self._sandstorm_delete_hooked(check_ref(workspace))
 
     @_boundary
     async def run_in_workspace(
@@ -619,9 +645,11 @@ class AsyncProvider(AgentAPI, abc.ABC):
         on_stderr: OutputCallback | None = None,
     ) -> RunResult:
         """Run ``code`` inside an existing workspace; its files persist between runs."""
-        self._check_open()
-        request = self._request(code, language, timeout, env, stdin, on_stdout, on_stderr)
-        return await self._guarded(self._run_hooked(await self._resolve(workspace), request))
+        self._sandstorm_check_open()
+        request = self._sandstorm_request(code, language, timeout, env, stdin, on_stdout, on_stderr)
+        return await self._sandstorm_guarded(
+            self._sandstorm_run_hooked(await self._sandstorm_resolve(workspace), request)
+        )
 
     async def exec(
         self,
@@ -642,39 +670,39 @@ class AsyncProvider(AgentAPI, abc.ABC):
     @_boundary
     async def write_file(self, workspace: WorkspaceRef, path: str, data: str | bytes) -> None:
         """Write ``data`` (text is UTF-8 encoded) to ``path``, relative to the workspace root."""
-        self._check_open()
+        self._sandstorm_check_open()
         self.require(Capability.FILES)
         path = check_path(path)
         payload = check_data(data)
-        ws = await self._resolve(workspace)
+        ws = await self._sandstorm_resolve(workspace)
         await self._write_file(ws, path, payload)
-        self._audit("file.write", ws.id, path=path, size=len(payload))
+        self._sandstorm_audit("file.write", ws.id, path=path, size=len(payload))
 
     @_boundary
     async def read_file(self, workspace: WorkspaceRef, path: str) -> bytes:
         """The bytes of ``path``; :class:`FileNotFoundError` if it does not exist."""
-        self._check_open()
+        self._sandstorm_check_open()
         self.require(Capability.FILES)
         path = check_path(path)
-        return await self._read_file(await self._resolve(workspace), path)
+        return await self._read_file(await self._sandstorm_resolve(workspace), path)
 
     @_boundary
     async def list_files(self, workspace: WorkspaceRef, path: str = ".") -> list[FileInfo]:
         """The entries of directory ``path`` in the workspace."""
-        self._check_open()
+        self._sandstorm_check_open()
         self.require(Capability.FILES)
         path = check_path(path, root=True)
-        return await self._list_files(await self._resolve(workspace), path)
+        return await self._list_files(await self._sandstorm_resolve(workspace), path)
 
     @_boundary
     async def delete_file(self, workspace: WorkspaceRef, path: str) -> None:
         """Delete a file or directory tree in the workspace."""
-        self._check_open()
+        self._sandstorm_check_open()
         self.require(Capability.FILES)
         path = check_path(path)
-        ws = await self._resolve(workspace)
+        ws = await self._sandstorm_resolve(workspace)
         await self._delete_file(ws, path)
-        self._audit("file.delete", ws.id, path=path)
+        self._sandstorm_audit("file.delete", ws.id, path=path)
 
     # git
 
@@ -688,72 +716,74 @@ class AsyncProvider(AgentAPI, abc.ABC):
         path: str = ".",
     ) -> None:
         """Clone ``url`` (at ``branch``) into ``path`` inside the workspace."""
-        self._check_open()
+        self._sandstorm_check_open()
         self.require(Capability.GIT)
         url = check_text(url, "url", optional=False) or ""
         branch = check_text(branch, "branch")
         path = check_path(path, root=True)
-        ws = await self._resolve(workspace)
+        ws = await self._sandstorm_resolve(workspace)
         await self._git_clone(ws, url, branch, path)
-        self._audit("git.clone", ws.id, url=redact_credentials(url), branch=branch, path=path)
+        self._sandstorm_audit(
+            "git.clone", ws.id, url=redact_credentials(url), branch=branch, path=path
+        )
 
     @_boundary
     async def git_status(self, workspace: WorkspaceRef, path: str = ".") -> GitStatus:
         """``git status`` of the repository at ``path`` inside the workspace."""
-        self._check_open()
+        self._sandstorm_check_open()
         self.require(Capability.GIT)
         path = check_path(path, root=True)
-        return await self._git_status(await self._resolve(workspace), path)
+        return await self._git_status(await self._sandstorm_resolve(workspace), path)
 
     # snapshots
 
     @_boundary
     async def snapshot(self, workspace: WorkspaceRef, *, name: str | None = None) -> Snapshot:
         """Capture the workspace's files into a snapshot."""
-        self._check_open()
+        self._sandstorm_check_open()
         self.require(Capability.SNAPSHOTS)
         name = check_snapshot_name(name)
-        ws = await self._resolve(workspace)
+        ws = await self._sandstorm_resolve(workspace)
         snap = await self._snapshot(ws, name)
-        self._audit("snapshot.create", ws.id, snapshot_id=snap.id)
+        self._sandstorm_audit("snapshot.create", ws.id, snapshot_id=snap.id)
         return snap
 
     @_boundary
     async def restore(self, snapshot: Snapshot | str, *, name: str | None = None) -> Workspace:
         """A new workspace whose files are those captured in ``snapshot``."""
-        self._check_open()
+        self._sandstorm_check_open()
         self.require(Capability.SNAPSHOTS)
         snapshot_id = check_ref(snapshot, "snapshot")
         name = check_name(name, "workspace name")
-        workspace = self._public(await self._restore(snapshot_id, name))
-        self._audit("snapshot.restore", workspace.id, snapshot_id=snapshot_id)
+        workspace = self._sandstorm_public(await self._restore(snapshot_id, name))
+        self._sandstorm_audit("snapshot.restore", workspace.id, snapshot_id=snapshot_id)
         plugin_manager().hook.sandstorm_workspace_created(provider=self, workspace=workspace)
         return workspace
 
     @_boundary
     async def list_snapshots(self) -> list[Snapshot]:
         """Every snapshot this provider holds."""
-        self._check_open()
+        self._sandstorm_check_open()
         self.require(Capability.SNAPSHOTS)
         return await self._list_snapshots()
 
     @_boundary
     async def delete_snapshot(self, snapshot: Snapshot | str) -> None:
         """Delete a snapshot."""
-        self._check_open()
+        self._sandstorm_check_open()
         self.require(Capability.SNAPSHOTS)
         snapshot_id = check_ref(snapshot, "snapshot")
         await self._delete_snapshot(snapshot_id)
-        self._audit("snapshot.delete", None, snapshot_id=snapshot_id)
+        self._sandstorm_audit("snapshot.delete", None, snapshot_id=snapshot_id)
 
     # metrics and cost
 
     @_boundary
     async def get_workspace_metrics(self, workspace: WorkspaceRef) -> WorkspaceMetrics:
         """Resource figures for the workspace, from the backend's accounting."""
-        self._check_open()
+        self._sandstorm_check_open()
         self.require(Capability.METRICS)
-        return await self._metrics(await self._resolve(workspace))
+        return await self._metrics(await self._sandstorm_resolve(workspace))
 
     @_boundary
     async def estimate_cost(
@@ -765,10 +795,10 @@ class AsyncProvider(AgentAPI, abc.ABC):
         disk: int | None = None,
     ) -> CostEstimate:
         """What a workspace with these resources would cost for ``duration`` seconds."""
-        self._check_open()
+        self._sandstorm_check_open()
         self.require(Capability.COST)
         duration = check_seconds(duration, "duration", zero=True)
-        return await self._estimate_cost(duration, self._resources(cpu, memory, disk))
+        return await self._estimate_cost(duration, self._sandstorm_resources(cpu, memory, disk))
 
     # ------------------------------------------------------------------ primitives (SPI)
 
@@ -780,6 +810,20 @@ class AsyncProvider(AgentAPI, abc.ABC):
     ) -> NetworkPolicy | None:
         """The network policy of a one-shot run's new workspace (``run(network=...)``)."""
         return network
+
+    def _cached_workspace(self, workspace_id: str) -> Workspace | None:
+        """A workspace the provider knows without asking its backend, else ``None``.
+
+        A call given a workspace id uses it instead of ``_get_workspace`` (one request
+        fewer per call on a remote backend); the public ``get_workspace`` always asks.
+        """
+        return None
+
+    def _defer_delete(self, workspace_id: str) -> bool:
+        """Take over deleting a workspace the core is done with (a one-shot run's, a
+        handle's) in the background; ``True`` when taken. ``aclose()`` must wait for it.
+        """
+        return False
 
     async def _effective_capabilities(self) -> frozenset[Capability]:
         """The declared capabilities this instance really has; by default all of them."""
@@ -872,7 +916,7 @@ class AsyncProvider(AgentAPI, abc.ABC):
 
     # ------------------------------------------------------------------ internals
 
-    def _request(
+    def _sandstorm_request(
         self,
         code: str,
         language: str,
@@ -903,7 +947,7 @@ class AsyncProvider(AgentAPI, abc.ABC):
             on_stderr=on_stderr,
         )
 
-    def _resources(self, cpu: object, memory: object, disk: object) -> Resources:
+    def _sandstorm_resources(self, cpu: object, memory: object, disk: object) -> Resources:
         return check_resources(
             cpu,
             memory,
@@ -913,7 +957,7 @@ class AsyncProvider(AgentAPI, abc.ABC):
             max_disk=self.max_disk,
         )
 
-    def _spec(
+    def _sandstorm_spec(
         self,
         *,
         name: str | None = None,
@@ -946,13 +990,14 @@ class AsyncProvider(AgentAPI, abc.ABC):
             env=dict(env or {}),
         )
 
-    async def _resolve(self, workspace: WorkspaceRef) -> Workspace:
-        self._check_open()
+    async def _sandstorm_resolve(self, workspace: WorkspaceRef) -> Workspace:
+        self._sandstorm_check_open()
         if isinstance(workspace, Workspace):
             return workspace
-        return await self._find(check_ref(workspace))
+        ref = check_ref(workspace)
+        return self._cached_workspace(ref) or await self._sandstorm_find(ref)
 
-    async def _find(self, ref: str) -> Workspace:
+    async def _sandstorm_find(self, ref: str) -> Workspace:
         """The workspace whose id, else whose name, is ``ref``."""
         try:
             return await self._get_workspace(ref)
@@ -962,55 +1007,57 @@ class AsyncProvider(AgentAPI, abc.ABC):
                     return workspace
             raise
 
-    async def _check_name_free(self, name: str) -> None:
+    async def _sandstorm_check_name_free(self, name: str) -> None:
         if self.enforces_unique_names:
             return  # the backend refuses a taken name itself (a 409, made WorkspaceExists)
         if any(ws.name == name for ws in await self._list_workspaces()):
             raise WorkspaceExists(name, self.name)
 
-    async def _create_hooked(self, spec: WorkspaceSpec, *, bound: bool = False) -> Workspace:
+    async def _sandstorm_create_hooked(
+        self, spec: WorkspaceSpec, *, bound: bool = False
+    ) -> Workspace:
         if spec.name is None:
-            return await self._create_unlocked(spec, bound)
+            return await self._sandstorm_create_unlocked(spec, bound)
         # creates of one name queue up (the second then finds the name taken); creates of
         # different names run side by side
-        lock, users = self._name_locks.get(spec.name, (asyncio.Lock(), 0))
-        self._name_locks[spec.name] = (lock, users + 1)
+        lock, users = self._sandstorm_name_locks.get(spec.name, (asyncio.Lock(), 0))
+        self._sandstorm_name_locks[spec.name] = (lock, users + 1)
         try:
             async with lock:
-                await self._check_name_free(spec.name)
+                await self._sandstorm_check_name_free(spec.name)
                 try:
-                    return await self._create_unlocked(spec, bound)
+                    return await self._sandstorm_create_unlocked(spec, bound)
                 except ProviderAPIError as exc:
                     if exc.status == 409:  # taken meanwhile, by another process
                         raise WorkspaceExists(spec.name, self.name) from exc
                     raise
         finally:
-            lock, users = self._name_locks[spec.name]
+            lock, users = self._sandstorm_name_locks[spec.name]
             if users > 1:
-                self._name_locks[spec.name] = (lock, users - 1)
+                self._sandstorm_name_locks[spec.name] = (lock, users - 1)
             else:
-                del self._name_locks[spec.name]
+                del self._sandstorm_name_locks[spec.name]
 
-    async def _create_unlocked(self, spec: WorkspaceSpec, bound: bool) -> Workspace:
+    async def _sandstorm_create_unlocked(self, spec: WorkspaceSpec, bound: bool) -> Workspace:
         labels = {**spec.labels, LABEL_PROCESS: _exits.current_owner()}
         if bound or not spec.persistent:
             labels[LABEL_BOUND] = "1"
         spec = spec.model_copy(update={"labels": labels})
         workspace = await self._create_workspace(spec)
         if spec.labels.get(LABEL_BOUND) == "1":
-            self._own(workspace.id)
-        if self._closed:  # closed while this create was in flight: nothing may outlive it
+            self._sandstorm_own(workspace.id)
+        if self._sandstorm_closed:  # closed while this create was in flight: nothing may outlive it
             with contextlib.suppress(SandstormError):
-                await self._delete_tracked(workspace.id)
+                await self._sandstorm_delete_tracked(workspace.id)
             raise ProviderUnavailable("the provider is closed", provider=self.name)
-        self._audit(
+        self._sandstorm_audit(
             "workspace.create", workspace.id, template=spec.template, persistent=spec.persistent
         )
-        workspace = self._public(workspace)
+        workspace = self._sandstorm_public(workspace)
         plugin_manager().hook.sandstorm_workspace_created(provider=self, workspace=workspace)
         return workspace
 
-    def _public(self, workspace: Workspace) -> Workspace:
+    def _sandstorm_public(self, workspace: Workspace) -> Workspace:
         """``workspace`` without the labels Sandstorm and the provider keep for themselves."""
         hidden = _INTERNAL_LABELS | self.internal_labels
         if not any(key in hidden for key in workspace.labels):
@@ -1018,125 +1065,132 @@ class AsyncProvider(AgentAPI, abc.ABC):
         labels = {k: v for k, v in workspace.labels.items() if k not in hidden}
         return workspace.model_copy(update={"labels": labels})
 
-    def _check_open(self) -> None:
-        if self._closed:
+    def _sandstorm_check_open(self) -> None:
+        if self._sandstorm_closed:
             raise ProviderUnavailable("the provider is closed", provider=self.name)
 
     # ------------------------------------------------------------------ exits
 
-    def _own(self, workspace_id: str) -> None:
+    def _sandstorm_own(self, workspace_id: str) -> None:
         """Tie ``workspace_id`` to this process: aclose() and the exit path delete it."""
-        self._owned[workspace_id] = None
-        self._home = asyncio.get_running_loop()
+        self._sandstorm_owned[workspace_id] = None
+        self._sandstorm_home = asyncio.get_running_loop()
         _exits.hold(self)
 
-    def _background(self, work: Any) -> None:
+    def _sandstorm_background(self, work: Any) -> None:
         """Run cleanup ``work`` without making the caller wait; aclose() waits for it."""
         task = asyncio.ensure_future(work)
-        self._home = task.get_loop()
-        self._cleanups.add(task)
-        task.add_done_callback(self._cleanup_done)
+        self._sandstorm_home = task.get_loop()
+        self._sandstorm_cleanups.add(task)
+        task.add_done_callback(self._sandstorm_cleanup_done)
         _exits.hold(self)
 
-    def _cleanup_done(self, task: asyncio.Task[Any]) -> None:
-        self._cleanups.discard(task)
+    def _sandstorm_cleanup_done(self, task: asyncio.Task[Any]) -> None:
+        self._sandstorm_cleanups.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.warning("sandstorm: a background cleanup failed: %r", task.exception())
-        self._maybe_release()
+        self._sandstorm_maybe_release()
 
-    def _maybe_release(self) -> None:
+    def _sandstorm_maybe_release(self) -> None:
         """Let the exit path forget this provider once it has nothing left to delete."""
-        if not (self._owned or self._cleanups or self._deleting or self._has_leftovers()):
+        if not (
+            self._sandstorm_owned
+            or self._sandstorm_cleanups
+            or self._sandstorm_deleting
+            or self._has_leftovers()
+        ):
             _exits.release(self)
 
-    def _needs_exit(self) -> bool:
+    def _sandstorm_needs_exit(self) -> bool:
         return bool(
-            self._owned
-            or self._cleanups
-            or self._deleting
-            or self._inflight
+            self._sandstorm_owned
+            or self._sandstorm_cleanups
+            or self._sandstorm_deleting
+            or self._sandstorm_inflight
             or self._has_leftovers()
         )
 
-    async def _guarded(self, work: Coroutine[Any, Any, T]) -> T:
+    async def _sandstorm_guarded(self, work: Coroutine[Any, Any, T]) -> T:
         """Run ``work`` in a task of its own, which aclose() can cancel and wait for.
 
         A call stopped that way raises :class:`ProviderUnavailable` in its caller (who
         did not ask for a cancellation); the caller's own cancellation stays one.
         """
         task = asyncio.ensure_future(work)
-        self._inflight.add(task)
-        task.add_done_callback(self._inflight.discard)
+        self._sandstorm_inflight.add(task)
+        task.add_done_callback(self._sandstorm_inflight.discard)
         try:
             return await task
         except asyncio.CancelledError:
             caller = asyncio.current_task()
-            if task in self._stopped and (caller is None or not caller.cancelling()):
+            if task in self._sandstorm_stopped and (caller is None or not caller.cancelling()):
                 raise ProviderUnavailable(
                     "the provider was closed while this call was in flight", provider=self.name
                 ) from None
             raise
 
-    async def _stop_inflight(self) -> None:
+    async def _sandstorm_stop_inflight(self) -> None:
         loop = asyncio.get_running_loop()
         current = asyncio.current_task(loop)
         while True:
             mine = {
                 task
-                for task in self._inflight
+                for task in self._sandstorm_inflight
                 if task.get_loop() is loop and task is not current and not task.done()
             }
-            self._inflight -= {task for task in self._inflight if task.get_loop() is not loop}
+            self._sandstorm_inflight -= {
+                task for task in self._sandstorm_inflight if task.get_loop() is not loop
+            }
             if not mine:
                 return
             for task in mine:
-                self._stopped.add(task)
+                self._sandstorm_stopped.add(task)
                 task.cancel()
             await asyncio.wait(mine)
 
-    async def _delete_hooked(self, workspace_id: str) -> None:
-        await self._delete_tracked(workspace_id)
-        self._audit("workspace.delete", workspace_id)
+    async def _sandstorm_delete_hooked(self, workspace_id: str) -> None:
+        await self._sandstorm_delete_tracked(workspace_id)
+        self._sandstorm_audit("workspace.delete", workspace_id)
         plugin_manager().hook.sandstorm_workspace_deleted(provider=self, workspace_id=workspace_id)
 
-    async def _delete_tracked(self, workspace_id: str) -> None:
+    async def _sandstorm_delete_tracked(self, workspace_id: str) -> None:
         """Delete once, even when several callers ask; the deletion survives their cancellation."""
         loop = asyncio.get_running_loop()
-        task = self._deleting.get(workspace_id)
+        task = self._sandstorm_deleting.get(workspace_id)
         if task is None or task.cancelled() or task.get_loop() is not loop:
             task = asyncio.ensure_future(self._delete_workspace(workspace_id))
-            self._deleting[workspace_id] = task
-            task.add_done_callback(lambda done: self._deleted(workspace_id, done))
+            self._sandstorm_deleting[workspace_id] = task
+            task.add_done_callback(lambda done: self._sandstorm_deleted(workspace_id, done))
         await asyncio.shield(task)
 
-    def _deleted(self, workspace_id: str, task: asyncio.Task[None]) -> None:
-        if self._deleting.get(workspace_id) is task:
-            del self._deleting[workspace_id]
+    def _sandstorm_deleted(self, workspace_id: str, task: asyncio.Task[None]) -> None:
+        if self._sandstorm_deleting.get(workspace_id) is task:
+            del self._sandstorm_deleting[workspace_id]
         if task.cancelled():
             return
         error = task.exception()
         if error is None or isinstance(error, WorkspaceNotFound):
-            self._owned.pop(workspace_id, None)
-        self._maybe_release()
+            self._sandstorm_owned.pop(workspace_id, None)
+        self._sandstorm_maybe_release()
 
-    async def _exit(self, *, rebind: bool) -> None:
+    async def _sandstorm_exit(self, *, rebind: bool) -> None:
         """The process-exit path: like aclose(), possibly on a new event loop."""
         if rebind:
             self._rebind()
-        self._closed = True
-        await self._shutdown()
+        self._sandstorm_closed = True
+        await self._sandstorm_shutdown()
 
-    async def _shutdown(self) -> None:
+    async def _sandstorm_shutdown(self) -> None:
         loop = asyncio.get_running_loop()
         deadline = time.monotonic() + self.exit_timeout
         interrupted = False
         steps = (
-            self._stop_inflight,
-            self._close_pool,
-            self._drain_cleanups,
-            self._release_owned,
-            self._drain_cleanups,
-            self._release,
+            self._sandstorm_stop_inflight,
+            self._sandstorm_close_pool,
+            self._sandstorm_drain_cleanups,
+            self._sandstorm_release_owned,
+            self._sandstorm_drain_cleanups,
+            self._sandstorm_release,
         )
         for step in steps:
             while True:
@@ -1166,67 +1220,79 @@ class AsyncProvider(AgentAPI, abc.ABC):
                     log.warning("sandstorm: %s: cleanup failed: %r", self.name, exc)
                     break
         self._sweep_leftovers()
-        if not self._needs_exit():
+        if not self._sandstorm_needs_exit():
             _exits.release(self)
         if interrupted:
             raise asyncio.CancelledError
 
-    async def _close_pool(self) -> None:
-        if self._pool is not None:
-            await self._pool.aclose()
+    async def _sandstorm_close_pool(self) -> None:
+        if self._sandstorm_pool is not None:
+            await self._sandstorm_pool.aclose()
 
-    async def _drain_cleanups(self) -> None:
+    async def _sandstorm_drain_cleanups(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            pending = {task for task in self._cleanups if not task.done()}
+            pending = {task for task in self._sandstorm_cleanups if not task.done()}
             foreign = {task for task in pending if task.get_loop() is not loop}
-            self._cleanups -= foreign | {task for task in self._cleanups if task.done()}
+            self._sandstorm_cleanups -= foreign | {
+                task for task in self._sandstorm_cleanups if task.done()
+            }
             mine = pending - foreign
             if not mine:
                 return
             await asyncio.wait(mine)
 
-    async def _release_owned(self) -> None:
-        owned = list(self._owned)
+    async def _sandstorm_release_owned(self) -> None:
+        owned = list(self._sandstorm_owned)
         if owned:
-            await asyncio.gather(*(self._delete_quietly(workspace_id) for workspace_id in owned))
+            await asyncio.gather(
+                *(self._sandstorm_delete_quietly(workspace_id) for workspace_id in owned)
+            )
 
-    async def _delete_quietly(self, workspace_id: str) -> None:
+    async def _sandstorm_delete_quietly(self, workspace_id: str) -> None:
         try:
-            await self._delete_tracked(workspace_id)
+            await self._sandstorm_delete_tracked(workspace_id)
         except WorkspaceNotFound:
-            self._owned.pop(workspace_id, None)
+            self._sandstorm_owned.pop(workspace_id, None)
         except Exception as exc:
-            self._owned.pop(workspace_id, None)  # tried; the reaper gets the rest
+            self._sandstorm_owned.pop(workspace_id, None)  # tried; the reaper gets the rest
             log.warning("sandstorm: could not delete workspace %s: %r", workspace_id, exc)
 
-    async def _release(self) -> None:
-        if not self._released:
+    async def _sandstorm_release(self) -> None:
+        if not self._sandstorm_released:
             await self._aclose()
-            self._released = True
+            self._sandstorm_released = True
 
-    async def _acquire(self, spec: WorkspaceSpec) -> Workspace:
-        if self.config.warm_pool_size > 0 and self._pool is None and not self._closed:
+    async def _sandstorm_acquire(self, spec: WorkspaceSpec) -> Workspace:
+        if (
+            self.config.warm_pool_size > 0
+            and self._sandstorm_pool is None
+            and not self._sandstorm_closed
+        ):
             from ._pool import WarmPool
 
-            self._pool = WarmPool(
-                self._create_hooked, self._discard, size=self.config.warm_pool_size
+            self._sandstorm_pool = WarmPool(
+                self._sandstorm_create_hooked,
+                self._sandstorm_discard,
+                size=self.config.warm_pool_size,
             )
-        if self._pool is not None:
-            return await self._pool.acquire(spec)
-        return await self._create_hooked(spec)
+        if self._sandstorm_pool is not None:
+            return await self._sandstorm_pool.acquire(spec)
+        return await self._sandstorm_create_hooked(spec)
 
-    async def _discard(self, workspace: Workspace) -> None:
-        with contextlib.suppress(WorkspaceNotFound):
-            await self._delete_hooked(workspace.id)
-
-    async def _release_handle(self, workspace: Workspace) -> None:
-        """A sandbox handle is left: delete its workspace (unless aclose() already did)."""
-        if self._closed and workspace.id not in self._owned:
+    async def _sandstorm_discard(self, workspace: Workspace) -> None:
+        if not self._sandstorm_closed and self._defer_delete(workspace.id):
             return
-        await self._discard(workspace)
+        with contextlib.suppress(WorkspaceNotFound):
+            await self._sandstorm_delete_hooked(workspace.id)
 
-    async def _run_hooked(self, workspace: Workspace, request: ExecRequest) -> RunResult:
+    async def _sandstorm_release_handle(self, workspace: Workspace) -> None:
+        """A sandbox handle is left: delete its workspace (unless aclose() already did)."""
+        if self._sandstorm_closed and workspace.id not in self._sandstorm_owned:
+            return
+        await self._sandstorm_discard(workspace)
+
+    async def _sandstorm_run_hooked(self, workspace: Workspace, request: ExecRequest) -> RunResult:
         hooks = plugin_manager().hook
         hooks.sandstorm_before_run(provider=self, workspace=workspace, request=request)
         started = time.perf_counter()
@@ -1236,7 +1302,7 @@ class AsyncProvider(AgentAPI, abc.ABC):
             hooks.sandstorm_after_run(
                 provider=self, workspace=workspace, request=request, result=None, error=exc
             )
-            self._audit(
+            self._sandstorm_audit(
                 "run",
                 workspace.id,
                 language=request.language,
@@ -1247,7 +1313,7 @@ class AsyncProvider(AgentAPI, abc.ABC):
         hooks.sandstorm_after_run(
             provider=self, workspace=workspace, request=request, result=result, error=None
         )
-        self._audit(
+        self._sandstorm_audit(
             "run",
             workspace.id,
             language=request.language,
@@ -1256,7 +1322,7 @@ class AsyncProvider(AgentAPI, abc.ABC):
         )
         return result
 
-    def _audit(self, action: str, workspace_id: str | None, **details: Any) -> None:
+    def _sandstorm_audit(self, action: str, workspace_id: str | None, **details: Any) -> None:
         event = AuditEvent(
             action=action, provider=self.name, workspace_id=workspace_id, details=details
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -70,6 +71,24 @@ class ProviderEntry:
     package: str | None = None
     version: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@functools.cache
+def package_of(module: str) -> tuple[str | None, str | None]:
+    """``(distribution, version)`` that installed top-level ``module``, or ``(None, None)``."""
+    from importlib import metadata
+
+    top = module.partition(".")[0]
+    for ep in metadata.entry_points(group=PROVIDER_GROUP):  # also right for editable installs
+        if ep.dist is not None and ep.value.partition(":")[0].partition(".")[0] == top:
+            return ep.dist.name, ep.dist.version
+    names = metadata.packages_distributions().get(top) or []
+    for dist_name in names:
+        try:
+            return dist_name, metadata.version(dist_name)
+        except metadata.PackageNotFoundError:
+            continue
+    return None, None
 
 
 def installed_providers() -> list[ProviderEntry]:

@@ -61,7 +61,9 @@ class AsyncSandbox:
 
     async def __aenter__(self) -> Self:
         if self._workspace is None:
-            self._workspace = await self.provider._new_workspace(True, **(self._create or {}))
+            self._workspace = await self.provider._sandstorm_new_workspace(
+                True, **(self._create or {})
+            )
             self.owned = True
         return self
 
@@ -76,7 +78,7 @@ class AsyncSandbox:
         if self.owned and self._workspace is not None:
             workspace, self._workspace = self._workspace, None
             self.owned = False
-            await self.provider._release_handle(workspace)
+            await self.provider._sandstorm_release_handle(workspace)
 
     async def run(
         self,

@@ -213,7 +213,7 @@ class DaytonaProvider(DaytonaAgents, AsyncProvider):
             if isinstance(workspace, Workspace):
                 return workspace.model_copy(update={"state": "destroyed"})
             raise
-        return self._public(self._workspace(sandbox))
+        return self._sandstorm_public(self._workspace(sandbox))
 
     async def start_workspace(self, workspace: Workspace | str) -> Workspace:
         """Start a stopped or archived workspace and wait until it runs."""
@@ -222,7 +222,7 @@ class DaytonaProvider(DaytonaAgents, AsyncProvider):
         sandbox = self._remember(SandboxWire.model_validate_json(reply.content))
         if sandbox.state != "started":
             sandbox = await self._wait_state(workspace_id, {"started"}, "start")
-        return self._public(self._workspace(sandbox))
+        return self._sandstorm_public(self._workspace(sandbox))
 
     async def get_telemetry(
         self,
@@ -548,12 +548,10 @@ class DaytonaProvider(DaytonaAgents, AsyncProvider):
 
     # ------------------------------------------------------------------ background deletes
 
-    async def _discard(self, workspace: Workspace) -> None:
+    def _defer_delete(self, workspace_id: str) -> bool:
         """A one-shot run's sandbox is deleted behind the result (awaited by ``aclose``)."""
-        if self._closed:
-            await self.delete_workspace(workspace)
-            return
-        self._deletes.spawn(workspace.id)
+        self._deletes.spawn(workspace_id)
+        return True
 
     async def _delete_behind(self, workspace_id: str) -> None:
         with contextlib.suppress(WorkspaceNotFound):
@@ -571,13 +569,9 @@ class DaytonaProvider(DaytonaAgents, AsyncProvider):
         self._kept.pop(workspace_id, None)
         self._known.pop(workspace_id, None)
 
-    async def _resolve(self, workspace: Workspace | str) -> Workspace:
+    def _cached_workspace(self, workspace_id: str) -> Workspace | None:
         """A workspace seen before is not fetched again (a stopped one is started on use)."""
-        if isinstance(workspace, str):
-            known = self._known.get(workspace)
-            if known is not None:
-                return known
-        return await super()._resolve(workspace)
+        return self._known.get(workspace_id)
 
     @_starting
     async def _open_session(
@@ -1148,6 +1142,8 @@ class DaytonaProvider(DaytonaAgents, AsyncProvider):
                 detail = part_error(part.data)
                 if "NOT_FOUND" in detail or "not found" in detail.lower():
                     raise FileNotFoundError(f"{part.filename}: {detail}")
+                if "not a directory" in detail.lower():  # a path under a file
+                    raise NotADirectoryError(f"{part.filename}: {detail}")
                 raise ProviderAPIError(f"download {part.filename}: {detail}", provider=self.name)
             found[part.filename] = part.data
         missing = [path for path in paths if path not in found]

@@ -52,12 +52,12 @@ async def test_warm_run_costs_toolbox_round_trips_only(
         warm_pool_size=1,
     )
     async with DaytonaProvider(config) as provider:
-        spec = provider._spec(
+        spec = provider._sandstorm_spec(
             template=None, persistent=False, resources=sandstorm.Resources(), network=None
         )
         await provider.run("print(0)")  # creates the pool
-        assert provider._pool is not None
-        await provider._pool.fill(spec)
+        assert provider._sandstorm_pool is not None
+        await provider._sandstorm_pool.fill(spec)
         seen = record(provider)
         result = await provider.run("print(1)")
         assert result.stdout == "1\n"

@@ -196,9 +196,9 @@ async def test_warm_pool_serves_runs(
     )
     async with DaytonaProvider(config) as provider:
         first = await provider.run("print(1)")
-        assert provider._pool is not None
-        await provider._pool.fill(
-            provider._spec(
+        assert provider._sandstorm_pool is not None
+        await provider._sandstorm_pool.fill(
+            provider._sandstorm_spec(
                 template=None, persistent=False, resources=sandstorm.Resources(), network=None
             )
         )

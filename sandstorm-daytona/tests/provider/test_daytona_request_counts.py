@@ -68,9 +68,9 @@ async def test_pooled_one_shot_run_is_one_request_before_its_result(
         config = config_for(emu.api_url, api_key=emu.api_key, warm_pool_size=1)
         async with DaytonaProvider(config) as daytona:
             await daytona.run("print(0)")  # makes the pool; its refill fills it
-            pool = daytona._pool
+            pool = daytona._sandstorm_pool
             assert pool is not None
-            spec = daytona._spec(
+            spec = daytona._sandstorm_spec(
                 template=None, persistent=False, resources=Resources(), network=None
             )
             for _ in range(300):

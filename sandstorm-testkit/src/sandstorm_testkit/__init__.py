@@ -31,7 +31,7 @@ from ._errors import ErrorContract
 from ._extras import CostContract, ResourceLimitsContract, StreamingContract, TemplateContract
 from ._files import FilesContract
 from ._git import GitContract, GitRepo, make_git_repo
-from ._hypothesis import LIVE_PROFILE, OFFLINE_PROFILE
+from ._hypothesis import EXPLORE_PROFILE, LIVE_PROFILE, OFFLINE_PROFILE
 from ._marks import ContractRoot
 from ._metrics import MetricsContract
 from ._network import Endpoint, NetworkContract, serve_endpoint
@@ -48,6 +48,7 @@ __all__ = [
     "HELLO_WORLD",
     "LABEL",
     "LIVE_PROFILE",
+    "EXPLORE_PROFILE",
     "OFFLINE_PROFILE",
     "ArgumentContract",
     "AsyncContract",

@@ -21,6 +21,7 @@ from sandstorm import (
     WorkspaceNotFound,
 )
 
+from ._bounded import deadline_of, loop_for
 from ._marks import ContractRoot, check_requirements
 from ._settings import KitSettings
 
@@ -107,7 +108,6 @@ class _Fixtures(ContractRoot):
         return sandstorm_settings.provider_factory()
 
 
-@pytest.mark.anyio
 class AsyncContract(_Fixtures):
     """Base of the async contract classes.
 
@@ -123,10 +123,11 @@ class AsyncContract(_Fixtures):
 
     @pytest.fixture
     async def provider(
-        self, provider_factory: Callable[[], AsyncProvider]
+        self, request: pytest.FixtureRequest, provider_factory: Callable[[], AsyncProvider]
     ) -> AsyncIterator[AsyncProvider]:
         """The provider under test, closed after the test."""
         async with provider_factory() as provider:
+            loop_for(request.node).providers.append(provider)
             yield provider
 
     @pytest.fixture(autouse=True)
@@ -162,11 +163,20 @@ class SyncContract(_Fixtures):
 
     @pytest.fixture
     def sync_provider(
-        self, provider_factory: Callable[[], AsyncProvider]
+        self, request: pytest.FixtureRequest, provider_factory: Callable[[], AsyncProvider]
     ) -> Iterator[SyncProvider]:
-        """The provider under test behind the blocking facade, closed after the test."""
-        with sandstorm.SyncProvider(provider_factory()) as provider:
+        """The provider under test behind the blocking facade, closed (bounded) after the test."""
+        inner = provider_factory()
+        loop = loop_for(request.node)
+        loop.providers.append(inner)
+        provider = sandstorm.SyncProvider(inner)
+        try:
             yield provider
+        finally:
+            if loop.wedged is None:  # else the test already failed for the hang
+                loop.run_sync(
+                    provider.close, "closing the sync provider", deadline_of(request.node)
+                )
 
     @pytest.fixture(autouse=True)
     def _sandstorm_sync_requirements(

@@ -33,6 +33,10 @@ class ErrorContract(AsyncContract):
                 await call()
             assert isinstance(caught.value, SandstormError | LookupError)
             assert MISSING in str(caught.value)
+            assert caught.value.workspace_id == MISSING, (
+                "WorkspaceNotFound(workspace_id, provider): the first argument is the bare id, "
+                f"got {caught.value.workspace_id!r}"
+            )
 
     async def test_unknown_language(self, provider: AsyncProvider) -> None:
         with pytest.raises(ProviderConfigError, match="cobol"):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import posixpath
 
 import pytest
 
@@ -117,7 +116,13 @@ class FilesContract(AsyncContract):
         assert entries["one.txt"].is_dir is False
         assert entries["one.txt"].size == 5
         assert entries["sub"].is_dir is True
-        assert posixpath.basename(entries["one.txt"].path.rstrip("/")) == "one.txt"
+        assert entries["one.txt"].path == "ls/one.txt", (
+            "FileInfo.path is the path relative to the workspace root, as the caller would pass "
+            f"it back; got {entries['one.txt'].path!r}"
+        )
+        assert entries["sub"].path.rstrip("/") == "ls/sub", entries["sub"].path
+        top = {entry.name: entry for entry in await provider.list_files(workspace, ".")}
+        assert top["ls"].path.rstrip("/") in {"ls", "./ls"}, top["ls"].path
         assert entries["one.txt"].modified_at.tzinfo is not None
 
     async def test_delete_file_and_tree(
@@ -139,3 +144,20 @@ class FilesContract(AsyncContract):
     ) -> None:
         with pytest.raises(FileNotFoundError):
             await provider.read_file(workspace, "no/such/file.txt")
+
+    async def test_delete_missing_file_raises(
+        self, provider: AsyncProvider, workspace: Workspace
+    ) -> None:
+        with pytest.raises(FileNotFoundError):
+            await provider.delete_file(workspace, "no-such-file.txt")
+        await provider.write_file(workspace, "once.txt", b"x")
+        await provider.delete_file(workspace, "once.txt")
+        with pytest.raises(FileNotFoundError):
+            await provider.delete_file(workspace, "once.txt")
+
+    async def test_path_under_a_file_is_not_found(
+        self, provider: AsyncProvider, workspace: Workspace
+    ) -> None:
+        await provider.write_file(workspace, "plain.txt", b"x")
+        with pytest.raises((FileNotFoundError, NotADirectoryError)):
+            await provider.read_file(workspace, "plain.txt/below")

@@ -11,10 +11,19 @@ import anyio.to_thread
 from hypothesis import HealthCheck, settings
 from hypothesis.errors import InvalidArgument
 
-__all__ = ["OFFLINE_PROFILE", "LIVE_PROFILE", "register_profiles", "profile_settings", "call"]
+__all__ = [
+    "EXPLORE_PROFILE",
+    "OFFLINE_PROFILE",
+    "LIVE_PROFILE",
+    "register_profiles",
+    "profile_settings",
+    "call",
+]
 
 OFFLINE_PROFILE = "sandstorm-offline"
-"""Many examples, random: for a provider that runs on this machine."""
+"""Many examples, derandomized (the same examples every run): for a provider on this machine."""
+EXPLORE_PROFILE = "sandstorm-explore"
+"""More examples, random, with the example database: to hunt for new failures on purpose."""
 LIVE_PROFILE = "sandstorm-live"
 """Few examples, derandomized, no example database: for a billable remote service in CI."""
 
@@ -29,7 +38,15 @@ def register_profiles() -> None:
         OFFLINE_PROFILE: settings(
             max_examples=40,
             deadline=None,
+            derandomize=True,
+            database=None,
             stateful_step_count=15,
+            suppress_health_check=_SLOW_OK,
+        ),
+        EXPLORE_PROFILE: settings(
+            max_examples=200,
+            deadline=None,
+            stateful_step_count=30,
             suppress_health_check=_SLOW_OK,
         ),
         LIVE_PROFILE: settings(

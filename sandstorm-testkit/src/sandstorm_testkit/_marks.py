@@ -71,15 +71,21 @@ def _test_names(cls: type) -> set[str]:
     return {attr for attr in dir(cls) if attr.startswith("test")}
 
 
-def apply_expected_failures(items: Iterable[pytest.Item]) -> None:
+def apply_expected_failures(
+    items: Iterable[pytest.Item], extra: Mapping[str, str] | None = None
+) -> None:
     """Turn each class's ``expected_failures`` entries into strict xfail marks.
 
-    An entry naming no test of its class is a usage error (a typo would silently do nothing).
+    ``extra`` (from ``--sandstorm-expected-failures`` or ``[tool.sandstorm-testkit]``)
+    applies to every contract class, keyed ``"test_x"``, ``"test_x[param]"`` or
+    ``"TestClass::test_x"``. An entry naming no test is a usage error (a typo would
+    silently do nothing).
     """
+    extra = dict(extra or {})
     checked: set[type] = set()
-    for item in items:
-        if not is_contract_item(item):
-            continue
+    used: set[str] = set()
+    contract_items = [item for item in items if is_contract_item(item)]
+    for item in contract_items:
         cls: type[ContractRoot] = item.cls  # type: ignore[attr-defined]
         entries = cls.expected_failures
         if cls not in checked:
@@ -93,5 +99,28 @@ def apply_expected_failures(items: Iterable[pytest.Item]) -> None:
                 )
         original = getattr(item, "originalname", item.name)
         reason = entries.get(item.name, entries.get(original))
+        for key in (
+            f"{cls.__name__}::{item.name}",
+            f"{cls.__name__}::{original}",
+            item.name,
+            original,
+        ):
+            if reason is None and key in extra:
+                reason = extra[key]
+                used.add(key)
         if reason is not None:
             item.add_marker(pytest.mark.xfail(strict=True, reason=f"expected failure: {reason}"))
+    if contract_items:
+        known = {
+            name
+            for cls in checked
+            for test in _test_names(cls)
+            for name in (test, f"{cls.__name__}::{test}")
+        }
+        unknown = sorted(
+            key for key in extra if key not in used and key.split("[", 1)[0] not in known
+        )
+        if unknown:
+            raise pytest.UsageError(
+                f"expected failures name no collected contract test: {', '.join(unknown)}"
+            )

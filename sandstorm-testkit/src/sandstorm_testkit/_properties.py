@@ -154,6 +154,8 @@ class FilesystemMachine(RuleBasedStateMachine):
         super().__init__()
         self.root = f"fsm-{uuid.uuid4().hex[:8]}"
         self.model: dict[str, bytes] = {}
+        self.dirs: set[str] = set()
+        """Every directory a write created: deleting a file leaves its directory behind."""
 
     def _full(self, path: str) -> str:
         return posixpath.join(self.root, path)
@@ -164,12 +166,14 @@ class FilesystemMachine(RuleBasedStateMachine):
 
     @rule(path=paths, data=sst.file_bytes)
     def write(self, path: str, data: bytes) -> None:
-        if any(other.startswith(path + "/") for other in self.model) or any(
-            path.startswith(other + "/") for other in self.model
-        ):
+        if path in self.dirs or any(path.startswith(other + "/") for other in self.model):
             return  # a file cannot also be a directory
         call(self.provider.write_file, self.workspace, self._full(path), data)
         self.model[path] = data
+        parent = posixpath.dirname(path)
+        while parent:
+            self.dirs.add(parent)
+            parent = posixpath.dirname(parent)
 
     @precondition(lambda self: bool(self.model))
     @rule(data=st.data())
@@ -186,11 +190,11 @@ class FilesystemMachine(RuleBasedStateMachine):
 
     @rule(path=paths)
     def read_missing(self, path: str) -> None:
-        if path in self.model or any(other.startswith(path + "/") for other in self.model):
+        if path in self.model or path in self.dirs:
             return
         try:
             call(self.provider.read_file, self.workspace, self._full(path))
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # the latter: a path under a file
             return
         raise AssertionError(f"reading {path!r}, which was never written or was deleted, succeeded")
 

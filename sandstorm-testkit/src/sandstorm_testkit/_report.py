@@ -100,6 +100,8 @@ class CapabilityReport:
         totals: Counter[str] = Counter(str(t["outcome"]) for t in tests)
         return {
             "provider": tested.name if tested else self.settings.provider_name,
+            "package": tested.package if tested else None,
+            "version": tested.version if tested else None,
             "declared": sorted(declared),
             "languages": sorted(tested.languages) if tested else [],
             "totals": {key: totals.get(key, 0) for key in OUTCOMES},
@@ -131,4 +133,9 @@ def render_markdown(data: dict[str, Any]) -> str:
         lines.append(f"| {cap} | {declared} | {counts} |")
     totals = data["totals"]
     lines += ["", "Totals: " + ", ".join(f"{totals[k]} {k}" for k in OUTCOMES), ""]
+    lines += ["## Tests", "", "| test | outcome | reason |", "|---|---|---|"]
+    for test in data["tests"]:
+        reason = str(test.get("reason", "")).replace("|", "\\|").replace("\n", " ")
+        lines.append(f"| `{test['nodeid']}` | {test['outcome']} | {reason} |")
+    lines.append("")
     return "\n".join(lines)

@@ -283,6 +283,32 @@ class ProviderContract(AsyncContract):
         if self.output_cap is not None:
             assert len(result.stdout.encode()) == self.output_cap, len(result.stdout)
 
+    @pytest.mark.parametrize("pad", ["a", "ab", "abc"])
+    async def test_multibyte_character_across_the_cap(
+        self, provider: AsyncProvider, pad: str
+    ) -> None:
+        # 3-byte characters after a 1-3 byte pad: one of the pads puts the cap inside a character
+        cap = self.output_cap or 4 * MIB
+        count = (cap + 3000) // 3
+        expected = pad + "€" * count
+        result = await provider.run(
+            f"import sys; s = {pad!r} + '€' * {count}; sys.stdout.write(s); sys.stderr.write(s)",
+            timeout=120,
+        )
+        for stream in ("stdout", "stderr"):
+            got: str = getattr(result, stream)
+            if not getattr(result, f"{stream}_truncated"):
+                assert got == expected, f"{stream} is neither whole nor marked truncated"
+                continue
+            assert "\ufffd" not in got, (
+                f"truncated {stream} ends in U+FFFD: decode only the whole characters of the "
+                "kept bytes (the cap fell inside a multibyte character)"
+            )
+            assert expected.startswith(got), f"truncated {stream} is not a prefix of the output"
+            if self.output_cap is not None:
+                kept = len(got.encode())
+                assert self.output_cap - 3 < kept <= self.output_cap, (stream, kept)
+
     async def test_result_fields(self, provider: AsyncProvider) -> None:
         result = await provider.run("import time; time.sleep(0.3); print('done')")
         assert result.provider == provider.name

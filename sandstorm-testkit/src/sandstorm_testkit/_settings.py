@@ -32,6 +32,10 @@ class KitSettings:
     report: Path | None = None
     hypothesis_profile: str = "sandstorm-offline"
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
+    expected_failures: dict[str, str] = field(default_factory=dict)
+    """Deviations of the plain command: test name -> reason (strict expected failures)."""
+    test_timeout: float = 300.0
+    """Seconds each phase (setup, call, teardown) of a contract test may take."""
     tested: sandstorm.ProviderInfo | None = None
     """The declaration of the provider the contract ran against (for the report)."""
 
@@ -88,12 +92,17 @@ def settings_from_config(config: pytest.Config) -> KitSettings:
     config_path: str | None = config.getoption("sandstorm_config")
     report: str | None = config.getoption("sandstorm_report")
     live = bool(config.getoption("sandstorm_live"))
+    test_timeout = float(config.getoption("sandstorm_timeout"))
+    if not test_timeout > 0:
+        raise pytest.UsageError("--sandstorm-timeout must be a positive number of seconds")
     settings = KitSettings(
         provider_name=name,
         live=live,
+        test_timeout=test_timeout,
         report=Path(report) if report else None,
         hypothesis_profile=_hypothesis_profile(config, live),
     )
+    settings.expected_failures = _expected_failures(config)
     if config_path and not name:
         raise pytest.UsageError("--sandstorm-config needs --sandstorm-provider=NAME")
     if name:
@@ -120,3 +129,34 @@ def _hypothesis_profile(config: pytest.Config, live: bool) -> str:
     if from_env:
         return from_env
     return "sandstorm-live" if live else "sandstorm-offline"
+
+
+def _expected_failures(config: pytest.Config) -> dict[str, str]:
+    """``--sandstorm-expected-failures=FILE``, else ``[tool.sandstorm-testkit]`` of pyproject."""
+    option: str | None = config.getoption("sandstorm_expected_failures")
+    if option:
+        path = Path(option)
+        try:
+            text = path.read_text(encoding="utf-8")
+            data: Any = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
+        except (OSError, ValueError) as exc:
+            raise pytest.UsageError(f"--sandstorm-expected-failures: {path}: {exc}") from None
+        where = str(path)
+        if isinstance(data, dict) and "expected-failures" in data:
+            data = data["expected-failures"]
+    else:
+        pyproject = Path(config.rootpath) / "pyproject.toml"
+        try:
+            table = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        data = table.get("tool", {}).get("sandstorm-testkit", {}).get("expected-failures", {})
+        where = f"{pyproject} [tool.sandstorm-testkit]"
+    if not isinstance(data, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in data.items()
+    ):
+        raise pytest.UsageError(
+            f"expected failures in {where} must map test names to non-empty reasons "
+            '(e.g. test_workspaces_are_isolated = "no mount namespace")'
+        )
+    return dict(data)

@@ -81,6 +81,59 @@ class SnapshotContract(AsyncContract):
         result = await provider.run_in_workspace(workspace, "print(open('snap/text.txt').read())")
         assert result.stdout == "é 🎉 text\n\n", show(result)
 
+    async def test_each_snapshot_restores_its_own_state(
+        self, provider: AsyncProvider, new_workspace: WorkspaceFactory, workspace: Workspace
+    ) -> None:
+        await provider.run_in_workspace(workspace, "open('v.txt', 'w').write('one')")
+        first = await self._snapshot(provider, new_workspace, workspace)
+        await provider.run_in_workspace(workspace, "open('v.txt', 'w').write('two')")
+        second = await self._snapshot(provider, new_workspace, workspace)
+        await provider.run_in_workspace(workspace, "open('v.txt', 'w').write('three')")
+        assert first.id != second.id
+        for snapshot, expected in ((second, "two"), (first, "one"), (second, "two")):
+            restored = await provider.restore(snapshot, name=new_workspace.name())
+            new_workspace.track(restored)
+            got = await provider.run_in_workspace(restored, "print(open('v.txt').read())")
+            assert got.stdout == expected + "\n", f"restore of {snapshot.id}: {show(got)}"
+        source = await provider.run_in_workspace(workspace, "print(open('v.txt').read())")
+        assert source.stdout == "three\n", show(source)
+
+    async def test_restored_workspaces_share_nothing(
+        self, provider: AsyncProvider, new_workspace: WorkspaceFactory, workspace: Workspace
+    ) -> None:
+        await provider.run_in_workspace(workspace, MAKE_TREE)
+        snapshot = await self._snapshot(provider, new_workspace, workspace)
+        one = await provider.restore(snapshot, name=new_workspace.name())
+        new_workspace.track(one)
+        two = await provider.restore(snapshot, name=new_workspace.name())
+        new_workspace.track(two)
+        assert len({workspace.id, one.id, two.id}) == 3
+        before = await run_json(provider, one, MANIFEST)
+        # in-place writes (same inode) in the source and in one restored copy
+        in_place = "f = open('snap/text.txt', 'r+b'); f.write(b'XYZ'); f.close()"
+        for target in (workspace, one):
+            changed = await provider.run_in_workspace(target, in_place)
+            assert changed.exit_code == 0, show(changed)
+        assert await run_json(provider, two, MANIFEST) == before, "restored copies share files"
+        await provider.delete_workspace(workspace)
+        assert await run_json(provider, two, MANIFEST) == before, "deleting the source broke it"
+
+    async def test_snapshot_of_a_restored_workspace(
+        self, provider: AsyncProvider, new_workspace: WorkspaceFactory, workspace: Workspace
+    ) -> None:
+        await provider.run_in_workspace(workspace, MAKE_TREE)
+        snapshot = await self._snapshot(provider, new_workspace, workspace)
+        restored = await provider.restore(snapshot, name=new_workspace.name())
+        new_workspace.track(restored)
+        changed = await provider.run_in_workspace(restored, MUTATE)
+        assert changed.exit_code == 0, show(changed)
+        mutated = await run_json(provider, restored, MANIFEST)
+        again = await self._snapshot(provider, new_workspace, restored)
+        assert again.workspace_id == restored.id
+        second = await provider.restore(again, name=new_workspace.name())
+        new_workspace.track(second)
+        assert await run_json(provider, second, MANIFEST) == mutated
+
     async def test_snapshot_fields(
         self, provider: AsyncProvider, new_workspace: WorkspaceFactory, workspace: Workspace
     ) -> None:
@@ -101,8 +154,9 @@ class SnapshotContract(AsyncContract):
         assert snapshot.id in {s.id for s in await provider.list_snapshots()}
         await provider.delete_snapshot(snapshot)
         assert snapshot.id not in {s.id for s in await provider.list_snapshots()}
-        with pytest.raises(SnapshotNotFound):
+        with pytest.raises(SnapshotNotFound) as caught:
             await provider.restore(snapshot.id)
+        assert caught.value.snapshot_id == snapshot.id
         with pytest.raises(SnapshotNotFound):
             await provider.delete_snapshot(snapshot.id)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -56,14 +57,49 @@ class WorkspaceContract(AsyncContract):
         await provider.delete_workspace(workspace)
         assert workspace.id not in {ws.id for ws in await provider.list_workspaces()}
 
+    async def test_deleted_workspace_object_is_refused(
+        self, provider: AsyncProvider, new_workspace: WorkspaceFactory
+    ) -> None:
+        workspace = await new_workspace()
+        await provider.delete_workspace(workspace.id)
+        calls: list[tuple[str, Callable[[], Awaitable[object]]]] = [
+            ("run_in_workspace", lambda: provider.run_in_workspace(workspace, "print(1)")),
+        ]
+        if provider.supports(Capability.FILES):
+            calls += [
+                ("write_file", lambda: provider.write_file(workspace, "x.txt", b"x")),
+                ("read_file", lambda: provider.read_file(workspace, "x.txt")),
+                ("list_files", lambda: provider.list_files(workspace)),
+            ]
+        for what, call in calls:
+            with pytest.raises(WorkspaceNotFound) as caught:
+                await call()
+            assert caught.value.workspace_id == workspace.id, (what, caught.value.workspace_id)
+
+    @pytest.mark.requires(Capability.PERSISTENCE)
+    async def test_listed_workspaces_are_this_providers(
+        self, provider: AsyncProvider, new_workspace: WorkspaceFactory
+    ) -> None:
+        mine = [await new_workspace(), await new_workspace()]
+        listed = await provider.list_workspaces()
+        assert {ws.id for ws in mine} <= {ws.id for ws in listed}
+        for ws in listed[:50]:
+            assert ws.provider == provider.name, f"listed a workspace of {ws.provider!r}: {ws}"
+            fetched = await provider.get_workspace(ws.id)
+            assert fetched.id == ws.id, f"listed {ws.id!r} but get_workspace gives {fetched.id!r}"
+        labelled = await provider.list_workspaces(labels=new_workspace.labels)
+        assert {ws.id for ws in mine} <= {ws.id for ws in labelled}
+        assert all(ws.labels.get(LABEL) == new_workspace.run_id for ws in labelled)
+
     @pytest.mark.requires(Capability.PERSISTENCE)
     async def test_delete_then_not_found(
         self, provider: AsyncProvider, new_workspace: WorkspaceFactory
     ) -> None:
         workspace = await new_workspace()
         await provider.delete_workspace(workspace.id)
-        with pytest.raises(WorkspaceNotFound):
+        with pytest.raises(WorkspaceNotFound) as caught:
             await provider.get_workspace(workspace.id)
+        assert caught.value.workspace_id == workspace.id
         with pytest.raises(WorkspaceNotFound):
             await provider.run_in_workspace(workspace.id, "print(1)")
         with pytest.raises(WorkspaceNotFound):

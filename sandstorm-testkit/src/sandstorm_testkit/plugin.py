@@ -45,6 +45,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="enable tests marked `live` and use the `sandstorm-live` hypothesis profile",
     )
     group.addoption(
+        "--sandstorm-expected-failures",
+        metavar="FILE",
+        default=None,
+        help="TOML or JSON file mapping test names to the reason the provider deviates; "
+        "each becomes a strict expected failure (default: the [tool.sandstorm-testkit] "
+        "expected-failures table of ./pyproject.toml, if any)",
+    )
+    group.addoption(
+        "--sandstorm-timeout",
+        metavar="SECONDS",
+        type=float,
+        default=300.0,
+        help="longest each phase (setup, call, teardown) of a contract test may take; a "
+        "provider that hangs fails that test and the session goes on (default 300)",
+    )
+    group.addoption(
         "--sandstorm-report",
         metavar="PATH",
         default=None,
@@ -73,6 +89,10 @@ def pytest_configure(config: pytest.Config) -> None:
     register_profiles()
     settings = settings_from_config(config)
     config.stash[SETTINGS_KEY] = settings
+    from . import _bounded
+
+    if not config.pluginmanager.is_registered(_bounded):
+        config.pluginmanager.register(_bounded, "sandstorm-bounded")
     if settings.provider_name and config.args_source != pytest.Config.ArgsSource.ARGS:
         config.args = [_suite_path()]
     if settings.report is not None:
@@ -85,7 +105,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     from ._marks import apply_expected_failures
 
-    apply_expected_failures(items)
+    apply_expected_failures(items, config.stash[SETTINGS_KEY].expected_failures)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -1,5 +1,9 @@
 """Building blocks for provider adapters: what every adapter would otherwise write again.
 
+A process runner (:func:`run_process`: caps, clean decoding, timeout with a tree kill,
+stdin, a clean environment), a workspace/snapshot directory store (:class:`DirectoryStore`),
+and credential helpers for URLs.
+
 >>> from sandstorm.adapters import split_credentials
 >>> split_credentials("https://bot:t%40ken@[::1]:8080/repo.git")
 ('https://[::1]:8080/repo.git', 'bot', 't@ken')
@@ -8,5 +12,25 @@
 from __future__ import annotations
 
 from ._credentials import redact_credentials, scrub_credentials, split_credentials
+from ._process import (
+    BASE_ENV,
+    ProcessResult,
+    clean_env,
+    decode_prefix,
+    kill_process_tree,
+    run_process,
+)
+from ._store import DirectoryStore
 
-__all__ = ["redact_credentials", "scrub_credentials", "split_credentials"]
+__all__ = [
+    "BASE_ENV",
+    "DirectoryStore",
+    "ProcessResult",
+    "clean_env",
+    "decode_prefix",
+    "kill_process_tree",
+    "redact_credentials",
+    "run_process",
+    "scrub_credentials",
+    "split_credentials",
+]

@@ -376,5 +376,5 @@ async def launch(
         run,
         provider.config.output_cap,
         keep=keep,
-        leftover=lambda leftover: provider._background(provider._remove_run(leftover)),
+        leftover=lambda leftover: provider._sandstorm_background(provider._remove_run(leftover)),
     )

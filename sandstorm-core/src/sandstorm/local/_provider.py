@@ -375,7 +375,7 @@ class LocalProvider(LocalAgents, AsyncProvider):
         with self._engine_lock:
             if self._engine is not None:
                 return self._engine
-            if self._closed:
+            if self._sandstorm_closed:
                 raise ProviderUnavailable("the provider is closed", provider=self.name)
             config = self.config
             python = _real(sys.executable)
@@ -487,7 +487,7 @@ class LocalProvider(LocalAgents, AsyncProvider):
         """Bring the blank workspaces of size ``disk`` back up, in the background."""
         if (
             disk in self._refilling
-            or self._closed
+            or self.closed
             or self.config.spare_workspaces == 0
             or self._disk_reason is not None
         ):
@@ -503,7 +503,7 @@ class LocalProvider(LocalAgents, AsyncProvider):
             finally:
                 self._refilling.discard(disk)
 
-        self._background(refill())
+        self._sandstorm_background(refill())
 
     def _idle(self) -> asyncio.Event:
         """Set while no run is in flight (one event per event loop the provider serves)."""
@@ -517,7 +517,7 @@ class LocalProvider(LocalAgents, AsyncProvider):
     async def _quiet(self, limit: float = 0.05) -> None:
         """Wait (at most ``limit`` s) until no run is in flight: background work waits
         for the CPU the runs need."""
-        if self._running and not self._closed:
+        if self._running and not self.closed:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._idle().wait(), limit)
 
@@ -646,14 +646,14 @@ class LocalProvider(LocalAgents, AsyncProvider):
             await asyncio.to_thread(self._store.purge, trash)
             self._trash.discard(trash)
 
-        self._background(cleanup())
+        self._sandstorm_background(cleanup())
 
     def _sweep_leftovers(self) -> None:
         # purges that a dying event loop cancelled (the files are already out of sight)
         for trash in list(self._trash):
             self._store.purge(trash)
             self._trash.discard(trash)
-        if self._closed:
+        if self.closed:
             # the store may have closed before these purges: its bind goes now
             self._store.release_bind()
 
@@ -933,7 +933,7 @@ class LocalProvider(LocalAgents, AsyncProvider):
                 # left; the emptied cgroup is removed in the background
                 run.kill()
                 if not run.remove():
-                    self._background(self._remove_run(run))
+                    self._sandstorm_background(self._remove_run(run))
         if outcome.callback_error is not None:
             raise outcome.callback_error
         if outcome.setup_error is not None:
