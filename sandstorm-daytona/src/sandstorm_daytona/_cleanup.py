@@ -49,6 +49,10 @@ class BackgroundDeletes:
     def __len__(self) -> int:
         return len(self._tasks)
 
+    def pending(self) -> frozenset[str]:
+        """The workspaces being deleted: gone as far as the API is concerned."""
+        return frozenset(self._tasks.values())
+
     def spawn(self, workspace_id: str) -> None:
         """Delete ``workspace_id`` in the background (returns at once)."""
         self._loop = asyncio.get_running_loop()

@@ -390,13 +390,20 @@ class DaytonaProvider(DaytonaAgents, AsyncProvider):
             raise
 
     async def _get_workspace(self, workspace_id: str) -> Workspace:
+        if workspace_id in self._deletes.pending():
+            raise WorkspaceNotFound(workspace_id, self.name)
         return self._workspace(await self._get_sandbox(workspace_id))
 
     async def _list_workspaces(self) -> list[Workspace]:
-        return [self._workspace(sb) for sb in await self._list_sandboxes(None)]
+        return self._listed(await self._list_sandboxes(None))
 
     async def _list_labelled(self, labels: Mapping[str, str]) -> list[Workspace]:
-        return [self._workspace(sb) for sb in await self._list_sandboxes(labels)]
+        return self._listed(await self._list_sandboxes(labels))
+
+    def _listed(self, sandboxes: list[SandboxWire]) -> list[Workspace]:
+        """Workspaces of ``sandboxes``, less those a background delete is removing."""
+        deleting = self._deletes.pending()
+        return [self._workspace(sb) for sb in sandboxes if sb.id not in deleting]
 
     async def _delete_workspace(self, workspace_id: str) -> None:
         reply = await self._http.request(
