@@ -69,6 +69,7 @@ class HostProvider(sandstorm.AsyncProvider):
             persistent=spec.persistent,
             created_at=datetime.now(UTC),
             labels=spec.labels,
+            network=sandstorm.NetworkPolicy.host(),  # plain host processes: honest
         )
         path = self.root / ws.id
         (path / "files").mkdir(parents=True)

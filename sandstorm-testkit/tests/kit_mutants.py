@@ -390,6 +390,13 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant("create-env-not-stored", S, '"env": dict(env or {})', '"env": {}', "test_workspace_env"),
     Mutant("labels-not-stored", S, "labels=dict(labels or {}),", "labels={},", WS_FIELDS),
+    Mutant(
+        "network-claims-blocked",
+        S,
+        'network=network or NetworkPolicy(mode="host")',
+        "network=network or NetworkPolicy()",
+        "test_reported_network_is_honest",
+    ),
 )
 
 

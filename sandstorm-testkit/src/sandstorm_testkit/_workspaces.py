@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
@@ -163,6 +164,34 @@ class WorkspaceContract(AsyncContract):
             env={"SSTK_BOTH": "run"},
         )
         assert got.stdout == "from-workspace run\n", show(got)
+
+    async def test_reported_network_is_honest(
+        self, provider: AsyncProvider, new_workspace: WorkspaceFactory
+    ) -> None:
+        """Without NETWORK_POLICY nothing is enforced: a workspace must not claim ``blocked``."""
+        from ._network import PROBE, serve_endpoint
+
+        if provider.supports(Capability.NETWORK_POLICY):
+            pytest.skip(f"{provider.name} declares network_policy; NetworkContract checks it")
+        workspace = await new_workspace()
+        endpoint_gen = serve_endpoint()
+        endpoint = next(endpoint_gen)
+        try:
+            result = await provider.run_in_workspace(
+                workspace,
+                PROBE.format(host=endpoint.host, port=endpoint.port, token=b"honest"),
+                timeout=60,
+            )
+        finally:
+            with contextlib.suppress(StopIteration):
+                next(endpoint_gen)  # runs the server's cleanup
+        assert result.exit_code == 0, show(result)
+        if result.stdout.startswith("reached"):
+            assert workspace.network.mode != "blocked", (
+                "the code reached the host's loopback, yet the workspace reports network "
+                f"{workspace.network.mode!r}: report what the code really has "
+                "(NetworkPolicy(mode='host'))"
+            )
 
     async def test_one_shot_runs_do_not_share_files(self, provider: AsyncProvider) -> None:
         first = await provider.run("open('leftover.txt', 'w').write('x'); print('ok')")
