@@ -7,13 +7,12 @@ check the declared capability and the arguments, then call the protected primiti
 
 from __future__ import annotations
 
-import asyncio
-import functools
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+from ._boundary import boundary as _boundary
 from ._capabilities import Capability
-from ._errors import CapabilityNotSupported, InvalidArgument, SandstormError, translate
+from ._errors import CapabilityNotSupported, InvalidArgument
 from ._interactive import (
     CodeContext,
     Execution,
@@ -64,30 +63,6 @@ def _process_id(process: object) -> str:
     checked = check_text(ident, "process", optional=False)
     assert checked is not None
     return checked
-
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def _boundary(
-    method: Callable[Concatenate[Any, P], Coroutine[Any, Any, R]],
-) -> Callable[Concatenate[Any, P], Coroutine[Any, Any, R]]:
-    """Every failure of a public method is a SandstormError (as ``AsyncProvider``'s)."""
-
-    @functools.wraps(method)
-    async def call(self: Any, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return await method(self, *args, **kwargs)
-        except (SandstormError, asyncio.CancelledError, GeneratorExit):
-            raise
-        except Exception as exc:
-            mapped = translate(exc, self.name)
-            if mapped is exc:
-                raise
-            raise mapped from exc
-
-    return call
 
 
 class AgentAPI:

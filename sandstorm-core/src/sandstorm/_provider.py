@@ -12,7 +12,6 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
-import functools
 import logging
 import time
 import weakref
@@ -20,13 +19,14 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar, Concatenate, ParamSpec, Self, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from . import _exits
 from ._agents import AgentAPI
 from ._audit import AuditEvent
+from ._boundary import boundary as _boundary
 from ._capabilities import Capability
 from ._config import ProviderConfig
 from ._errors import (
@@ -38,7 +38,6 @@ from ._errors import (
     SandstormError,
     WorkspaceExists,
     WorkspaceNotFound,
-    translate,
 )
 from ._models import (
     CostEstimate,
@@ -144,30 +143,6 @@ class ExecRequest:
     def streaming(self) -> bool:
         """True when the caller wants output as it is produced."""
         return self.on_stdout is not None or self.on_stderr is not None
-
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def _boundary(
-    method: Callable[Concatenate[AsyncProvider, P], Coroutine[Any, Any, R]],
-) -> Callable[Concatenate[AsyncProvider, P], Coroutine[Any, Any, R]]:
-    """Every failure of a public method is a SandstormError (see ``translate``)."""
-
-    @functools.wraps(method)
-    async def call(self: AsyncProvider, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return await method(self, *args, **kwargs)
-        except (SandstormError, asyncio.CancelledError, GeneratorExit):
-            raise
-        except Exception as exc:
-            mapped = translate(exc, self.name)
-            if mapped is exc:
-                raise
-            raise mapped from exc
-
-    return call
 
 
 RESERVED_PREFIX = "_sandstorm_"
