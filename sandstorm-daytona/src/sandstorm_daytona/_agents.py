@@ -28,8 +28,6 @@ from sandstorm import (
     CodeContext,
     ContextNotFound,
     Execution,
-    ExecutionError,
-    ExecutionResult,
     ExecutionTimeout,
     ExposedPort,
     OutputChunk,
@@ -41,6 +39,7 @@ from sandstorm import (
     Workspace,
 )
 from sandstorm._agents import ResultCallback
+from sandstorm.adapters import ExecutionCollector
 
 from ._http import is_not_found
 
@@ -152,10 +151,7 @@ class DaytonaAgents:
             envs = self._agent_memory()["envs"].get(context_id)
             if envs:
                 request["envs"] = envs
-        stdout: list[str] = []
-        stderr: list[str] = []
-        results: list[ExecutionResult] = []
-        error: ExecutionError | None = None
+        collected = ExecutionCollector(on_stdout, on_stderr, on_result)
         close = (1000, "")
         url = f"{base}/process/interpreter/execute"
         connect = aconnect_ws(url, self._http.client, session_class=AsyncWebSocketSession)
@@ -182,30 +178,17 @@ class DaytonaAgents:
                     continue
                 kind = chunk.get("type")
                 if kind in ("stdout", "stderr"):
-                    text = str(chunk.get("text", ""))
-                    (stdout if kind == "stdout" else stderr).append(text)
-                    callback = on_stdout if kind == "stdout" else on_stderr
-                    if callback is not None:
-                        callback(text)
+                    collected.output(kind, str(chunk.get("text", "")))
                 elif kind == "result":
-                    data = chunk.get("data")
-                    result = ExecutionResult(
-                        data=data if isinstance(data, dict) else {},
-                        is_main_result=bool(chunk.get("isMainResult")),
-                    )
-                    results.append(result)
-                    if on_result is not None:
-                        on_result(result)
+                    collected.result(chunk.get("data"), main=bool(chunk.get("isMainResult")))
                 elif kind == "error":
-                    error = ExecutionError(
-                        name=str(chunk.get("name", "")),
-                        value=str(chunk.get("value", "")),
-                        traceback=str(chunk.get("traceback", "")),
+                    collected.fail(
+                        chunk.get("name", ""), chunk.get("value", ""), chunk.get("traceback", "")
                     )
         code_, reason = close
         if code_ == TIMEOUT_CLOSE:
             raise ExecutionTimeout(
-                timeout, "".join(stdout), "".join(stderr), workspace_id=workspace.id
+                timeout, collected.stdout, collected.stderr, workspace_id=workspace.id
             )
         if code_ not in (1000, 1005):
             if context_id is not None and context_id not in {
@@ -218,14 +201,7 @@ class DaytonaAgents:
         counts = self._agent_memory()["counts"]
         key = (workspace.id, context_id)
         counts[key] = counts.get(key, 0) + 1
-        return Execution(
-            stdout="".join(stdout),
-            stderr="".join(stderr),
-            results=results,
-            error=error,
-            execution_count=counts[key],
-            context_id=context_id,
-        )
+        return collected.execution(execution_count=counts[key], context_id=context_id)
 
     # ------------------------------------------------------------------ processes
 

@@ -2,7 +2,8 @@
 
 A process runner (:func:`run_process`: caps, clean decoding, timeout with a tree kill,
 stdin, a clean environment), a workspace/snapshot directory store (:class:`DirectoryStore`),
-and credential helpers for URLs.
+an interpreter execution assembled from streamed pieces (:class:`ExecutionCollector`), and
+credential helpers for URLs.
 
 >>> from sandstorm.adapters import split_credentials
 >>> split_credentials("https://bot:t%40ken@[::1]:8080/repo.git")
@@ -12,6 +13,7 @@ and credential helpers for URLs.
 from __future__ import annotations
 
 from ._credentials import redact_credentials, scrub_credentials, split_credentials
+from ._execution import ExecutionCollector
 from ._process import (
     BASE_ENV,
     ProcessResult,
@@ -25,6 +27,7 @@ from ._store import DirectoryStore
 __all__ = [
     "BASE_ENV",
     "DirectoryStore",
+    "ExecutionCollector",
     "ProcessResult",
     "clean_env",
     "decode_prefix",

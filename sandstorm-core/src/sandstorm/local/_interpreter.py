@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .._errors import ExecutionTimeout, InvalidArgument
-from .._interactive import CodeContext, Execution, ExecutionError, ExecutionResult
+from .._interactive import CodeContext, Execution, ExecutionResult
 from .._models import Language, Workspace
 from .._provider import ExecRequest
+from ..adapters import ExecutionCollector
 from ._processes import LONG_LIVED, LocalProcess, launch
 
 if TYPE_CHECKING:
@@ -104,10 +105,7 @@ class LocalContext:
             assert self.process is not None
             line = json.dumps({"code": code, "timeout": timeout}) + "\n"
             await self.process.send(line.encode())
-            stdout: list[str] = []
-            stderr: list[str] = []
-            results: list[ExecutionResult] = []
-            error: ExecutionError | None = None
+            collected = ExecutionCollector(on_stdout, on_stderr, on_result)
             count: int | None = None
             timed_out = False
             loop = asyncio.get_running_loop()
@@ -118,56 +116,34 @@ class LocalContext:
                 except TimeoutError:
                     self.stop()  # the interrupt did not work: the state is lost
                     raise ExecutionTimeout(
-                        timeout, "".join(stdout), "".join(stderr), workspace_id=workspace.id
+                        timeout, collected.stdout, collected.stderr, workspace_id=workspace.id
                     ) from None
                 if frame is None:
-                    error = ExecutionError(
-                        name="ContextExited",
-                        value="the interpreter ended (killed, or out of memory); "
+                    collected.fail(
+                        "ContextExited",
+                        "the interpreter ended (killed, or out of memory); "
                         "the next run starts a fresh one",
-                        traceback="",
+                        "",
                     )
                     self.process = None
                     break
                 kind = frame.get("type")
                 if kind in {"stdout", "stderr"}:
-                    text = str(frame.get("text", ""))
-                    (stdout if kind == "stdout" else stderr).append(text)
-                    callback = on_stdout if kind == "stdout" else on_stderr
-                    if callback is not None:
-                        callback(text)
+                    collected.output(kind, str(frame.get("text", "")))
                 elif kind == "result":
-                    data = frame.get("data")
-                    result = ExecutionResult(
-                        data=data if isinstance(data, dict) else {},
-                        is_main_result=bool(frame.get("main")),
-                    )
-                    results.append(result)
-                    if on_result is not None:
-                        on_result(result)
+                    collected.result(frame.get("data"), main=bool(frame.get("main")))
                 elif kind == "error":
                     timed_out = bool(frame.get("timeout"))
-                    error = ExecutionError(
-                        name=str(frame.get("name")),
-                        value=str(frame.get("value")),
-                        traceback=str(frame.get("traceback")),
-                    )
+                    collected.fail(frame.get("name"), frame.get("value"), frame.get("traceback"))
                 elif kind == "done":
                     value = frame.get("count")
                     count = value if isinstance(value, int) else None
                     break
             if timed_out:
                 raise ExecutionTimeout(
-                    timeout, "".join(stdout), "".join(stderr), workspace_id=workspace.id
+                    timeout, collected.stdout, collected.stderr, workspace_id=workspace.id
                 )
-            return Execution(
-                stdout="".join(stdout),
-                stderr="".join(stderr),
-                results=results,
-                error=error,
-                execution_count=count,
-                context_id=self.id,
-            )
+            return collected.execution(execution_count=count, context_id=self.id)
 
 
 def check_language(language: str) -> None:
