@@ -90,7 +90,11 @@ async def test_stateful_code_charts_and_files(connect: Connect) -> None:
         blob = bytes(range(256)) * 4
         wrote = await client.call_tool(
             "write_file",
-            {"path": "data/blob.bin", "content": base64.b64encode(blob).decode(), "encoding": "base64"},
+            {
+                "path": "data/blob.bin",
+                "content": base64.b64encode(blob).decode(),
+                "encoding": "base64",
+            },
         )
         assert not wrote.is_error, text(wrote)
         back = text(await client.call_tool("read_file", {"path": "data/blob.bin"}))
@@ -101,7 +105,9 @@ async def test_stateful_code_charts_and_files(connect: Connect) -> None:
         assert {"name": "data/", "size": listing[0]["size"]} in listing
         assert {"name": "notes.txt", "size": 7} in listing
         # the code sees the files the tools wrote, and the shell sees what the code wrote
-        await client.call_tool("run_code", {"code": "open('out.txt', 'w').write(open('notes.txt').read().upper())"})
+        await client.call_tool(
+            "run_code", {"code": "open('out.txt', 'w').write(open('notes.txt').read().upper())"}
+        )
         shell = await client.call_tool("run_command", {"command": "cat out.txt; exit 3"})
         assert "exit_code: 3" in text(shell) and "HÉLLO" in text(shell)
         missing = await client.call_tool("read_file", {"path": "nope.txt"})
@@ -112,7 +118,8 @@ async def test_timeout_is_a_tool_error_and_the_session_goes_on(connect: Connect)
     async with connect(default_timeout=5, max_timeout=5) as client:
         await client.call_tool("run_code", {"code": "kept = 'still here'"})
         slow = await client.call_tool(
-            "run_code", {"code": "import time\nprint('started', flush=True)\ntime.sleep(30)", "timeout": 0.5}
+            "run_code",
+            {"code": "import time\nprint('started', flush=True)\ntime.sleep(30)", "timeout": 0.5},
         )
         assert slow.is_error and "ExecutionTimeout" in text(slow)
         shell = await client.call_tool("run_command", {"command": "sleep 30", "timeout": 0.5})
@@ -192,7 +199,9 @@ async def test_tool_calls_reach_the_audit_log(connect: Connect, tmp_path: Path) 
     assert actions.index("workspace.delete") > actions.index("file.write")
 
 
-async def test_persistent_workspace_outlives_the_session(connect: Connect, provider: LocalProvider) -> None:
+async def test_persistent_workspace_outlives_the_session(
+    connect: Connect, provider: LocalProvider
+) -> None:
     for content in ("first", None):
         async with connect(persistent="mcp-keep") as client:
             if content:

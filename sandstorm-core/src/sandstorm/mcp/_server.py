@@ -7,6 +7,7 @@ import contextlib
 import hmac
 import ipaddress
 import logging
+import os
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
 from typing import Any
@@ -193,8 +194,59 @@ async def serve_stdio(provider: AsyncProvider, options: ServerOptions | None = N
     from mcp.server.stdio import stdio_server
 
     server = build_server(provider, options)
-    async with stdio_server() as (read_stream, write_stream):
+    async with _stdin_lines() as stdin, stdio_server(stdin=stdin) as (read_stream, write_stream):
         await server.run(read_stream, write_stream, server.create_initialization_options())
+
+
+_MAX_LINE = 64 * 1024 * 1024
+"""Longest JSON-RPC message read from stdin (a large write_file is one line)."""
+
+
+class _Lines:
+    """Lines of a pipe read on the event loop, not in a thread: a signal can stop the
+    server at once (a thread blocked in ``read`` cannot be cancelled)."""
+
+    def __init__(self, reader: asyncio.StreamReader) -> None:
+        self._reader = reader
+
+    def __aiter__(self) -> _Lines:
+        return self
+
+    async def __anext__(self) -> str:
+        line = await self._reader.readline()
+        if not line:
+            raise StopAsyncIteration
+        return line.decode("utf-8", "replace")
+
+
+@contextlib.asynccontextmanager
+async def _stdin_lines() -> AsyncIterator[Any]:
+    """Stdin as async lines; fd 0 points at the null device meanwhile (children read EOF).
+
+    Yields ``None`` (the SDK's threaded reader) when stdin is no pipe, socket or tty.
+    """
+    loop = asyncio.get_running_loop()
+    saved = os.dup(0)
+    pipe = os.fdopen(os.dup(saved), "rb", buffering=0)
+    reader = asyncio.StreamReader(limit=_MAX_LINE)
+    try:
+        transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), pipe
+        )
+    except (ValueError, OSError):
+        pipe.close()
+        os.close(saved)
+        yield None
+        return
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    try:
+        yield _Lines(reader)
+    finally:
+        transport.close()
+        os.dup2(saved, 0)
+        os.close(saved)
 
 
 async def serve_http(
@@ -220,7 +272,13 @@ async def serve_http(
     if token is not None:
         app = _bearer(app, token)
     config = uvicorn.Config(
-        app, host=host, port=port, log_level="warning", lifespan="on", access_log=False
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        access_log=False,
+        timeout_graceful_shutdown=1,
     )
     web = _uvicorn_server()(config)
     task = asyncio.ensure_future(web.serve())
