@@ -14,9 +14,9 @@ from sandstorm.local import LocalProvider
 
 pytest.importorskip("mcp")
 
-from mcp import Client  # noqa: E402
+from mcp import Client
 
-from sandstorm.mcp import ServerOptions, build_server  # noqa: E402
+from sandstorm.mcp import ServerOptions, build_server
 
 
 def packages_dir() -> tuple[str, ...]:

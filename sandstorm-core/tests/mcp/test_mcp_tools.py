@@ -69,13 +69,16 @@ async def test_tools_follow_the_capabilities(connect: Connect, mcp_root: Path) -
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
         assert set(tools) == {"run_code", "run_command", "write_file", "read_file", "list_files"}
         schema = tools["run_code"].input_schema
-        assert schema["required"] == ["code"] and schema["additionalProperties"] is False
+        assert schema["required"] == ["code"]
+        assert schema["additionalProperties"] is False
         refused = await client.call_tool("snapshot", {})
-        assert refused.is_error and "unknown tool 'snapshot'" in text(refused)
+        assert refused.is_error
+        assert "unknown tool 'snapshot'" in text(refused)
         # without an interpreter, run_code is a plain run: no state between calls
         assert "exit_code: 0" in text(await client.call_tool("run_code", {"code": "x = 1"}))
         result = await client.call_tool("run_code", {"code": "print(x)"})
-        assert "NameError" in text(result) and "exit_code: 1" in text(result)
+        assert "NameError" in text(result)
+        assert "exit_code: 1" in text(result)
 
 
 async def test_stateful_code_charts_and_files(connect: Connect) -> None:
@@ -98,7 +101,8 @@ async def test_stateful_code_charts_and_files(connect: Connect) -> None:
         )
         assert not wrote.is_error, text(wrote)
         back = text(await client.call_tool("read_file", {"path": "data/blob.bin"}))
-        assert back.startswith("base64:") and base64.b64decode(back[7:]) == blob
+        assert back.startswith("base64:")
+        assert base64.b64decode(back[7:]) == blob
         await client.call_tool("write_file", {"path": "notes.txt", "content": "héllo\n"})
         assert text(await client.call_tool("read_file", {"path": "notes.txt"})) == "héllo\n"
         listing = json.loads(text(await client.call_tool("list_files", {})))
@@ -109,9 +113,11 @@ async def test_stateful_code_charts_and_files(connect: Connect) -> None:
             "run_code", {"code": "open('out.txt', 'w').write(open('notes.txt').read().upper())"}
         )
         shell = await client.call_tool("run_command", {"command": "cat out.txt; exit 3"})
-        assert "exit_code: 3" in text(shell) and "HÉLLO" in text(shell)
+        assert "exit_code: 3" in text(shell)
+        assert "HÉLLO" in text(shell)
         missing = await client.call_tool("read_file", {"path": "nope.txt"})
-        assert missing.is_error and "FileNotFound" in text(missing)
+        assert missing.is_error
+        assert "FileNotFound" in text(missing)
 
 
 async def test_timeout_is_a_tool_error_and_the_session_goes_on(connect: Connect) -> None:
@@ -121,11 +127,14 @@ async def test_timeout_is_a_tool_error_and_the_session_goes_on(connect: Connect)
             "run_code",
             {"code": "import time\nprint('started', flush=True)\ntime.sleep(30)", "timeout": 0.5},
         )
-        assert slow.is_error and "ExecutionTimeout" in text(slow)
+        assert slow.is_error
+        assert "ExecutionTimeout" in text(slow)
         shell = await client.call_tool("run_command", {"command": "sleep 30", "timeout": 0.5})
-        assert shell.is_error and "timed out" in text(shell)
+        assert shell.is_error
+        assert "timed out" in text(shell)
         too_long = await client.call_tool("run_command", {"command": "true", "timeout": 50})
-        assert too_long.is_error and "maximum" in text(too_long)
+        assert too_long.is_error
+        assert "maximum" in text(too_long)
         assert "result: 'still here'" in text(await client.call_tool("run_code", {"code": "kept"}))
 
 
@@ -133,7 +142,8 @@ async def test_output_is_cut_with_a_notice(connect: Connect) -> None:
     async with connect(max_output=500) as client:
         result = await client.call_tool("run_command", {"command": "yes abcdefgh | head -c 100000"})
     assert not result.is_error
-    assert "output truncated" in text(result) and len(text(result)) < 1000
+    assert "output truncated" in text(result)
+    assert len(text(result)) < 1000
 
 
 async def test_calls_of_one_session_are_bounded(connect: Connect) -> None:
@@ -167,7 +177,8 @@ async def test_background_server_through_expose_port(connect: Connect) -> None:
         stopped = await client.call_tool("stop_process", {"process_id": process_id})
         assert not stopped.is_error
         unknown = await client.call_tool("process_logs", {"process_id": "nope"})
-        assert unknown.is_error and "ProcessNotFound" in text(unknown)
+        assert unknown.is_error
+        assert "ProcessNotFound" in text(unknown)
 
 
 async def test_snapshot_and_restore(connect: Connect) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import httpx2
 import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
@@ -157,10 +158,11 @@ def http_server(
 async def test_http_sessions_and_sigterm(mcp_root: Path) -> None:
     root, marker = mcp_root / "state", uuid.uuid4().hex
     with http_server(root, marker, SANDSTORM_MCP_TOKEN="s3cret-token") as (process, url):
-        refused = httpx.post(url, json={}, timeout=10)
-        assert refused.status_code == 401
-        import httpx2
-
+        async with httpx.AsyncClient(timeout=10) as plain:
+            refused = await plain.post(url, json={})
+            assert refused.status_code == 401
+            wrong = await plain.post(url, json={}, headers={"Authorization": "Bearer nope"})
+            assert wrong.status_code == 401
         auth = {"Authorization": "Bearer s3cret-token"}
         # a client that leaves: its session's workspace and process go, the server stays
         sleeper = sleeper_arg()
