@@ -13,14 +13,14 @@ from hypothesis import strategies as st
 from mcp import Client
 
 from sandstorm.local import LocalProvider
-from sandstorm.mcp import TOOLS, ServerOptions, build_server
+from sandstorm.mcp import ServerOptions, build_server, tool_declarations
 
 from .conftest import text
 
 pytestmark = pytest.mark.anyio
 
 OPTIONS = ServerOptions(default_timeout=2, max_timeout=2, max_output=2000)
-SCHEMAS = {spec.name: spec.tool(OPTIONS).input_schema for spec in TOOLS}
+SCHEMAS = {tool.name: tool.input_schema for tool in tool_declarations(OPTIONS)}
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),

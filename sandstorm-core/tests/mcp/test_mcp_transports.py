@@ -195,3 +195,11 @@ def test_remote_bind_needs_a_flag_and_a_token(
     assert "--allow-remote" in capsys.readouterr().err
     assert cli(["mcp", "--http", "--host", "0.0.0.0", "--allow-remote"]) == 2
     assert "token" in capsys.readouterr().err
+
+
+def test_missing_extra_is_named(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "mcp", None)  # what an install without the extra sees
+    assert cli(["mcp"]) == 2
+    assert "pip install 'sandstorm-core[mcp]'" in capsys.readouterr().err

@@ -7,21 +7,48 @@ hooks and the audit log see it. See docs/mcp.md.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Literal
+
+try:
+    import mcp  # noqa: F401
+except ImportError as exc:  # pragma: no cover - the extra is installed in development
+    raise ImportError(
+        "sandstorm.mcp needs the mcp extra: pip install 'sandstorm-core[mcp]'"
+    ) from exc
 
 from ._server import LOOPBACK, build_server, check_bind, run, serve_http, serve_stdio
 from ._session import ServerOptions
 from ._tools import TOOLS
 
+if TYPE_CHECKING:
+    import mcp_types
+
+    from .._capabilities import Capability
+
 __all__ = [
     "LOOPBACK",
-    "TOOLS",
     "ServerOptions",
     "build_server",
     "serve",
     "serve_http",
     "serve_stdio",
+    "tool_declarations",
 ]
+
+
+def tool_declarations(
+    options: ServerOptions | None = None, capabilities: Iterable[Capability] | None = None
+) -> list[mcp_types.Tool]:
+    """The tools (names, descriptions, JSON schemas) a server with ``options`` lists for a
+    provider with ``capabilities`` (``None``: every tool)."""
+    options = options or ServerOptions()
+    wanted = None if capabilities is None else set(capabilities)
+    return [
+        spec.tool(options)
+        for spec in TOOLS
+        if wanted is None or spec.needs is None or spec.needs in wanted
+    ]
 
 
 def serve(
