@@ -33,6 +33,9 @@ log = logging.getLogger("sandstorm.mcp")
 LOOPBACK = "127.0.0.1"
 """Where ``sandstorm mcp --http`` listens unless told otherwise."""
 
+MAX_HTTP_SESSIONS = 100
+"""Open HTTP sessions at once (each may hold a workspace); more are refused with 503."""
+
 _BY_NAME = {spec.name: spec for spec in TOOLS}
 _SESSION_KEY = "sandstorm.mcp.session"
 
@@ -267,8 +270,13 @@ async def serve_http(
     import uvicorn
 
     check_bind(host, token, allow_remote)
+    options = options or ServerOptions()
     server = build_server(provider, options, sessions_only=True)
-    app: ASGIApp = server.streamable_http_app(host=host)
+    # a write_file of the largest allowed file is one request: base64 plus the envelope
+    body = max(4 * 1024 * 1024, options.max_file_bytes * 4 // 3 + 1024 * 1024)
+    app: ASGIApp = server.streamable_http_app(
+        host=host, max_request_body_size=body, max_sessions=MAX_HTTP_SESSIONS
+    )
     if token is not None:
         app = _bearer(app, token)
     config = uvicorn.Config(
