@@ -142,6 +142,7 @@ async def _call(
     if spec is None or spec not in available(sessions.provider, caps):
         names = ", ".join(s.name for s in available(sessions.provider, caps))
         return _error(f"unknown tool {name!r}; this server has: {names}")
+    session.capabilities = caps
     async with session.limit:
         try:
             args = spec.args.model_validate(arguments or {})

@@ -53,6 +53,8 @@ class Session:
     provider: AsyncProvider
     options: ServerOptions
     limit: asyncio.Semaphore = field(init=False)
+    capabilities: frozenset[Capability] = frozenset()
+    """The provider's effective capabilities (set by the server before each call)."""
     closed: bool = field(default=False, init=False)
     _sandbox: AsyncSandbox | None = field(default=None, init=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)

@@ -14,7 +14,7 @@ import mcp_types as types
 from pydantic import BaseModel, ConfigDict, Field
 
 from .._capabilities import Capability
-from .._errors import ExecutionTimeout, InvalidArgument
+from .._errors import ContextNotFound, ExecutionTimeout, InvalidArgument
 from .._interactive import Execution
 from .._models import RunResult
 from .._provider import AsyncProvider
@@ -283,10 +283,13 @@ async def _run_code(session: Session, args: RunCodeArgs) -> list[Content]:
             f"language {args.language!r} is not one of {sorted(provider.languages)}"
         )
     sandbox = await session.sandbox()
-    caps = await provider.effective_capabilities()
-    if Capability.INTERPRETER in caps and args.language == "python":
+    if Capability.INTERPRETER in session.capabilities and args.language == "python":
         context = await session.context(args.language)
-        execution = await sandbox.run_code(args.code, context=context, timeout=seconds)
+        try:
+            execution = await sandbox.run_code(args.code, context=context, timeout=seconds)
+        except ContextNotFound:
+            session.forget_context(args.language)  # the next call starts a fresh one
+            raise
         return _execution(options, execution)
     result = await sandbox.run(args.code, language=args.language, timeout=seconds)
     return _run_result(options, result)
