@@ -44,3 +44,16 @@ def test_lazy_names_resolve_to_their_definitions() -> None:
     assert set(dir(sandstorm)) >= set(sandstorm.__all__)
     for name in sandstorm.__all__:
         assert getattr(sandstorm, name) is not None
+
+
+def test_import_and_cli_parser_leave_the_mcp_sdk_alone() -> None:
+    probe = (
+        "import sandstorm, sandstorm._cli, sys, json\n"
+        "sandstorm._cli._parser()\n"
+        "print(json.dumps(sorted(m for m in ('mcp', 'mcp_types', 'uvicorn', 'starlette')"
+        " if m in sys.modules)))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], check=True, capture_output=True, text=True
+    ).stdout
+    assert json.loads(out.splitlines()[-1]) == []

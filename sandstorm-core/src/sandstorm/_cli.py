@@ -95,7 +95,86 @@ def _parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="list what would be deleted, delete nothing"
     )
     reap.set_defaults(handler=_reap)
+
+    mcp = commands.add_parser(
+        "mcp",
+        help="serve a provider to MCP clients (stdio, or streamable HTTP with --http)",
+        description="An MCP server whose tools run code in a sandbox; see docs/mcp.md.",
+    )
+    mcp.add_argument("--provider", "-p", help="provider name (default: $SANDSTORM_PROVIDER)")
+    mcp.add_argument("--http", action="store_true", help="serve streamable HTTP instead of stdio")
+    mcp.add_argument("--host", default="127.0.0.1", help="HTTP address (default: 127.0.0.1)")
+    mcp.add_argument("--port", type=int, default=8000, help="HTTP port (default: 8000; 0: any)")
+    mcp.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow a non-loopback --host (also needs a token)",
+    )
+    mcp.add_argument(
+        "--token-file",
+        help="file holding the bearer token HTTP clients must send "
+        "(default: $SANDSTORM_MCP_TOKEN; never pass a token on the command line)",
+    )
+    mcp.add_argument(
+        "--persistent",
+        metavar="NAME",
+        help="work in the workspace called NAME (made if missing, kept after the session)",
+    )
+    mcp.add_argument(
+        "--max-output", type=int, default=20_000, help="characters per tool result (20000)"
+    )
+    mcp.add_argument("--timeout", type=float, default=30.0, help="default seconds per call (30)")
+    mcp.add_argument(
+        "--max-timeout", type=float, default=300.0, help="most seconds a call may ask for (300)"
+    )
+    mcp.add_argument(
+        "--max-concurrency", type=int, default=4, help="calls of one session at once (4)"
+    )
+    mcp.set_defaults(handler=_mcp)
     return parser
+
+
+def _mcp(args: argparse.Namespace) -> int:
+    import os
+
+    try:
+        import mcp  # noqa: F401
+    except ImportError:
+        print(
+            "sandstorm: the MCP server needs the mcp extra: pip install 'sandstorm-core[mcp]'",
+            file=sys.stderr,
+        )
+        return 2
+    from .mcp import ServerOptions, serve
+
+    token = os.environ.get("SANDSTORM_MCP_TOKEN") or None
+    if args.token_file:
+        try:
+            token = Path(args.token_file).read_text(encoding="utf-8").strip() or None
+        except OSError as exc:
+            print(f"sandstorm: cannot read {args.token_file}: {exc.strerror}", file=sys.stderr)
+            return 2
+    try:
+        options = ServerOptions(
+            max_output=args.max_output,
+            default_timeout=args.timeout,
+            max_timeout=args.max_timeout,
+            max_concurrency=args.max_concurrency,
+            persistent=args.persistent,
+        )
+        serve(
+            args.provider,
+            transport="http" if args.http else "stdio",
+            options=options,
+            host=args.host,
+            port=args.port,
+            token=token,
+            allow_remote=args.allow_remote,
+        )
+    except ValueError as exc:
+        print(f"sandstorm: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:
