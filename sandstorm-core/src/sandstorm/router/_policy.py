@@ -24,7 +24,7 @@ class Call:
     operation: str
     capabilities: frozenset[Capability] = frozenset()
     language: str | None = None
-    resources: Resources = Resources()
+    resources: Resources = field(default_factory=Resources)
     timeout: float | None = None
     one_shot: bool = False
     network: NetworkPolicy | None = None

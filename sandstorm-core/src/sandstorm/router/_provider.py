@@ -105,12 +105,12 @@ class RouterProvider(AsyncProvider):
     config_model = RouterConfig
     internal_labels: ClassVar[frozenset[str]] = frozenset({LABEL_ROUTE})
 
-    def __new__(cls, config: RouterConfig | None = None) -> RouterProvider:  # noqa: D102
+    def __new__(cls, config: RouterConfig | None = None) -> RouterProvider:
         if cls is RouterProvider:
             routes = config.routes if isinstance(config, RouterConfig) else None
             if routes is None:
                 routes = RouterConfig.load({}).routes
-            cls = _declaring(tuple(route.provider for route in routes))
+            return super().__new__(_declaring(tuple(route.provider for route in routes)))
         return super().__new__(cls)
 
     def __init__(self, config: RouterConfig | None = None) -> None:
@@ -188,7 +188,7 @@ class RouterProvider(AsyncProvider):
             )
         return rows
 
-    async def run(  # type: ignore[override]
+    async def run(
         self,
         code: str,
         *,
@@ -407,8 +407,8 @@ class RouterProvider(AsyncProvider):
         ref = workspace.id if isinstance(workspace, Workspace) else workspace
         member = self._pins.get(ref)
         if member is None:
-            labelled = workspace.labels.get(LABEL_ROUTE) if isinstance(workspace, Workspace) else None
-            member = self._by_name.get(labelled or "")
+            labels = workspace.labels if isinstance(workspace, Workspace) else {}
+            member = self._by_name.get(labels.get(LABEL_ROUTE, ""))
         if member is not None:
             if isinstance(workspace, Workspace):
                 return member, self._theirs(member, workspace)
@@ -610,9 +610,7 @@ class RouterProvider(AsyncProvider):
 
     def _expired(self, workspace: Workspace, now: datetime) -> bool:
         member = self._pins.get(workspace.id)
-        return member is not None and member.provider._expired(
-            self._theirs(member, workspace), now
-        )
+        return member is not None and member.provider._expired(self._theirs(member, workspace), now)
 
     def _rebind(self) -> None:
         for member in self._members:
@@ -698,7 +696,7 @@ class RouterProvider(AsyncProvider):
         member, theirs = await self._on(workspace, Capability.PROCESSES)
         await member.provider._send_stdin(theirs, process_id, data)
 
-    async def _stream_process(  # type: ignore[override]
+    async def _stream_process(
         self, workspace: Workspace, process_id: str
     ) -> AsyncIterator[OutputChunk]:
         member, theirs = await self._on(workspace, Capability.PROCESSES)
