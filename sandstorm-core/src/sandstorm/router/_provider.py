@@ -402,25 +402,28 @@ class RouterProvider(AsyncProvider):
     def _theirs(self, member: Member, workspace: Workspace) -> Workspace:
         return workspace.model_copy(update={"provider": member.provider.name})
 
-    async def _pinned(self, workspace: Workspace | str) -> tuple[Member, Workspace]:
-        """The member ``workspace`` lives on, and the workspace as that member sees it."""
+    async def _pinned(
+        self, workspace: Workspace | str, *, fresh: bool = False
+    ) -> tuple[Member, Workspace]:
+        """The member ``workspace`` lives on, and the workspace as that member sees it.
+
+        An id this process has not seen (another process made it) is looked up on every
+        member; ``fresh`` always asks the member's backend.
+        """
         ref = workspace.id if isinstance(workspace, Workspace) else workspace
         member = self._pins.get(ref)
-        if member is None:
-            labels = workspace.labels if isinstance(workspace, Workspace) else {}
-            member = self._by_name.get(labels.get(LABEL_ROUTE, ""))
+        if member is None and isinstance(workspace, Workspace):
+            member = self._by_name.get(workspace.labels.get(LABEL_ROUTE, ""))
         if member is not None:
-            if isinstance(workspace, Workspace):
+            if isinstance(workspace, Workspace) and not fresh:
                 return member, self._theirs(member, workspace)
-            return member, await self._ask(member, ref)
+            return member, await self._ask(member, ref, fresh)
         errors: list[SandstormError] = []
         for candidate in self._members:
             try:
-                found = await self._ask(candidate, ref)
-            except WorkspaceNotFound:
-                continue
-            except InvalidArgument:
-                continue  # not an id this member could have made
+                found = await self._ask(candidate, ref, fresh)
+            except (WorkspaceNotFound, InvalidArgument):
+                continue  # not there, or not an id this member could have made
             except SandstormError as exc:
                 errors.append(exc)
                 continue
@@ -430,8 +433,8 @@ class RouterProvider(AsyncProvider):
             raise errors[0]
         raise WorkspaceNotFound(ref, self.name)
 
-    async def _ask(self, member: Member, ref: str) -> Workspace:
-        cached = member.provider._cached_workspace(ref)
+    async def _ask(self, member: Member, ref: str, fresh: bool) -> Workspace:
+        cached = None if fresh else member.provider._cached_workspace(ref)
         return cached if cached is not None else await member.provider._get_workspace(ref)
 
     # ------------------------------------------------------------------ primitives
@@ -475,9 +478,7 @@ class RouterProvider(AsyncProvider):
         return self._adopt(member, workspace)
 
     async def _get_workspace(self, workspace_id: str) -> Workspace:
-        member, workspace = await self._pinned(workspace_id)
-        if workspace_id in self._pins and member.provider._cached_workspace(workspace_id):
-            workspace = await member.provider._get_workspace(workspace_id)
+        member, workspace = await self._pinned(workspace_id, fresh=True)
         return self._adopt(member, workspace)
 
     async def _list_workspaces(self) -> list[Workspace]:
