@@ -17,6 +17,7 @@ MODULES = [
     "sandstorm",
     "sandstorm.adapters",
     "sandstorm.local",
+    "sandstorm.router",
     "sandstorm_daytona",
     "sandstorm_daytona.emulator",
     "sandstorm_testkit",

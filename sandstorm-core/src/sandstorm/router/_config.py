@@ -88,8 +88,16 @@ class RouterConfig(ProviderConfig):
     function ``(candidates, call) -> ordered candidates`` or ``"module:function"``.
     """
 
-    routes: tuple[Route, ...] = env_field("SANDSTORM_ROUTES", min_length=1)
-    order: Order | str | OrderFunction = env_field("SANDSTORM_ROUTER_ORDER", default="priority")
+    routes: tuple[Route, ...] = env_field(
+        "SANDSTORM_ROUTES",
+        min_length=1,
+        description="the members, in priority order (list, JSON list or TOML file path)",
+    )
+    order: Order | str | OrderFunction = env_field(
+        "SANDSTORM_ROUTER_ORDER",
+        default="priority",
+        description="priority, cheapest, fastest, a function or 'module:function'",
+    )
     breaker: BreakerConfig = BreakerConfig()
     latency_alpha: float = Field(
         default=0.3, gt=0, le=1, description="weight of the newest latency in the average"
