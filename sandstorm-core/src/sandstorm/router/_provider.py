@@ -119,24 +119,19 @@ class RouterProvider(AsyncProvider):
         self.router_config: RouterConfig = self.config
         breaker = self.router_config.breaker
         self._members: list[Member] = []
-        try:
-            for route in self.router_config.routes:
-                provider = _build(route)
-                self._members.append(
-                    Member(
-                        name=route.member,
-                        route=route,
-                        provider=provider,
-                        breaker=CircuitBreaker(
-                            breaker.failures, breaker.reset_after, breaker.quota_cooldown
-                        ),
-                        capabilities=frozenset(provider.capabilities),
-                    )
+        for route in self.router_config.routes:
+            provider = _build(route)
+            self._members.append(
+                Member(
+                    name=route.member,
+                    route=route,
+                    provider=provider,
+                    breaker=CircuitBreaker(
+                        breaker.failures, breaker.reset_after, breaker.quota_cooldown
+                    ),
+                    capabilities=frozenset(provider.capabilities),
                 )
-        except BaseException:
-            for member in self._members:
-                member.provider._sandstorm_closed = True
-            raise
+            )
         self._by_name = {m.name: m for m in self._members}
         self._pins: dict[str, Member] = {}
         self._snapshot_pins: dict[str, Member] = {}
@@ -217,7 +212,7 @@ class RouterProvider(AsyncProvider):
             operation="run",
             capabilities=frozenset(needs),
             language=language if isinstance(language, str) else None,
-            timeout=timeout if isinstance(timeout, int | float) else None,
+            timeout=timeout if isinstance(timeout, int | float) else self.config.default_timeout,
             one_shot=workspace_id is None,
             network=network,
             git_repo=git_repo if isinstance(git_repo, str) else None,
