@@ -167,7 +167,8 @@ async def test_storm_falls_back_safely_and_the_breaker_heals(
     assert max(per_token.values()) == 1, per_token.most_common(3)
     assert all(per_token[token] == 1 for token in succeeded)
     on_daytona = sum(n for (member, _), n in recorder.runs.items() if member == "daytona")
-    assert _executions(emulator) - before <= on_daytona
+    executed = _executions(emulator) - before
+    assert 2 <= executed <= on_daytona, (executed, on_daytona)
     assert live_sandboxes(emulator) == []
     left = [p.name for p in (tmp_path / "local").glob("workspaces/*")]
     assert [name for name in left if not name.startswith(".")] == []
