@@ -402,28 +402,24 @@ async def test_decisions_are_audited(tmp_path: Path) -> None:
     assert "down" in routed[0]["details"]["fallbacks"][0][1]
 
 
-def test_doctor_and_providers_show_the_members(tmp_path: Path) -> None:
-    import os
-    import subprocess
+def test_doctor_and_providers_show_the_members(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sandstorm._cli import main
 
     routes = [
         {"provider": "local", "name": "dev", "config": {"root": str(tmp_path / "a")}},
         {"provider": "local", "name": "spare", "config": {"root": str(tmp_path / "b")}},
     ]
-    env = {**os.environ, "SANDSTORM_ROUTES": json.dumps(routes)}
-    env.pop("SANDSTORM_PROVIDER", None)
-    command = [sys.executable, "-m", "sandstorm._cli"]
-    doctor = subprocess.run(
-        [*command, "doctor", "router"], capture_output=True, text=True, env=env, timeout=60
-    )
-    assert doctor.returncode == 0, doctor.stderr
-    assert "provider:     router" in doctor.stdout
-    members = doctor.stdout.split("members:\n", 1)[1].splitlines()
+    monkeypatch.setenv("SANDSTORM_ROUTES", json.dumps(routes))
+    monkeypatch.delenv("SANDSTORM_PROVIDER", raising=False)
+    assert main(["doctor", "router"]) == 0
+    out = capsys.readouterr().out
+    assert "provider:     router" in out
+    members = out.split("members:\n", 1)[1].splitlines()
     assert members[0].split()[:4] == ["dev", "local", "trust=local", "breaker=closed,"]
     assert members[1].split()[0] == "spare"
-    listed = subprocess.run(
-        [*command, "providers", "--json"], capture_output=True, text=True, env=env, timeout=60
-    )
-    row = next(r for r in json.loads(listed.stdout) if r["name"] == "router")
+    assert main(["providers", "--json"]) == 0
+    row = next(r for r in json.loads(capsys.readouterr().out) if r["name"] == "router")
     assert row["status"] == "ok; members: dev=closed, spare=closed"
     assert "snapshots" in row["capabilities"]
