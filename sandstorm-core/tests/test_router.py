@@ -271,6 +271,25 @@ async def test_breaker_opens_on_failures_and_a_probe_closes_it(decisions: Decisi
         assert (health.state, health.opens, health.closes) == ("closed", 1, 1)
 
 
+async def test_rate_limits_and_quotas_skip_a_member_for_a_while(decisions: Decisions) -> None:
+    async with router(mem("a"), mem("b"), breaker={"quota_cooldown": 60}) as rt:
+        a = rt.members["a"]
+        assert isinstance(a, MemoryProvider)
+        a.create_errors = [RateLimited("slow down", retry_after=0.3)]
+        await rt.run("print(1)")
+        assert decisions.seen[-1].member == "b"
+        await rt.run("print(1)")
+        assert decisions.seen[-1].skipped["a"].startswith("rate limited (for ")
+        await asyncio.sleep(0.35)
+        await rt.run("print(1)")
+        assert decisions.seen[-1].member == "a"
+        a.create_errors = [QuotaExceeded("no more sandboxes")]
+        await rt.run("print(1)")
+        await rt.run("print(1)")
+        assert decisions.seen[-1].skipped["a"].startswith("quota exceeded")
+        assert (await rt.health())[0].state == "closed"  # neither opens the breaker
+
+
 # ---------------------------------------------------------------------- fallback
 
 
