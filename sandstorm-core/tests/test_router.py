@@ -216,6 +216,11 @@ def test_bad_config_is_a_clear_config_error(values: dict[str, Any], message: str
         RouterConfig.load(values, environ={})
 
 
+def test_a_config_of_another_provider_is_refused() -> None:
+    with pytest.raises(ProviderConfigError, match="needs a RouterConfig, got MemoryConfig"):
+        RouterProvider(MemoryConfig())  # type: ignore[arg-type]
+
+
 def test_a_bad_member_config_names_the_route_and_never_the_value() -> None:
     with pytest.raises(ProviderConfigError, match="route 'a' \\(memory\\)") as caught:
         router(mem("a", config={"delay": "s3cr3t-value"}))

@@ -106,12 +106,11 @@ class RouterProvider(AsyncProvider):
     internal_labels: ClassVar[frozenset[str]] = frozenset({LABEL_ROUTE})
 
     def __new__(cls, config: RouterConfig | None = None) -> RouterProvider:
-        if cls is RouterProvider:
-            routes = config.routes if isinstance(config, RouterConfig) else None
-            if routes is None:
-                routes = RouterConfig.load({}).routes
+        if cls is RouterProvider and (config is None or isinstance(config, RouterConfig)):
+            # the instance's class declares what its members declare (``info()`` reads it)
+            routes = (config or RouterConfig.load({})).routes
             return super().__new__(_declaring(tuple(route.provider for route in routes)))
-        return super().__new__(cls)
+        return super().__new__(cls)  # a wrong config type: __init__ says so
 
     def __init__(self, config: RouterConfig | None = None) -> None:
         super().__init__(config)
