@@ -65,7 +65,7 @@ class _Routed:
             {
                 "routes": [
                     daytona_route(kit_emulator),
-                    {"provider": "local", "config": {"root": str(local_root)}, "trust": "remote"},
+                    {"provider": "local", "config": {"root": str(local_root)}},
                 ],
                 "order": alternate,
             },
