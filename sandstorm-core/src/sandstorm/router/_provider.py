@@ -365,6 +365,16 @@ class RouterProvider(AsyncProvider):
             provider=self.name,
         ) from last
 
+    async def _tracked(self, member: Member, work: Awaitable[T]) -> T:
+        """Await a member's primitive, feeding its outcome to the member's breaker."""
+        try:
+            value = await work
+        except SandstormError as exc:
+            self._failed(member, exc)
+            raise
+        self._succeeded(member)
+        return value
+
     def _failed(self, member: Member, error: BaseException) -> None:
         before = member.breaker.state
         member.breaker.failed(error)
@@ -478,13 +488,13 @@ class RouterProvider(AsyncProvider):
     async def _list_workspaces(self) -> list[Workspace]:
         merged = []
         for member in self._members:
-            for workspace in await member.provider._list_workspaces():
+            for workspace in await self._tracked(member, member.provider._list_workspaces()):
                 merged.append(self._adopt(member, workspace))
         return merged
 
     async def _delete_workspace(self, workspace_id: str) -> None:
         member, _ = await self._pinned(workspace_id)
-        await member.provider._delete_workspace(workspace_id)
+        await self._tracked(member, member.provider._delete_workspace(workspace_id))
         self._pins.pop(workspace_id, None)
 
     async def _execute(self, workspace: Workspace, request: ExecRequest) -> RunResult:
@@ -522,39 +532,39 @@ class RouterProvider(AsyncProvider):
 
     async def _write_file(self, workspace: Workspace, path: str, data: bytes) -> None:
         member, theirs = await self._on(workspace, Capability.FILES)
-        await member.provider._write_file(theirs, path, data)
+        await self._tracked(member, member.provider._write_file(theirs, path, data))
 
     async def _read_file(self, workspace: Workspace, path: str) -> bytes:
         member, theirs = await self._on(workspace, Capability.FILES)
-        return await member.provider._read_file(theirs, path)
+        return await self._tracked(member, member.provider._read_file(theirs, path))
 
     async def _list_files(self, workspace: Workspace, path: str) -> list[FileInfo]:
         member, theirs = await self._on(workspace, Capability.FILES)
-        return await member.provider._list_files(theirs, path)
+        return await self._tracked(member, member.provider._list_files(theirs, path))
 
     async def _delete_file(self, workspace: Workspace, path: str) -> None:
         member, theirs = await self._on(workspace, Capability.FILES)
-        await member.provider._delete_file(theirs, path)
+        await self._tracked(member, member.provider._delete_file(theirs, path))
 
     async def _git_clone(
         self, workspace: Workspace, url: str, branch: str | None, path: str
     ) -> None:
         member, theirs = await self._on(workspace, Capability.GIT)
-        await member.provider._git_clone(theirs, url, branch, path)
+        await self._tracked(member, member.provider._git_clone(theirs, url, branch, path))
 
     async def _git_status(self, workspace: Workspace, path: str) -> GitStatus:
         member, theirs = await self._on(workspace, Capability.GIT)
-        return await member.provider._git_status(theirs, path)
+        return await self._tracked(member, member.provider._git_status(theirs, path))
 
     async def _snapshot(self, workspace: Workspace, name: str | None) -> Snapshot:
         member, theirs = await self._on(workspace, Capability.SNAPSHOTS)
-        snap = await member.provider._snapshot(theirs, name)
+        snap = await self._tracked(member, member.provider._snapshot(theirs, name))
         self._snapshot_pins[snap.id] = member
         return snap.model_copy(update={"provider": self.name})
 
     async def _restore(self, snapshot_id: str, name: str | None) -> Workspace:
         member = self._snapshot_pins.get(snapshot_id) or await self._find_snapshot(snapshot_id)
-        workspace = await member.provider._restore(snapshot_id, name)
+        workspace = await self._tracked(member, member.provider._restore(snapshot_id, name))
         return self._adopt(member, workspace)
 
     async def _find_snapshot(self, snapshot_id: str) -> Member:
@@ -562,7 +572,7 @@ class RouterProvider(AsyncProvider):
             if Capability.SNAPSHOTS not in member.capabilities:
                 continue
             with contextlib.suppress(SandstormError):
-                for snap in await member.provider._list_snapshots():
+                for snap in await self._tracked(member, member.provider._list_snapshots()):
                     self._snapshot_pins[snap.id] = member
             if snapshot_id in self._snapshot_pins:
                 return self._snapshot_pins[snapshot_id]
@@ -573,19 +583,19 @@ class RouterProvider(AsyncProvider):
         for member in self._members:
             if Capability.SNAPSHOTS not in member.capabilities:
                 continue
-            for snap in await member.provider._list_snapshots():
+            for snap in await self._tracked(member, member.provider._list_snapshots()):
                 self._snapshot_pins[snap.id] = member
                 merged.append(snap.model_copy(update={"provider": self.name}))
         return merged
 
     async def _delete_snapshot(self, snapshot_id: str) -> None:
         member = self._snapshot_pins.get(snapshot_id) or await self._find_snapshot(snapshot_id)
-        await member.provider._delete_snapshot(snapshot_id)
+        await self._tracked(member, member.provider._delete_snapshot(snapshot_id))
         self._snapshot_pins.pop(snapshot_id, None)
 
     async def _metrics(self, workspace: Workspace) -> WorkspaceMetrics:
         member, theirs = await self._on(workspace, Capability.METRICS)
-        return await member.provider._metrics(theirs)
+        return await self._tracked(member, member.provider._metrics(theirs))
 
     async def _estimate_cost(self, duration: float, resources: Resources) -> CostEstimate:
         call = Call(
@@ -634,7 +644,9 @@ class RouterProvider(AsyncProvider):
         self, workspace: Workspace, language: str, cwd: str | None, env: dict[str, str]
     ) -> CodeContext:
         member, theirs = await self._on(workspace, Capability.INTERPRETER)
-        return await member.provider._create_context(theirs, language, cwd, env)
+        return await self._tracked(
+            member, member.provider._create_context(theirs, language, cwd, env)
+        )
 
     async def _run_code(
         self,
@@ -647,49 +659,56 @@ class RouterProvider(AsyncProvider):
         on_result: Any,
     ) -> Execution:
         member, theirs = await self._on(workspace, Capability.INTERPRETER)
-        return await member.provider._run_code(
-            theirs, context_id, code, timeout, on_stdout, on_stderr, on_result
+        return await self._tracked(
+            member,
+            member.provider._run_code(
+                theirs, context_id, code, timeout, on_stdout, on_stderr, on_result
+            ),
         )
 
     async def _restart_context(self, workspace: Workspace, context_id: str) -> CodeContext:
         member, theirs = await self._on(workspace, Capability.INTERPRETER)
-        return await member.provider._restart_context(theirs, context_id)
+        return await self._tracked(member, member.provider._restart_context(theirs, context_id))
 
     async def _delete_context(self, workspace: Workspace, context_id: str) -> None:
         member, theirs = await self._on(workspace, Capability.INTERPRETER)
-        await member.provider._delete_context(theirs, context_id)
+        await self._tracked(member, member.provider._delete_context(theirs, context_id))
 
     async def _list_contexts(self, workspace: Workspace) -> list[CodeContext]:
         member, theirs = await self._on(workspace, Capability.INTERPRETER)
-        return await member.provider._list_contexts(theirs)
+        return await self._tracked(member, member.provider._list_contexts(theirs))
 
     async def _start_process(
         self, workspace: Workspace, command: str, cwd: str | None, env: dict[str, str], stdin: bool
     ) -> ProcessInfo:
         member, theirs = await self._on(workspace, Capability.PROCESSES)
-        return await member.provider._start_process(theirs, command, cwd, env, stdin)
+        return await self._tracked(
+            member, member.provider._start_process(theirs, command, cwd, env, stdin)
+        )
 
     async def _list_processes(self, workspace: Workspace) -> list[ProcessInfo]:
         member, theirs = await self._on(workspace, Capability.PROCESSES)
-        return await member.provider._list_processes(theirs)
+        return await self._tracked(member, member.provider._list_processes(theirs))
 
     async def _get_process(self, workspace: Workspace, process_id: str) -> ProcessInfo:
         member, theirs = await self._on(workspace, Capability.PROCESSES)
-        return await member.provider._get_process(theirs, process_id)
+        return await self._tracked(member, member.provider._get_process(theirs, process_id))
 
     async def _wait_process(
         self, workspace: Workspace, process_id: str, timeout: float | None
     ) -> int:
         member, theirs = await self._on(workspace, Capability.PROCESSES)
-        return await member.provider._wait_process(theirs, process_id, timeout)
+        return await self._tracked(
+            member, member.provider._wait_process(theirs, process_id, timeout)
+        )
 
     async def _kill_process(self, workspace: Workspace, process_id: str, signal: int) -> None:
         member, theirs = await self._on(workspace, Capability.PROCESSES)
-        await member.provider._kill_process(theirs, process_id, signal)
+        await self._tracked(member, member.provider._kill_process(theirs, process_id, signal))
 
     async def _send_stdin(self, workspace: Workspace, process_id: str, data: bytes) -> None:
         member, theirs = await self._on(workspace, Capability.PROCESSES)
-        await member.provider._send_stdin(theirs, process_id, data)
+        await self._tracked(member, member.provider._send_stdin(theirs, process_id, data))
 
     async def _stream_process(
         self, workspace: Workspace, process_id: str
@@ -700,15 +719,15 @@ class RouterProvider(AsyncProvider):
 
     async def _process_logs(self, workspace: Workspace, process_id: str) -> ProcessLogs:
         member, theirs = await self._on(workspace, Capability.PROCESSES)
-        return await member.provider._process_logs(theirs, process_id)
+        return await self._tracked(member, member.provider._process_logs(theirs, process_id))
 
     async def _expose_port(self, workspace: Workspace, port: int) -> ExposedPort:
         member, theirs = await self._on(workspace, Capability.PORTS)
-        return await member.provider._expose_port(theirs, port)
+        return await self._tracked(member, member.provider._expose_port(theirs, port))
 
     async def _unexpose_port(self, workspace: Workspace, port: int) -> None:
         member, theirs = await self._on(workspace, Capability.PORTS)
-        await member.provider._unexpose_port(theirs, port)
+        await self._tracked(member, member.provider._unexpose_port(theirs, port))
 
 
 def _falls_back(error: SandstormError) -> bool:
