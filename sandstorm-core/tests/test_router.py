@@ -65,6 +65,7 @@ class MemoryProvider(sandstorm.AsyncProvider):
         self.workspaces: dict[str, Workspace] = {}
         self.create_errors: list[Exception] = []
         self.execute_errors: list[Exception] = []
+        self.delete_errors: list[Exception] = []
         self.executed: list[str] = []
 
     async def _create_workspace(self, spec: WorkspaceSpec) -> Workspace:
@@ -91,6 +92,8 @@ class MemoryProvider(sandstorm.AsyncProvider):
         return list(self.workspaces.values())
 
     async def _delete_workspace(self, workspace_id: str) -> None:
+        if self.delete_errors:
+            raise self.delete_errors.pop(0)
         if self.workspaces.pop(workspace_id, None) is None:
             raise WorkspaceNotFound(workspace_id, self.name)
 
@@ -310,6 +313,23 @@ async def test_a_run_that_may_have_started_is_never_repeated(decisions: Decision
         assert a.executed == ["print(1)"]
         assert b.executed == []
         assert a.workspaces == {}  # the one-shot workspace was deleted anyway
+
+
+async def test_one_shot_workspaces_are_deleted_behind_the_result_and_retried_at_close() -> None:
+    rt = router(mem("a"))
+    a = rt.members["a"]
+    assert isinstance(a, MemoryProvider)
+    await rt.run("print(1)")
+    await asyncio.sleep(0.05)
+    assert a.workspaces == {}
+    assert rt._pins == {}  # nothing remembered for a workspace that is gone
+    a.delete_errors = [ProviderUnavailable("down while deleting")]
+    await rt.run("print(1)")
+    await asyncio.sleep(0.05)
+    assert len(a.workspaces) == 1  # the deletion failed: the router still owns it
+    assert len(await rt.list_workspaces()) == 1
+    await rt.aclose()
+    assert a.workspaces == {}
 
 
 async def test_fallback_stops_at_a_trust_boundary_unless_the_route_allows_it(

@@ -134,6 +134,7 @@ class RouterProvider(AsyncProvider):
         self._by_name = {m.name: m for m in self._members}
         self._pins: dict[str, Member] = {}
         self._snapshot_pins: dict[str, Member] = {}
+        self._behind: set[str] = set()
 
     # ------------------------------------------------------------------ public extras
 
@@ -462,8 +463,23 @@ class RouterProvider(AsyncProvider):
         return self._adopt(member, found) if found is not None else None
 
     def _defer_delete(self, workspace_id: str) -> bool:
-        member = self._pins.get(workspace_id)
-        return member is not None and member.provider._defer_delete(workspace_id)
+        """A finished one-shot (or handle) workspace is deleted behind the result.
+
+        The router does it itself rather than hand it to the member: a deletion that fails
+        (the member is down) keeps the workspace owned, so ``aclose()`` tries again.
+        """
+        if workspace_id not in self._pins:
+            return False
+        self._behind.add(workspace_id)
+        self._sandstorm_background(self._delete_behind(workspace_id))
+        return True
+
+    async def _delete_behind(self, workspace_id: str) -> None:
+        try:
+            with contextlib.suppress(WorkspaceNotFound):
+                await self._sandstorm_delete_hooked(workspace_id)
+        finally:
+            self._behind.discard(workspace_id)
 
     async def _create_workspace(self, spec: WorkspaceSpec) -> Workspace:
         call = self._call("create", spec)
@@ -489,7 +505,8 @@ class RouterProvider(AsyncProvider):
         merged = []
         for member in self._members:
             for workspace in await self._tracked(member, member.provider._list_workspaces()):
-                merged.append(self._adopt(member, workspace))
+                if workspace.id not in self._behind:  # being deleted behind a result
+                    merged.append(self._adopt(member, workspace))
         return merged
 
     async def _delete_workspace(self, workspace_id: str) -> None:
