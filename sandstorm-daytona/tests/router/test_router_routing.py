@@ -101,14 +101,17 @@ async def test_storm_falls_back_safely_and_the_breaker_heals(
         "strict": collections.Counter(),
     }
     succeeded: list[str] = []
+    unexpected: list[SandstormError] = []
     before = _executions(emulator)
 
     async def one(router: RouterProvider, kind: str) -> None:
         token = uuid.uuid4().hex
         try:
             result = await router.run(f"print('ok') #{token}", timeout=20)
+        except ProviderUnavailable:  # typed: what a 503 storm must raise (or a subclass)
+            outcomes[kind]["unavailable"] += 1
         except SandstormError as exc:
-            outcomes[kind][type(exc).__name__] += 1
+            unexpected.append(exc)
         else:
             assert result.stdout == "ok\n"
             assert result.provider == "router"
@@ -153,9 +156,8 @@ async def test_storm_falls_back_safely_and_the_breaker_heals(
         assert recorder.decisions[-1].member == "daytona"
     # the storm: the lenient router fell back to local, the strict one raised typed errors
     assert outcomes["lenient"]["ok"] > 5, outcomes
-    assert outcomes["strict"]["ProviderUnavailable"] > 0, outcomes
-    assert set(outcomes["strict"]) <= {"ok", "ProviderUnavailable"}, outcomes
-    assert set(outcomes["lenient"]) <= {"ok", "ProviderUnavailable"}, outcomes
+    assert outcomes["strict"]["unavailable"] > 0, outcomes
+    assert unexpected == []
     fell_back = [d for d in recorder.decisions if d.member == "local" and d.fallbacks]
     skipped = [d for d in recorder.decisions if "circuit open" in d.skipped.get("daytona", "")]
     assert fell_back, "no run fell back to local"
