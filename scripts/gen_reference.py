@@ -18,6 +18,7 @@ MODULES = [
     "sandstorm.adapters",
     "sandstorm.local",
     "sandstorm.mcp",
+    "sandstorm.router",
     "sandstorm_daytona",
     "sandstorm_daytona.emulator",
     "sandstorm_testkit",

@@ -263,9 +263,9 @@ def _providers(args: argparse.Namespace) -> int:
             row.update(capabilities=[], available=False, status=f"cannot load: {reason}")
             rows.append(row)
             continue
+        row["available"], row["status"], cls = _availability(cls)
         row["capabilities"] = sorted(str(cap) for cap in cls.capabilities)
         row["languages"] = sorted(cls.languages)
-        row["available"], row["status"] = _availability(cls)
         rows.append(row)
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -288,7 +288,8 @@ def _providers(args: argparse.Namespace) -> int:
     return 0
 
 
-def _availability(cls: type) -> tuple[bool, str]:
+def _availability(cls: type) -> tuple[bool, str, Any]:
+    """Whether the provider is available, why (not), and its (instance's) declaring class."""
     from ._provider import AsyncProvider
     from ._sync import SyncProvider
 
@@ -297,14 +298,30 @@ def _availability(cls: type) -> tuple[bool, str]:
         provider = SyncProvider(cls.from_config())
     except SandstormError as exc:
         problem = str(exc).split(" (known fields:", 1)[0].split(": ", 1)[-1]
-        return False, f"not configured: {problem}"
+        return False, f"not configured: {problem}", cls
     with provider:
         try:
             ok = provider.is_available()
             reason = None if ok else _why_unavailable(provider.async_provider)
         except SandstormError as exc:
-            return False, str(exc)
-    return ok, "ok" if ok else reason or "not reachable"
+            return False, str(exc), cls
+        members = _members(provider.async_provider)
+    status = "ok" if ok else reason or "not reachable"
+    if members:
+        status += "; members: " + ", ".join(
+            f"{row.name}={row.state if row.available else 'unavailable'}" for row in members
+        )
+    return ok, status, type(provider.async_provider)
+
+
+def _members(provider: Any) -> list[Any]:
+    """The member health rows of a ``router`` provider (probed), else ``[]``."""
+    from ._sync import run_sync
+
+    health = getattr(provider, "health", None)
+    if health is None:
+        return []
+    return list(run_sync(health(probe=True)))
 
 
 def _why_unavailable(provider: Any) -> str | None:
@@ -335,6 +352,17 @@ def _doctor(args: argparse.Namespace) -> int:
         reason = None if available else _why_unavailable(provider.async_provider)
         status = "yes" if available else f"no ({reason or 'not reachable'})"
         print(f"available:    {status}")
+        members = _members(provider.async_provider)
+        if members:
+            print("members:")
+            for row in members:
+                up = "available" if row.available else "unavailable"
+                blocked = f" ({row.blocked})" if row.blocked else ""
+                latency = f", ~{row.latency:.3f}s/run" if row.latency is not None else ""
+                print(
+                    f"  {row.name:<12} {row.provider:<10} trust={row.trust:<8} "
+                    f"breaker={row.state}{blocked}, {up}{latency}"
+                )
         report = getattr(provider.async_provider, "isolation_report", None)
         if report is not None and available:
             print("isolation:")

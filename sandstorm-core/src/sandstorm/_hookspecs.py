@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from ._audit import AuditEvent
     from ._models import RunResult, Workspace
     from ._provider import AsyncProvider, ExecRequest
+    from .router import RoutingDecision
 
 PROJECT = "sandstorm"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -52,3 +53,9 @@ def sandstorm_workspace_deleted(provider: AsyncProvider, workspace_id: str) -> N
 @hookspec
 def sandstorm_audit(event: AuditEvent) -> None:
     """Called for every auditable action. ``event`` never holds a secret."""
+
+
+@hookspec
+def sandstorm_routed(provider: AsyncProvider, decision: RoutingDecision) -> None:
+    """Called when the ``router`` provider routed a call: ``decision`` names the member
+    chosen (``None`` when none could take it), why, and the members skipped or failed."""

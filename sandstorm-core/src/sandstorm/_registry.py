@@ -28,10 +28,14 @@ PROVIDER_GROUP = "sandstorm.providers"
 KNOWN_PACKAGES: dict[str, str] = {
     "local": "sandstorm-core",
     "daytona": "sandstorm-daytona",
+    "router": "sandstorm-core",
 }
 """Well-known provider names and the distribution that provides each."""
 
-BUILTIN_PROVIDERS: dict[str, str] = {"local": "sandstorm.local:LocalProvider"}
+BUILTIN_PROVIDERS: dict[str, str] = {
+    "local": "sandstorm.local:LocalProvider",
+    "router": "sandstorm.router:RouterProvider",
+}
 """Providers that ship inside sandstorm-core: loaded without scanning entry points.
 
 They are registered in the ``sandstorm.providers`` group too, so listings show them; an
