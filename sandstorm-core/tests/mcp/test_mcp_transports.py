@@ -163,6 +163,16 @@ async def test_http_sessions_and_sigterm(mcp_root: Path) -> None:
             assert refused.status_code == 401
             wrong = await plain.post(url, json={}, headers={"Authorization": "Bearer nope"})
             assert wrong.status_code == 401
+            # DNS rebinding: a web page whose name resolves to loopback is still refused
+            token = {"Authorization": "Bearer s3cret-token"}
+            initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}}
+            kinds = {"Content-Type": "application/json", "Accept": "application/json"}
+            for header, status in (("Host", 421), ("Origin", 403)):
+                value = "evil.example" if header == "Host" else "http://evil.example"
+                rebound = await plain.post(
+                    url, json=initialize, headers={**token, **kinds, header: value}
+                )
+                assert rebound.status_code == status, (header, rebound.text)
         auth = {"Authorization": "Bearer s3cret-token"}
         # a client that leaves: its session's workspace and process go, the server stays
         sleeper = sleeper_arg()
