@@ -2,12 +2,13 @@
 
 - ```` ```python ```` blocks run as scripts, in order, one namespace per page. A line
   ending in ``# -> TEXT`` is a checked expectation: after ``print(...)`` the printed text
-  must be ``TEXT``; after an expression its ``repr()`` must be ``TEXT`` (``...`` matches
+  must be ``TEXT`` (trailing newlines aside); after an expression its ``repr()`` must be ``TEXT`` (``...`` matches
   anything, as in doctest). Blocks starting with ``>>>`` are doctests.
 - ```` ```bash ```` / ```` ```console ```` blocks are syntax-checked with ``bash -n``
   (the commands of a console block are its ``$ `` lines); ``toml``, ``yaml`` and ``json``
   blocks must parse. ``text`` blocks (and plain fences) are prose.
-- ``<!-- skip: next -->`` above a block skips it, visibly in the source. Keep those rare.
+- ``<!-- skip: next "why" -->`` (or plain ``<!-- skip: next -->``) above a block skips it,
+  visibly in the source, and the run reports it skipped. Keep those rare.
 
 Each page gets a private ``local`` state directory (``SANDSTORM_LOCAL_ROOT``); a Daytona
 page (``daytona*.md``) also gets an emulator on loopback and ``DAYTONA_API_URL`` /
@@ -37,9 +38,10 @@ from typing import Any
 import pytest
 import yaml
 from sybil import Example, Sybil
+from sybil.evaluators.doctest import DocTestEvaluator
 from sybil.evaluators.python import PythonEvaluator, pad
 from sybil.integration.pytest import SybilItem
-from sybil.parsers.abstract import AbstractCodeBlockParser
+from sybil.parsers.abstract import AbstractCodeBlockParser, DocTestStringParser
 from sybil.parsers.markdown import CodeBlockParser, PythonCodeBlockParser, SkipParser
 
 ROOT = Path(__file__).resolve().parent
@@ -66,8 +68,8 @@ def _matches(expected: str, actual: str) -> bool:
 def _check_print(line: int, expected: str, *args: Any, **kwargs: Any) -> None:
     buffer = io.StringIO()
     print(*args, **{**kwargs, "file": buffer})
-    actual = buffer.getvalue().removesuffix("\n")
-    print(actual)  # the reader's script prints it too
+    print(buffer.getvalue(), end="")  # the reader's script prints it too
+    actual = buffer.getvalue().rstrip("\n")
     if not _matches(expected, actual):
         raise ExpectationError(f"line {line}: printed {actual!r}, the text says {expected!r}")
 
@@ -114,11 +116,17 @@ def arrow_source(source: str, first_line: int = 1) -> str:
     return "".join(lines)
 
 
+def _ran(example: Example, kind: str) -> None:
+    """Record that the block was really evaluated (a skipped block never gets here)."""
+    example._doc_kind = kind  # type: ignore[attr-defined]
+
+
 class ArrowEvaluator(PythonEvaluator):
     """Runs a python block as a script, checking its ``# -> TEXT`` expectations."""
 
     def __call__(self, example: Example) -> None:
         __tracebackhide__ = True
+        _ran(example, "python")
         line = example.line + example.parsed.line_offset
         source = arrow_source(str(example.parsed), line + 1)
         namespace = example.namespace
@@ -133,11 +141,20 @@ class ArrowEvaluator(PythonEvaluator):
             namespace.pop("__doc_value__", None)
 
 
+class CountedDocTest(DocTestEvaluator):
+    """Sybil's doctest evaluator, counted."""
+
+    def __call__(self, example: Example) -> str:
+        _ran(example, "doctest")
+        return super().__call__(example)
+
+
 class PythonBlocks(PythonCodeBlockParser):
     """```` ```python ```` blocks: doctests when they start with ``>>>``, else scripts."""
 
     def __init__(self) -> None:
-        super().__init__(doctest_optionflags=doctest.ELLIPSIS)
+        super().__init__()
+        self.doctest_parser = DocTestStringParser(CountedDocTest(doctest.ELLIPSIS))
         self.codeblock_parser = CodeBlockParser("python", ArrowEvaluator())
 
 
@@ -154,11 +171,13 @@ def _bash_syntax(source: str) -> None:
 
 def check_bash(example: Example) -> None:
     """A shell block must be valid bash."""
+    _ran(example, "bash")
     _bash_syntax(str(example.parsed))
 
 
 def check_console(example: Example) -> None:
     """A console block's ``$ `` commands must be valid bash."""
+    _ran(example, "console")
     commands = [
         line.removeprefix("$ ")
         for line in str(example.parsed).splitlines()
@@ -173,6 +192,7 @@ def check_data(loads: Any) -> Any:
     """An evaluator: the block must parse with ``loads``."""
 
     def evaluate(example: Example) -> None:
+        _ran(example, "data")
         loads(str(example.parsed))
 
     return evaluate
@@ -291,32 +311,16 @@ pytest_collect_file = (DOCS + DAYTONA_DOCS).pytest()
 _outcomes: Counter[tuple[str, str]] = Counter()
 
 
-def _kind(item: SybilItem) -> str:
-    region = item.example.region
-    evaluator = getattr(region.evaluator, "__name__", type(region.evaluator).__name__)
-    return {
-        "ArrowEvaluator": "python",
-        "DocTestEvaluator": "doctest",
-        "check_bash": "bash",
-        "check_console": "console",
-        "evaluate": "data",
-    }.get(evaluator, evaluator)
-
-
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    """Count the doc blocks by kind and outcome (the call phase only)."""
-    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
-        kind = getattr(report, "_doc_kind", None)
-        if kind:
-            _outcomes[(kind, report.outcome)] += 1
-
-
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    """Tag the reports of doc blocks with their kind, for the count."""
+    """Count the doc blocks by kind and outcome: run (passed, failed) or skipped."""
     report = yield
-    if isinstance(item, SybilItem):
-        report._doc_kind = _kind(item)
+    if isinstance(item, SybilItem) and report.when == "call":
+        kind = getattr(item.example, "_doc_kind", None)
+        if kind is not None:
+            _outcomes[(kind, report.outcome)] += 1
+        elif item.example.region.evaluator.__class__.__name__ != "Skipper":
+            _outcomes[("block", "skipped")] += 1  # a skipped block: never evaluated
     return report
 
 
@@ -324,11 +328,11 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     """Print how many doc blocks ran, by kind and outcome."""
     if not _outcomes:
         return
-    kinds = sorted({kind for kind, _ in _outcomes})
+    kinds = sorted({kind for kind, outcome in _outcomes if outcome != "skipped"})
     parts = []
     for kind in kinds:
-        done = {outcome: n for (k, outcome), n in _outcomes.items() if k == kind}
-        parts.append(f"{kind} {sum(done.values())}" + (f" ({done})" if len(done) > 1 else ""))
+        ran = sum(n for (k, outcome), n in _outcomes.items() if k == kind and outcome != "skipped")
+        parts.append(f"{kind} {ran}")
     executed = sum(n for (_, outcome), n in _outcomes.items() if outcome != "skipped")
     failed = sum(n for (_, outcome), n in _outcomes.items() if outcome == "failed")
     skipped = sum(n for (_, outcome), n in _outcomes.items() if outcome == "skipped")
