@@ -2,7 +2,8 @@
 
 - ```` ```python ```` blocks run as scripts, in order, one namespace per page. A line
   ending in ``# -> TEXT`` is a checked expectation: after ``print(...)`` the printed text
-  must be ``TEXT`` (trailing newlines aside); after an expression its ``repr()`` must be ``TEXT`` (``...`` matches
+  must be ``TEXT`` (trailing newlines aside), the comment at the end of the line or alone on
+  the next one; after an expression its ``repr()`` must be ``TEXT`` (``...`` matches
   anything, as in doctest). Blocks starting with ``>>>`` are doctests.
 - ```` ```bash ```` / ```` ```console ```` blocks are syntax-checked with ``bash -n``
   (the commands of a console block are its ``$ `` lines); ``toml``, ``yaml`` and ``json``
@@ -11,7 +12,7 @@
   visibly in the source, and the run reports it skipped. Keep those rare.
 
 Each page gets a private ``local`` state directory (``SANDSTORM_LOCAL_ROOT``); a Daytona
-page (``daytona*.md``) also gets an emulator on loopback and ``DAYTONA_API_URL`` /
+page (``docs/daytona*.md``, sandstorm-daytona's README) also gets an emulator on loopback and ``DAYTONA_API_URL`` /
 ``DAYTONA_API_KEY`` pointing at it, so its blocks read as they would for the real
 service. After a page, every provider its blocks left open is closed and the page must
 have left no workspace (local) and no sandbox (emulator). The run ends with a count of
@@ -47,7 +48,7 @@ from sybil.parsers.markdown import CodeBlockParser, PythonCodeBlockParser, SkipP
 ROOT = Path(__file__).resolve().parent
 ARROW = "# ->"
 DOC_PATTERNS = ["docs/*.md", "README.md"]
-DAYTONA_PAGES = ["docs/daytona*.md"]
+DAYTONA_PAGES = ["docs/daytona*.md", "sandstorm-daytona/README.md"]
 # the API reference is generated (mkdocstrings), it has no blocks of its own
 EXCLUDED = ["docs/reference.md"]
 
@@ -92,6 +93,10 @@ def arrow_source(source: str, first_line: int = 1) -> str:
     for number, (column, expected) in arrows.items():
         text = lines[number - 1]
         code = text[:column].rstrip()
+        if not code.strip() and number > 1:  # `# -> TEXT` alone: about the line above
+            lines[number - 1] = "\n"
+            number -= 1  # noqa: PLW2901
+            code = lines[number - 1].rstrip()
         stripped = code.lstrip()
         indent = code[: len(code) - len(stripped)]
         where = first_line + number - 1
