@@ -12,11 +12,11 @@
   visibly in the source, and the run reports it skipped. Keep those rare.
 
 Each page gets a private ``local`` state directory (``SANDSTORM_LOCAL_ROOT``); a Daytona
-page (``docs/daytona*.md``, sandstorm-daytona's README) also gets an emulator on loopback and ``DAYTONA_API_URL`` /
-``DAYTONA_API_KEY`` pointing at it, so its blocks read as they would for the real
-service. After a page, every provider its blocks left open is closed and the page must
-have left no workspace (local) and no sandbox (emulator). The run ends with a count of
-the blocks executed.
+page (``docs/daytona*.md``, sandstorm-daytona's README) also gets an emulator on
+loopback and ``DAYTONA_API_URL`` / ``DAYTONA_API_KEY`` pointing at it, so its blocks read
+as they would for the real service. After a page, every provider its blocks left open
+is closed and the page must have left no workspace (local) and no sandbox (emulator).
+The run ends with a count of the blocks executed.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import contextlib
 import doctest
 import io
 import json
-import os
 import shutil
 import subprocess
 import tempfile
@@ -49,8 +48,6 @@ ROOT = Path(__file__).resolve().parent
 ARROW = "# ->"
 DOC_PATTERNS = ["docs/*.md", "README.md"]
 DAYTONA_PAGES = ["docs/daytona*.md", "sandstorm-daytona/README.md"]
-# the API reference is generated (mkdocstrings), it has no blocks of its own
-EXCLUDED = ["docs/reference.md"]
 
 
 # ----------------------------------------------------------------- python blocks
@@ -294,7 +291,7 @@ class Page:
 DOCS = Sybil(
     parsers=PARSERS,
     patterns=DOC_PATTERNS,
-    excludes=[*EXCLUDED, *DAYTONA_PAGES],
+    excludes=DAYTONA_PAGES,
     setup=Page(daytona=False).setup,
     teardown=Page(daytona=False).teardown,
     name="docs",

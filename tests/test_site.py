@@ -64,7 +64,7 @@ def reference_modules() -> set[str]:
 
 
 def test_reference_page_covers_the_public_modules() -> None:
-    assert PUBLIC_MODULES <= reference_modules()
+    assert reference_modules() >= PUBLIC_MODULES
 
 
 def test_site_lists_every_public_name(site: Path) -> None:
@@ -80,5 +80,7 @@ def test_site_lists_every_public_name(site: Path) -> None:
 
 def test_every_page_is_built(site: Path) -> None:
     pages = sorted(path.stem for path in (ROOT / "docs").glob("*.md"))
-    built = [page for page in pages if (site / ("" if page == "index" else page) / "index.html").exists()]
+    built = [
+        page for page in pages if (site / ("" if page == "index" else page) / "index.html").exists()
+    ]
     assert built == pages

@@ -73,7 +73,9 @@ def fresh_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run(*uv, "venv", "-q", "-p", sys.executable, str(venv))
     python = venv / "bin" / "python"
     run(*uv, "pip", "install", "-q", "-p", str(python), "-r", str(lock))
-    run(*uv, "pip", "install", "-q", "-p", str(python), "--find-links", str(dist), *map(str, wheels))
+    run(
+        *uv, "pip", "install", "-q", "-p", str(python), "--find-links", str(dist), *map(str, wheels)
+    )
     return python
 
 
@@ -114,6 +116,7 @@ def test_the_venv_holds_only_the_wheels(fresh_venv: Path) -> None:
         [str(fresh_venv), "-c", check], capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 0, done.stderr
-    assert "'daytona'" in done.stdout and "'local'" in done.stdout
+    assert "'daytona'" in done.stdout
+    assert "'local'" in done.stdout
     for command in ("sandstorm", "sandstorm-daytona"):
         assert (fresh_venv.parent / command).exists()
