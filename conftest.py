@@ -132,6 +132,7 @@ class ArrowEvaluator(PythonEvaluator):
         line = example.line + example.parsed.line_offset
         source = arrow_source(str(example.parsed), line + 1)
         namespace = example.namespace
+        namespace["__file__"] = example.path  # as a script knows its own file
         namespace["__doc_print__"] = _check_print
         namespace["__doc_value__"] = _check_value
         code = compile(pad(source, line), example.path, "exec", flags=self.flags, dont_inherit=True)
@@ -317,6 +318,9 @@ _outcomes: Counter[tuple[str, str]] = Counter()
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     """Count the doc blocks by kind and outcome: run (passed, failed) or skipped."""
     report = yield
+    if isinstance(item, SybilItem) and report.skipped and isinstance(report.longrepr, tuple):
+        # point the skip at the block, not at unittest's SkipTest machinery
+        report.longrepr = (str(item.path), item.example.line, report.longrepr[2])
     if isinstance(item, SybilItem) and report.when == "call":
         kind = getattr(item.example, "_doc_kind", None)
         if kind is not None:
