@@ -149,7 +149,7 @@ def latest() -> str:
     if (RESULTS / "chaos.json").exists():
         chaos = _load("chaos")
         tables += [_demote(chaos[key]["table"]) for key in ("r1", "r2", "r4") if key in chaos]
-    return "\n".join(parts) + "\n".join(tables)
+    return "\n".join(parts) + "\n" + "\n".join(tables)
 
 
 GENERATORS = {"reproduce": reproduce, "latest": latest}
