@@ -4,6 +4,7 @@
     python3 scripts/dev.py demo    # run examples/hello.py on the local provider
     python3 scripts/dev.py test    # ruff, mypy --strict, the docs site and the pytest suite
     python3 scripts/dev.py docs    # serve the documentation site on http://127.0.0.1:8000
+                                   # (SANDSTORM_DOCS_ADDR=127.0.0.1:PORT for another port)
 
 ``test`` first makes sure zsh and dash exist (the Daytona tests run under zsh, bash and
 dash), installing them with apt-get when running as root, and fails with a clear message
@@ -103,7 +104,9 @@ def main(argv: list[str]) -> int:
     if argv[0] == "demo":
         return run(*uv, "run", "--frozen", "sandstorm", "run", "examples/hello.py")
     if argv[0] == "docs":
-        return run(*uv, "run", "--frozen", "mkdocs", "serve", "-a", "127.0.0.1:8000")
+        # loopback only; SANDSTORM_DOCS_ADDR=127.0.0.1:PORT picks another port
+        address = os.environ.get("SANDSTORM_DOCS_ADDR", "127.0.0.1:8000")
+        return run(*uv, "run", "--frozen", "mkdocs", "serve", "-a", address)
     if rc := ensure_shells():
         return rc
     with tempfile.TemporaryDirectory(prefix="sandstorm-site-") as site:
