@@ -72,3 +72,36 @@ def test_a_false_expectation_fails(harness: ModuleType, source: str, message: st
     namespace = {"__doc_print__": harness._check_print, "__doc_value__": harness._check_value}
     with pytest.raises(AssertionError, match=re.escape(message)):
         exec(compile(harness.arrow_source(source), "<doc>", "exec"), namespace)
+
+
+def test_a_page_runs_end_to_end(harness: ModuleType, tmp_path: Path) -> None:
+    """Doctests, scripts, skips and data blocks of one page, as the suite runs them."""
+    page = tmp_path / "docs" / "page.md"
+    page.parent.mkdir()
+    page.write_text(
+        "```python\n>>> 1 + 1\n2\n```\n\n"
+        "```python\ntotal = 6 * 7\nprint(total)   # -> 42\n```\n\n"
+        '<!-- skip: next "cannot run here" -->\n\n```python\nraise SystemExit(1)\n```\n\n'
+        "```toml\n[a]\nb = 1\n```\n\n"
+        "```python\nprint(total + 1)   # -> 42\n```\n",
+        encoding="utf-8",
+    )
+    document = harness.DOCS.parse(page)
+    outcomes = []
+    for example in document:
+        try:
+            example.evaluate()
+        except AssertionError as exc:
+            outcomes.append(f"failed: {exc}")
+        except Exception as exc:  # unittest.SkipTest from the skip directive
+            outcomes.append(type(exc).__name__)
+        else:
+            outcomes.append(getattr(example, "_doc_kind", "not run"))
+    assert outcomes == [
+        "doctest",
+        "python",
+        "not run",  # the skip directive itself
+        "SkipTest",
+        "data",
+        "failed: line 23: printed '43', the text says '42'",  # the page's own line
+    ]
