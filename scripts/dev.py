@@ -2,7 +2,9 @@
 """Set up the development environment and run the demo or the whole check suite.
 
     python3 scripts/dev.py demo    # run examples/hello.py on the local provider
-    python3 scripts/dev.py test    # ruff, mypy --strict and the whole pytest suite
+    python3 scripts/dev.py test    # ruff, mypy --strict, the docs site and the pytest suite
+    python3 scripts/dev.py docs    # serve the documentation site on http://127.0.0.1:8000
+                                   # (SANDSTORM_DOCS_ADDR=127.0.0.1:PORT for another port)
 
 ``test`` first makes sure zsh and dash exist (the Daytona tests run under zsh, bash and
 dash), installing them with apt-get when running as root, and fails with a clear message
@@ -18,6 +20,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,7 +85,7 @@ def run(*argv: str) -> int:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1 or argv[0] not in {"demo", "test"}:
+    if len(argv) != 1 or argv[0] not in {"demo", "test", "docs"}:
         print(__doc__, file=sys.stderr)
         return 2
     os.environ["UV_PYTHON_DOWNLOADS"] = "never"
@@ -97,18 +100,27 @@ def main(argv: list[str]) -> int:
     sources = [str(path) for path in sorted(ROOT.glob("sandstorm-*/src"))]
     if rc := run(*uv, "run", "--frozen", "python", "-m", "compileall", "-q", *sources):
         return rc
+    os.environ["NO_MKDOCS_2_WARNING"] = "1"  # Material's banner about its successor
     if argv[0] == "demo":
         return run(*uv, "run", "--frozen", "sandstorm", "run", "examples/hello.py")
+    if argv[0] == "docs":
+        # loopback only; SANDSTORM_DOCS_ADDR=127.0.0.1:PORT picks another port
+        address = os.environ.get("SANDSTORM_DOCS_ADDR", "127.0.0.1:8000")
+        return run(*uv, "run", "--frozen", "mkdocs", "serve", "-a", address)
     if rc := ensure_shells():
         return rc
-    steps = [
-        (*uv, "run", "--frozen", "ruff", "check", "."),
-        (*uv, "run", "--frozen", "ruff", "format", "--check", "."),
-        (*uv, "run", "--frozen", "mypy"),
-        (*uv, "run", "--frozen", "python", "scripts/gen_reference.py", "--check"),
-        (*uv, "run", "--frozen", "pytest", *os.environ.get("PYTEST_ARGS", "").split()),
-    ]
-    failed = [step for step in steps if run(*step) != 0]
+    with tempfile.TemporaryDirectory(prefix="sandstorm-site-") as site:
+        # the site is built once, outside the repository; tests/test_site.py checks it
+        os.environ["SANDSTORM_DOCS_SITE"] = site
+        steps = [
+            (*uv, "run", "--frozen", "ruff", "check", "."),
+            (*uv, "run", "--frozen", "ruff", "format", "--check", "."),
+            (*uv, "run", "--frozen", "mypy"),
+            (*uv, "run", "--frozen", "python", "scripts/gen_benchmarks.py", "--check"),
+            (*uv, "run", "--frozen", "mkdocs", "build", "--strict", "-q", "-d", site),
+            (*uv, "run", "--frozen", "pytest", *os.environ.get("PYTEST_ARGS", "").split()),
+        ]
+        failed = [step for step in steps if run(*step) != 0]
     for step in failed:
         print("FAILED:", " ".join(step[len(uv) :]), file=sys.stderr)
     return 1 if failed else 0
