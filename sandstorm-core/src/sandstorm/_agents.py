@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from ._boundary import boundary as _boundary
 from ._capabilities import Capability
-from ._errors import CapabilityNotSupported, InvalidArgument
+from ._errors import CapabilityNotSupported, InvalidArgument, WorkspaceOSError
 from ._interactive import (
     CodeContext,
     Execution,
@@ -21,8 +21,16 @@ from ._interactive import (
     ProcessInfo,
     ProcessLogs,
 )
-from ._models import OutputChunk, Workspace
-from ._validate import check_callback, check_code, check_env, check_flag, check_text, check_timeout
+from ._models import FileInfo, OutputChunk, Workspace
+from ._validate import (
+    check_callback,
+    check_code,
+    check_env,
+    check_flag,
+    check_path,
+    check_text,
+    check_timeout,
+)
 
 if TYPE_CHECKING:
     from ._processes import AsyncProcessHandle
@@ -72,11 +80,13 @@ class AgentAPI:
         name: ClassVar[str]
         languages: ClassVar[frozenset[str]]
         max_timeout: ClassVar[float | None]
+        capabilities: ClassVar[frozenset[Capability]]
 
         def _sandstorm_check_open(self) -> None: ...
         def require(self, capability: Capability, detail: str | None = None) -> None: ...
         async def _sandstorm_resolve(self, workspace: Workspace | str) -> Workspace: ...
         async def _sandstorm_guarded(self, work: Coroutine[Any, Any, T]) -> T: ...
+        async def _list_files(self, workspace: Workspace, path: str) -> list[FileInfo]: ...
 
     # ------------------------------------------------------------------ interpreter
 
@@ -98,7 +108,28 @@ class AgentAPI:
         cwd = check_text(cwd, "cwd")
         checked_env = check_env(env)
         ws = await self._sandstorm_resolve(workspace)
+        if cwd is not None:
+            await self._sandstorm_check_context_cwd(ws, cwd)
         return await self._sandstorm_guarded(self._create_context(ws, language, cwd, checked_env))
+
+    async def _sandstorm_check_context_cwd(self, workspace: Workspace, cwd: str) -> None:
+        """Refuse a context whose relative ``cwd`` is not a directory of the workspace.
+
+        The interpreter would otherwise start, fail to enter it and die, and the error would
+        only show on the next run as a lost context (as on Daytona, where the daemon fails
+        to start it). Checked through the provider's own (sandboxed) file listing.
+        """
+        if cwd.startswith("/") or Capability.FILES not in self.capabilities:
+            return
+        try:
+            await self._list_files(workspace, check_path(cwd, root=True))
+        except OSError as exc:
+            message = (
+                f"the context's cwd {cwd!r} is not a directory of the workspace "
+                "(create it first, or pass an existing one)"
+            )
+            cls = type(WorkspaceOSError.of(exc))
+            raise (cls(message) if exc.errno is None else cls(exc.errno, message)) from None
 
     @_boundary
     async def run_code(

@@ -129,6 +129,19 @@ class InterpreterContract(AsyncContract):
         after = await provider.run_code(workspace, "kept + 1", context=context)
         assert after.text == "6", after
 
+    async def test_context_cwd(self, provider: AsyncProvider, workspace: Workspace) -> None:
+        made = await provider.run_code(workspace, "import os; os.makedirs('sub', exist_ok=True)")
+        assert made.error is None, made.error
+        context = await provider.create_context(workspace, cwd="sub")
+        execution = await provider.run_code(
+            workspace, "import os; os.path.basename(os.getcwd())", context=context
+        )
+        assert execution.text == "'sub'", execution
+        if Capability.FILES in provider.capabilities:
+            # a missing directory is refused when the context is made, not at its first run
+            with pytest.raises(FileNotFoundError):
+                await provider.create_context(workspace, cwd="no-such-dir")
+
     async def test_restart_and_delete(self, provider: AsyncProvider, workspace: Workspace) -> None:
         context = await provider.create_context(workspace)
         await provider.run_code(workspace, "z = 1", context=context)
