@@ -12,17 +12,34 @@ credential helpers for URLs.
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._credentials import redact_credentials, scrub_credentials, split_credentials
-from ._execution import ExecutionCollector
-from ._process import (
-    BASE_ENV,
-    ProcessResult,
-    clean_env,
-    decode_prefix,
-    kill_process_tree,
-    run_process,
-)
-from ._store import DirectoryStore
+
+if TYPE_CHECKING:
+    from ._execution import ExecutionCollector
+    from ._process import (
+        BASE_ENV,
+        ProcessResult,
+        clean_env,
+        decode_prefix,
+        kill_process_tree,
+        run_process,
+    )
+    from ._store import DirectoryStore
+
+_LAZY: dict[str, str] = {
+    "BASE_ENV": "_process",
+    "DirectoryStore": "_store",
+    "ExecutionCollector": "_execution",
+    "ProcessResult": "_process",
+    "clean_env": "_process",
+    "decode_prefix": "_process",
+    "kill_process_tree": "_process",
+    "run_process": "_process",
+}
+"""Names imported on first use (the core imports this package for its credential helpers)."""
 
 __all__ = [
     "BASE_ENV",
@@ -37,3 +54,16 @@ __all__ = [
     "scrub_credentials",
     "split_credentials",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

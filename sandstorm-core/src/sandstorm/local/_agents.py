@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING
 
 from .._agents import ResultCallback
 from .._errors import ContextNotFound, ProcessNotFound
-from .._interactive import CodeContext, Execution, ExposedPort, ProcessInfo, ProcessLogs
 from .._models import Language, OutputChunk, Workspace
 from .._provider import ExecRequest
 
 if TYPE_CHECKING:
+    from .._interactive import CodeContext, Execution, ExposedPort, ProcessInfo, ProcessLogs
     from ._interpreter import LocalContext
     from ._ports import PortForwarder
     from ._processes import LocalProcess
