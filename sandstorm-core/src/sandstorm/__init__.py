@@ -17,6 +17,7 @@ from ._capabilities import Capability
 from ._errors import (
     AuthenticationError,
     CapabilityNotSupported,
+    ConfigProblem,
     ContextNotFound,
     ExecutionTimeout,
     FileNotFound,
@@ -157,6 +158,7 @@ __all__ = [
     "Capability",
     "CapabilityNotSupported",
     "CodeContext",
+    "ConfigProblem",
     "ContextNotFound",
     "CostEstimate",
     "ExecRequest",

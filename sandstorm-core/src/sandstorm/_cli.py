@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ._capabilities import Capability
-from ._errors import ExecutionTimeout, SandstormError
+from ._errors import ExecutionTimeout, ProviderConfigError, SandstormError
 from ._registry import default_provider_name, installed_providers, load_provider_class
 
 __all__ = ["main"]
@@ -216,9 +216,11 @@ def _availability(cls: type) -> tuple[bool, str]:
     assert issubclass(cls, AsyncProvider)
     try:
         provider = SyncProvider(cls.from_config())
-    except SandstormError as exc:
-        problem = str(exc).split(" (known fields:", 1)[0].split(": ", 1)[-1]
+    except ProviderConfigError as exc:
+        problem = "; ".join(p.message for p in exc.problems) or str(exc)
         return False, f"not configured: {problem}"
+    except SandstormError as exc:
+        return False, f"not configured: {exc}"
     with provider:
         try:
             ok = provider.is_available()
@@ -243,6 +245,7 @@ def _why_unavailable(provider: Any) -> str | None:
 
 def _doctor(args: argparse.Namespace) -> int:
     from . import get_provider
+    from .protocols import ReportsIsolation
 
     if args.name and args.provider and args.name != args.provider:
         print("sandstorm: give the provider once (NAME or --provider)", file=sys.stderr)
@@ -256,10 +259,9 @@ def _doctor(args: argparse.Namespace) -> int:
         reason = None if available else _why_unavailable(provider.async_provider)
         status = "yes" if available else f"no ({reason or 'not reachable'})"
         print(f"available:    {status}")
-        report = getattr(provider.async_provider, "isolation_report", None)
-        if report is not None and available:
+        if isinstance(provider.async_provider, ReportsIsolation) and available:
             print("isolation:")
-            print(report().summary())
+            print(provider.async_provider.isolation_report().summary())
     return 0 if available else 1
 
 
