@@ -582,7 +582,8 @@ class LocalProvider(LocalAgents, AsyncProvider):
         setup = await asyncio.to_thread(self._templates.materialize, name, files, owner)
         for command in setup:
             request = ExecRequest(code=command, language=Language.SHELL, timeout=600.0)
-            result = await self._execute(workspace, request)
+            # a run like any other: the run hooks see it and it is audited
+            result = await self._sandstorm_run_hooked(workspace, request)
             if result.exit_code != 0:
                 raise WorkspaceError(
                     f"setup command {command!r} of template {name!r} failed with exit code "
