@@ -298,8 +298,12 @@ class DaytonaProvider(DaytonaAgents, AsyncProvider):
     async def upload_files(self, workspace: Workspace | str, files: Mapping[str, bytes]) -> None:
         """Write several files in one multipart request (``/files/bulk-upload``)."""
         self.require(Capability.FILES)
-        base = await self._toolbox_base(workspace_id_of(workspace))
-        await self._upload(base, dict(files))
+        workspace_id = workspace_id_of(workspace)
+        base = await self._toolbox_base(workspace_id)
+        batch = dict(files)
+        await self._upload(base, batch)
+        for path, data in batch.items():  # audited as write_file is, one record a file
+            self._sandstorm_audit("file.write", workspace_id, path=path, size=len(data))
 
     async def download_files(
         self, workspace: Workspace | str, paths: list[str]
