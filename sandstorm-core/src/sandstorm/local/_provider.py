@@ -1,7 +1,7 @@
 """``LocalProvider``: run code on this machine, isolated, with workspaces as directories.
 
 Python runs in-process inside a forked child of a pre-started sandbox interpreter (the
-fork server, ``_sandbox.py``); javascript (node) and shell are ``execve``'d from an
+fork server, ``_forkserver.py``); javascript (node) and shell are ``execve``'d from an
 identically isolated child. Every run gets: a root assembled from an allow-list
 (``pivot_root``; the workspace at ``workspace_path``), new net (no network unless the
 workspace asks for the host's), pid (fresh /proc), mount, ipc, uts and cgroup namespaces;
@@ -83,8 +83,8 @@ if TYPE_CHECKING:
     # imported where used: a cold ``get_provider("local")`` loads none of the engine
     from ._cgroups import CgroupRun, Cgroups
     from ._files import Owner
+    from ._forkserver import RunRequest, SandboxSpec
     from ._git import GitCommand
-    from ._sandbox import RunRequest, SandboxSpec
     from ._server import ForkServer
     from ._snapshots import SnapshotStore
 
@@ -683,7 +683,7 @@ class LocalProvider(LocalAgents, AsyncProvider):
 
         Pre-built sandboxes are made from exactly this (blocked network, no extra binds).
         """
-        from ._sandbox import (
+        from ._forkserver import (
             CLONE_NEWIPC,
             CLONE_NEWNET,
             CLONE_NEWNS,
@@ -779,7 +779,7 @@ class LocalProvider(LocalAgents, AsyncProvider):
         host_network: bool = False,
         read_only: tuple[str, ...] = (),
     ) -> RunRequest:
-        from ._sandbox import LandlockSpec, RunRequest
+        from ._forkserver import LandlockSpec, RunRequest
 
         report = engine.report
         files = str(self._store.files(workspace.id).resolve())

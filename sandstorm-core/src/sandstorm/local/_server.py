@@ -1,6 +1,6 @@
 """Host side of the fork server: start it, hand it one run, and collect that run's output.
 
-:class:`ForkServer` owns the pre-started sandbox interpreter (``_sandbox.py serve``).
+:class:`ForkServer` owns the pre-started sandbox interpreter (``_forkserver.py serve``).
 :func:`execute` sends it one request with fresh pipes and reads them back on the event
 loop: stdout and stderr are kept up to a cap (the rest is counted and dropped; far past
 the cap the sandbox is killed), decoded incrementally for streaming callbacks, and a
@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import ProviderUnavailable
-from ._sandbox import RunRequest, SandboxSpec
+from ._forkserver import RunRequest, SandboxSpec
 
 __all__ = ["SANDBOX_SCRIPT", "ForkServer", "Outcome", "clean_server_env", "execute", "run_probe"]
 
-SANDBOX_SCRIPT = Path(__file__).with_name("_sandbox.py")
+SANDBOX_SCRIPT = Path(__file__).with_name("_forkserver.py")
 """The stdlib-only script the sandbox interpreter runs."""
 
 
@@ -46,7 +46,7 @@ def clean_server_env() -> dict[str, str]:
 
 
 def run_probe(python: str, config: Mapping[str, Any]) -> dict[str, Any]:
-    """Run ``_sandbox.py probe`` in a fresh interpreter and return its JSON report."""
+    """Run ``_forkserver.py probe`` in a fresh interpreter and return its JSON report."""
     proc = subprocess.run(
         [python, "-I", "-S", str(SANDBOX_SCRIPT), "probe", json.dumps(dict(config))],
         env=clean_server_env(),
