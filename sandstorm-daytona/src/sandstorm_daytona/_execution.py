@@ -16,8 +16,8 @@ from sandstorm import (
 )
 from sandstorm._provider import OutputCallback
 
+from ._aio import shielded
 from ._command import FRAME
-from ._mapping import shielded_value
 from ._stream import Demux, Unframe
 from ._wire import CommandInfo, CommandLogs, SessionExecuteResponse, SessionInfo
 
@@ -72,7 +72,7 @@ class SessionRun:
                 return await self._blocking(command)
         except TimeoutError:
             # The caller's finally kills the process group and drops the session.
-            stdout, stderr = await shielded_value(self._partial())
+            stdout, stderr = await shielded(self._partial())
             raise ExecutionTimeout(
                 self.request.timeout, stdout, stderr, self.workspace_id
             ) from None
