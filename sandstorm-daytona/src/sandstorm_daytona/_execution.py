@@ -44,7 +44,7 @@ class SessionRun:
         request: ExecRequest,
         workspace_id: str,
     ) -> None:
-        self.p = provider
+        self.provider = provider
         self.http = provider._http
         self.base = base
         self.session = session
@@ -92,7 +92,7 @@ class SessionRun:
         reply = await self._submit(command, run_async=True)
         if reply is not None:
             self.cmd_id = SessionExecuteResponse.model_validate_json(reply.content).cmd_id
-        mode = self.p.config.streaming
+        mode = self.provider.config.streaming
         followed = False
         if mode != "poll":
             followed = await self._follow_websocket(required=mode == "websocket")
@@ -108,7 +108,7 @@ class SessionRun:
         session tells which: a command there is this one (follow it, ``cmd_id`` is set);
         none means it never ran, so sending it again is safe.
         """
-        policy = self.p.config.retry
+        policy = self.provider.config.retry
         for attempt in range(1, policy.attempts + 1):
             try:
                 return await self.http.request(

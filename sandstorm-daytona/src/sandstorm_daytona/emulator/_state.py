@@ -30,12 +30,12 @@ from .._allowlist import check_domain_allow_list, check_network_allow_list
 from ._build import BuildPlan, plan_build
 from ._clock import Clock, SystemClock
 from ._config import EmulatorConfig
-from ._engine import shell
 from ._errors import ApiError, iso
 from ._quotas import check_quotas
 from ._records import SandboxRecord, SnapshotRecord
 from ._sessions import SessionStore
 from ._wire import CreateSandbox, CreateSnapshot
+from ._workspace_shell import shell
 
 __all__ = ["Emulator", "Exchange", "MetricSample"]
 
@@ -244,7 +244,7 @@ class Emulator:
         ]
         return sorted(items, key=lambda r: (r.created_at, r.id), reverse=True)
 
-    def rt(self, record: SandboxRecord) -> SandboxRuntime:
+    def runtime_of(self, record: SandboxRecord) -> SandboxRuntime:
         """The runtime side-state of ``record``."""
         return self.runtime.setdefault(record.id, SandboxRuntime())
 
@@ -651,7 +651,7 @@ class Emulator:
         self.check_quotas(
             record.organization_id, record.cpu, record.memory, record.disk, exclude=record.id
         )
-        async with self.rt(record).lock:
+        async with self.runtime_of(record).lock:
             previous = record.state
             if previous == "archived":
                 assert record.archive_snapshot_id is not None
@@ -696,7 +696,7 @@ class Emulator:
             raise ApiError(400, "Sandbox is not stopped")
         if record.auto_delete_interval == 0:
             raise ApiError(400, "Ephemeral sandboxes cannot be archived")
-        async with self.rt(record).lock:
+        async with self.runtime_of(record).lock:
             if record.workspace_id is not None:
                 try:
                     ref, _ = await self._capture(record, f"archive-{record.id}")
@@ -724,7 +724,7 @@ class Emulator:
             raise ApiError(400, "Sandbox must be started or stopped to create a snapshot")
         if record.workspace_id is None:
             raise ApiError(400, f"Sandbox {record.id} has no filesystem to snapshot")
-        async with self.rt(record).lock:
+        async with self.runtime_of(record).lock:
             try:
                 ref, size = await self._capture(record, name)
             except sandstorm.SandstormError as exc:
@@ -761,7 +761,7 @@ class Emulator:
         self.check_quotas(org, record.cpu, record.memory, record.disk)
         now = self.clock.now()
         fork_id = str(uuid.uuid4())
-        async with self.rt(record).lock:
+        async with self.runtime_of(record).lock:
             try:
                 ref, _ = await self._capture(record, f"fork-{record.id}")
                 try:
@@ -851,7 +851,7 @@ class Emulator:
         """A fresh usage reading from the engine's accounting (kept for telemetry)."""
         workspace = await self.workspace(record)
         metrics = await self.provider.get_workspace_metrics(workspace)
-        runtime = self.rt(record)
+        runtime = self.runtime_of(record)
         now = self.clock.now()
         cpu_seconds = metrics.cpu_seconds
         cpu_count = record.cpu
@@ -879,7 +879,7 @@ class Emulator:
 
     def history(self, record: SandboxRecord) -> Iterable[MetricSample]:
         """Readings taken so far, oldest first."""
-        return list(self.rt(record).samples)
+        return list(self.runtime_of(record).samples)
 
 
 def _build_info(dockerfile: str, now: datetime) -> dict[str, Any]:
