@@ -123,6 +123,21 @@ class MemoryProvider(sandstorm.AsyncProvider):
 
 
 @pytest.fixture
+def plugins() -> Iterator[Callable[[object], None]]:
+    """Registers hook plugins for one test; each is unregistered after it."""
+    manager = sandstorm.plugin_manager()
+    registered: list[object] = []
+
+    def register(plugin: object) -> None:
+        manager.register(plugin)
+        registered.append(plugin)
+
+    yield register
+    for plugin in registered:
+        manager.unregister(plugin)
+
+
+@pytest.fixture
 async def memory() -> AsyncIterator[MemoryProvider]:
     """An in-memory provider (no engine), closed after the test."""
     async with MemoryProvider() as provider:

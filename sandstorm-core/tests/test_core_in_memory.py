@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pickle
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -47,12 +47,10 @@ class Recorder:
 
 
 @pytest.fixture
-def recorder() -> Iterator[Recorder]:
+def recorder(plugins: Callable[[object], None]) -> Recorder:
     plugin = Recorder()
-    manager = sandstorm.plugin_manager()
-    manager.register(plugin)
-    yield plugin
-    manager.unregister(plugin)
+    plugins(plugin)
+    return plugin
 
 
 async def test_one_shot_run_fires_every_hook_and_audit_record(
