@@ -28,7 +28,7 @@ class ProviderConfig(BaseModel):
     any other field reads ``{env_prefix}{FIELD_NAME}`` when ``env_prefix`` is set.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, defer_build=True)
 
     env_prefix: ClassVar[str] = ""
 

@@ -42,7 +42,7 @@ class Template(BaseModel):
     command lines run in the sandbox, in order, after the copy.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     name: str = Field(description="letters, digits, '.', '_' and '-'; at most 64 characters")
     directory: Path | None = None
