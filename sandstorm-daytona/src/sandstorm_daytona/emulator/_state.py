@@ -31,7 +31,9 @@ from ._build import BuildPlan, plan_build
 from ._clock import Clock, SystemClock
 from ._config import EmulatorConfig
 from ._errors import ApiError, iso
+from ._metrics import MetricSample, take_sample
 from ._quotas import check_quotas
+from ._reaper import apply_rules, reap_forever
 from ._records import SandboxRecord, SnapshotRecord
 from ._sessions import SessionStore
 from ._wire import CreateSandbox, CreateSnapshot
@@ -60,20 +62,6 @@ class Exchange:
         import json
 
         return json.loads(self.body)
-
-
-@dataclass
-class MetricSample:
-    """One reading of a sandbox's usage (PROTOCOL.md §6.6 units: bytes, percent)."""
-
-    at: datetime
-    cpu_count: int
-    cpu_used_pct: float
-    mem_total: int
-    mem_used: int
-    disk_total: int
-    disk_used: int
-    cpu_seconds: float
 
 
 def check_allow_lists(networks: str | None, domains: str | None) -> None:
@@ -168,7 +156,7 @@ class Emulator:
                         options["root"] = self._root
                 self._provider = sandstorm.get_async_provider(self.config.provider, **options)
             if self._reaper is None:
-                self._reaper = asyncio.create_task(self._reap_forever(), name="emulator-reaper")
+                self._reaper = asyncio.create_task(reap_forever(self), name="emulator-reaper")
 
     def interrupt_requests(self) -> None:
         """Cancel every request still being served (server shutdown): their commands are
@@ -201,14 +189,6 @@ class Emulator:
             if directory is not None:
                 shutil.rmtree(directory, ignore_errors=True)
 
-    async def _reap_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.reaper_interval)
-            try:
-                await self.tick()
-            except Exception:  # the reaper must survive one bad sandbox
-                log.exception("emulator lifecycle check failed")
-
     # ------------------------------------------------------------------ tenancy
 
     def org_for_key(self, key: str) -> str | None:
@@ -221,7 +201,7 @@ class Emulator:
 
     def find(self, org: str, id_or_name: str) -> SandboxRecord:
         """The org's sandbox by id, then by name; 404 like the real service otherwise."""
-        self._settle_all(self.clock.now())
+        self.settle_all(self.clock.now())
         record = self.sandboxes.get(id_or_name)
         if record is None or record.organization_id != org or record.state in _GONE:
             record = next(
@@ -238,7 +218,7 @@ class Emulator:
 
     def visible(self, org: str) -> list[SandboxRecord]:
         """The org's sandboxes that are not destroyed, newest first."""
-        self._settle_all(self.clock.now())
+        self.settle_all(self.clock.now())
         items = [
             r for r in self.sandboxes.values() if r.organization_id == org and r.state not in _GONE
         ]
@@ -272,7 +252,8 @@ class Emulator:
             self.sandboxes.pop(record.id, None)
             self.runtime.pop(record.id, None)
 
-    def _settle_all(self, now: datetime) -> None:
+    def settle_all(self, now: datetime) -> None:
+        """Finish every transition whose time has come (``now``)."""
         for record in list(self.sandboxes.values()):
             if record.transition_until is not None and now >= record.transition_until:
                 self._arrive(record, record.transition_to or record.state, now)
@@ -804,78 +785,13 @@ class Emulator:
 
     async def tick(self) -> None:
         """Apply due transitions and the auto-stop/pause/archive/delete and ttl rules."""
-        now = self.clock.now()
-        self._settle_all(now)
-        for record in list(self.sandboxes.values()):
-            if record.transition_to is not None or record.id not in self.sandboxes:
-                continue
-            try:
-                await self._apply_rules(record, now)
-            except ApiError as exc:
-                log.warning("lifecycle rule on %s failed: %s", record.id, exc.message)
-            except Exception:  # one sandbox's failure never stops the others' rules
-                log.exception("lifecycle rule on %s failed", record.id)
-        self._settle_all(now)
-
-    async def _apply_rules(self, record: SandboxRecord, now: datetime) -> None:
-        if record.auto_destroy_at is not None and now >= record.auto_destroy_at:
-            await self.destroy_sandbox(record)
-            return
-        idle = now - (record.last_activity_at or record.created_at)
-        if record.state == "started" and not self.sessions.busy(record.id):
-            if record.auto_stop_interval > 0 and idle >= timedelta(
-                minutes=record.auto_stop_interval
-            ):
-                await self.stop_sandbox(record)
-                return
-            if record.auto_pause_interval > 0 and idle >= timedelta(
-                minutes=record.auto_pause_interval
-            ):
-                await self.pause_sandbox(record)
-                return
-        if record.state == "stopped":
-            since = now - (record.stopped_at or record.updated_at or record.created_at)
-            if record.auto_delete_interval >= 0 and since >= timedelta(
-                minutes=record.auto_delete_interval
-            ):
-                await self.destroy_sandbox(record)
-                return
-            if record.auto_archive_interval > 0 and since >= timedelta(
-                minutes=record.auto_archive_interval
-            ):
-                await self.archive_sandbox(record)
+        await apply_rules(self)
 
     # ------------------------------------------------------------------ metrics
 
     async def sample(self, record: SandboxRecord) -> MetricSample:
         """A fresh usage reading from the engine's accounting (kept for telemetry)."""
-        workspace = await self.workspace(record)
-        metrics = await self.provider.get_workspace_metrics(workspace)
-        runtime = self.runtime_of(record)
-        now = self.clock.now()
-        cpu_seconds = metrics.cpu_seconds
-        cpu_count = record.cpu
-        pct = 0.0
-        if runtime.samples:
-            last = runtime.samples[-1]
-            wall = (now - last.at).total_seconds()
-            if wall > 0:
-                pct = max(0.0, (cpu_seconds - last.cpu_seconds) / wall / cpu_count * 100.0)
-        mem_total = metrics.memory_limit_bytes or record.memory << 30
-        disk_total = record.disk << 30
-        sample = MetricSample(
-            at=now,
-            cpu_count=cpu_count,
-            cpu_used_pct=round(min(pct, 100.0), 3),
-            mem_total=mem_total,
-            mem_used=metrics.memory_current_bytes,
-            disk_total=disk_total,
-            disk_used=metrics.disk_used_bytes,
-            cpu_seconds=cpu_seconds,
-        )
-        runtime.samples.append(sample)
-        del runtime.samples[:-1000]
-        return sample
+        return await take_sample(self, record)
 
     def history(self, record: SandboxRecord) -> Iterable[MetricSample]:
         """Readings taken so far, oldest first."""
