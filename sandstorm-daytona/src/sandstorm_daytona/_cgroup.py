@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from sandstorm.adapters import blkio_bytes, cgroup_counters, io_bytes
+
 __all__ = ["CGROUP_SCRIPT", "CgroupFigures", "parse_cgroup"]
 
 
@@ -73,24 +75,13 @@ def _first_int(lines: list[str] | None) -> int | None:
 
 
 def _pairs(lines: list[str]) -> dict[str, int]:
-    return {
-        parts[0]: int(parts[1])
-        for parts in (line.split() for line in lines)
-        if len(parts) == 2 and parts[1].isdigit()
-    }
+    return cgroup_counters("\n".join(lines))
 
 
 def _cgroup_v2(files: dict[str, list[str]]) -> CgroupFigures:
     cpu = _pairs(files["cpu.stat"])
     current_bytes = _first_int(files["memory.current"]) or 0
-    reads = writes = 0
-    for line in files.get("io.stat", []):
-        for field in line.split()[1:]:
-            key, _, value = field.partition("=")
-            if key == "rbytes" and value.isdigit():
-                reads += int(value)
-            elif key == "wbytes" and value.isdigit():
-                writes += int(value)
+    reads, writes = io_bytes("\n".join(files.get("io.stat", [])))
     has_io = "io.stat" in files
     return CgroupFigures(
         cpu_user_seconds=cpu.get("user_usec", 0) / 1e6,
@@ -113,15 +104,8 @@ def _cgroup_v1(files: dict[str, list[str]]) -> CgroupFigures:
         usec = _v2_cpu(files)
         user, system = usec.get("user_usec", 0) / 1e6, usec.get("system_usec", 0) / 1e6
     current_bytes = _first_int(files["memory/memory.usage_in_bytes"]) or 0
-    reads = writes = 0
     io = files.get("blkio/blkio.throttle.io_service_bytes")
-    for line in io or []:
-        parts = line.split()
-        if len(parts) == 3 and parts[2].isdigit():
-            if parts[1] == "Read":
-                reads += int(parts[2])
-            elif parts[1] == "Write":
-                writes += int(parts[2])
+    reads, writes = blkio_bytes("\n".join(io or []))
     return CgroupFigures(
         cpu_user_seconds=user,
         cpu_system_seconds=system,
