@@ -17,6 +17,7 @@ MODULES = [
     "sandstorm",
     "sandstorm.adapters",
     "sandstorm.local",
+    "sandstorm.protocols",
     "sandstorm_daytona",
     "sandstorm_daytona.emulator",
     "sandstorm_testkit",
