@@ -12,7 +12,7 @@ import sandstorm
 from sandstorm import ExecRequest
 from sandstorm.local import LocalProvider
 from sandstorm.local._forkserver import RunRequest, SandboxSpec, SetupError, decode
-from sandstorm.local._server import Outcome, execute
+from sandstorm.local._forkserver_host import Outcome, execute
 
 
 @pytest.fixture

@@ -84,8 +84,8 @@ if TYPE_CHECKING:
     from ._cgroups import CgroupRun, Cgroups
     from ._files import Owner
     from ._forkserver import RunRequest, SandboxSpec
+    from ._forkserver_host import ForkServer
     from ._git import GitCommand
-    from ._server import ForkServer
     from ._snapshots import SnapshotStore
 
 __all__ = ["LocalProvider"]
@@ -361,7 +361,7 @@ class LocalProvider(LocalAgents, AsyncProvider):
             if self._sandstorm_closed:
                 raise ProviderUnavailable("the provider is closed", provider=self.name)
             from ._cgroups import Cgroups
-            from ._server import ForkServer, run_probe
+            from ._forkserver_host import ForkServer, run_probe
 
             config = self.config
             python = _real(sys.executable)
@@ -872,7 +872,7 @@ class LocalProvider(LocalAgents, AsyncProvider):
         read_only: tuple[str, ...] = (),
     ) -> RunResult:
         """Run ``request`` in ``workspace``; ``host_network``/``read_only`` serve git clone."""
-        from ._server import execute
+        from ._forkserver_host import execute
 
         engine = await self._engine_ready()
         files = self._files_dir(workspace)
