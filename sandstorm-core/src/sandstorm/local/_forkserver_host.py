@@ -28,7 +28,16 @@ from typing import Any
 from .._errors import ProviderUnavailable
 from ._forkserver import RunRequest, SandboxSpec
 
-__all__ = ["SANDBOX_SCRIPT", "ForkServer", "Outcome", "clean_server_env", "execute", "run_probe"]
+__all__ = [
+    "SANDBOX_SCRIPT",
+    "ForkServer",
+    "Outcome",
+    "Submitted",
+    "clean_server_env",
+    "execute",
+    "run_probe",
+    "submit",
+]
 
 SANDBOX_SCRIPT = Path(__file__).with_name("_forkserver.py")
 """The stdlib-only script the sandbox interpreter runs."""
@@ -228,6 +237,42 @@ async def execute(
     ``monitor``, when given, runs alongside with a function that kills the sandbox.
     """
     loop = asyncio.get_running_loop()
+    started = time.perf_counter()
+    sent = submit(server, request, stdin=bool(stdin), warm=warm)
+    run = _Run(
+        loop,
+        sent.host_sock,
+        {
+            sent.out_r: _Stream(output_cap, on_stdout),
+            sent.err_r: _Stream(output_cap, on_stderr),
+        },
+        kill_group,
+    )
+    await run.follow(sent.unsent, sent.in_w, stdin, timeout, monitor)
+    return run.outcome(time.perf_counter() - started, sent.out_r, sent.err_r)
+
+
+@dataclass
+class Submitted:
+    """A request handed to the fork server: the host's ends of the new sandbox's status
+    socket and pipes, and what of the request is still to be sent on the socket."""
+
+    host_sock: socket.socket
+    out_r: int
+    err_r: int
+    in_w: int | None
+    unsent: memoryview
+
+    def close(self) -> None:
+        """Close the host's ends (the sandbox, if it started, sees EOF and dies)."""
+        for fd in (self.out_r, self.err_r, *((self.in_w,) if self.in_w is not None else ())):
+            os.close(fd)
+        self.host_sock.close()
+
+
+def submit(server: ForkServer, request: RunRequest, *, stdin: bool, warm: bool) -> Submitted:
+    """Hand ``request`` to the fork server with a fresh socket and pipes (``stdin``: a pipe
+    for it, else ``/dev/null``); the caller owns the returned ends and sends the rest."""
     host_sock, server_sock = socket.socketpair()
     out_r, out_w = os.pipe2(os.O_CLOEXEC)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
@@ -236,7 +281,6 @@ async def execute(
         in_r, in_w = os.pipe2(os.O_CLOEXEC)
     else:
         in_r = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-    started = time.perf_counter()
     payload = request.encode()
     message = memoryview(struct.pack("!Q", len(payload)) + payload)
     host_sock.setblocking(False)
@@ -255,15 +299,7 @@ async def execute(
         server_sock.close()
         for fd in (in_r, out_w, err_w):
             os.close(fd)
-
-    run = _Run(
-        loop,
-        host_sock,
-        {out_r: _Stream(output_cap, on_stdout), err_r: _Stream(output_cap, on_stderr)},
-        kill_group,
-    )
-    await run.follow(message, in_w, stdin, timeout, monitor)
-    return run.outcome(time.perf_counter() - started, out_r, err_r)
+    return Submitted(host_sock, out_r, err_r, in_w, message)
 
 
 class _Run:
