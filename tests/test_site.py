@@ -22,6 +22,7 @@ PUBLIC_MODULES = {
     "sandstorm.adapters",
     "sandstorm.local",
     "sandstorm.mcp",
+    "sandstorm.protocols",
     "sandstorm.router",
     "sandstorm_daytona",
     "sandstorm_daytona.emulator",

@@ -3,6 +3,8 @@
 ``LiarProvider`` declares METRICS and SNAPSHOTS but only pretends (constant zero metrics,
 snapshots that capture nothing). ``ForgetfulProvider`` declares neither COST nor METRICS
 but overrides the public methods and forgets to raise ``CapabilityNotSupported``.
+``NoCgroupsProvider`` is honest: it declares METRICS, but this instance lacks them (as
+``local`` on a host without cgroups), says so in ``effective_capabilities()`` and refuses.
 """
 
 from __future__ import annotations
@@ -102,3 +104,18 @@ class NeverReturnsProvider(HostProvider):
                 except asyncio.CancelledError:
                     continue
         return await super()._execute(workspace, request)
+
+
+class NoCgroupsProvider(HostProvider):
+    """Declares METRICS but cannot deliver them here, and says so (no lie, no crash)."""
+
+    name = "no-cgroups"
+    capabilities = HostProvider.capabilities | {Capability.METRICS}
+
+    async def _effective_capabilities(self):
+        return self.capabilities - {Capability.METRICS}
+
+    async def _metrics(self, workspace):
+        raise sandstorm.CapabilityNotSupported(
+            self.name, Capability.METRICS, "no writable cgroup hierarchy on this host"
+        )

@@ -75,6 +75,25 @@ def test_undeclared_but_not_refused(crippled_dir: pytest.Pytester) -> None:
     )
 
 
+def test_declared_but_not_effective_is_skipped_and_refused(crippled_dir: pytest.Pytester) -> None:
+    crippled_dir.makepyfile(test_nocg=TESTS.format(cls="NoCgroupsProvider"))
+    result = crippled_dir.runpytest(*QUICK, "test_nocg.py", "--sandstorm-report=r.json")
+    data = json.loads((crippled_dir.path / "r.json").read_text())
+    outcomes = {t["nodeid"].split("::", 1)[1]: t for t in data["tests"]}
+    assert data["totals"]["failed"] == 0, result.outlines[-30:]
+    # the metrics tests skip for what this instance lacks, not for the declaration
+    metrics = [t for name, t in outcomes.items() if name.startswith("TestMetrics::")]
+    assert metrics
+    for test in metrics:
+        assert test["outcome"] == "skipped", test
+        assert test["reason"] == (
+            "no-cgroups declares metrics; not among its effective_capabilities() here"
+        )
+    # ... and the refusal check runs for it as for an undeclared capability
+    refusal = outcomes["TestCapabilities::test_undeclared_capability_raises[metrics]"]
+    assert refusal["outcome"] == "passed"
+
+
 HANGS = """
 import pytest
 import sandstorm_testkit as kit

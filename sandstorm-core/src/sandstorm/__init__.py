@@ -10,13 +10,13 @@ Providers are found by name in the ``sandstorm.providers`` entry-point group.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
 from ._capabilities import Capability
 from ._errors import (
     AuthenticationError,
     CapabilityNotSupported,
+    ConfigProblem,
     ContextNotFound,
     ExecutionTimeout,
     FileNotFound,
@@ -42,6 +42,7 @@ from ._errors import (
     WorkspaceNotFound,
     WorkspaceOSError,
 )
+from ._lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from ._audit import AuditEvent
@@ -157,6 +158,7 @@ __all__ = [
     "Capability",
     "CapabilityNotSupported",
     "CodeContext",
+    "ConfigProblem",
     "ContextNotFound",
     "CostEstimate",
     "ExecRequest",
@@ -226,17 +228,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'sandstorm' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())
 
 
 def get_async_provider(name: str | None = None, **config: Any) -> AsyncProvider:

@@ -13,14 +13,6 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from ._boundary import boundary as _boundary
 from ._capabilities import Capability
 from ._errors import CapabilityNotSupported, InvalidArgument, WorkspaceOSError
-from ._interactive import (
-    CodeContext,
-    Execution,
-    ExecutionResult,
-    ExposedPort,
-    ProcessInfo,
-    ProcessLogs,
-)
 from ._models import FileInfo, OutputChunk, Workspace
 from ._validate import (
     check_callback,
@@ -33,6 +25,14 @@ from ._validate import (
 )
 
 if TYPE_CHECKING:
+    from ._interactive import (
+        CodeContext,
+        Execution,
+        ExecutionResult,
+        ExposedPort,
+        ProcessInfo,
+        ProcessLogs,
+    )
     from ._processes import AsyncProcessHandle
     from ._provider import AsyncProvider
 
@@ -40,7 +40,7 @@ T = TypeVar("T")
 
 __all__ = ["AgentAPI", "ResultCallback", "check_port", "check_signal"]
 
-ResultCallback = Callable[[ExecutionResult], None]
+ResultCallback = Callable[["ExecutionResult"], None]
 """Receives each rich result of ``run_code`` as soon as the provider has it."""
 
 _DEFAULT_CODE_TIMEOUT = 60.0
@@ -61,6 +61,8 @@ def check_signal(sig: object) -> int:
 
 
 def _context_id(context: CodeContext | str | None) -> str | None:
+    from ._interactive import CodeContext
+
     if context is None or isinstance(context, CodeContext):
         return None if context is None else context.id
     return check_text(context, "context")
@@ -158,6 +160,8 @@ class AgentAPI:
         check_callback(on_stderr, "on_stderr")
         if on_result is not None and not callable(on_result):
             raise InvalidArgument(f"on_result must be a callable or None (got {on_result!r})")
+        from ._interactive import CodeContext
+
         if isinstance(context, CodeContext) and context.workspace_id != _ref(workspace):
             raise InvalidArgument("the context belongs to another workspace")
         ws = await self._sandstorm_resolve(workspace)

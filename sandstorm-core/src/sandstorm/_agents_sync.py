@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._interactive import CodeContext, Execution, ExposedPort, ProcessInfo
-from ._models import Workspace
-
 if TYPE_CHECKING:
     from ._agents import ResultCallback
+    from ._interactive import CodeContext, Execution, ExposedPort, ProcessInfo
+    from ._models import Workspace
     from ._processes import ProcessHandle
     from ._provider import AsyncProvider
 

@@ -15,7 +15,7 @@ _SECRET_WORDS = ("key", "token", "secret", "password", "authorization", "credent
 class AuditEvent(BaseModel):
     """One auditable action: who (provider), what (action), where (workspace), details."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     action: str
     provider: str

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ._capabilities import Capability
-from ._errors import ExecutionTimeout, SandstormError
+from ._errors import ExecutionTimeout, ProviderConfigError, SandstormError
 from ._registry import default_provider_name, installed_providers, load_provider_class
 
 __all__ = ["main"]
@@ -296,9 +296,11 @@ def _availability(cls: type) -> tuple[bool, str, Any]:
     assert issubclass(cls, AsyncProvider)
     try:
         provider = SyncProvider(cls.from_config())
-    except SandstormError as exc:
-        problem = str(exc).split(" (known fields:", 1)[0].split(": ", 1)[-1]
+    except ProviderConfigError as exc:
+        problem = "; ".join(p.message for p in exc.problems) or str(exc)
         return False, f"not configured: {problem}", cls
+    except SandstormError as exc:
+        return False, f"not configured: {exc}", cls
     with provider:
         try:
             ok = provider.is_available()
@@ -339,6 +341,7 @@ def _why_unavailable(provider: Any) -> str | None:
 
 def _doctor(args: argparse.Namespace) -> int:
     from . import get_provider
+    from .protocols import ReportsIsolation
 
     if args.name and args.provider and args.name != args.provider:
         print("sandstorm: give the provider once (NAME or --provider)", file=sys.stderr)
@@ -363,10 +366,9 @@ def _doctor(args: argparse.Namespace) -> int:
                     f"  {row.name:<12} {row.provider:<10} trust={row.trust:<8} "
                     f"breaker={row.state}{blocked}, {up}{latency}"
                 )
-        report = getattr(provider.async_provider, "isolation_report", None)
-        if report is not None and available:
+        if isinstance(provider.async_provider, ReportsIsolation) and available:
             print("isolation:")
-            print(report().summary())
+            print(provider.async_provider.isolation_report().summary())
     return 0 if available else 1
 
 

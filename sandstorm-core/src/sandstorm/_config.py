@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ._errors import ProviderConfigError
+from ._errors import ConfigProblem, ProviderConfigError
 
 __all__ = ["ProviderConfig", "env_field"]
 
@@ -28,7 +28,7 @@ class ProviderConfig(BaseModel):
     any other field reads ``{env_prefix}{FIELD_NAME}`` when ``env_prefix`` is set.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, defer_build=True)
 
     env_prefix: ClassVar[str] = ""
 
@@ -57,7 +57,7 @@ class ProviderConfig(BaseModel):
         try:
             return cls.model_validate(merged)
         except ValidationError as exc:
-            raise ProviderConfigError(_describe(cls, exc)) from None
+            raise ProviderConfigError(*_describe(cls, exc)) from None
 
     @classmethod
     def env_names(cls, field_name: str) -> list[str]:
@@ -72,9 +72,9 @@ class ProviderConfig(BaseModel):
         return names
 
 
-def _describe(model: type[ProviderConfig], exc: ValidationError) -> str:
+def _describe(model: type[ProviderConfig], exc: ValidationError) -> tuple[str, list[ConfigProblem]]:
     """What is wrong, field by field: only the fields at fault, with their variables."""
-    problems = []
+    problems: list[ConfigProblem] = []
     unknown = False
     for error in exc.errors(include_input=False, include_url=False):
         where = ".".join(str(part) for part in error["loc"]) or "config"
@@ -82,14 +82,14 @@ def _describe(model: type[ProviderConfig], exc: ValidationError) -> str:
         names = model.env_names(top) if top else []
         if error["type"] == "missing":
             hint = f" (pass {top}=... or set {' or '.join(names)})" if names else ""
-            problems.append(f"{where} is required{hint}")
+            problems.append(ConfigProblem(where, f"{where} is required{hint}"))
         elif error["type"] == "extra_forbidden":
             unknown = True
-            problems.append(f"{where}: unknown field")
+            problems.append(ConfigProblem(where, f"{where}: unknown field"))
         else:
             source = f" (from {' or '.join(names)}?)" if names else ""
-            problems.append(f"{where}: {error['msg']}{source}")
-    message = f"invalid {model.__name__}: " + "; ".join(problems)
+            problems.append(ConfigProblem(where, f"{where}: {error['msg']}{source}"))
+    message = f"invalid {model.__name__}: " + "; ".join(p.message for p in problems)
     if unknown:
         message += f" (known fields: {', '.join(sorted(model.model_fields))})"
-    return message
+    return message, problems

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from typing import Any, NamedTuple
 
 __all__ = [
     "SandstormError",
@@ -16,6 +17,7 @@ __all__ = [
     "ProviderNotFound",
     "ProviderLoadError",
     "ProviderConfigError",
+    "ConfigProblem",
     "InvalidArgument",
     "InvalidPath",
     "CapabilityNotSupported",
@@ -75,8 +77,30 @@ class ProviderLoadError(ProviderError):
     """The provider's entry point exists but importing it failed."""
 
 
+class ConfigProblem(NamedTuple):
+    """One thing wrong with a provider's configuration (never its value)."""
+
+    field: str
+    """The field at fault, dotted for a nested one (``"templates.web"``); ``"config"``
+    when no one field is."""
+    message: str
+    """What is wrong and how to fix it, as the error's text says it."""
+
+
 class ProviderConfigError(ProviderError, ValueError):
-    """The provider's configuration is invalid; the message says which field and why."""
+    """The provider's configuration is invalid; the message says which field and why.
+
+    ``problems`` lists each fault as a :class:`ConfigProblem` when the configuration
+    model found them (empty when the error is about no one field), so callers need not
+    parse the message.
+    """
+
+    def __init__(self, message: str, problems: Iterable[ConfigProblem] = ()) -> None:
+        super().__init__(message)
+        self.problems: tuple[ConfigProblem, ...] = tuple(problems)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (*self.args, self.problems))
 
 
 class InvalidArgument(ProviderConfigError, TypeError):

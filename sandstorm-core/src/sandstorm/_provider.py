@@ -73,7 +73,7 @@ from ._validate import (
     check_text,
     check_timeout,
 )
-from .adapters import redact_credentials
+from .adapters._credentials import redact_credentials
 
 if TYPE_CHECKING:
     from ._pool import WarmPool

@@ -7,13 +7,13 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from ._capabilities import Capability
-from ._interactive import CodeContext, Execution, ExposedPort, ProcessInfo
 from ._models import FileInfo, GitStatus, RunResult, Snapshot, Workspace, WorkspaceMetrics
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from ._agents import ResultCallback
+    from ._interactive import CodeContext, Execution, ExposedPort, ProcessInfo
     from ._processes import AsyncProcessHandle, ProcessHandle
     from ._provider import AsyncProvider, OutputCallback, OutputStream
     from ._sync import SyncOutputStream

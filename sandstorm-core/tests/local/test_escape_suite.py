@@ -381,7 +381,7 @@ def test_escape_proc_1_reveals_no_host_config(lp: sandstorm.SyncProvider) -> Non
         "        print(path, 'denied', exc.errno)\n"
     )
     out = result.stdout
-    assert "_sandbox.py" not in out
+    assert "_forkserver.py" not in out
     assert "serve" not in out
     assert "ctrl_fd" not in out
     assert str(Path(sandstorm.__file__).resolve().parents[1]) not in out

@@ -11,8 +11,8 @@ import pytest
 import sandstorm
 from sandstorm import ExecRequest
 from sandstorm.local import LocalProvider
-from sandstorm.local._sandbox import RunRequest, SandboxSpec, SetupError, decode
-from sandstorm.local._server import Outcome, execute
+from sandstorm.local._forkserver import RunRequest, SandboxSpec, SetupError, decode
+from sandstorm.local._forkserver_host import Outcome, execute
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import struct
 
 import pytest
 
-from sandstorm.local._sandbox import _SYSCALLS, SetupError, seccomp_program
+from sandstorm.local._forkserver import _SYSCALLS, SetupError, seccomp_program
 
 ALLOW, KILL, ERRNO = 0x7FFF0000, 0x80000000, 0x00050000
 AF_UNIX, AF_INET, AF_INET6, AF_NETLINK, AF_PACKET, AF_VSOCK = 1, 2, 10, 16, 17, 40

@@ -8,6 +8,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -144,10 +145,32 @@ def test_templates(local_root: Path, tmp_path: Path) -> None:
         "pyproj": {"directory": str(template_dir), "setup": ["echo ready > setup.txt"]},
         "broken": {"setup": ["exit 3"]},
     }
+    seen: list[tuple[str, object]] = []
+
+    class Watcher:
+        @sandstorm.hookimpl
+        def sandstorm_before_run(self, provider: object, workspace: object, request: Any) -> None:
+            seen.append(("before_run", request.code))
+
+        @sandstorm.hookimpl
+        def sandstorm_audit(self, event: sandstorm.AuditEvent) -> None:
+            seen.append((event.action, event.details.get("exit_code")))
+
+    watcher, manager = Watcher(), sandstorm.plugin_manager()
     with sandstorm.get_provider(
         "local", root=str(local_root / "tpl"), templates=templates
     ) as provider:
-        ws = provider.create_workspace(template="pyproj")
+        manager.register(watcher)
+        try:
+            ws = provider.create_workspace(template="pyproj")
+        finally:
+            manager.unregister(watcher)
+        # the template's setup is a run like any other: hooked and audited
+        assert seen == [
+            ("before_run", "echo ready > setup.txt"),
+            ("run", 0),
+            ("workspace.create", None),
+        ]
         assert ws.template == "pyproj"
         result = provider.run_in_workspace(
             ws,

@@ -16,8 +16,8 @@ from sandstorm import (
 )
 from sandstorm._provider import OutputCallback
 
+from ._aio import shielded
 from ._command import FRAME
-from ._mapping import shielded_value
 from ._stream import Demux, Unframe
 from ._wire import CommandInfo, CommandLogs, SessionExecuteResponse, SessionInfo
 
@@ -44,7 +44,7 @@ class SessionRun:
         request: ExecRequest,
         workspace_id: str,
     ) -> None:
-        self.p = provider
+        self.provider = provider
         self.http = provider._http
         self.base = base
         self.session = session
@@ -72,7 +72,7 @@ class SessionRun:
                 return await self._blocking(command)
         except TimeoutError:
             # The caller's finally kills the process group and drops the session.
-            stdout, stderr = await shielded_value(self._partial())
+            stdout, stderr = await shielded(self._partial())
             raise ExecutionTimeout(
                 self.request.timeout, stdout, stderr, self.workspace_id
             ) from None
@@ -92,7 +92,7 @@ class SessionRun:
         reply = await self._submit(command, run_async=True)
         if reply is not None:
             self.cmd_id = SessionExecuteResponse.model_validate_json(reply.content).cmd_id
-        mode = self.p.config.streaming
+        mode = self.provider.config.streaming
         followed = False
         if mode != "poll":
             followed = await self._follow_websocket(required=mode == "websocket")
@@ -108,7 +108,7 @@ class SessionRun:
         session tells which: a command there is this one (follow it, ``cmd_id`` is set);
         none means it never ran, so sending it again is safe.
         """
-        policy = self.p.config.retry
+        policy = self.provider.config.retry
         for attempt in range(1, policy.attempts + 1):
             try:
                 return await self.http.request(

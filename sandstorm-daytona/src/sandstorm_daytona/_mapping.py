@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ipaddress
 import json
 import math
 import re
-from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel
 
 from sandstorm import (
     NetworkPolicy,
@@ -38,8 +35,6 @@ __all__ = [
     "LABEL_OWNER",
     "LABEL_PERSISTENT",
     "LABEL_REQUESTED",
-    "CGROUP_SCRIPT",
-    "CgroupFigures",
     "DaytonaMetrics",
     "allocation",
     "cap",
@@ -50,7 +45,6 @@ __all__ = [
     "names_missing_snapshot",
     "network_fields",
     "network_of",
-    "parse_cgroup",
     "parse_time",
     "read_time",
     "part_error",
@@ -58,8 +52,6 @@ __all__ = [
     "requested",
     "sandbox_page",
     "seg",
-    "shielded",
-    "shielded_value",
     "single_host",
     "termination",
     "workspace_id_of",
@@ -86,18 +78,6 @@ class DaytonaMetrics(WorkspaceMetrics):
     memory_cache_bytes: int | None = None
     disk_total_bytes: int | None = None
     disk_free_bytes: int | None = None
-
-
-class CgroupFigures(BaseModel):
-    """cpu, memory and io counters read from the sandbox's cgroup."""
-
-    cpu_user_seconds: float
-    cpu_system_seconds: float
-    memory_current_bytes: int
-    memory_peak_bytes: int
-    disk_read_bytes: int | None = None
-    disk_write_bytes: int | None = None
-    process_count: int = 0
 
 
 def termination(exit_code: int, truncated: bool) -> tuple[TerminationReason, int | None]:
@@ -329,134 +309,3 @@ def cap(text: str, limit: int) -> tuple[str, bool]:
     if len(data) <= limit:
         return text, False
     return data[:limit].decode("utf-8", "ignore"), True
-
-
-_V2_FILES = ("cpu.stat", "memory.current", "memory.peak", "io.stat", "pids.current")
-
-CGROUP_SCRIPT = (
-    "cd /sys/fs/cgroup 2>/dev/null || exit 0; "
-    f"for f in {' '.join(_V2_FILES)} {' '.join('unified/' + f for f in _V2_FILES)} "
-    "cpuacct/cpuacct.stat memory/memory.usage_in_bytes memory/memory.max_usage_in_bytes "
-    "pids/pids.current blkio/blkio.throttle.io_service_bytes; "
-    'do [ -r "$f" ] && c=$(cat "$f" 2>/dev/null) && [ -n "$c" ] && '
-    'printf "== %s\\n%s\\n" "$f" "$c"; done; '
-    'echo "== CLK_TCK"; getconf CLK_TCK 2>/dev/null || echo 100; true'
-)
-"""Prints the sandbox's own cgroup accounting files (v2, else v1), each after ``== name``.
-
-v2 is read at the root (a v2 host) or at ``unified/`` (a hybrid host's v2 hierarchy).
-"""
-
-
-def parse_cgroup(text: str) -> CgroupFigures | None:
-    """cgroup figures (v2, else v1) from what :data:`CGROUP_SCRIPT` printed; None if none."""
-    files: dict[str, list[str]] = {}
-    current: list[str] | None = None
-    for line in text.splitlines():
-        if line.startswith("== "):
-            current = files.setdefault(line[3:].strip(), [])
-        elif current is not None:
-            current.append(line)
-    # a file counts only with a readable number in it: never report zeros for "unknown"
-    for prefix in ("", "unified/"):
-        v2 = {name: files.get(prefix + name, []) for name in _V2_FILES if prefix + name in files}
-        if _pairs(v2.get("cpu.stat", [])) and _first_int(v2.get("memory.current")) is not None:
-            return _cgroup_v2(v2)
-    if _first_int(files.get("memory/memory.usage_in_bytes")) is not None and (
-        _pairs(files.get("cpuacct/cpuacct.stat", [])) or _v2_cpu(files)
-    ):
-        return _cgroup_v1(files)
-    return None
-
-
-def _v2_cpu(files: dict[str, list[str]]) -> dict[str, int]:
-    """v2 ``cpu.stat`` (root or ``unified/``): cpu time, even without the v2 cpu controller."""
-    return _pairs(files.get("cpu.stat", [])) or _pairs(files.get("unified/cpu.stat", []))
-
-
-def _first_int(lines: list[str] | None) -> int | None:
-    if lines and lines[0].strip().isdigit():
-        return int(lines[0].strip())
-    return None
-
-
-def _pairs(lines: list[str]) -> dict[str, int]:
-    return {
-        parts[0]: int(parts[1])
-        for parts in (line.split() for line in lines)
-        if len(parts) == 2 and parts[1].isdigit()
-    }
-
-
-def _cgroup_v2(files: dict[str, list[str]]) -> CgroupFigures:
-    cpu = _pairs(files["cpu.stat"])
-    current_bytes = _first_int(files["memory.current"]) or 0
-    reads = writes = 0
-    for line in files.get("io.stat", []):
-        for field in line.split()[1:]:
-            key, _, value = field.partition("=")
-            if key == "rbytes" and value.isdigit():
-                reads += int(value)
-            elif key == "wbytes" and value.isdigit():
-                writes += int(value)
-    has_io = "io.stat" in files
-    return CgroupFigures(
-        cpu_user_seconds=cpu.get("user_usec", 0) / 1e6,
-        cpu_system_seconds=cpu.get("system_usec", 0) / 1e6,
-        memory_current_bytes=current_bytes,
-        # kernels before 5.19 have no memory.peak: the current figure is a lower bound
-        memory_peak_bytes=_first_int(files.get("memory.peak")) or current_bytes,
-        disk_read_bytes=reads if has_io else None,
-        disk_write_bytes=writes if has_io else None,
-        process_count=_first_int(files.get("pids.current")) or 0,
-    )
-
-
-def _cgroup_v1(files: dict[str, list[str]]) -> CgroupFigures:
-    ticks = _first_int(files.get("CLK_TCK")) or 100
-    cpu = _pairs(files.get("cpuacct/cpuacct.stat", []))
-    if cpu:
-        user, system = cpu.get("user", 0) / ticks, cpu.get("system", 0) / ticks
-    else:  # no v1 cpuacct: the v2 hierarchy accounts cpu time
-        usec = _v2_cpu(files)
-        user, system = usec.get("user_usec", 0) / 1e6, usec.get("system_usec", 0) / 1e6
-    current_bytes = _first_int(files["memory/memory.usage_in_bytes"]) or 0
-    reads = writes = 0
-    io = files.get("blkio/blkio.throttle.io_service_bytes")
-    for line in io or []:
-        parts = line.split()
-        if len(parts) == 3 and parts[2].isdigit():
-            if parts[1] == "Read":
-                reads += int(parts[2])
-            elif parts[1] == "Write":
-                writes += int(parts[2])
-    return CgroupFigures(
-        cpu_user_seconds=user,
-        cpu_system_seconds=system,
-        memory_current_bytes=current_bytes,
-        memory_peak_bytes=_first_int(files.get("memory/memory.max_usage_in_bytes"))
-        or current_bytes,
-        disk_read_bytes=reads if io is not None else None,
-        disk_write_bytes=writes if io is not None else None,
-        process_count=_first_int(files.get("pids/pids.current")) or 0,
-    )
-
-
-async def shielded(awaitable: Awaitable[None]) -> None:
-    """Finish ``awaitable`` even if the caller is cancelled meanwhile (cleanup must happen)."""
-    task = asyncio.ensure_future(awaitable)
-    try:
-        await asyncio.shield(task)
-    except asyncio.CancelledError:
-        await task
-        raise
-
-
-async def shielded_value(awaitable: Awaitable[tuple[str, str]]) -> tuple[str, str]:
-    """Like :func:`shielded`, for an awaitable that returns partial output."""
-    task = asyncio.ensure_future(awaitable)
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        await task
-        raise

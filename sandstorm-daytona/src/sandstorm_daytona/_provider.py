@@ -47,6 +47,8 @@ from sandstorm import (
 from sandstorm.adapters import split_credentials
 
 from ._agents import DaytonaAgents
+from ._aio import shielded
+from ._cgroup import CGROUP_SCRIPT, CgroupFigures, parse_cgroup
 from ._cleanup import BackgroundDeletes
 from ._command import RunScript, build_exec, build_run, kill_command, parse_exec
 from ._config import DaytonaConfig
@@ -54,7 +56,6 @@ from ._errors import error_from_response
 from ._execution import SessionRun
 from ._http import DaytonaHTTP, is_not_found, is_not_started
 from ._mapping import (
-    CGROUP_SCRIPT,
     LABEL_CREATE,
     LABEL_EXPIRES,
     LABEL_LANGUAGE,
@@ -62,7 +63,6 @@ from ._mapping import (
     LABEL_OWNER,
     LABEL_PERSISTENT,
     LABEL_REQUESTED,
-    CgroupFigures,
     DaytonaMetrics,
     allocation,
     cap,
@@ -73,14 +73,12 @@ from ._mapping import (
     names_missing_snapshot,
     network_fields,
     network_of,
-    parse_cgroup,
     parse_time,
     part_error,
     refused,
     requested,
     sandbox_page,
     seg,
-    shielded,
     termination,
     workspace_id_of,
 )
@@ -298,8 +296,12 @@ class DaytonaProvider(DaytonaAgents, AsyncProvider):
     async def upload_files(self, workspace: Workspace | str, files: Mapping[str, bytes]) -> None:
         """Write several files in one multipart request (``/files/bulk-upload``)."""
         self.require(Capability.FILES)
-        base = await self._toolbox_base(workspace_id_of(workspace))
-        await self._upload(base, dict(files))
+        workspace_id = workspace_id_of(workspace)
+        base = await self._toolbox_base(workspace_id)
+        batch = dict(files)
+        await self._upload(base, batch)
+        for path, data in batch.items():  # audited as write_file is, one record a file
+            self._sandstorm_audit("file.write", workspace_id, path=path, size=len(data))
 
     async def download_files(
         self, workspace: Workspace | str, paths: list[str]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sandstorm_daytona._mapping import CGROUP_SCRIPT, parse_cgroup
+from sandstorm_daytona._cgroup import CGROUP_SCRIPT, parse_cgroup
 
 
 def test_hybrid_host_with_memory_in_v2_reads_unified() -> None:

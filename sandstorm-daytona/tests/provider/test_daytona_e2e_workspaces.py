@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import sandstorm
 from sandstorm import (
     NetworkPolicy,
     ResourceAllocationError,
@@ -168,6 +169,17 @@ async def test_region_is_the_target(
             await provider.delete_workspace(workspace)
 
 
+class AuditTap:
+    """A plugin that keeps every audit event."""
+
+    def __init__(self) -> None:
+        self.events: list[sandstorm.AuditEvent] = []
+
+    @sandstorm.hookimpl
+    def sandstorm_audit(self, event: sandstorm.AuditEvent) -> None:
+        self.events.append(event)
+
+
 async def test_files(provider: DaytonaProvider) -> None:
     workspace = await provider.create_workspace()
     try:
@@ -182,7 +194,18 @@ async def test_files(provider: DaytonaProvider) -> None:
         assert not listing["note.txt"].is_dir
         result = await provider.run_in_workspace(workspace, "print(open('data/note.txt').read())")
         assert result.stdout == "héllo\n"
-        await provider.upload_files(workspace, {"a.txt": b"A", "sub/b.txt": b"B"})
+        audit = AuditTap()
+        sandstorm.plugin_manager().register(audit)
+        try:
+            await provider.upload_files(workspace, {"a.txt": b"A", "sub/b.txt": b"B"})
+        finally:
+            sandstorm.plugin_manager().unregister(audit)
+        # (the in-process emulator's own local engine audits its writes too)
+        mine = [e for e in audit.events if e.provider == provider.name]
+        assert [(e.action, e.workspace_id, e.details) for e in mine] == [
+            ("file.write", workspace.id, {"path": "a.txt", "size": 1}),
+            ("file.write", workspace.id, {"path": "sub/b.txt", "size": 1}),
+        ]
         got = await provider.download_files(workspace, ["a.txt", "sub/b.txt"])
         assert got == {"a.txt": b"A", "sub/b.txt": b"B"}
         await provider.delete_file(workspace, "data")

@@ -13,8 +13,9 @@ from sandstorm import (
     RateLimited,
     ResourceAllocationError,
 )
+from sandstorm_daytona._cgroup import parse_cgroup
 from sandstorm_daytona._errors import error_from_response, parse_retry_after
-from sandstorm_daytona._mapping import allocation, network_fields, parse_cgroup
+from sandstorm_daytona._mapping import allocation, network_fields
 from sandstorm_daytona._multipart import parse_multipart
 from sandstorm_daytona._stream import Demux
 
@@ -214,7 +215,7 @@ def test_unreadable_cgroup_files_are_not_zeros() -> None:
 def test_cgroup_script_reads_this_machine() -> None:
     import subprocess
 
-    from sandstorm_daytona._mapping import CGROUP_SCRIPT
+    from sandstorm_daytona._cgroup import CGROUP_SCRIPT
 
     done = subprocess.run(["sh", "-c", CGROUP_SCRIPT], capture_output=True, text=True, check=True)
     figures = parse_cgroup(done.stdout)

@@ -22,7 +22,7 @@ from sandstorm import (
 )
 
 from ._bounded import deadline_of, loop_for
-from ._marks import ContractRoot, check_requirements
+from ._marks import ContractRoot, check_requirements, needs_effective
 from ._settings import KitSettings
 
 __all__ = ["LABEL", "AsyncContract", "SyncContract", "WorkspaceFactory"]
@@ -131,7 +131,7 @@ class AsyncContract(_Fixtures):
             yield provider
 
     @pytest.fixture(autouse=True)
-    def _sandstorm_requirements(
+    async def _sandstorm_requirements(
         self,
         request: pytest.FixtureRequest,
         provider: AsyncProvider,
@@ -139,7 +139,10 @@ class AsyncContract(_Fixtures):
     ) -> None:
         if sandstorm_settings.tested is None:
             sandstorm_settings.tested = type(provider).info()
-        check_requirements(request.node, provider.name, provider.capabilities)
+        effective = None
+        if needs_effective(request.node, provider.capabilities):
+            effective = await provider.effective_capabilities()
+        check_requirements(request.node, provider.name, provider.capabilities, effective)
 
     @pytest.fixture
     async def new_workspace(
@@ -182,4 +185,11 @@ class SyncContract(_Fixtures):
     def _sandstorm_sync_requirements(
         self, request: pytest.FixtureRequest, sync_provider: SyncProvider
     ) -> None:
-        check_requirements(request.node, sync_provider.name, sync_provider.capabilities)
+        effective = None
+        if needs_effective(request.node, sync_provider.capabilities):
+            effective = loop_for(request.node).run_sync(
+                sync_provider.effective_capabilities,
+                "effective_capabilities()",
+                deadline_of(request.node),
+            )
+        check_requirements(request.node, sync_provider.name, sync_provider.capabilities, effective)

@@ -15,6 +15,7 @@ __all__ = [
     "capabilities_of",
     "check_requirements",
     "is_contract_item",
+    "needs_effective",
 ]
 
 
@@ -55,15 +56,40 @@ def capabilities_of(item: pytest.Item) -> tuple[list[Capability], list[Capabilit
     return _marked(item, "requires"), _marked(item, "undeclared")
 
 
-def check_requirements(item: pytest.Item, name: str, declared: Iterable[Capability]) -> None:
-    """Skip ``item`` (with the reason) when the provider's declaration does not fit it."""
+def needs_effective(item: pytest.Item, declared: Iterable[Capability]) -> bool:
+    """True when skipping ``item`` depends on more than the declaration: it names a
+    declared capability, which this provider instance may still lack on this host."""
     have = set(declared)
+    required, undeclared = capabilities_of(item)
+    return any(capability in have for capability in (*required, *undeclared))
+
+
+def check_requirements(
+    item: pytest.Item,
+    name: str,
+    declared: Iterable[Capability],
+    effective: Iterable[Capability] | None = None,
+) -> None:
+    """Skip ``item`` (with the reason) when the provider does not fit it.
+
+    ``declared`` is what the provider class can do anywhere; ``effective`` (from
+    ``effective_capabilities()``, ``None`` for the declaration alone) is what this
+    instance can do here. A test requiring a declared capability the instance lacks is
+    skipped; a test that checks an undeclared capability is refused also checks a
+    declared one the instance lacks, as it must be refused alike.
+    """
+    have = set(declared)
+    usable = have if effective is None else have & set(effective)
     required, undeclared = capabilities_of(item)
     for capability in required:
         if capability not in have:
             pytest.skip(f"{name} does not declare {capability}")
+        if capability not in usable:
+            pytest.skip(
+                f"{name} declares {capability}; not among its effective_capabilities() here"
+            )
     for capability in undeclared:
-        if capability in have:
+        if capability in usable:
             pytest.skip(f"{name} declares {capability}; the tests that require it check it")
 
 

@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING
 
 from .._agents import ResultCallback
 from .._errors import ContextNotFound, ProcessNotFound
-from .._interactive import CodeContext, Execution, ExposedPort, ProcessInfo, ProcessLogs
 from .._models import Language, OutputChunk, Workspace
 from .._provider import ExecRequest
-from ._interpreter import LocalContext, check_language
-from ._processes import LONG_LIVED, LocalProcess, launch
 
 if TYPE_CHECKING:
+    from .._interactive import CodeContext, Execution, ExposedPort, ProcessInfo, ProcessLogs
+    from ._interpreter import LocalContext
     from ._ports import PortForwarder
+    from ._processes import LocalProcess
     from ._provider import LocalProvider
 
 __all__ = ["LocalAgents"]
@@ -68,6 +68,8 @@ class LocalAgents:
         env: dict[str, str],
         stdin: bool,
     ) -> ProcessInfo:
+        from ._processes import LONG_LIVED, launch
+
         provider = _local(self)
         line = command if cwd is None else f"cd -- {_quote(cwd)} || exit 1\n{command}"
         request = ExecRequest(code=line, language=Language.SHELL, timeout=LONG_LIVED, env=env)
@@ -119,6 +121,8 @@ class LocalAgents:
     async def _create_context(
         self, workspace: Workspace, language: str, cwd: str | None, env: dict[str, str]
     ) -> CodeContext:
+        from ._interpreter import LocalContext, check_language
+
         check_language(language)
         context = LocalContext(workspace.id, language, cwd, env)
         await context.start(_local(self), workspace)
@@ -145,6 +149,8 @@ class LocalAgents:
             table = self._agents().contexts.setdefault(workspace.id, {})
             context = table.get(DEFAULT_CONTEXT)
             if context is None:
+                from ._interpreter import LocalContext
+
                 context = LocalContext(workspace.id, Language.PYTHON, None, {})
                 context.id = DEFAULT_CONTEXT
                 table[DEFAULT_CONTEXT] = context

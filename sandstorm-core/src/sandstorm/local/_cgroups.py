@@ -29,6 +29,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..adapters import blkio_bytes, cgroup_counters, io_bytes
+
 __all__ = ["CgroupRun", "Cgroups", "WorkspaceUsage"]
 
 _V1_WANTED = ("memory", "pids", "cpu", "cpuacct", "blkio")
@@ -129,16 +131,15 @@ def _read_int(path: Path) -> int | None:
         return None
 
 
-def _read_keyed(path: Path) -> dict[str, int]:
-    values: dict[str, int] = {}
+def _read_text(path: Path) -> str:
     try:
-        for line in path.read_text().splitlines():
-            parts = line.split()
-            if len(parts) == 2 and parts[1].lstrip("-").isdigit():
-                values[parts[0]] = int(parts[1])
+        return path.read_text()
     except OSError:
-        pass
-    return values
+        return ""
+
+
+def _read_keyed(path: Path) -> dict[str, int]:
+    return cgroup_counters(_read_text(path))
 
 
 def _rmdir_tree(path: Path) -> bool:
@@ -482,26 +483,12 @@ class Cgroups:
                 mem_limit = None
         read = write = None
         if v2 is not None and (v2 / "io.stat").exists():
-            read = write = 0
-            for line in (v2 / "io.stat").read_text().splitlines():
-                for item in line.split()[1:]:
-                    key, _, value = item.partition("=")
-                    if key == "rbytes":
-                        read += int(value)
-                    elif key == "wbytes":
-                        write += int(value)
+            read, write = io_bytes((v2 / "io.stat").read_text())
         elif "blkio" in dirs:
-            read = write = 0
             path = dirs["blkio"] / "blkio.throttle.io_service_bytes_recursive"
             if not path.exists():
                 path = dirs["blkio"] / "blkio.throttle.io_service_bytes"
-            with contextlib.suppress(OSError):
-                for line in path.read_text().splitlines():
-                    parts = line.split()
-                    if len(parts) == 3 and parts[1] == "Read":
-                        read += int(parts[2])
-                    elif len(parts) == 3 and parts[1] == "Write":
-                        write += int(parts[2])
+            read, write = blkio_bytes(_read_text(path))
         count = None
         if "pids" in self._v2_limits and v2 is not None:
             count = _read_int(v2 / "pids.current")

@@ -31,7 +31,7 @@ class IsolationReport(BaseModel):
     cpu, pids and disk limits.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     active: dict[str, str]
     unavailable: dict[str, str]

@@ -27,6 +27,7 @@ from .._errors import ExecutionTimeout, InvalidArgument
 from .._interactive import ProcessInfo, ProcessLogs, ProcessStatus
 from .._models import OutputChunk, Workspace
 from .._provider import ExecRequest
+from ._forkserver_host import submit
 from ._workspaces import chown_tree
 
 if TYPE_CHECKING:
@@ -334,45 +335,33 @@ async def launch(
             kill_cgroup=run.kill_procs,
             cgroup_view=tuple(run.view) if view else None,
         )
-    host_sock, server_sock = socket.socketpair()
-    out_r, out_w = os.pipe2(os.O_CLOEXEC)
-    err_r, err_w = os.pipe2(os.O_CLOEXEC)
-    in_w: int | None = None
-    if stdin:
-        in_r, in_w = os.pipe2(os.O_CLOEXEC)
-        os.set_blocking(in_w, False)
-    else:
-        in_r = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-    body = payload.encode()
-    message = memoryview(struct.pack("!Q", len(body)) + body)
-    host_sock.setblocking(False)
     try:
-        with contextlib.suppress(BlockingIOError):
-            message = message[host_sock.send(message) :]
-        engine.server.submit(
-            [server_sock.fileno(), in_r, out_w, err_w], warm=engine.server.warm == payload.sandbox
+        sent = submit(
+            engine.server, payload, stdin=stdin, warm=engine.server.warm == payload.sandbox
         )
-        if message:
-            await asyncio.get_running_loop().sock_sendall(host_sock, message)
     except BaseException:
-        for fd in (out_r, err_r, *((in_w,) if in_w is not None else ())):
-            os.close(fd)
-        host_sock.close()
         if run is not None:
             run.kill()
             run.remove()
         raise
-    finally:
-        server_sock.close()
-        for fd in (in_r, out_w, err_w):
-            os.close(fd)
+    try:
+        if sent.in_w is not None:
+            os.set_blocking(sent.in_w, False)
+        if sent.unsent:
+            await asyncio.get_running_loop().sock_sendall(sent.host_sock, sent.unsent)
+    except BaseException:
+        sent.close()
+        if run is not None:
+            run.kill()
+            run.remove()
+        raise
     return LocalProcess(
         workspace.id,
         command,
-        host_sock,
-        out_r,
-        err_r,
-        in_w,
+        sent.host_sock,
+        sent.out_r,
+        sent.err_r,
+        sent.in_w,
         run,
         provider.config.output_cap,
         keep=keep,

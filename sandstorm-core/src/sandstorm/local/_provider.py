@@ -1,7 +1,7 @@
 """``LocalProvider``: run code on this machine, isolated, with workspaces as directories.
 
 Python runs in-process inside a forked child of a pre-started sandbox interpreter (the
-fork server, ``_sandbox.py``); javascript (node) and shell are ``execve``'d from an
+fork server, ``_forkserver.py``); javascript (node) and shell are ``execve``'d from an
 identically isolated child. Every run gets: a root assembled from an allow-list
 (``pivot_root``; the workspace at ``workspace_path``), new net (no network unless the
 workspace asks for the host's), pid (fresh /proc), mount, ipc, uts and cgroup namespaces;
@@ -47,7 +47,7 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._capabilities import Capability
 from .._errors import (
@@ -74,36 +74,19 @@ from .._models import (
 from .._provider import AsyncProvider, ExecRequest, WorkspaceSpec
 from . import _disk
 from ._agents import LocalAgents
-from ._cgroups import CgroupRun, Cgroups
 from ._config import SANDBOX_LAYERS, LocalConfig
-from ._files import Owner, delete_path, list_files, read_file, write_file
-from ._git import (
-    NOT_A_DIR,
-    NOT_A_REPO,
-    NOT_EMPTY,
-    NOT_FOUND,
-    GitCommand,
-    clone_plan,
-    git_error,
-    parse_porcelain_v2,
-    relative_path,
-    status_command,
-)
 from ._probe import IsolationReport, build_report
-from ._sandbox import (
-    CLONE_NEWIPC,
-    CLONE_NEWNET,
-    CLONE_NEWNS,
-    CLONE_NEWPID,
-    CLONE_NEWUTS,
-    LandlockSpec,
-    RunRequest,
-    SandboxSpec,
-)
-from ._server import ForkServer, execute, run_probe
-from ._snapshots import SnapshotStore
 from ._templates import TemplateRegistry
 from ._workspaces import WorkspaceStore, chown_tree, disk_usage
+
+if TYPE_CHECKING:
+    # imported where used: a cold ``get_provider("local")`` loads none of the engine
+    from ._cgroups import CgroupRun, Cgroups
+    from ._files import Owner
+    from ._forkserver import RunRequest, SandboxSpec
+    from ._forkserver_host import ForkServer
+    from ._git import GitCommand
+    from ._snapshots import SnapshotStore
 
 __all__ = ["LocalProvider"]
 
@@ -377,6 +360,9 @@ class LocalProvider(LocalAgents, AsyncProvider):
                 return self._engine
             if self._sandstorm_closed:
                 raise ProviderUnavailable("the provider is closed", provider=self.name)
+            from ._cgroups import Cgroups
+            from ._forkserver_host import ForkServer, run_probe
+
             config = self.config
             python = _real(sys.executable)
             key = (python, os.geteuid(), config.uid_range[0])
@@ -596,7 +582,8 @@ class LocalProvider(LocalAgents, AsyncProvider):
         setup = await asyncio.to_thread(self._templates.materialize, name, files, owner)
         for command in setup:
             request = ExecRequest(code=command, language=Language.SHELL, timeout=600.0)
-            result = await self._execute(workspace, request)
+            # a run like any other: the run hooks see it and it is audited
+            result = await self._sandstorm_run_hooked(workspace, request)
             if result.exit_code != 0:
                 raise WorkspaceError(
                     f"setup command {command!r} of template {name!r} failed with exit code "
@@ -696,6 +683,15 @@ class LocalProvider(LocalAgents, AsyncProvider):
 
         Pre-built sandboxes are made from exactly this (blocked network, no extra binds).
         """
+        from ._forkserver import (
+            CLONE_NEWIPC,
+            CLONE_NEWNET,
+            CLONE_NEWNS,
+            CLONE_NEWPID,
+            CLONE_NEWUTS,
+            SandboxSpec,
+        )
+
         key = (blocked, binds)
         cached = engine.static.get(key)
         if cached is not None:
@@ -783,6 +779,8 @@ class LocalProvider(LocalAgents, AsyncProvider):
         host_network: bool = False,
         read_only: tuple[str, ...] = (),
     ) -> RunRequest:
+        from ._forkserver import LandlockSpec, RunRequest
+
         report = engine.report
         files = str(self._store.files(workspace.id).resolve())
         blocked = workspace.network.mode != "host" and not host_network
@@ -874,6 +872,8 @@ class LocalProvider(LocalAgents, AsyncProvider):
         read_only: tuple[str, ...] = (),
     ) -> RunResult:
         """Run ``request`` in ``workspace``; ``host_network``/``read_only`` serve git clone."""
+        from ._forkserver_host import execute
+
         engine = await self._engine_ready()
         files = self._files_dir(workspace)
         payload = self._request_for(
@@ -995,6 +995,8 @@ class LocalProvider(LocalAgents, AsyncProvider):
         return files
 
     async def _write_file(self, workspace: Workspace, path: str, data: bytes) -> None:
+        from ._files import write_file
+
         files = self._files_dir(workspace)
         try:
             await asyncio.to_thread(write_file, files, path, data, self._owner_of(workspace.id))
@@ -1007,12 +1009,18 @@ class LocalProvider(LocalAgents, AsyncProvider):
             raise
 
     async def _read_file(self, workspace: Workspace, path: str) -> bytes:
+        from ._files import read_file
+
         return await asyncio.to_thread(read_file, self._files_dir(workspace), path)
 
     async def _list_files(self, workspace: Workspace, path: str) -> list[FileInfo]:
+        from ._files import list_files
+
         return await asyncio.to_thread(list_files, self._files_dir(workspace), path)
 
     async def _delete_file(self, workspace: Workspace, path: str) -> None:
+        from ._files import delete_path
+
         await asyncio.to_thread(delete_path, self._files_dir(workspace), path)
 
     # ------------------------------------------------------------------ git
@@ -1039,6 +1047,8 @@ class LocalProvider(LocalAgents, AsyncProvider):
     async def _git_clone(
         self, workspace: Workspace, url: str, branch: str | None, path: str
     ) -> None:
+        from ._git import clone_plan, git_error
+
         dest = await self._git_path(workspace, path)
         plan = clone_plan(url, dest, branch)
         timeout = self.config.git_timeout
@@ -1065,12 +1075,24 @@ class LocalProvider(LocalAgents, AsyncProvider):
 
     async def _git_path(self, workspace: Workspace, path: str) -> str:
         """``path`` relative to the run's directory; absolute ones as the code sees them."""
+        from ._git import relative_path
+
         files = self._files_dir(workspace)
         report = (await self._engine_ready()).report
         new_root = report.is_active("mountns") and report.is_active("pivot_root")
         return relative_path(path, self.config.workspace_path if new_root else str(files))
 
     async def _git_status(self, workspace: Workspace, path: str) -> GitStatus:
+        from ._git import (
+            NOT_A_DIR,
+            NOT_A_REPO,
+            NOT_EMPTY,
+            NOT_FOUND,
+            git_error,
+            parse_porcelain_v2,
+            status_command,
+        )
+
         command = status_command(await self._git_path(workspace, path))
         result = await self._git_run(workspace, command, self.config.git_timeout)
         if result.exit_code in (NOT_FOUND, NOT_A_REPO, NOT_EMPTY, NOT_A_DIR):
@@ -1084,6 +1106,8 @@ class LocalProvider(LocalAgents, AsyncProvider):
     # ------------------------------------------------------------------ snapshots
 
     def _snapshot_store(self) -> SnapshotStore:
+        from ._snapshots import SnapshotStore
+
         if self._snapshots is None:
             self._snapshots = SnapshotStore(Path(self.config.root) / "snapshots", self.name)
         return self._snapshots

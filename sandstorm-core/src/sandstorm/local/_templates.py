@@ -21,12 +21,14 @@ import re
 import stat
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .._errors import ProviderConfigError, TemplateNotFound, WorkspaceError
-from ._files import Owner, TreeWriter, walk_tree
+
+if TYPE_CHECKING:
+    from ._files import Owner
 
 __all__ = ["Template", "TemplateRegistry"]
 
@@ -40,7 +42,7 @@ class Template(BaseModel):
     command lines run in the sandbox, in order, after the copy.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     name: str = Field(description="letters, digits, '.', '_' and '-'; at most 64 characters")
     directory: Path | None = None
@@ -169,6 +171,8 @@ class TemplateRegistry:
 
 
 def _copy_tree(template: Template, dest: Path, owner: Owner | None) -> None:
+    from ._files import TreeWriter, walk_tree
+
     source = template.directory
     assert source is not None
     try:

@@ -40,7 +40,6 @@ from pathlib import Path
 from .._errors import WorkspaceError, WorkspaceNotFound
 from .._models import Workspace
 from . import _disk
-from ._files import remove_tree, walk_tree
 
 log = logging.getLogger("sandstorm.local")
 
@@ -54,6 +53,8 @@ def chown_tree(path: Path, uid: int, gid: int) -> None:
 
     Walks by descriptors (any depth, no symlink followed, see :func:`._files.walk_tree`).
     """
+    from ._files import walk_tree
+
     root = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         st = os.fstat(root)
@@ -72,6 +73,8 @@ def disk_usage(path: Path) -> int:
 
     The fallback without disk images: only what a walk sees (not unlinked open files).
     """
+    from ._files import walk_tree
+
     total = 0
     seen: set[tuple[int, int]] = set()
     try:
@@ -479,6 +482,8 @@ class WorkspaceStore:
         recursion or following links. Errors are logged, never raised: the trash is
         tried again at the next start.
         """
+        from ._files import remove_tree
+
         files = path / "files"
         try:
             if _disk.is_mounted(files):

@@ -14,12 +14,12 @@ from starlette.websockets import WebSocket
 
 import sandstorm
 
-from ._engine import shell
 from ._errors import ApiError, DaemonError
 from ._records import SandboxRecord
 from ._shell import q
 from ._state import Emulator
 from ._wire import loads, parse
+from ._workspace_shell import shell
 
 __all__ = [
     "BOUNDARY",

@@ -27,7 +27,6 @@ from ._daemon import (
     query,
     run_checked,
 )
-from ._engine import probe_dirs, shell
 from ._errors import DaemonError, iso
 from ._records import SandboxRecord
 from ._shell import q
@@ -35,6 +34,7 @@ from ._state import Emulator
 from ._wire import (
     ReplaceRequest,
 )
+from ._workspace_shell import probe_dirs, shell
 
 __all__ = [
     "bulk_download",

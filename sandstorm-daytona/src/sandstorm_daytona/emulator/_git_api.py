@@ -19,7 +19,6 @@ from ._daemon import (
     query,
     run_checked,
 )
-from ._engine import probe_dirs, shell
 from ._errors import DaemonError
 from ._files_api import relative_path
 from ._records import SandboxRecord
@@ -40,6 +39,7 @@ from ._wire import (
     GitRestore,
     GitSetConfig,
 )
+from ._workspace_shell import probe_dirs, shell
 
 __all__ = [
     "git",
@@ -107,7 +107,7 @@ async def git_clone(request: Request, record: SandboxRecord) -> Response:
     username, password = body.username, body.password
     if not username and not password:
         host = (urllib.parse.urlsplit(body.url).hostname or "").lower()
-        username, password = emulator.rt(record).credentials.get(host, (None, None))
+        username, password = emulator.runtime_of(record).credentials.get(host, (None, None))
     url = _with_credentials(body.url, username, password)
     if relative is None:
         raise DaemonError(
@@ -484,5 +484,5 @@ async def git_credentials(request: Request, record: SandboxRecord) -> Response:
     """``POST /git/credentials``: later clones of that host use them (never logged)."""
     body = body_of(GitCredentials, await json_body(request))
     host = (body.host or "github.com").lower()
-    emulator_of(request).rt(record).credentials[host] = (body.username, body.password)
+    emulator_of(request).runtime_of(record).credentials[host] = (body.username, body.password)
     return Response(status_code=200)

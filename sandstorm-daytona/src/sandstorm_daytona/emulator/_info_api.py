@@ -10,9 +10,9 @@ import sandstorm
 from ._daemon import (
     emulator_of,
 )
-from ._engine import probe_dirs
 from ._errors import DaemonError, iso
 from ._records import SandboxRecord
+from ._workspace_shell import probe_dirs
 
 __all__ = ["home_dir", "port_in_use", "ports", "system_metrics", "version", "work_dir"]
 

@@ -58,7 +58,7 @@ def _wire(context: sandstorm.CodeContext, cwd: str) -> dict[str, Any]:
 
 
 async def _work_dir(emulator: Emulator, record: SandboxRecord) -> str:
-    from ._engine import probe_dirs
+    from ._workspace_shell import probe_dirs
 
     work, _ = await probe_dirs(emulator, record)
     return work

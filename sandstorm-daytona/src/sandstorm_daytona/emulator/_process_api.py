@@ -21,7 +21,6 @@ from ._daemon import (
     sandbox_for,
     unless_disconnected,
 )
-from ._engine import TRUNCATED_HEADER, shell, truncation_notice
 from ._errors import ApiError, DaemonError
 from ._files_api import check_inside
 from ._records import SandboxRecord
@@ -35,6 +34,7 @@ from ._wire import (
     SessionExecute,
     UpdateEnv,
 )
+from ._workspace_shell import TRUNCATED_HEADER, shell, truncation_notice
 
 __all__ = [
     "check_env",

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 import sandstorm
 from sandstorm import Capability
 
-from ._engine import session_shell
 from ._shell import user_shell
+from ._workspace_shell import session_shell
 
 if TYPE_CHECKING:
     from ._records import SandboxRecord

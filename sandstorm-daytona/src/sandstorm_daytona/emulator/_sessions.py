@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import sandstorm
 
-from ._engine import session_shell, shell, truncation_notice
 from ._errors import DaemonError
 from ._session_input import interactive, run_interactive
 from ._shell import q
+from ._workspace_shell import session_shell, shell, truncation_notice
 
 if TYPE_CHECKING:
     from ._records import SandboxRecord

@@ -30,12 +30,15 @@ from .._allowlist import check_domain_allow_list, check_network_allow_list
 from ._build import BuildPlan, plan_build
 from ._clock import Clock, SystemClock
 from ._config import EmulatorConfig
-from ._engine import shell
-from ._errors import ApiError, iso
+from ._errors import ApiError
+from ._metrics import MetricSample, take_sample
 from ._quotas import check_quotas
+from ._reaper import apply_rules, reap_forever
 from ._records import SandboxRecord, SnapshotRecord
 from ._sessions import SessionStore
-from ._wire import CreateSandbox, CreateSnapshot
+from ._snapshots import SnapshotRegistry, build_info
+from ._wire import CreateSandbox
+from ._workspace_shell import shell
 
 __all__ = ["Emulator", "Exchange", "MetricSample"]
 
@@ -62,20 +65,6 @@ class Exchange:
         return json.loads(self.body)
 
 
-@dataclass
-class MetricSample:
-    """One reading of a sandbox's usage (PROTOCOL.md §6.6 units: bytes, percent)."""
-
-    at: datetime
-    cpu_count: int
-    cpu_used_pct: float
-    mem_total: int
-    mem_used: int
-    disk_total: int
-    disk_used: int
-    cpu_seconds: float
-
-
 def check_allow_lists(networks: str | None, domains: str | None) -> None:
     """400 with the API's message for an allow-list the service refuses
     (``apps/api/src/sandbox/utils/network-validation.util.ts``)."""
@@ -100,7 +89,7 @@ class SandboxRuntime:
     credentials: dict[str, tuple[str, str]] = field(default_factory=dict, repr=False)
 
 
-class Emulator:
+class Emulator(SnapshotRegistry):
     """Holds everything the server knows and runs; one per app.
 
     ``await start()`` builds the engine provider (also done lazily on the first request);
@@ -168,7 +157,7 @@ class Emulator:
                         options["root"] = self._root
                 self._provider = sandstorm.get_async_provider(self.config.provider, **options)
             if self._reaper is None:
-                self._reaper = asyncio.create_task(self._reap_forever(), name="emulator-reaper")
+                self._reaper = asyncio.create_task(reap_forever(self), name="emulator-reaper")
 
     def interrupt_requests(self) -> None:
         """Cancel every request still being served (server shutdown): their commands are
@@ -201,14 +190,6 @@ class Emulator:
             if directory is not None:
                 shutil.rmtree(directory, ignore_errors=True)
 
-    async def _reap_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.reaper_interval)
-            try:
-                await self.tick()
-            except Exception:  # the reaper must survive one bad sandbox
-                log.exception("emulator lifecycle check failed")
-
     # ------------------------------------------------------------------ tenancy
 
     def org_for_key(self, key: str) -> str | None:
@@ -221,7 +202,7 @@ class Emulator:
 
     def find(self, org: str, id_or_name: str) -> SandboxRecord:
         """The org's sandbox by id, then by name; 404 like the real service otherwise."""
-        self._settle_all(self.clock.now())
+        self.settle_all(self.clock.now())
         record = self.sandboxes.get(id_or_name)
         if record is None or record.organization_id != org or record.state in _GONE:
             record = next(
@@ -238,13 +219,13 @@ class Emulator:
 
     def visible(self, org: str) -> list[SandboxRecord]:
         """The org's sandboxes that are not destroyed, newest first."""
-        self._settle_all(self.clock.now())
+        self.settle_all(self.clock.now())
         items = [
             r for r in self.sandboxes.values() if r.organization_id == org and r.state not in _GONE
         ]
         return sorted(items, key=lambda r: (r.created_at, r.id), reverse=True)
 
-    def rt(self, record: SandboxRecord) -> SandboxRuntime:
+    def runtime_of(self, record: SandboxRecord) -> SandboxRuntime:
         """The runtime side-state of ``record``."""
         return self.runtime.setdefault(record.id, SandboxRuntime())
 
@@ -272,7 +253,8 @@ class Emulator:
             self.sandboxes.pop(record.id, None)
             self.runtime.pop(record.id, None)
 
-    def _settle_all(self, now: datetime) -> None:
+    def settle_all(self, now: datetime) -> None:
+        """Finish every transition whose time has come (``now``)."""
         for record in list(self.sandboxes.values()):
             if record.transition_until is not None and now >= record.transition_until:
                 self._arrive(record, record.transition_to or record.state, now)
@@ -288,112 +270,6 @@ class Emulator:
     ) -> None:
         """403 like the service when the org's quotas leave no room (see :func:`check_quotas`)."""
         check_quotas(self.config.quotas, self.visible(org), cpu, memory, disk, exclude=exclude)
-
-    # ------------------------------------------------------------------ snapshots
-
-    def find_snapshot(self, org: str, id_or_name: str) -> SnapshotRecord | None:
-        """The org's (or a general) snapshot by name, then id."""
-        for snap in self.snapshots.values():
-            if snap.name == id_or_name and (snap.general or snap.organization_id == org):
-                return snap
-        by_id = self.snapshots.get(id_or_name)
-        if by_id is not None and (by_id.general or by_id.organization_id == org):
-            return by_id
-        return None
-
-    def org_snapshots(self, org: str) -> list[SnapshotRecord]:
-        """Snapshots the org can use (its own and the general ones), newest first."""
-        items = [s for s in self.snapshots.values() if s.general or s.organization_id == org]
-        return sorted(items, key=lambda s: (s.created_at, s.id), reverse=True)
-
-    def ensure_default_snapshot(self) -> None:
-        """Register the general default snapshot (an empty workspace) once."""
-        name = self.config.default_snapshot
-        if any(s.name == name and s.general for s in self.snapshots.values()):
-            return
-        now = self.clock.now()
-        record = SnapshotRecord(
-            id=str(uuid.uuid4()),
-            organization_id=None,
-            name=name,
-            created_at=now,
-            image_name=name,
-            general=True,
-            cpu=self.config.default_cpu,
-            mem=self.config.default_memory,
-            disk=self.config.default_disk,
-            region_ids=list(self.config.regions),
-        )
-        self.snapshots[record.id] = record
-
-    async def create_snapshot(self, org: str, body: CreateSnapshot) -> SnapshotRecord:
-        """``POST /snapshots``: a named template.
-
-        ``imageName`` naming an existing snapshot of the org copies what backs it; naming
-        an engine template uses that template; anything else gives an empty workspace.
-        """
-        if any(s.name == body.name and s.organization_id == org for s in self.snapshots.values()):
-            raise ApiError(409, f"Snapshot with name {body.name} already exists")
-        source = self.find_snapshot(org, body.imageName) if body.imageName else None
-        now = self.clock.now()
-        record = SnapshotRecord(
-            id=str(uuid.uuid4()),
-            organization_id=org,
-            name=body.name,
-            created_at=now,
-            image_name=body.imageName,
-            entrypoint=body.entrypoint,
-            cpu=body.cpu or (source.cpu if source else self.config.default_cpu),
-            gpu=body.gpu or 0,
-            mem=body.memory or (source.mem if source else self.config.default_memory),
-            disk=body.disk or (source.disk if source else self.config.default_disk),
-            region_ids=[body.regionId] if body.regionId else list(self.config.regions),
-        )
-        if body.buildInfo is not None:
-            plan_build(body.buildInfo.dockerfileContent)  # 400 for steps it cannot apply
-            record.build_info = _build_info(body.buildInfo.dockerfileContent, now)
-        if source is not None:
-            record.engine_snapshot_id = source.engine_snapshot_id
-            record.template = source.template
-            record.size = source.size
-        elif body.imageName and await self._is_template(body.imageName):
-            record.template = body.imageName
-        self.snapshots[record.id] = record
-        return record
-
-    async def _is_template(self, name: str) -> bool:
-        """True when the engine has a template called ``name`` (probed by using it)."""
-        provider = self.provider
-        if Capability.TEMPLATES not in provider.capabilities:
-            return False
-        try:
-            workspace = await provider.create_workspace(template=name, persistent=True)
-        except sandstorm.TemplateNotFound:
-            return False
-        await provider.delete_workspace(workspace)
-        return True
-
-    async def delete_snapshot(self, org: str, snapshot_id: str) -> None:
-        """``DELETE /snapshots/{id}``; the engine snapshot goes when nothing uses it."""
-        snap = self.snapshots.get(snapshot_id)
-        if snap is None or snap.organization_id != org:
-            raise ApiError(404, f"Snapshot with ID {snapshot_id} not found")
-        del self.snapshots[snapshot_id]
-        engine_id = snap.engine_snapshot_id
-        if engine_id and not any(
-            s.engine_snapshot_id == engine_id for s in self.snapshots.values()
-        ):
-            await self._delete_engine_snapshot(engine_id)
-
-    async def _delete_engine_snapshot(self, snapshot_id: str) -> None:
-        self._engine_snapshots.discard(snapshot_id)
-        if snapshot_id.startswith("tar:"):
-            self._archive_path(snapshot_id).unlink(missing_ok=True)
-            return
-        try:
-            await self.provider.delete_snapshot(snapshot_id)
-        except sandstorm.SandstormError as exc:
-            log.warning("could not delete engine snapshot %s: %s", snapshot_id, exc)
 
     # ------------------------------------------------------------------ sandboxes
 
@@ -492,7 +368,7 @@ class Emulator:
         if body.ttlMinutes:
             record.auto_destroy_at = now + timedelta(minutes=body.ttlMinutes)
         if body.buildInfo is not None:
-            record.build_info = _build_info(body.buildInfo.dockerfileContent, now)
+            record.build_info = build_info(body.buildInfo.dockerfileContent, now)
         record.workspace_id = await self._provision(record, snap)
         if plan is not None and plan.run:
             await self._apply_build(record, plan)
@@ -651,7 +527,7 @@ class Emulator:
         self.check_quotas(
             record.organization_id, record.cpu, record.memory, record.disk, exclude=record.id
         )
-        async with self.rt(record).lock:
+        async with self.runtime_of(record).lock:
             previous = record.state
             if previous == "archived":
                 assert record.archive_snapshot_id is not None
@@ -696,7 +572,7 @@ class Emulator:
             raise ApiError(400, "Sandbox is not stopped")
         if record.auto_delete_interval == 0:
             raise ApiError(400, "Ephemeral sandboxes cannot be archived")
-        async with self.rt(record).lock:
+        async with self.runtime_of(record).lock:
             if record.workspace_id is not None:
                 try:
                     ref, _ = await self._capture(record, f"archive-{record.id}")
@@ -724,7 +600,7 @@ class Emulator:
             raise ApiError(400, "Sandbox must be started or stopped to create a snapshot")
         if record.workspace_id is None:
             raise ApiError(400, f"Sandbox {record.id} has no filesystem to snapshot")
-        async with self.rt(record).lock:
+        async with self.runtime_of(record).lock:
             try:
                 ref, size = await self._capture(record, name)
             except sandstorm.SandstormError as exc:
@@ -761,7 +637,7 @@ class Emulator:
         self.check_quotas(org, record.cpu, record.memory, record.disk)
         now = self.clock.now()
         fork_id = str(uuid.uuid4())
-        async with self.rt(record).lock:
+        async with self.runtime_of(record).lock:
             try:
                 ref, _ = await self._capture(record, f"fork-{record.id}")
                 try:
@@ -804,91 +680,14 @@ class Emulator:
 
     async def tick(self) -> None:
         """Apply due transitions and the auto-stop/pause/archive/delete and ttl rules."""
-        now = self.clock.now()
-        self._settle_all(now)
-        for record in list(self.sandboxes.values()):
-            if record.transition_to is not None or record.id not in self.sandboxes:
-                continue
-            try:
-                await self._apply_rules(record, now)
-            except ApiError as exc:
-                log.warning("lifecycle rule on %s failed: %s", record.id, exc.message)
-            except Exception:  # one sandbox's failure never stops the others' rules
-                log.exception("lifecycle rule on %s failed", record.id)
-        self._settle_all(now)
-
-    async def _apply_rules(self, record: SandboxRecord, now: datetime) -> None:
-        if record.auto_destroy_at is not None and now >= record.auto_destroy_at:
-            await self.destroy_sandbox(record)
-            return
-        idle = now - (record.last_activity_at or record.created_at)
-        if record.state == "started" and not self.sessions.busy(record.id):
-            if record.auto_stop_interval > 0 and idle >= timedelta(
-                minutes=record.auto_stop_interval
-            ):
-                await self.stop_sandbox(record)
-                return
-            if record.auto_pause_interval > 0 and idle >= timedelta(
-                minutes=record.auto_pause_interval
-            ):
-                await self.pause_sandbox(record)
-                return
-        if record.state == "stopped":
-            since = now - (record.stopped_at or record.updated_at or record.created_at)
-            if record.auto_delete_interval >= 0 and since >= timedelta(
-                minutes=record.auto_delete_interval
-            ):
-                await self.destroy_sandbox(record)
-                return
-            if record.auto_archive_interval > 0 and since >= timedelta(
-                minutes=record.auto_archive_interval
-            ):
-                await self.archive_sandbox(record)
+        await apply_rules(self)
 
     # ------------------------------------------------------------------ metrics
 
     async def sample(self, record: SandboxRecord) -> MetricSample:
         """A fresh usage reading from the engine's accounting (kept for telemetry)."""
-        workspace = await self.workspace(record)
-        metrics = await self.provider.get_workspace_metrics(workspace)
-        runtime = self.rt(record)
-        now = self.clock.now()
-        cpu_seconds = metrics.cpu_seconds
-        cpu_count = record.cpu
-        pct = 0.0
-        if runtime.samples:
-            last = runtime.samples[-1]
-            wall = (now - last.at).total_seconds()
-            if wall > 0:
-                pct = max(0.0, (cpu_seconds - last.cpu_seconds) / wall / cpu_count * 100.0)
-        mem_total = metrics.memory_limit_bytes or record.memory << 30
-        disk_total = record.disk << 30
-        sample = MetricSample(
-            at=now,
-            cpu_count=cpu_count,
-            cpu_used_pct=round(min(pct, 100.0), 3),
-            mem_total=mem_total,
-            mem_used=metrics.memory_current_bytes,
-            disk_total=disk_total,
-            disk_used=metrics.disk_used_bytes,
-            cpu_seconds=cpu_seconds,
-        )
-        runtime.samples.append(sample)
-        del runtime.samples[:-1000]
-        return sample
+        return await take_sample(self, record)
 
     def history(self, record: SandboxRecord) -> Iterable[MetricSample]:
         """Readings taken so far, oldest first."""
-        return list(self.rt(record).samples)
-
-
-def _build_info(dockerfile: str, now: datetime) -> dict[str, Any]:
-    import hashlib
-
-    return {
-        "dockerfileContent": dockerfile,
-        "contextHashes": [],
-        "createdAt": iso(now),
-        "updatedAt": iso(now),
-        "snapshotRef": hashlib.sha256(dockerfile.encode()).hexdigest(),
-    }
+        return list(self.runtime_of(record).samples)

@@ -1,7 +1,7 @@
 """The isolation engine: a stdlib-only fork server that runs each request in a fresh sandbox.
 
 This file is executed as a script by a separate, pre-started interpreter
-(``python -I -S _sandbox.py serve CONFIG``) with a clean environment; it never imports
+(``python -I -S _forkserver.py serve CONFIG``) with a clean environment; it never imports
 ``sandstorm`` (the provider imports it, for :class:`RunRequest` and :class:`SandboxSpec`,
 the one typed definition of what the host sends). The host sends one control message per
 run over a Unix socket, carrying file descriptors (status socket, stdin, stdout, stderr),
@@ -24,7 +24,7 @@ With ``prewarm`` the server keeps a few supervisor+init pairs built ahead of tim
 (namespaces unshared, the root assembled, lo up); a warm run only names its user, binds
 its workspace and cgroup view, switches root and forks nothing (its payload waits ready).
 
-``python -I -S _sandbox.py probe`` tries each primitive in a throwaway child and prints
+``python -I -S _forkserver.py probe`` tries each primitive in a throwaway child and prints
 a JSON report of what works on this machine.
 """
 
@@ -53,7 +53,7 @@ from typing import Any, TypeVar
 # --------------------------------------------------------------------------- the request
 
 # One definition of what the host sends, shared by both sides: the provider builds these
-# (``from ._sandbox import RunRequest``), this program decodes them. Unknown or missing
+# (``from ._forkserver import RunRequest``), this program decodes them. Unknown or missing
 # keys are an error on both sides (a dataclass refuses them when built; ``decode`` when
 # read), so a misspelled key can never switch a layer off silently.
 
@@ -1530,7 +1530,7 @@ def main(argv: list[str]) -> int:
     if mode == "probe":
         print(json.dumps(probe(config)))
         return 0
-    print("usage: _sandbox.py serve|probe CONFIG_JSON", file=sys.stderr)
+    print("usage: _forkserver.py serve|probe CONFIG_JSON", file=sys.stderr)
     return 2
 
 

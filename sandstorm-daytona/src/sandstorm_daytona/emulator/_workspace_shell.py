@@ -67,7 +67,7 @@ async def shell(
 async def session_shell(emulator: Emulator, record: SandboxRecord) -> str:
     """The path of the shell that runs the sandbox's commands (``EmulatorConfig.shell``,
     else the daemon's choice), looked up once per sandbox."""
-    runtime = emulator.rt(record)
+    runtime = emulator.runtime_of(record)
     if runtime.shell is None:
         wanted = emulator.config.shell
         result = await shell(emulator, record, shell_probe(wanted), plain=True)
@@ -82,7 +82,7 @@ async def session_shell(emulator: Emulator, record: SandboxRecord) -> str:
 
 async def probe_dirs(emulator: Emulator, record: SandboxRecord) -> tuple[str, str]:
     """The sandbox's working directory and home directory as its code sees them."""
-    runtime = emulator.rt(record)
+    runtime = emulator.runtime_of(record)
     if runtime.work_dir is None or runtime.home_dir is None:
         result = await shell(emulator, record, 'pwd; printf "%s\\n" "${HOME:-}"', plain=True)
         lines = result.stdout.splitlines()

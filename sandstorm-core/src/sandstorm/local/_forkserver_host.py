@@ -1,6 +1,6 @@
 """Host side of the fork server: start it, hand it one run, and collect that run's output.
 
-:class:`ForkServer` owns the pre-started sandbox interpreter (``_sandbox.py serve``).
+:class:`ForkServer` owns the pre-started sandbox interpreter (``_forkserver.py serve``).
 :func:`execute` sends it one request with fresh pipes and reads them back on the event
 loop: stdout and stderr are kept up to a cap (the rest is counted and dropped; far past
 the cap the sandbox is killed), decoded incrementally for streaming callbacks, and a
@@ -26,11 +26,20 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import ProviderUnavailable
-from ._sandbox import RunRequest, SandboxSpec
+from ._forkserver import RunRequest, SandboxSpec
 
-__all__ = ["SANDBOX_SCRIPT", "ForkServer", "Outcome", "clean_server_env", "execute", "run_probe"]
+__all__ = [
+    "SANDBOX_SCRIPT",
+    "ForkServer",
+    "Outcome",
+    "Submitted",
+    "clean_server_env",
+    "execute",
+    "run_probe",
+    "submit",
+]
 
-SANDBOX_SCRIPT = Path(__file__).with_name("_sandbox.py")
+SANDBOX_SCRIPT = Path(__file__).with_name("_forkserver.py")
 """The stdlib-only script the sandbox interpreter runs."""
 
 
@@ -46,7 +55,7 @@ def clean_server_env() -> dict[str, str]:
 
 
 def run_probe(python: str, config: Mapping[str, Any]) -> dict[str, Any]:
-    """Run ``_sandbox.py probe`` in a fresh interpreter and return its JSON report."""
+    """Run ``_forkserver.py probe`` in a fresh interpreter and return its JSON report."""
     proc = subprocess.run(
         [python, "-I", "-S", str(SANDBOX_SCRIPT), "probe", json.dumps(dict(config))],
         env=clean_server_env(),
@@ -228,6 +237,42 @@ async def execute(
     ``monitor``, when given, runs alongside with a function that kills the sandbox.
     """
     loop = asyncio.get_running_loop()
+    started = time.perf_counter()
+    sent = submit(server, request, stdin=bool(stdin), warm=warm)
+    run = _Run(
+        loop,
+        sent.host_sock,
+        {
+            sent.out_r: _Stream(output_cap, on_stdout),
+            sent.err_r: _Stream(output_cap, on_stderr),
+        },
+        kill_group,
+    )
+    await run.follow(sent.unsent, sent.in_w, stdin, timeout, monitor)
+    return run.outcome(time.perf_counter() - started, sent.out_r, sent.err_r)
+
+
+@dataclass
+class Submitted:
+    """A request handed to the fork server: the host's ends of the new sandbox's status
+    socket and pipes, and what of the request is still to be sent on the socket."""
+
+    host_sock: socket.socket
+    out_r: int
+    err_r: int
+    in_w: int | None
+    unsent: memoryview
+
+    def close(self) -> None:
+        """Close the host's ends (the sandbox, if it started, sees EOF and dies)."""
+        for fd in (self.out_r, self.err_r, *((self.in_w,) if self.in_w is not None else ())):
+            os.close(fd)
+        self.host_sock.close()
+
+
+def submit(server: ForkServer, request: RunRequest, *, stdin: bool, warm: bool) -> Submitted:
+    """Hand ``request`` to the fork server with a fresh socket and pipes (``stdin``: a pipe
+    for it, else ``/dev/null``); the caller owns the returned ends and sends the rest."""
     host_sock, server_sock = socket.socketpair()
     out_r, out_w = os.pipe2(os.O_CLOEXEC)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
@@ -236,7 +281,6 @@ async def execute(
         in_r, in_w = os.pipe2(os.O_CLOEXEC)
     else:
         in_r = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-    started = time.perf_counter()
     payload = request.encode()
     message = memoryview(struct.pack("!Q", len(payload)) + payload)
     host_sock.setblocking(False)
@@ -255,36 +299,58 @@ async def execute(
         server_sock.close()
         for fd in (in_r, out_w, err_w):
             os.close(fd)
+    return Submitted(host_sock, out_r, err_r, in_w, message)
 
-    streams = {
-        out_r: _Stream(output_cap, on_stdout),
-        err_r: _Stream(output_cap, on_stderr),
-    }
-    status_buf = bytearray()
-    messages: list[dict[str, Any]] = []
-    state = {"killed": False, "timed_out": False, "output_killed": False, "status_eof": False}
-    callback_errors: list[BaseException] = []
-    finished = loop.create_future()
 
-    def check_finished() -> None:
+class _Run:
+    """One run in flight, as the event loop sees it: its output pipes, its status socket,
+    its deadline, and what has happened so far (killed, timed out, finished)."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        host_sock: socket.socket,
+        streams: dict[int, _Stream],
+        kill_group: Callable[[], object] | None,
+    ) -> None:
+        self.loop = loop
+        self.host_sock = host_sock
+        self.streams = streams
+        self.kill_group = kill_group
+        self.status_buf = bytearray()
+        self.messages: list[dict[str, Any]] = []
+        self.callback_errors: list[BaseException] = []
+        self.finished: asyncio.Future[None] = loop.create_future()
+        self.killed = False
+        """The sandbox was told to die (deadline, output flood, callback error, cancel)."""
+        self.timed_out = False
+        self.output_killed = False
+        """Killed for printing more than twice the output cap."""
+        self.status_eof = False
+        """The status socket closed: the supervisor is gone."""
+
+    def exited(self) -> bool:
+        """True once the sandbox reported its exit status."""
+        return any(m.get("event") == "exit" for m in self.messages)
+
+    def check_finished(self) -> None:
         # done when both streams hit EOF and the exit status is known (init reports it
         # as soon as the payload ends; the supervisor's report or EOF is the fallback)
-        if finished.done():
+        if self.finished.done():
             return
-        exited = state["status_eof"] or any(m.get("event") == "exit" for m in messages)
-        if all(s.done for s in streams.values()) and exited:
-            finished.set_result(None)
+        if all(s.done for s in self.streams.values()) and (self.status_eof or self.exited()):
+            self.finished.set_result(None)
 
-    def kill() -> None:
-        if state["killed"]:
+    def kill(self) -> None:
+        if self.killed:
             return
-        state["killed"] = True
+        self.killed = True
         with contextlib.suppress(OSError):
-            host_sock.send(b"k")
-        if kill_group is not None:
-            kill_group()
+            self.host_sock.send(b"k")
+        if self.kill_group is not None:
+            self.kill_group()
 
-    def deliver(stream: _Stream, chunk: bytes) -> None:
+    def deliver(self, stream: _Stream, chunk: bytes) -> None:
         if stream.callback is None:
             return
         text = stream.decoder.decode(chunk)
@@ -292,12 +358,12 @@ async def execute(
             try:
                 stream.callback(text)
             except BaseException as exc:
-                callback_errors.append(exc)
+                self.callback_errors.append(exc)
                 stream.callback = None
-                kill()
+                self.kill()
 
-    def on_output(fd: int) -> None:
-        stream = streams[fd]
+    def on_output(self, fd: int) -> None:
+        stream = self.streams[fd]
         for _ in range(16):
             try:
                 chunk = os.read(fd, 65536)
@@ -306,7 +372,7 @@ async def execute(
             except OSError:
                 chunk = b""
             if not chunk:
-                loop.remove_reader(fd)
+                self.loop.remove_reader(fd)
                 os.close(fd)
                 stream.done = True
                 if stream.callback is not None and not stream.truncated:
@@ -314,108 +380,122 @@ async def execute(
                     if tail:
                         with contextlib.suppress(BaseException):
                             stream.callback(tail)
-                check_finished()
+                self.check_finished()
                 return
             stream.total += len(chunk)
             room = stream.cap - len(stream.data)
             if room > 0:
                 kept = chunk[:room]
                 stream.data += kept
-                deliver(stream, kept)
-            if stream.total > 2 * stream.cap and not state["killed"]:
-                state["output_killed"] = True
-                kill()
+                self.deliver(stream, kept)
+            if stream.total > 2 * stream.cap and not self.killed:
+                self.output_killed = True
+                self.kill()
 
-    def on_status() -> None:
+    def on_status(self) -> None:
         try:
-            chunk = host_sock.recv(65536)
+            chunk = self.host_sock.recv(65536)
         except BlockingIOError:
             return
         except OSError:
             chunk = b""
         if not chunk:
-            loop.remove_reader(host_sock.fileno())
-            state["status_eof"] = True
-            check_finished()
+            self.loop.remove_reader(self.host_sock.fileno())
+            self.status_eof = True
+            self.check_finished()
             return
+        status_buf = self.status_buf
         status_buf.extend(chunk)
         while len(status_buf) >= 8:
             (size,) = struct.unpack("!Q", status_buf[:8])
             if len(status_buf) < 8 + size:
                 break
-            messages.append(json.loads(bytes(status_buf[8 : 8 + size])))
+            self.messages.append(json.loads(bytes(status_buf[8 : 8 + size])))
             del status_buf[: 8 + size]
-        check_finished()
+        self.check_finished()
 
-    def on_deadline() -> None:
-        if not any(m.get("event") == "exit" for m in messages):
-            state["timed_out"] = True
-            kill()
+    def on_deadline(self) -> None:
+        if not self.exited():
+            self.timed_out = True
+            self.kill()
 
-    for fd in streams:
-        os.set_blocking(fd, False)
-    stdin_task: asyncio.Task[None] | None = None
-    monitor_task: asyncio.Task[None] | None = None
-    deadline = None
-    dying = False  # destroyed with a dead event loop: clean up without awaiting
-    try:
-        if message:
-            await loop.sock_sendall(host_sock, message)
+    async def follow(
+        self,
+        message: memoryview,
+        in_w: int | None,
+        stdin: bytes | None,
+        timeout: float,
+        monitor: Callable[[Callable[[], None]], Awaitable[None]] | None,
+    ) -> None:
+        """Send the rest of the request, feed stdin, and wait for the run to finish (or
+        kill it on a deadline, a cancellation or an error); release every descriptor."""
+        loop, host_sock, streams = self.loop, self.host_sock, self.streams
         for fd in streams:
-            loop.add_reader(fd, on_output, fd)
-        loop.add_reader(host_sock.fileno(), on_status)
-        if in_w is not None:
-            stdin_task = asyncio.ensure_future(_feed(in_w, stdin or b""))
-            in_w = None
-        deadline = loop.call_later(timeout, on_deadline)
-        if monitor is not None:
-            monitor_task = asyncio.ensure_future(monitor(kill))
-        await asyncio.shield(finished)
-    except GeneratorExit:
-        dying = True
-        kill()
-        raise
-    except BaseException:
-        kill()
-        with contextlib.suppress(BaseException):
-            await asyncio.wait_for(asyncio.shield(finished), 10)
-        raise
-    finally:
-        if deadline is not None:
-            deadline.cancel()
-        if monitor_task is not None and not dying:
-            monitor_task.cancel()
+            os.set_blocking(fd, False)
+        stdin_task: asyncio.Task[None] | None = None
+        monitor_task: asyncio.Task[None] | None = None
+        deadline = None
+        dying = False  # destroyed with a dead event loop: clean up without awaiting
+        try:
+            if message:
+                await loop.sock_sendall(host_sock, message)
+            for fd in streams:
+                loop.add_reader(fd, self.on_output, fd)
+            loop.add_reader(host_sock.fileno(), self.on_status)
+            if in_w is not None:
+                stdin_task = asyncio.ensure_future(_feed(in_w, stdin or b""))
+                in_w = None
+            deadline = loop.call_later(timeout, self.on_deadline)
+            if monitor is not None:
+                monitor_task = asyncio.ensure_future(monitor(self.kill))
+            await asyncio.shield(self.finished)
+        except GeneratorExit:
+            dying = True
+            self.kill()
+            raise
+        except BaseException:
+            self.kill()
             with contextlib.suppress(BaseException):
-                await monitor_task
-        if stdin_task is not None and not dying:
-            stdin_task.cancel()
-            with contextlib.suppress(BaseException):
-                await stdin_task
-        if in_w is not None:
-            os.close(in_w)
-        for fd, stream in streams.items():
-            if not stream.done:
-                loop.remove_reader(fd)
-                os.close(fd)
-        if not state["status_eof"]:
-            loop.remove_reader(host_sock.fileno())
-        host_sock.close()
-    duration = time.perf_counter() - started
-    exit_message = next((m for m in messages if m.get("event") == "exit"), {})
-    out, err = streams[out_r], streams[err_r]
-    return Outcome(
-        stdout=out.text(),
-        stderr=err.text(),
-        stdout_truncated=out.truncated,
-        stderr_truncated=err.truncated,
-        status=exit_message.get("status"),
-        setup_error=exit_message.get("setup_error")
-        or (None if exit_message else "the sandbox supervisor vanished"),
-        timed_out=state["timed_out"],
-        output_killed=state["output_killed"],
-        duration=duration,
-        callback_error=callback_errors[0] if callback_errors else None,
-    )
+                await asyncio.wait_for(asyncio.shield(self.finished), 10)
+            raise
+        finally:
+            if deadline is not None:
+                deadline.cancel()
+            if monitor_task is not None and not dying:
+                monitor_task.cancel()
+                with contextlib.suppress(BaseException):
+                    await monitor_task
+            if stdin_task is not None and not dying:
+                stdin_task.cancel()
+                with contextlib.suppress(BaseException):
+                    await stdin_task
+            if in_w is not None:
+                os.close(in_w)
+            for fd, stream in streams.items():
+                if not stream.done:
+                    loop.remove_reader(fd)
+                    os.close(fd)
+            if not self.status_eof:
+                loop.remove_reader(host_sock.fileno())
+            host_sock.close()
+
+    def outcome(self, duration: float, out_fd: int, err_fd: int) -> Outcome:
+        """What the run produced (once :meth:`follow` returned)."""
+        exit_message = next((m for m in self.messages if m.get("event") == "exit"), {})
+        out, err = self.streams[out_fd], self.streams[err_fd]
+        return Outcome(
+            stdout=out.text(),
+            stderr=err.text(),
+            stdout_truncated=out.truncated,
+            stderr_truncated=err.truncated,
+            status=exit_message.get("status"),
+            setup_error=exit_message.get("setup_error")
+            or (None if exit_message else "the sandbox supervisor vanished"),
+            timed_out=self.timed_out,
+            output_killed=self.output_killed,
+            duration=duration,
+            callback_error=self.callback_errors[0] if self.callback_errors else None,
+        )
 
 
 async def _feed(fd: int, data: bytes) -> None:
