@@ -19,6 +19,21 @@ HERE = Path(__file__).resolve().parent
 HOST_PROVIDER = HERE / "hostprovider.py"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Start the kit's minute-long tests (marked ``slow`` one by one) first in the session.
+
+    Under pytest-xdist (``scripts/dev.py test`` runs ``-n 3 --dist load``) the first items
+    go to different workers, so these overlap each other and the rest of the suite instead
+    of queueing up at its end. In one process only the order changes.
+    """
+
+    def first(item: pytest.Item) -> bool:
+        own = any(mark.name == "slow" for mark in item.own_markers)
+        return own and HERE in Path(str(item.path)).parents
+
+    items.sort(key=lambda item: not first(item))  # stable: the rest keep their order
+
+
 @pytest.fixture(autouse=True)
 def _few_examples(monkeypatch: pytest.MonkeyPatch) -> None:
     """Nested runs use the few-examples profile, chosen without touching global state.
