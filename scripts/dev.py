@@ -47,6 +47,14 @@ SHELLS = ("zsh", "dash")
 default image and in sh (dash) on minimal ones; the suite runs the provider under each."""
 
 
+PYTEST_PARALLEL = ("-n", "3", "--dist", "load")
+"""pytest-xdist: three worker processes. Most tests wait on sandboxes, sockets and nested
+pytest runs rather than the CPU, so three workers finish well ahead of one even on two
+cores. ``--dist load`` hands tests out one by one, so the few long ones (started first,
+see sandstorm-testkit/tests/conftest.py) land on different workers. ``PYTEST_ARGS="-n 0"``
+runs the suite in one process."""
+
+
 def ensure_shells() -> int:
     """Install the missing shells of the test matrix with apt-get (as root); 0 when all exist.
 
@@ -118,7 +126,14 @@ def main(argv: list[str]) -> int:
             (*uv, "run", "--frozen", "mypy"),
             (*uv, "run", "--frozen", "python", "scripts/gen_benchmarks.py", "--check"),
             (*uv, "run", "--frozen", "mkdocs", "build", "--strict", "-q", "-d", site),
-            (*uv, "run", "--frozen", "pytest", *os.environ.get("PYTEST_ARGS", "").split()),
+            (
+                *uv,
+                "run",
+                "--frozen",
+                "pytest",
+                *PYTEST_PARALLEL,
+                *os.environ.get("PYTEST_ARGS", "").split(),
+            ),
         ]
         failed = [step for step in steps if run(*step) != 0]
     for step in failed:

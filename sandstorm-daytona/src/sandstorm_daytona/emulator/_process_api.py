@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 from typing import Any
 
 from starlette.requests import Request
@@ -24,6 +25,7 @@ from ._daemon import (
 from ._errors import ApiError, DaemonError
 from ._files_api import check_inside
 from ._records import SandboxRecord
+from ._session_input import interactive
 from ._sessions import Command
 from ._shell import q, script_in
 from ._state import Emulator
@@ -54,6 +56,9 @@ __all__ = [
     "session_list",
     "update_env",
 ]
+
+INPUT_START_WAIT = 10.0
+"""Seconds input for a just-started async command waits for its process to start."""
 
 
 async def execute(request: Request, record: SandboxRecord) -> Response:
@@ -265,6 +270,11 @@ async def command_logs_ws(websocket: WebSocket) -> None:
 async def command_input(request: Request, record: SandboxRecord) -> Response:
     """``POST .../command/{cmd}/input`` ``{data}``: to the stdin of an async command."""
     command = _command(request, record)
+    if command.process is None and command.exit_code is None and interactive(emulator_of(request)):
+        # the daemon starts the process before it answers the execute request; here it
+        # starts in a task, which a loaded host may not have reached yet: wait for it
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(command.ready.wait(), INPUT_START_WAIT)
     if command.process is None:
         if command.exit_code is not None:
             raise DaemonError(400, "command has already completed", "BAD_REQUEST")

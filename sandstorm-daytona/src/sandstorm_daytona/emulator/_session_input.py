@@ -44,6 +44,7 @@ async def run_interactive(
     text = user_shell(script, await session_shell(emulator, record))
     handle = await provider.start_process(workspace, text, env=record.env or None, stdin=True)
     command.process = handle
+    command.ready.set()
     stdout: list[str] = []
 
     async def follow() -> int:

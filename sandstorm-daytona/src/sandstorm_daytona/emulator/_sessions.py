@@ -49,6 +49,8 @@ class Command:
     """Characters of each stream received from the engine (before any relabelling)."""
     process: Any = None
     """The engine's process handle while an interactive command runs (takes input)."""
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once an interactive command's process runs (``process``), or the command ended."""
 
     def emit(self, stream: Stream, text: str) -> None:
         """Append output and wake followers.
@@ -246,6 +248,7 @@ class SessionStore:
                     if command.exit_code is None:
                         command.exit_code = 137
                     command.changed.set()
+                    command.ready.set()
                     record.touch(emulator.clock.now())
 
         command.task = asyncio.create_task(run(), name=f"session-{session_id}-{command.id}")
