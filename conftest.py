@@ -312,6 +312,7 @@ pytest_collect_file = (DOCS + DAYTONA_DOCS).pytest()
 
 
 _outcomes: Counter[tuple[str, str]] = Counter()
+_COUNTED = "sandstorm doc block"
 
 
 @pytest.hookimpl(wrapper=True)
@@ -324,10 +325,28 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if isinstance(item, SybilItem) and report.when == "call":
         kind = getattr(item.example, "_doc_kind", None)
         if kind is not None:
-            _outcomes[(kind, report.outcome)] += 1
+            report.user_properties.append((_COUNTED, (kind, report.outcome)))
         elif item.example.region.evaluator.__class__.__name__ != "Skipper":
-            _outcomes[("block", "skipped")] += 1  # a skipped block: never evaluated
+            # a skipped block: never evaluated
+            report.user_properties.append((_COUNTED, ("block", "skipped")))
     return report
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Mark every doc block ``docs``: ``scripts/dev.py test`` runs them in a pytest run of
+    their own, in one process, since a page's blocks share the page's namespace (and
+    pytest-xdist's ``xdist_group`` does not hold under pytest 9)."""
+    if isinstance(item, SybilItem):
+        item.add_marker(pytest.mark.docs)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Add up the counted blocks where the summary is printed (the xdist controller too:
+    the workers' reports carry their ``user_properties`` to it)."""
+    for name, value in report.user_properties:
+        if name == _COUNTED:
+            kind, outcome = value
+            _outcomes[(str(kind), str(outcome))] += 1
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -47,12 +47,16 @@ SHELLS = ("zsh", "dash")
 default image and in sh (dash) on minimal ones; the suite runs the provider under each."""
 
 
-PYTEST_PARALLEL = ("-n", "3", "--dist", "load")
+PYTEST_PARALLEL = ("-n", "3", "--dist", "load", "-m", "not docs")
 """pytest-xdist: three worker processes. Most tests wait on sandboxes, sockets and nested
 pytest runs rather than the CPU, so three workers finish well ahead of one even on two
 cores. ``--dist load`` hands tests out one by one, so the few long ones (started first,
-see sandstorm-testkit/tests/conftest.py) land on different workers. ``PYTEST_ARGS="-n 0"``
-runs the suite in one process."""
+see sandstorm-testkit/tests/conftest.py) land on different workers. The doc blocks run
+after, in one process (``PYTEST_DOCS``): a page's blocks share its namespace.
+``PYTEST_ARGS="-n 0"`` runs the main part in one process too."""
+
+PYTEST_DOCS = ("-p", "no:xdist", "-m", "docs")
+"""The documentation's code blocks (Sybil), in one process."""
 
 
 def ensure_shells() -> int:
@@ -134,6 +138,7 @@ def main(argv: list[str]) -> int:
                 *PYTEST_PARALLEL,
                 *os.environ.get("PYTEST_ARGS", "").split(),
             ),
+            (*uv, "run", "--frozen", "pytest", *PYTEST_DOCS),
         ]
         failed = [step for step in steps if run(*step) != 0]
     for step in failed:
