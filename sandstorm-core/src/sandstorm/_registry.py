@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 from ._errors import ProviderConfigError, ProviderLoadError, ProviderNotFound
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ._provider import AsyncProvider
 
 __all__ = [
@@ -18,6 +20,7 @@ __all__ = [
     "KNOWN_PACKAGES",
     "ProviderEntry",
     "default_provider_name",
+    "deferred_builtin",
     "installed_providers",
     "load_provider_class",
     "register_provider",
@@ -64,6 +67,29 @@ def default_provider_name() -> str:
             "or unset it to use 'local'"
         )
     return name.strip()
+
+
+def deferred_builtin(name: str) -> Callable[[], AsyncProvider] | None:
+    """How to build provider ``name`` on first use, or ``None`` when it must be built now.
+
+    Only the built-in ``local`` provider given no settings qualifies: not replaced by
+    :func:`register_provider`, no ``SANDSTORM_LOCAL_*`` variable set (every field of its
+    config reads one), so its config can only take the defaults and building it cannot
+    fail. Its state directory is resolved now, as building it now would; building it
+    later spares a cold ``get_provider("local")`` the engine, pydantic and asyncio.
+    """
+    if name != "local" or name in _registered:
+        return None
+    if any(key.startswith("SANDSTORM_LOCAL_") for key in os.environ):
+        return None
+    from .local._paths import default_root
+
+    root = default_root()
+
+    def build() -> AsyncProvider:
+        return load_provider_class(name).from_config(root=root)
+
+    return build
 
 
 @dataclass(frozen=True)
