@@ -57,7 +57,8 @@ def test_every_local_setting_reads_a_prefixed_variable() -> None:
 
     for field in LocalConfig.model_fields:
         names = LocalConfig.env_names(field)
-        assert names and all(n.startswith("SANDSTORM_LOCAL_") for n in names), (field, names)
+        assert names, field
+        assert all(n.startswith("SANDSTORM_LOCAL_") for n in names), (field, names)
 
 
 def test_a_provider_built_on_first_use_is_the_one_get_provider_saw(
