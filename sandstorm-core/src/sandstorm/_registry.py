@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import os
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ._errors import ProviderConfigError, ProviderLoadError, ProviderNotFound
@@ -13,6 +12,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from ._provider import AsyncProvider
+    from ._provider_entry import ProviderEntry
 
 __all__ = [
     "PROVIDER_GROUP",
@@ -82,25 +82,14 @@ def deferred_builtin(name: str) -> Callable[[], AsyncProvider] | None:
         return None
     if any(key.startswith("SANDSTORM_LOCAL_") for key in os.environ):
         return None
-    from .local._paths import default_root
+    from .local._paths import default_root_str
 
-    root = default_root()
+    root = default_root_str()  # a str: LocalConfig makes it the same Path the default is
 
     def build() -> AsyncProvider:
         return load_provider_class(name).from_config(root=root)
 
     return build
-
-
-@dataclass(frozen=True)
-class ProviderEntry:
-    """An installed provider, found without importing it."""
-
-    name: str
-    target: str
-    package: str | None = None
-    version: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @functools.cache
@@ -124,6 +113,8 @@ def package_of(module: str) -> tuple[str | None, str | None]:
 def installed_providers() -> list[ProviderEntry]:
     """Every provider installed in this environment (entry points and in-process ones)."""
     from importlib import metadata
+
+    from ._provider_entry import ProviderEntry
 
     entries: dict[str, ProviderEntry] = {}
     for ep in metadata.entry_points(group=PROVIDER_GROUP):
@@ -205,3 +196,11 @@ def _not_found(name: str) -> ProviderNotFound:
     package = KNOWN_PACKAGES.get(name)
     hint = f"install it with: pip install {package}" if package else None
     return ProviderNotFound(name, installed, hint)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ProviderEntry":  # defined apart: get_provider needs no dataclasses
+        from ._provider_entry import ProviderEntry
+
+        return ProviderEntry
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

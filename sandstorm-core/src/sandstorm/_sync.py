@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import inspect
-import queue
 import threading
 from collections.abc import Callable, Coroutine, Iterator, Mapping
 from types import TracebackType
@@ -108,7 +106,9 @@ class SyncProvider(SyncAgentAPI):
     """A provider with blocking methods; wraps an :class:`AsyncProvider`.
 
     Every method mirrors the async one of the same name. Use it as a context manager, or
-    call :meth:`close`, to release what the provider holds.
+    call :meth:`close`, to release what the provider holds. ``get_provider("local")``
+    without settings builds its async provider on first use (settings, given or from the
+    environment, are validated at the call), so a cold start pays for neither.
     """
 
     def __init__(self, provider: AsyncProvider) -> None:
@@ -513,6 +513,8 @@ class Extras:
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
+        import inspect
+
         value = getattr(self._provider, name)
         if not inspect.iscoroutinefunction(value):
             return value
@@ -547,6 +549,7 @@ class SyncOutputStream:
 
     def _iterate(self) -> Iterator[OutputChunk]:
         import asyncio
+        import queue
 
         from ._models import OutputChunk
 
