@@ -245,6 +245,11 @@ def get_async_provider(name: str | None = None, **config: Any) -> AsyncProvider:
 
 def get_provider(name: str | None = None, **config: Any) -> SyncProvider:
     """The blocking provider called ``name``; see :func:`get_async_provider`."""
+    from ._registry import default_provider_name, deferred_builtin
     from ._sync import SyncProvider
 
+    name = name or default_provider_name()
+    build = None if config else deferred_builtin(name)
+    if build is not None:  # nothing to validate: built on first use, a cheap cold start
+        return SyncProvider._deferred(build)
     return SyncProvider(get_async_provider(name, **config))

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import functools
 import os
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ._errors import ProviderConfigError, ProviderLoadError, ProviderNotFound
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ._provider import AsyncProvider
+    from ._provider_entry import ProviderEntry
 
 __all__ = [
     "PROVIDER_GROUP",
@@ -18,6 +20,7 @@ __all__ = [
     "KNOWN_PACKAGES",
     "ProviderEntry",
     "default_provider_name",
+    "deferred_builtin",
     "installed_providers",
     "load_provider_class",
     "register_provider",
@@ -66,15 +69,27 @@ def default_provider_name() -> str:
     return name.strip()
 
 
-@dataclass(frozen=True)
-class ProviderEntry:
-    """An installed provider, found without importing it."""
+def deferred_builtin(name: str) -> Callable[[], AsyncProvider] | None:
+    """How to build provider ``name`` on first use, or ``None`` when it must be built now.
 
-    name: str
-    target: str
-    package: str | None = None
-    version: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    Only the built-in ``local`` provider given no settings qualifies: not replaced by
+    :func:`register_provider`, no ``SANDSTORM_LOCAL_*`` variable set (every field of its
+    config reads one), so its config can only take the defaults and building it cannot
+    fail. Its state directory is resolved now, as building it now would; building it
+    later spares a cold ``get_provider("local")`` the engine, pydantic and asyncio.
+    """
+    if name != "local" or name in _registered:
+        return None
+    if any(key.startswith("SANDSTORM_LOCAL_") for key in os.environ):
+        return None
+    from .local._paths import default_root_str
+
+    root = default_root_str()  # a str: LocalConfig makes it the same Path the default is
+
+    def build() -> AsyncProvider:
+        return load_provider_class(name).from_config(root=root)
+
+    return build
 
 
 @functools.cache
@@ -98,6 +113,8 @@ def package_of(module: str) -> tuple[str | None, str | None]:
 def installed_providers() -> list[ProviderEntry]:
     """Every provider installed in this environment (entry points and in-process ones)."""
     from importlib import metadata
+
+    from ._provider_entry import ProviderEntry
 
     entries: dict[str, ProviderEntry] = {}
     for ep in metadata.entry_points(group=PROVIDER_GROUP):
@@ -179,3 +196,11 @@ def _not_found(name: str) -> ProviderNotFound:
     package = KNOWN_PACKAGES.get(name)
     hint = f"install it with: pip install {package}" if package else None
     return ProviderNotFound(name, installed, hint)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ProviderEntry":  # defined apart: get_provider needs no dataclasses
+        from ._provider_entry import ProviderEntry
+
+        return ProviderEntry
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

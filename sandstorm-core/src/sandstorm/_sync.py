@@ -1,34 +1,40 @@
-"""The blocking facade: the async provider, driven from a background event-loop thread."""
+"""The blocking facade: the async provider, driven from a background event-loop thread.
+
+This module imports neither asyncio nor pydantic: a :class:`SyncProvider` whose async
+provider is built on first use (``get_provider("local")`` without settings) costs a cold
+start nothing more, and the loop thread starts at the first blocking call.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
-import inspect
-import queue
 import threading
-from collections.abc import Coroutine, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from ._agents_sync import SyncAgentAPI
 from ._capabilities import Capability
-from ._config import ProviderConfig
-from ._models import (
-    CostEstimate,
-    FileInfo,
-    GitStatus,
-    NetworkPolicy,
-    OutputChunk,
-    ProviderInfo,
-    RunResult,
-    Snapshot,
-    Workspace,
-    WorkspaceMetrics,
-)
-from ._provider import AsyncProvider, OutputCallback, WorkspaceRef
-from ._sandbox import Sandbox
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from ._config import ProviderConfig
+    from ._models import (
+        CostEstimate,
+        FileInfo,
+        GitStatus,
+        NetworkPolicy,
+        OutputChunk,
+        ProviderInfo,
+        RunResult,
+        Snapshot,
+        Workspace,
+        WorkspaceMetrics,
+    )
+    from ._provider import AsyncProvider, OutputCallback, WorkspaceRef
+    from ._sandbox import Sandbox
 
 __all__ = ["Extras", "SyncOutputStream", "SyncProvider"]
 
@@ -40,6 +46,8 @@ _loop: asyncio.AbstractEventLoop | None = None
 
 def _background_loop() -> asyncio.AbstractEventLoop:
     """One daemon thread running an event loop for every sync provider in the process."""
+    import asyncio
+
     global _loop
     with _loop_lock:
         if _loop is None or _loop.is_closed():
@@ -56,6 +64,8 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     A ``KeyboardInterrupt`` while waiting cancels the coroutine, waits for its cleanup
     (so nothing it created is leaked), then propagates.
     """
+    import asyncio
+
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -96,11 +106,46 @@ class SyncProvider(SyncAgentAPI):
     """A provider with blocking methods; wraps an :class:`AsyncProvider`.
 
     Every method mirrors the async one of the same name. Use it as a context manager, or
-    call :meth:`close`, to release what the provider holds.
+    call :meth:`close`, to release what the provider holds. ``get_provider("local")``
+    without settings builds its async provider on first use (settings, given or from the
+    environment, are validated at the call), so a cold start pays for neither.
     """
 
     def __init__(self, provider: AsyncProvider) -> None:
-        self.async_provider = provider
+        self._provider: AsyncProvider | None = provider
+        self._factory: Callable[[], AsyncProvider] | None = None
+        self._build_lock = threading.Lock()
+
+    @classmethod
+    def _deferred(cls, factory: Callable[[], AsyncProvider]) -> SyncProvider:
+        """A facade whose async provider ``factory()`` builds on first use (thread-safe).
+
+        Only for a provider whose construction cannot fail and has no effect before use
+        (``get_provider`` takes this path for a built-in provider given no settings).
+        """
+        self = cls.__new__(cls)
+        self._provider = None
+        self._factory = factory
+        self._build_lock = threading.Lock()
+        return self
+
+    @property
+    def async_provider(self) -> AsyncProvider:
+        """The :class:`AsyncProvider` this facade drives (built here on first use)."""
+        provider = self._provider
+        if provider is None:
+            with self._build_lock:
+                if self._provider is None:
+                    assert self._factory is not None
+                    self._provider = self._factory()
+                    self._factory = None
+                provider = self._provider
+        return provider
+
+    @async_provider.setter
+    def async_provider(self, provider: AsyncProvider) -> None:
+        self._provider = provider
+        self._factory = None
 
     def __repr__(self) -> str:
         return f"<SyncProvider {self.name!r}>"
@@ -279,6 +324,8 @@ class SyncProvider(SyncAgentAPI):
         env: Mapping[str, str] | None = None,
     ) -> Sandbox:
         """A handle that creates a workspace on ``with`` entry and deletes it on exit."""
+        from ._sandbox import Sandbox
+
         return Sandbox(
             self.async_provider.sandbox(
                 name=name,
@@ -295,6 +342,8 @@ class SyncProvider(SyncAgentAPI):
 
     def attach(self, workspace: WorkspaceRef) -> Sandbox:
         """A handle on an existing workspace; leaving it does not delete the workspace."""
+        from ._sandbox import Sandbox
+
         return Sandbox(run_sync(self.async_provider.attach(workspace)))
 
     def get_workspace(self, workspace_id: str) -> Workspace:
@@ -464,6 +513,8 @@ class Extras:
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
+        import inspect
+
         value = getattr(self._provider, name)
         if not inspect.iscoroutinefunction(value):
             return value
@@ -497,6 +548,11 @@ class SyncOutputStream:
         return self._iterate()
 
     def _iterate(self) -> Iterator[OutputChunk]:
+        import asyncio
+        import queue
+
+        from ._models import OutputChunk
+
         chunks: queue.SimpleQueue[OutputChunk | None] = queue.SimpleQueue()
 
         def emit(stream: str) -> OutputCallback:

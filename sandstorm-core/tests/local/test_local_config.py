@@ -24,6 +24,9 @@ def test_defaults() -> None:
 def test_default_root_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
     assert default_root() == tmp_path / "sandstorm" / "local"
+    monkeypatch.setenv("XDG_STATE_HOME", "")  # set but empty: the home directory's
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert default_root() == tmp_path / "home/.local/state/sandstorm/local"
 
 
 def test_environment_fills_gaps() -> None:

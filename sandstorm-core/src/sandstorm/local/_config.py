@@ -11,6 +11,7 @@ from pydantic import Field, field_validator
 
 from .._config import ProviderConfig
 from .._models import DEFAULT_OUTPUT_CAP
+from ._paths import default_root
 
 __all__ = ["SANDBOX_LAYERS", "LocalConfig", "Primitive", "default_root"]
 
@@ -53,12 +54,6 @@ SANDBOX_LAYERS: tuple[Primitive, ...] = (
 refuses to start. ``disk_quota`` only counts where the probe reports on it at all."""
 
 _RESERVED_PATHS = ("/bin", "/dev", "/etc", "/lib", "/proc", "/sbin", "/sys", "/tmp", "/usr", "/var")
-
-
-def default_root() -> Path:
-    """``$XDG_STATE_HOME/sandstorm/local``, else ``~/.local/state/sandstorm/local``."""
-    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(state) / "sandstorm" / "local"
 
 
 class LocalConfig(ProviderConfig):
