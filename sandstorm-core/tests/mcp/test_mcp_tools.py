@@ -146,6 +146,16 @@ async def test_output_is_cut_with_a_notice(connect: Connect) -> None:
     assert len(text(result)) < 1000
 
 
+async def test_interpreter_values_and_tracebacks_are_cut_too(connect: Connect) -> None:
+    # the last expression's value and an error's message are output the model chose
+    async with connect(max_output=500) as client:
+        value = await client.call_tool("run_code", {"code": "'x' * 100_000"})
+        error = await client.call_tool("run_code", {"code": "raise ValueError('y' * 100_000)"})
+    for result in (value, error):
+        assert "output truncated" in text(result)
+        assert len(text(result)) < 1000, len(text(result))
+
+
 async def test_calls_of_one_session_are_bounded(connect: Connect) -> None:
     async with connect(max_concurrency=1) as client:
         await client.call_tool("run_command", {"command": "true"})  # the workspace exists

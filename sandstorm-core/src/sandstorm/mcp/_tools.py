@@ -212,7 +212,9 @@ def _report(
     if stderr:
         parts.append("stderr:\n" + err)
     if extra:
-        parts.append(extra)
+        # the value of the last expression and a traceback count against the limit too
+        used = len(out) * bool(stdout) + len(err) * bool(stderr)
+        parts.append(truncate(extra, max(budget - used, budget // 4)))
     if not stdout and not stderr and not extra:
         parts.append("(no output)")
     return "\n".join(parts)
@@ -234,13 +236,16 @@ def _execution(options: ServerOptions, execution: Execution) -> list[Content]:
     blocks: list[Content] = []
     texts = []
     for result in execution.results:
-        png = result.png
-        if png is not None:
-            blocks.append(types.ImageContent(data=png, mime_type="image/png"))
-            continue
-        jpeg = result.data.get("image/jpeg")
-        if isinstance(jpeg, str):
-            blocks.append(types.ImageContent(data=jpeg, mime_type="image/jpeg"))
+        image = _image(result.png, result.data.get("image/jpeg"))
+        if image is not None:
+            data, mime = image
+            if len(data) > _max_image(options):
+                texts.append(
+                    f"image omitted: {mime}, {len(data)} characters as base64, over this "
+                    f"server's limit of {_max_image(options)} (save it to a file instead)"
+                )
+            else:
+                blocks.append(types.ImageContent(data=data, mime_type=mime))
             continue
         if result.text is not None:
             texts.append(("result: " if result.is_main_result else "display: ") + result.text)
@@ -250,6 +255,19 @@ def _execution(options: ServerOptions, execution: Execution) -> list[Content]:
     exit_code = 1 if execution.error is not None else 0
     report = _report(options, exit_code, execution.stdout, execution.stderr, "\n".join(texts))
     return [_text(report), *blocks]
+
+
+def _image(png: str | None, jpeg: Any) -> tuple[str, str] | None:
+    if png is not None:
+        return png, "image/png"
+    if isinstance(jpeg, str):
+        return jpeg, "image/jpeg"
+    return None
+
+
+def _max_image(options: ServerOptions) -> int:
+    """Most base64 characters of one image in a result: that of the largest readable file."""
+    return options.max_file_bytes * 4 // 3 + 4
 
 
 def _seconds(value: float) -> str:
