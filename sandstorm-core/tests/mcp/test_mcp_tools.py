@@ -191,7 +191,7 @@ async def test_background_server_through_expose_port(connect: Connect) -> None:
         assert "ProcessNotFound" in text(unknown)
 
 
-async def test_snapshot_and_restore(connect: Connect) -> None:
+async def test_snapshot_and_restore(connect: Connect, provider: LocalProvider) -> None:
     async with connect() as client:
         await client.call_tool("write_file", {"path": "a.txt", "content": "one"})
         snap = text(await client.call_tool("snapshot", {"name": "mcp-test"}))
@@ -200,6 +200,26 @@ async def test_snapshot_and_restore(connect: Connect) -> None:
         restored = await client.call_tool("restore", {"snapshot_id": snapshot_id})
         assert not restored.is_error, text(restored)
         assert text(await client.call_tool("read_file", {"path": "a.txt"})) == "one"
+    # the session's snapshots go with it: its files do not outlive it on disk
+    assert await provider.list_snapshots() == []
+
+
+async def test_restore_takes_only_the_sessions_own_snapshots(
+    connect: Connect, provider: LocalProvider
+) -> None:
+    # a snapshot id the model learns (the application's, another session's) opens nothing
+    async with provider.sandbox() as app:
+        await app.write_file("secret.txt", b"the application's data")
+        theirs = await app.snapshot()
+    try:
+        async with connect() as client:
+            refused = await client.call_tool("restore", {"snapshot_id": theirs.id})
+            assert refused.is_error
+            assert "SnapshotNotFound" in text(refused)
+            missing = await client.call_tool("read_file", {"path": "secret.txt"})
+            assert "FileNotFound" in text(missing)
+    finally:
+        await provider.delete_snapshot(theirs)
 
 
 async def test_tool_calls_reach_the_audit_log(connect: Connect, tmp_path: Path) -> None:
@@ -223,14 +243,21 @@ async def test_tool_calls_reach_the_audit_log(connect: Connect, tmp_path: Path) 
 async def test_persistent_workspace_outlives_the_session(
     connect: Connect, provider: LocalProvider
 ) -> None:
+    snapshot_id = ""
     for content in ("first", None):
         async with connect(persistent="mcp-keep") as client:
             if content:
                 await client.call_tool("write_file", {"path": "kept.txt", "content": content})
+                snap = text(await client.call_tool("snapshot", {}))
+                snapshot_id = snap.split("snapshot_id: ")[1].split()[0]
             else:
                 assert text(await client.call_tool("read_file", {"path": "kept.txt"})) == "first"
+                # the named workspace's snapshots are kept, and restorable, with it
+                restored = await client.call_tool("restore", {"snapshot_id": snapshot_id})
+                assert not restored.is_error, text(restored)
     kept = await provider.get_workspace("mcp-keep")
     await provider.delete_workspace(kept)
+    await provider.delete_snapshot(snapshot_id)
 
 
 def test_packages_dir_has_matplotlib() -> None:

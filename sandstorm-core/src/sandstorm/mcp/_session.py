@@ -8,7 +8,7 @@ import logging
 from dataclasses import dataclass, field
 
 from .._capabilities import Capability
-from .._errors import SandstormError
+from .._errors import SandstormError, SnapshotNotFound
 from .._interactive import CodeContext
 from .._provider import AsyncProvider
 from .._sandbox import AsyncSandbox
@@ -48,7 +48,8 @@ class ServerOptions:
 
 @dataclass(eq=False)
 class Session:
-    """The sandbox side of one MCP session: a workspace made on first use, deleted at close."""
+    """The sandbox side of one MCP session: a workspace made on first use, deleted at close
+    with the snapshots the session made."""
 
     provider: AsyncProvider
     options: ServerOptions
@@ -61,6 +62,8 @@ class Session:
     _contexts: dict[str, CodeContext] = field(default_factory=dict, init=False)
     _processes: set[str] = field(default_factory=set, init=False)
     _ports: set[int] = field(default_factory=set, init=False)
+    _snapshots: set[str] = field(default_factory=set, init=False)
+    _home: str | None = field(default=None, init=False)
     _restored: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
@@ -85,6 +88,7 @@ class Session:
         persistent = Capability.PERSISTENCE in provider.capabilities
         if self.options.persistent is not None:
             workspace = await provider.get_or_create_workspace(name=self.options.persistent)
+            self._home = workspace.id
             return await provider.attach(workspace)
         sandbox = provider.sandbox(persistent=persistent, labels={"sandstorm-mcp": "1"})
         return await sandbox.__aenter__()
@@ -106,6 +110,21 @@ class Session:
     def started(self, process_id: str) -> None:
         """Record a background process this session started."""
         self._processes.add(process_id)
+
+    def snapshotted(self, snapshot_id: str) -> None:
+        """Record a snapshot this session made (deleted at close unless ``persistent``)."""
+        self._snapshots.add(snapshot_id)
+
+    async def check_restore(self, snapshot_id: str) -> None:
+        """Refuse a snapshot this session may not restore: only its own, and (``persistent``)
+        those of its named workspace; never another session's or the application's."""
+        if snapshot_id in self._snapshots:
+            return
+        if self._home is not None:
+            for snap in await self.provider.list_snapshots():
+                if snap.id == snapshot_id and snap.workspace_id == self._home:
+                    return
+        raise SnapshotNotFound(snapshot_id)
 
     def exposed(self, port: int) -> None:
         """Record a port this session exposed."""
@@ -132,8 +151,14 @@ class Session:
             self.closed = True
             sandbox, self._sandbox = self._sandbox, None
             processes, ports = set(self._processes), set(self._ports)
+            snapshots = set() if self.options.persistent else set(self._snapshots)
         if sandbox is not None:
             await self._release(sandbox, processes, ports, self._restored)
+        for snapshot_id in snapshots:  # the session's data does not outlive it
+            try:
+                await self.provider.delete_snapshot(snapshot_id)
+            except SandstormError as exc:
+                log.warning("sandstorm mcp: could not delete snapshot %s: %s", snapshot_id, exc)
 
     async def _release(
         self, sandbox: AsyncSandbox, processes: set[str], ports: set[int], restored: bool

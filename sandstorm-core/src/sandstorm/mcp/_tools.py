@@ -414,12 +414,14 @@ async def _expose_port(session: Session, args: ExposePortArgs) -> list[Content]:
 async def _snapshot(session: Session, args: SnapshotArgs) -> list[Content]:
     sandbox = await session.sandbox()
     snap = await sandbox.snapshot(name=args.name)
+    session.snapshotted(snap.id)
     return [_text(f"snapshot_id: {snap.id}\nsize: {snap.size} bytes")]
 
 
 async def _restore(session: Session, args: RestoreArgs) -> list[Content]:
     provider = session.provider
     await session.sandbox()  # the session is open
+    await session.check_restore(args.snapshot_id)
     workspace = await provider.restore(args.snapshot_id)
     await session.replace(await provider.attach(workspace))
     return [_text(f"restored {args.snapshot_id}: the session now works in a copy of it")]
@@ -507,15 +509,16 @@ TOOLS: Sequence[ToolSpec] = (
     ),
     ToolSpec(
         "snapshot",
-        "Capture the files of the sandbox's workspace; returns a snapshot_id for restore.",
+        "Capture the files of the sandbox's workspace; returns a snapshot_id for restore. "
+        "Snapshots last as long as the session.",
         SnapshotArgs,
         _snapshot,
         Capability.SNAPSHOTS,
     ),
     ToolSpec(
         "restore",
-        "Replace the session's workspace with a copy of a snapshot (files only: running "
-        "processes and interpreter state are not kept).",
+        "Replace the session's workspace with a copy of a snapshot this session made "
+        "(files only: running processes and interpreter state are not kept).",
         RestoreArgs,
         _restore,
         Capability.SNAPSHOTS,
