@@ -429,6 +429,19 @@ async def test_workspaces_stay_pinned_across_router_instances(local_root: str) -
             await again.get_workspace(workspace.id)
 
 
+def test_sync_facade_reads_files_up_to_a_limit_through_the_member(tmp_path: Path) -> None:
+    # the bound reaches the member: it refuses a sparse gigabyte before reading it
+    routes = [{"provider": "local", "config": {"root": str(tmp_path)}}]
+    with sandstorm.get_provider("router", routes=routes) as provider, provider.sandbox() as box:
+        box.write_file("small.txt", "four")
+        assert box.read_file("small.txt", max_size=4) == b"four"
+        box.exec("truncate -s 1G big")
+        with pytest.raises(sandstorm.WorkspaceError, match="1073741824 bytes, over the 4-byte"):
+            box.read_file("big", max_size=4)
+        with pytest.raises(sandstorm.InvalidArgument, match="max_size"):
+            provider.read_file(box.id, "small.txt", max_size=-1)
+
+
 async def test_decisions_are_audited(tmp_path: Path) -> None:
     log = sandstorm.JsonlAuditLogger(tmp_path / "audit.jsonl")
     sandstorm.plugin_manager().register(log)

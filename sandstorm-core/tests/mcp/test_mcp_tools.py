@@ -156,6 +156,20 @@ async def test_interpreter_values_and_tracebacks_are_cut_too(connect: Connect) -
         assert len(text(result)) < 1000, len(text(result))
 
 
+async def test_read_file_refuses_a_huge_file_before_reading_it(connect: Connect) -> None:
+    # a sparse file costs no disk but claims up to the disk limit: read whole, it takes the
+    # server's memory (4 GiB by default, per call); through a symlink too
+    async with connect() as client:
+        made = await client.call_tool(
+            "run_command", {"command": "truncate -s 100M big && ln -s big l"}
+        )
+        assert not made.is_error, text(made)
+        for path in ("big", "l"):
+            result = await client.call_tool("read_file", {"path": path})
+            assert result.is_error
+            assert "104857600 bytes, over the 10485760-byte read limit" in text(result)
+
+
 async def test_calls_of_one_session_are_bounded(connect: Connect) -> None:
     async with connect(max_concurrency=1) as client:
         await client.call_tool("run_command", {"command": "true"})  # the workspace exists

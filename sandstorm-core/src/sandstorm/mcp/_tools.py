@@ -339,13 +339,9 @@ async def _write_file(session: Session, args: WriteFileArgs) -> list[Content]:
 
 async def _read_file(session: Session, args: ReadFileArgs) -> list[Content]:
     sandbox = await session.sandbox()
-    data = await sandbox.read_file(args.path)
     limit = session.options.max_file_bytes
-    if len(data) > limit:
-        raise InvalidArgument(
-            f"{args.path} is {len(data)} bytes; read_file returns at most {limit} bytes "
-            "(use run_command with head, tail or split to read a part)"
-        )
+    # refused before it is read whole: a sparse file can claim terabytes
+    data = await sandbox.read_file(args.path, max_size=limit)
     text: str | None = None
     if args.encoding != "base64":
         try:
