@@ -40,6 +40,7 @@ from sandstorm import (
     TemplateNotFound,
     TerminationReason,
     Workspace,
+    WorkspaceError,
     WorkspaceMetrics,
     WorkspaceNotFound,
     WorkspaceSpec,
@@ -607,6 +608,21 @@ class DaytonaProvider(DaytonaAgents, AsyncProvider):
     @_starting
     async def _read_file(self, workspace: Workspace, path: str) -> bytes:
         files = await self._download(await self._toolbox_base(workspace.id), [path])
+        return files[path]
+
+    @_starting
+    async def _read_file_at_most(self, workspace: Workspace, path: str, max_size: int) -> bytes:
+        base = await self._toolbox_base(workspace.id)
+        # one more round trip, so a sparse or huge file is refused before it is downloaded
+        reply = await self._toolbox_call(
+            base, "GET", "/files/info", "file info", params={"path": path}
+        )
+        info = FileInfoWire.model_validate(reply.json())
+        if not info.is_dir and info.size > max_size:
+            raise WorkspaceError(
+                f"{path!r} is {info.size} bytes, over the {max_size}-byte read limit"
+            )
+        files = await self._download(base, [path])
         return files[path]
 
     @_starting
