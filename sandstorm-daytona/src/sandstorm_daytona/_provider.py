@@ -564,8 +564,10 @@ class DaytonaProvider(DaytonaAgents, AsyncProvider):
         return True
 
     async def _delete_behind(self, workspace_id: str) -> None:
+        # not the public delete_workspace: it refuses once aclose() has begun, and aclose
+        # awaits these deletes (a handle closed right before its provider hit that)
         with contextlib.suppress(WorkspaceNotFound):
-            await self.delete_workspace(workspace_id)
+            await self._sandstorm_delete_hooked(workspace_id)
 
     def _delete_blocking(self, workspace_id: str) -> None:
         """``DELETE /sandbox/{id}`` with a blocking client (at interpreter exit)."""
