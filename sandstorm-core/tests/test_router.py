@@ -212,6 +212,7 @@ def test_routes_from_a_toml_file(tmp_path: Path) -> None:
         ({"routes": [mem("a")], "order": "loudest"}, "order must be"),
         ({"routes": "/nonexistent/routes.toml"}, "does not exist"),
         ({"routes": "[{"}, "not a valid JSON list"),
+        ({"routes": '{"provider": "memory"}'}, "routes is a JSON object; it takes a JSON list"),
     ],
 )
 def test_bad_config_is_a_clear_config_error(values: dict[str, Any], message: str) -> None:
