@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import httpx2
@@ -110,6 +112,43 @@ async def test_stdio_client_leaves_nothing_behind(mcp_root: Path) -> None:
         await exercise(client, sleeper)
     await nothing_left(root, sleeper)
     await nothing_left(root, marker)  # the server process is gone too
+
+
+async def test_stdio_server_survives_a_message_over_its_line_limit(mcp_root: Path) -> None:
+    # one line over 64 MiB (a huge write_file) is dropped; the server and session go on
+    def message(id_: int, method: str, params: dict[str, Any]) -> str:
+        return json.dumps({"jsonrpc": "2.0", "id": id_, "method": method, "params": params})
+
+    hello = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t"}}
+    huge = {"name": "write_file", "arguments": {"path": "f", "content": "x" * (65 << 20)}}
+    echo = {"name": "run_command", "arguments": {"command": "echo still here"}}
+    lines = [
+        message(1, "initialize", hello),
+        '{"jsonrpc": "2.0", "method": "notifications/initialized"}',
+        message(2, "tools/call", huge),
+        message(3, "tools/call", echo),
+    ]
+    server = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "sandstorm.mcp",
+        env=server_env(mcp_root / "state", uuid.uuid4().hex),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert server.stdin is not None and server.stdout is not None
+    try:
+        server.stdin.write("\n".join(lines).encode() + b"\n")
+        await server.stdin.drain()
+        replies = [json.loads(await server.stdout.readline()) for _ in range(2)]
+        assert [reply["id"] for reply in replies] == [1, 3]
+        assert "still here" in replies[1]["result"]["content"][0]["text"]
+    finally:
+        server.stdin.close()
+        stderr = (await asyncio.wait_for(server.communicate(), 30))[1].decode()
+    assert server.returncode == 0, stderr
+    assert "dropped a message of 68157" in stderr
 
 
 async def test_stdio_server_cleans_up_on_sigterm(mcp_root: Path) -> None:
