@@ -137,7 +137,8 @@ async def test_stdio_server_survives_a_message_over_its_line_limit(mcp_root: Pat
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    assert server.stdin is not None and server.stdout is not None
+    assert server.stdin is not None
+    assert server.stdout is not None
     try:
         server.stdin.write("\n".join(lines).encode() + b"\n")
         await server.stdin.drain()
