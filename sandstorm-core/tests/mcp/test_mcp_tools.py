@@ -206,10 +206,14 @@ async def test_background_server_through_expose_port(connect: Connect) -> None:
 
 
 async def test_snapshot_and_restore(connect: Connect, provider: LocalProvider) -> None:
-    async with connect() as client:
+    async with connect(max_snapshots=1) as client:
         await client.call_tool("write_file", {"path": "a.txt", "content": "one"})
         snap = text(await client.call_tool("snapshot", {"name": "mcp-test"}))
         snapshot_id = snap.split("snapshot_id: ")[1].split()[0]
+        # each snapshot is a copy outside the workspace's disk limit: a session's are counted
+        more = await client.call_tool("snapshot", {})
+        assert more.is_error
+        assert "already holds 1 snapshots" in text(more)
         await client.call_tool("write_file", {"path": "a.txt", "content": "two"})
         restored = await client.call_tool("restore", {"snapshot_id": snapshot_id})
         assert not restored.is_error, text(restored)

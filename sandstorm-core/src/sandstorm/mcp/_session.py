@@ -8,7 +8,7 @@ import logging
 from dataclasses import dataclass, field
 
 from .._capabilities import Capability
-from .._errors import SandstormError, SnapshotNotFound
+from .._errors import InvalidArgument, SandstormError, SnapshotNotFound
 from .._interactive import CodeContext
 from .._provider import AsyncProvider
 from .._sandbox import AsyncSandbox
@@ -32,6 +32,9 @@ class ServerOptions:
     """Tool calls of one session running at once; further calls wait their turn."""
     max_file_bytes: int = 10 * 1024 * 1024
     """Largest file ``write_file`` writes and ``read_file`` returns, in bytes."""
+    max_snapshots: int = 5
+    """Snapshots one session may hold (each is a copy of the workspace on the provider's
+    storage, outside the workspace's disk limit); more are refused."""
     persistent: str | None = None
     """Reuse the workspace with this name across sessions (created if missing, never deleted)."""
 
@@ -44,6 +47,8 @@ class ServerOptions:
             raise ValueError("max_concurrency must be at least 1")
         if self.max_file_bytes < 1:
             raise ValueError("max_file_bytes must be positive")
+        if self.max_snapshots < 0:
+            raise ValueError("max_snapshots must be at least 0")
 
 
 @dataclass(eq=False)
@@ -110,6 +115,15 @@ class Session:
     def started(self, process_id: str) -> None:
         """Record a background process this session started."""
         self._processes.add(process_id)
+
+    def check_snapshot_room(self) -> None:
+        """Refuse a snapshot past ``max_snapshots`` for this session."""
+        most = self.options.max_snapshots
+        if len(self._snapshots) >= most:
+            raise InvalidArgument(
+                f"this session already holds {len(self._snapshots)} snapshots, the most this "
+                f"server keeps per session ({most}); restore one of them or work without"
+            )
 
     def snapshotted(self, snapshot_id: str) -> None:
         """Record a snapshot this session made (deleted at close unless ``persistent``)."""

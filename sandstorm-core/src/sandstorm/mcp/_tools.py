@@ -166,6 +166,7 @@ class ToolSpec:
                 default_timeout=_seconds(options.default_timeout),
                 max_timeout=_seconds(options.max_timeout),
                 max_file=options.max_file_bytes,
+                max_snapshots=options.max_snapshots,
             ),
             input_schema=schema,
         )
@@ -408,6 +409,7 @@ async def _expose_port(session: Session, args: ExposePortArgs) -> list[Content]:
 
 
 async def _snapshot(session: Session, args: SnapshotArgs) -> list[Content]:
+    session.check_snapshot_room()
     sandbox = await session.sandbox()
     snap = await sandbox.snapshot(name=args.name)
     session.snapshotted(snap.id)
@@ -506,7 +508,7 @@ TOOLS: Sequence[ToolSpec] = (
     ToolSpec(
         "snapshot",
         "Capture the files of the sandbox's workspace; returns a snapshot_id for restore. "
-        "Snapshots last as long as the session.",
+        "Snapshots last as long as the session; it may hold {max_snapshots}.",
         SnapshotArgs,
         _snapshot,
         Capability.SNAPSHOTS,
