@@ -205,6 +205,24 @@ async def test_background_server_through_expose_port(connect: Connect) -> None:
         assert "ProcessNotFound" in text(unknown)
 
 
+async def test_background_processes_of_a_session_are_bounded(connect: Connect) -> None:
+    # each running one holds pipes in the server: a loop of start_process must not use up
+    # the server's file descriptors (every session's)
+    async with connect(max_processes=1) as client:
+        first = text(await client.call_tool("start_process", {"command": "exec sleep 100"}))
+        refused = await client.call_tool("start_process", {"command": "exec sleep 100"})
+        assert refused.is_error
+        assert "already runs 1 background processes" in text(refused)
+        process_id = first.split("process_id: ")[1].split()[0]
+        await client.call_tool("stop_process", {"process_id": process_id})
+        for _ in range(100):  # a stopped (or ended) one frees its place
+            again = await client.call_tool("start_process", {"command": "true"})
+            if not again.is_error:
+                break
+            await asyncio.sleep(0.05)
+        assert not again.is_error, text(again)
+
+
 async def test_snapshot_and_restore(connect: Connect, provider: LocalProvider) -> None:
     async with connect(max_snapshots=1) as client:
         await client.call_tool("write_file", {"path": "a.txt", "content": "one"})

@@ -8,8 +8,8 @@ import logging
 from dataclasses import dataclass, field
 
 from .._capabilities import Capability
-from .._errors import InvalidArgument, SandstormError, SnapshotNotFound
-from .._interactive import CodeContext
+from .._errors import InvalidArgument, ProcessNotFound, SandstormError, SnapshotNotFound
+from .._interactive import CodeContext, ProcessStatus
 from .._provider import AsyncProvider
 from .._sandbox import AsyncSandbox
 
@@ -32,6 +32,9 @@ class ServerOptions:
     """Tool calls of one session running at once; further calls wait their turn."""
     max_file_bytes: int = 10 * 1024 * 1024
     """Largest file ``write_file`` writes and ``read_file`` returns, in bytes."""
+    max_processes: int = 16
+    """Background processes of one session running at once (each holds pipes in the
+    server: unbounded, they would use up its file descriptors for every session)."""
     max_snapshots: int = 5
     """Snapshots one session may hold (each is a copy of the workspace on the provider's
     storage, outside the workspace's disk limit); more are refused."""
@@ -47,6 +50,8 @@ class ServerOptions:
             raise ValueError("max_concurrency must be at least 1")
         if self.max_file_bytes < 1:
             raise ValueError("max_file_bytes must be positive")
+        if self.max_processes < 0:
+            raise ValueError("max_processes must be at least 0")
         if self.max_snapshots < 0:
             raise ValueError("max_snapshots must be at least 0")
 
@@ -111,6 +116,25 @@ class Session:
     def forget_context(self, language: str) -> None:
         """Drop the context of ``language`` (it broke); the next call makes a new one."""
         self._contexts.pop(language, None)
+
+    async def check_process_room(self, sandbox: AsyncSandbox) -> None:
+        """Refuse a background process past ``max_processes`` still running."""
+        most = self.options.max_processes
+        if len(self._processes) < most:
+            return
+        for process_id in list(self._processes):  # forget those that ended
+            try:
+                process = await sandbox.get_process(process_id)
+            except ProcessNotFound:
+                self._processes.discard(process_id)
+                continue
+            if process.info.status != ProcessStatus.RUNNING:
+                self._processes.discard(process_id)
+        if len(self._processes) >= most:
+            raise InvalidArgument(
+                f"this session already runs {len(self._processes)} background processes, the "
+                f"most this server allows ({most}); stop one with stop_process first"
+            )
 
     def started(self, process_id: str) -> None:
         """Record a background process this session started."""

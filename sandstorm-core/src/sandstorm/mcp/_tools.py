@@ -167,6 +167,7 @@ class ToolSpec:
                 max_timeout=_seconds(options.max_timeout),
                 max_file=options.max_file_bytes,
                 max_snapshots=options.max_snapshots,
+                max_processes=options.max_processes,
             ),
             input_schema=schema,
         )
@@ -375,6 +376,7 @@ async def _list_files(session: Session, args: ListFilesArgs) -> list[Content]:
 
 async def _start_process(session: Session, args: StartProcessArgs) -> list[Content]:
     sandbox = await session.sandbox()
+    await session.check_process_room(sandbox)
     process = await sandbox.start_process(args.command)
     session.started(process.id)
     return [_text(f"process_id: {process.id}\nstatus: running")]
@@ -476,7 +478,8 @@ TOOLS: Sequence[ToolSpec] = (
     ToolSpec(
         "start_process",
         "Start a shell command line in the background (a server, a watcher) and return its "
-        "process_id at once. It runs until it exits, stop_process, or the session ends.",
+        "process_id at once. It runs until it exits, stop_process, or the session ends. At most "
+        "{max_processes} run at once.",
         StartProcessArgs,
         _start_process,
         Capability.PROCESSES,
