@@ -182,7 +182,7 @@ async def test_calls_of_one_session_are_bounded(connect: Connect) -> None:
 
 
 async def test_background_server_through_expose_port(connect: Connect) -> None:
-    async with connect() as client:
+    async with connect(max_ports=1) as client:
         server = shlex.quote(SERVER.format(port=8770))
         started = await client.call_tool("start_process", {"command": f"exec python3 -c {server}"})
         process_id = text(started).split("process_id: ")[1].split()[0]
@@ -193,6 +193,9 @@ async def test_background_server_through_expose_port(connect: Connect) -> None:
             await asyncio.sleep(0.05)
         assert "status: running" in logs
         exposed = text(await client.call_tool("expose_port", {"port": 8770}))
+        # each exposed port is a listening socket on the server's host: counted
+        more = await client.call_tool("expose_port", {"port": 8771})
+        assert "already exposes 1 ports, the most this server allows (1): 8770" in text(more)
         url = exposed.split("url: ")[1].split()[0]
         headers = json.loads(exposed.split("headers: ")[1]) if "headers: " in exposed else {}
         async with httpx.AsyncClient(headers=headers, timeout=10) as http:

@@ -35,6 +35,8 @@ class ServerOptions:
     max_processes: int = 16
     """Background processes of one session running at once (each holds pipes in the
     server: unbounded, they would use up its file descriptors for every session)."""
+    max_ports: int = 8
+    """Ports one session may expose (each is a listening socket of the server's host)."""
     max_snapshots: int = 5
     """Snapshots one session may hold (each is a copy of the workspace on the provider's
     storage, outside the workspace's disk limit); more are refused."""
@@ -52,6 +54,8 @@ class ServerOptions:
             raise ValueError("max_file_bytes must be positive")
         if self.max_processes < 0:
             raise ValueError("max_processes must be at least 0")
+        if self.max_ports < 0:
+            raise ValueError("max_ports must be at least 0")
         if self.max_snapshots < 0:
             raise ValueError("max_snapshots must be at least 0")
 
@@ -163,6 +167,15 @@ class Session:
                 if snap.id == snapshot_id and snap.workspace_id == self._home:
                     return
         raise SnapshotNotFound(snapshot_id)
+
+    def check_port_room(self, port: int) -> None:
+        """Refuse a new port past ``max_ports``."""
+        most = self.options.max_ports
+        if port not in self._ports and len(self._ports) >= most:
+            raise InvalidArgument(
+                f"this session already exposes {len(self._ports)} ports, the most this server "
+                f"allows ({most}): {', '.join(str(p) for p in sorted(self._ports))}"
+            )
 
     def exposed(self, port: int) -> None:
         """Record a port this session exposed."""

@@ -168,6 +168,7 @@ class ToolSpec:
                 max_file=options.max_file_bytes,
                 max_snapshots=options.max_snapshots,
                 max_processes=options.max_processes,
+                max_ports=options.max_ports,
             ),
             input_schema=schema,
         )
@@ -401,6 +402,7 @@ async def _stop_process(session: Session, args: ProcessArgs) -> list[Content]:
 
 
 async def _expose_port(session: Session, args: ExposePortArgs) -> list[Content]:
+    session.check_port_room(args.port)
     sandbox = await session.sandbox()
     exposed = await sandbox.expose_port(args.port)
     session.exposed(args.port)
@@ -503,7 +505,8 @@ TOOLS: Sequence[ToolSpec] = (
         "expose_port",
         "Make a TCP port a process in the sandbox listens on reachable from outside the "
         "sandbox; returns the URL (and any headers a client must send). The URL is for the "
-        "user or the client application; the sandbox itself has no network.",
+        "user or the client application; the sandbox itself has no network. At most "
+        "{max_ports} ports per session.",
         ExposePortArgs,
         _expose_port,
         Capability.PORTS,
