@@ -268,12 +268,18 @@ async def test_tool_calls_reach_the_audit_log(connect: Connect, tmp_path: Path) 
         async with connect() as client:
             await client.call_tool("run_command", {"command": "echo hi"})
             await client.call_tool("write_file", {"path": "f.txt", "content": "x"})
+            # the interpreter and background processes are audited like runs
+            await client.call_tool("run_code", {"code": "1 / 0"})
+            await client.call_tool("start_process", {"command": "true"})
     finally:
         sandstorm.plugin_manager().unregister(logger)
     events = [json.loads(line) for line in logger.path.read_text().splitlines()]
     actions = [event["action"] for event in events]
     for action in ("workspace.create", "run", "file.write", "mcp.tool", "workspace.delete"):
         assert action in actions, actions
+    (code,) = [e for e in events if e["action"] == "code.run"]
+    assert code["details"]["error"] == "ZeroDivisionError"
+    assert "process.start" in actions
     workspace = next(e["workspace_id"] for e in events if e["action"] == "workspace.create")
     assert {e["workspace_id"] for e in events if e["action"] == "run"} == {workspace}
     assert actions.index("workspace.delete") > actions.index("file.write")
