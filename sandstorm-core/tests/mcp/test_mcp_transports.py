@@ -203,6 +203,16 @@ async def test_http_sessions_and_sigterm(mcp_root: Path) -> None:
             assert refused.status_code == 401
             wrong = await plain.post(url, json={}, headers={"Authorization": "Bearer nope"})
             assert wrong.status_code == 401
+            elsewhere = await plain.get(url.replace("/mcp", "/other"))
+            assert elsewhere.status_code == 401
+            # the scheme is case-insensitive (RFC 9110); the token is not
+            kinds = {"Content-Type": "application/json", "Accept": "application/json"}
+            lower = await plain.post(
+                url, json={}, headers={**kinds, "Authorization": "bearer s3cret-token"}
+            )
+            assert lower.status_code not in (401, 500), lower.text
+            upper = await plain.post(url, json={}, headers={"Authorization": "Bearer S3CRET-TOKEN"})
+            assert upper.status_code == 401
             # DNS rebinding: a web page whose name resolves to loopback is still refused
             token = {"Authorization": "Bearer s3cret-token"}
             initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}}

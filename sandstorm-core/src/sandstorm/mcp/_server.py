@@ -369,13 +369,19 @@ def check_bind(host: str, token: str | None, allow_remote: bool) -> None:
 
 
 def _bearer(app: ASGIApp, token: str) -> ASGIApp:
-    """``app`` behind a bearer-token check on every HTTP request."""
-    expected = f"Bearer {token}".encode()
+    """``app`` behind a bearer-token check on every HTTP request (any path, any method;
+    the scheme is case-insensitive, the token compared in constant time)."""
+    expected = token.encode()
 
     async def guarded(scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
+        if scope["type"] != "lifespan":
             given = dict(scope.get("headers") or []).get(b"authorization", b"")
-            if not hmac.compare_digest(given, expected):
+            scheme, _, credentials = given.partition(b" ")
+            valid = hmac.compare_digest(credentials.strip(), expected)
+            if scheme.lower() != b"bearer" or not valid:
+                if scope["type"] == "websocket":  # refused before the handshake: a 403
+                    await send({"type": "websocket.close", "code": 1008})
+                    return
                 await send(
                     {
                         "type": "http.response.start",
