@@ -1115,7 +1115,10 @@ class DaytonaProvider(DaytonaAgents, AsyncProvider):
             return await self._http.request(method, f"{base}{path}", what, **kwargs)
         except ProviderAPIError as exc:
             if is_not_found(exc) and path.startswith("/files"):
-                raise FileNotFoundError(f"{what}: {exc.message}") from None
+                said = exc.message  # already "<what>: ..." when the mapping named it
+                raise FileNotFoundError(
+                    said if said.startswith(what) else f"{what}: {said}"
+                ) from None
             raise
 
     async def _shell(

@@ -226,8 +226,9 @@ async def test_files(provider: DaytonaProvider) -> None:
         await provider.delete_file(workspace, "data")
         with pytest.raises(FileNotFoundError):
             await provider.read_file(workspace, "data/note.txt")
-        with pytest.raises(FileNotFoundError):
+        with pytest.raises(FileNotFoundError) as gone:
             await provider.list_files(workspace, "data")
+        assert "list files: list files" not in str(gone.value)  # said once
     finally:
         await provider.delete_workspace(workspace)
 
