@@ -255,6 +255,9 @@ def test_remote_bind_needs_a_flag_and_a_token(
     assert "--allow-remote" in capsys.readouterr().err
     assert cli(["mcp", "--http", "--host", "0.0.0.0", "--allow-remote"]) == 2
     assert "token" in capsys.readouterr().err
+    # a bad --persistent name stops the server at startup, not every tool call after it
+    assert cli(["mcp", "--persistent", "no spaces"]) == 2
+    assert "persistent workspace name must be 1-63 letters" in capsys.readouterr().err
 
 
 def test_missing_extra_is_named(

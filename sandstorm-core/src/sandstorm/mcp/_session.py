@@ -12,6 +12,7 @@ from .._errors import InvalidArgument, ProcessNotFound, SandstormError, Snapshot
 from .._interactive import CodeContext, ProcessStatus
 from .._provider import AsyncProvider
 from .._sandbox import AsyncSandbox
+from .._validate import check_name
 
 __all__ = ["ServerOptions", "Session", "Sessions"]
 
@@ -52,6 +53,7 @@ class ServerOptions:
             raise ValueError("max_concurrency must be at least 1")
         if self.max_file_bytes < 1:
             raise ValueError("max_file_bytes must be positive")
+        check_name(self.persistent, "persistent workspace name")  # at startup, not per call
         if self.max_processes < 0:
             raise ValueError("max_processes must be at least 0")
         if self.max_ports < 0:
