@@ -212,6 +212,7 @@ def test_routes_from_a_toml_file(tmp_path: Path) -> None:
         ({"routes": [mem("a")], "order": "loudest"}, "order must be"),
         ({"routes": "/nonexistent/routes.toml"}, "does not exist"),
         ({"routes": "[{"}, "not a valid JSON list"),
+        ({"routes": '{"provider": "memory"}'}, "routes is a JSON object; it takes a JSON list"),
     ],
 )
 def test_bad_config_is_a_clear_config_error(values: dict[str, Any], message: str) -> None:
@@ -427,6 +428,19 @@ async def test_workspaces_stay_pinned_across_router_instances(local_root: str) -
         await again.delete_workspace(workspace)
         with pytest.raises(WorkspaceNotFound):
             await again.get_workspace(workspace.id)
+
+
+def test_sync_facade_reads_files_up_to_a_limit_through_the_member(tmp_path: Path) -> None:
+    # the bound reaches the member: it refuses a sparse gigabyte before reading it
+    routes = [{"provider": "local", "config": {"root": str(tmp_path)}}]
+    with sandstorm.get_provider("router", routes=routes) as provider, provider.sandbox() as box:
+        box.write_file("small.txt", "four")
+        assert box.read_file("small.txt", max_size=4) == b"four"
+        box.exec("truncate -s 1G big")
+        with pytest.raises(sandstorm.WorkspaceError, match="1073741824 bytes, over the 4-byte"):
+            box.read_file("big", max_size=4)
+        with pytest.raises(sandstorm.InvalidArgument, match="max_size"):
+            provider.read_file(box.id, "small.txt", max_size=-1)
 
 
 async def test_decisions_are_audited(tmp_path: Path) -> None:

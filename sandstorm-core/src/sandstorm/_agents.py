@@ -7,6 +7,7 @@ check the declared capability and the arguments, then call the protected primiti
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -89,6 +90,9 @@ class AgentAPI:
         async def _sandstorm_resolve(self, workspace: Workspace | str) -> Workspace: ...
         async def _sandstorm_guarded(self, work: Coroutine[Any, Any, T]) -> T: ...
         async def _list_files(self, workspace: Workspace, path: str) -> list[FileInfo]: ...
+        def _sandstorm_audit(
+            self, action: str, workspace_id: str | None, **details: Any
+        ) -> None: ...
 
     # ------------------------------------------------------------------ interpreter
 
@@ -165,9 +169,29 @@ class AgentAPI:
         if isinstance(context, CodeContext) and context.workspace_id != _ref(workspace):
             raise InvalidArgument("the context belongs to another workspace")
         ws = await self._sandstorm_resolve(workspace)
-        return await self._sandstorm_guarded(
-            self._run_code(ws, context_id, code, seconds, on_stdout, on_stderr, on_result)
+        started = time.perf_counter()
+        try:
+            execution = await self._sandstorm_guarded(
+                self._run_code(ws, context_id, code, seconds, on_stdout, on_stderr, on_result)
+            )
+        except BaseException as exc:
+            self._sandstorm_audit(
+                "code.run",
+                ws.id,
+                context_id=context_id,
+                error=type(exc).__name__,
+                duration=time.perf_counter() - started,
+            )
+            raise
+        failed = execution.error.name if execution.error is not None else None
+        self._sandstorm_audit(
+            "code.run",
+            ws.id,
+            context_id=context_id,
+            error=failed,
+            duration=time.perf_counter() - started,
         )
+        return execution
 
     @_boundary
     async def restart_context(self, context: CodeContext) -> CodeContext:
@@ -222,6 +246,7 @@ class AgentAPI:
         info = await self._sandstorm_guarded(
             self._start_process(ws, command, cwd, checked_env, stdin)
         )
+        self._sandstorm_audit("process.start", ws.id, process_id=info.id)
         return AsyncProcessHandle(_provider(self), info)
 
     @_boundary
@@ -257,7 +282,9 @@ class AgentAPI:
         self.require(Capability.PORTS)
         port = check_port(port)
         ws = await self._sandstorm_resolve(workspace)
-        return await self._sandstorm_guarded(self._expose_port(ws, port))
+        exposed = await self._sandstorm_guarded(self._expose_port(ws, port))
+        self._sandstorm_audit("port.expose", ws.id, port=port)
+        return exposed
 
     @_boundary
     async def unexpose_port(self, workspace: Workspace | str, port: int) -> None:

@@ -36,6 +36,7 @@ from ._errors import (
     ProviderConfigError,
     ProviderUnavailable,
     SandstormError,
+    WorkspaceError,
     WorkspaceExists,
     WorkspaceNotFound,
 )
@@ -654,12 +655,31 @@ class AsyncProvider(AgentAPI, abc.ABC):
         self._sandstorm_audit("file.write", ws.id, path=path, size=len(payload))
 
     @_boundary
-    async def read_file(self, workspace: WorkspaceRef, path: str) -> bytes:
-        """The bytes of ``path``; :class:`FileNotFoundError` if it does not exist."""
+    async def read_file(
+        self, workspace: WorkspaceRef, path: str, *, max_size: int | None = None
+    ) -> bytes:
+        """The bytes of ``path``; :class:`FileNotFoundError` if it does not exist.
+
+        ``max_size`` (bytes) refuses a larger file with :class:`WorkspaceError` before it
+        is read whole (a sparse file can claim far more bytes than the disk holds), where
+        the provider can tell; untrusted workspaces should always pass one.
+        """
         self._sandstorm_check_open()
         self.require(Capability.FILES)
         path = check_path(path)
-        return await self._read_file(await self._sandstorm_resolve(workspace), path)
+        if max_size is not None and (
+            not isinstance(max_size, int) or isinstance(max_size, bool) or max_size < 0
+        ):
+            raise InvalidArgument(f"max_size must be a non-negative int (got {max_size!r})")
+        ws = await self._sandstorm_resolve(workspace)
+        if max_size is None:
+            return await self._read_file(ws, path)
+        data = await self._read_file_at_most(ws, path, max_size)
+        if len(data) > max_size:
+            raise WorkspaceError(
+                f"{path!r} is {len(data)} bytes, over the {max_size}-byte read limit"
+            )
+        return data
 
     @_boundary
     async def list_files(self, workspace: WorkspaceRef, path: str = ".") -> list[FileInfo]:
@@ -829,6 +849,14 @@ class AsyncProvider(AgentAPI, abc.ABC):
 
     async def _read_file(self, workspace: Workspace, path: str) -> bytes:
         raise CapabilityNotSupported(self.name, Capability.FILES)
+
+    async def _read_file_at_most(self, workspace: Workspace, path: str, max_size: int) -> bytes:
+        """``_read_file`` that refuses a file over ``max_size`` bytes before reading it whole.
+
+        The default reads it, then the caller checks; override it where the backend can
+        tell a file's size first (the result may be longer: the caller refuses it then).
+        """
+        return await self._read_file(workspace, path)
 
     async def _list_files(self, workspace: Workspace, path: str) -> list[FileInfo]:
         raise CapabilityNotSupported(self.name, Capability.FILES)

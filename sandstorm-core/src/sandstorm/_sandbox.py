@@ -139,9 +139,9 @@ class AsyncSandbox:
         """Write a file in this workspace."""
         await self.provider.write_file(self.workspace, path, data)
 
-    async def read_file(self, path: str) -> bytes:
-        """Read a file from this workspace."""
-        return await self.provider.read_file(self.workspace, path)
+    async def read_file(self, path: str, *, max_size: int | None = None) -> bytes:
+        """Read a file from this workspace (``max_size``: refuse a larger one)."""
+        return await self.provider.read_file(self.workspace, path, max_size=max_size)
 
     async def list_files(self, path: str = ".") -> list[FileInfo]:
         """List a directory of this workspace."""
@@ -341,9 +341,9 @@ class Sandbox:
         """Write a file in this workspace."""
         _call(self.async_sandbox.write_file(path, data))
 
-    def read_file(self, path: str) -> bytes:
-        """Read a file from this workspace."""
-        return _call(self.async_sandbox.read_file(path))
+    def read_file(self, path: str, *, max_size: int | None = None) -> bytes:
+        """Read a file from this workspace (``max_size``: refuse a larger one)."""
+        return _call(self.async_sandbox.read_file(path, max_size=max_size))
 
     def list_files(self, path: str = ".") -> list[FileInfo]:
         """List a directory of this workspace."""

@@ -442,9 +442,11 @@ class SyncProvider(SyncAgentAPI):
         """Write a file in the workspace."""
         run_sync(self.async_provider.write_file(workspace, path, data))
 
-    def read_file(self, workspace: WorkspaceRef, path: str) -> bytes:
-        """Read a file from the workspace."""
-        return run_sync(self.async_provider.read_file(workspace, path))
+    def read_file(
+        self, workspace: WorkspaceRef, path: str, *, max_size: int | None = None
+    ) -> bytes:
+        """Read a file from the workspace (``max_size``: refuse a larger one)."""
+        return run_sync(self.async_provider.read_file(workspace, path, max_size=max_size))
 
     def list_files(self, workspace: WorkspaceRef, path: str = ".") -> list[FileInfo]:
         """List a directory in the workspace."""

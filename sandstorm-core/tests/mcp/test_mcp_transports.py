@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import httpx2
@@ -112,6 +114,44 @@ async def test_stdio_client_leaves_nothing_behind(mcp_root: Path) -> None:
     await nothing_left(root, marker)  # the server process is gone too
 
 
+async def test_stdio_server_survives_a_message_over_its_line_limit(mcp_root: Path) -> None:
+    # one line over 64 MiB (a huge write_file) is dropped; the server and session go on
+    def message(id_: int, method: str, params: dict[str, Any]) -> str:
+        return json.dumps({"jsonrpc": "2.0", "id": id_, "method": method, "params": params})
+
+    hello = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t"}}
+    huge = {"name": "write_file", "arguments": {"path": "f", "content": "x" * (65 << 20)}}
+    echo = {"name": "run_command", "arguments": {"command": "echo still here"}}
+    lines = [
+        message(1, "initialize", hello),
+        '{"jsonrpc": "2.0", "method": "notifications/initialized"}',
+        message(2, "tools/call", huge),
+        message(3, "tools/call", echo),
+    ]
+    server = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "sandstorm.mcp",
+        env=server_env(mcp_root / "state", uuid.uuid4().hex),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert server.stdin is not None
+    assert server.stdout is not None
+    try:
+        server.stdin.write("\n".join(lines).encode() + b"\n")
+        await server.stdin.drain()
+        replies = [json.loads(await server.stdout.readline()) for _ in range(2)]
+        assert [reply["id"] for reply in replies] == [1, 3]
+        assert "still here" in replies[1]["result"]["content"][0]["text"]
+    finally:
+        server.stdin.close()
+        stderr = (await asyncio.wait_for(server.communicate(), 30))[1].decode()
+    assert server.returncode == 0, stderr
+    assert "dropped a message of 68157" in stderr
+
+
 async def test_stdio_server_cleans_up_on_sigterm(mcp_root: Path) -> None:
     root, marker, sleeper = mcp_root / "state", uuid.uuid4().hex, sleeper_arg()
     params = StdioServerParameters(
@@ -163,6 +203,16 @@ async def test_http_sessions_and_sigterm(mcp_root: Path) -> None:
             assert refused.status_code == 401
             wrong = await plain.post(url, json={}, headers={"Authorization": "Bearer nope"})
             assert wrong.status_code == 401
+            elsewhere = await plain.get(url.replace("/mcp", "/other"))
+            assert elsewhere.status_code == 401
+            # the scheme is case-insensitive (RFC 9110); the token is not
+            kinds = {"Content-Type": "application/json", "Accept": "application/json"}
+            lower = await plain.post(
+                url, json={}, headers={**kinds, "Authorization": "bearer s3cret-token"}
+            )
+            assert lower.status_code not in (401, 500), lower.text
+            upper = await plain.post(url, json={}, headers={"Authorization": "Bearer S3CRET-TOKEN"})
+            assert upper.status_code == 401
             # DNS rebinding: a web page whose name resolves to loopback is still refused
             token = {"Authorization": "Bearer s3cret-token"}
             initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}}
@@ -205,6 +255,9 @@ def test_remote_bind_needs_a_flag_and_a_token(
     assert "--allow-remote" in capsys.readouterr().err
     assert cli(["mcp", "--http", "--host", "0.0.0.0", "--allow-remote"]) == 2
     assert "token" in capsys.readouterr().err
+    # a bad --persistent name stops the server at startup, not every tool call after it
+    assert cli(["mcp", "--persistent", "no spaces"]) == 2
+    assert "persistent workspace name must be 1-63 letters" in capsys.readouterr().err
 
 
 def test_missing_extra_is_named(

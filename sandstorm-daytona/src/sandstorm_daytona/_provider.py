@@ -40,6 +40,7 @@ from sandstorm import (
     TemplateNotFound,
     TerminationReason,
     Workspace,
+    WorkspaceError,
     WorkspaceMetrics,
     WorkspaceNotFound,
     WorkspaceSpec,
@@ -563,8 +564,10 @@ class DaytonaProvider(DaytonaAgents, AsyncProvider):
         return True
 
     async def _delete_behind(self, workspace_id: str) -> None:
+        # not the public delete_workspace: it refuses once aclose() has begun, and aclose
+        # awaits these deletes (a handle closed right before its provider hit that)
         with contextlib.suppress(WorkspaceNotFound):
-            await self.delete_workspace(workspace_id)
+            await self._sandstorm_delete_hooked(workspace_id)
 
     def _delete_blocking(self, workspace_id: str) -> None:
         """``DELETE /sandbox/{id}`` with a blocking client (at interpreter exit)."""
@@ -607,6 +610,21 @@ class DaytonaProvider(DaytonaAgents, AsyncProvider):
     @_starting
     async def _read_file(self, workspace: Workspace, path: str) -> bytes:
         files = await self._download(await self._toolbox_base(workspace.id), [path])
+        return files[path]
+
+    @_starting
+    async def _read_file_at_most(self, workspace: Workspace, path: str, max_size: int) -> bytes:
+        base = await self._toolbox_base(workspace.id)
+        # one more round trip, so a sparse or huge file is refused before it is downloaded
+        reply = await self._toolbox_call(
+            base, "GET", "/files/info", "file info", params={"path": path}
+        )
+        info = FileInfoWire.model_validate(reply.json())
+        if not info.is_dir and info.size > max_size:
+            raise WorkspaceError(
+                f"{path!r} is {info.size} bytes, over the {max_size}-byte read limit"
+            )
+        files = await self._download(base, [path])
         return files[path]
 
     @_starting
@@ -1097,7 +1115,10 @@ class DaytonaProvider(DaytonaAgents, AsyncProvider):
             return await self._http.request(method, f"{base}{path}", what, **kwargs)
         except ProviderAPIError as exc:
             if is_not_found(exc) and path.startswith("/files"):
-                raise FileNotFoundError(f"{what}: {exc.message}") from None
+                said = exc.message  # already "<what>: ..." when the mapping named it
+                raise FileNotFoundError(
+                    said if said.startswith(what) else f"{what}: {said}"
+                ) from None
             raise
 
     async def _shell(

@@ -146,6 +146,14 @@ async def test_tools_on_daytona(daytona: DaytonaProvider, emulator: Any) -> None
         )
         assert not wrote.is_error, text(wrote)
         assert text(await client.call_tool("read_file", {"path": "b.bin"})) == f"base64:{encoded}"
+        # a sparse file claiming more than read_file returns is refused before the download
+        await client.call_tool("run_command", {"command": "truncate -s 100M big"})
+        counts = emulator.emulator.request_counts
+        downloads = sum(n for key, n in counts.items() if key.endswith("/bulk-download"))
+        big = await client.call_tool("read_file", {"path": "big"})
+        assert big.is_error
+        assert "104857600 bytes, over the 10485760-byte read limit" in text(big)
+        assert sum(n for key, n in counts.items() if key.endswith("/bulk-download")) == downloads
 
         slow = await client.call_tool("run_command", {"command": "sleep 30", "timeout": 0.5})
         assert slow.is_error, text(slow)

@@ -180,6 +180,18 @@ class AuditTap:
         self.events.append(event)
 
 
+async def test_a_handle_closed_just_before_its_provider_is_deleted_quietly(
+    emulator: object, config_for: Callable[..., DaytonaConfig], caplog: pytest.LogCaptureFixture
+) -> None:
+    # the handle's delete runs behind its exit; aclose awaits it: it must not be refused
+    config = config_for(emulator.api_url, api_key=emulator.api_key)  # type: ignore[attr-defined]
+    with caplog.at_level("DEBUG", logger="sandstorm.daytona"):
+        async with DaytonaProvider(config) as daytona, daytona.sandbox() as box:
+            await box.write_file("a.txt", b"a")
+    assert "provider is closed" not in caplog.text
+    assert live_sandboxes(emulator) == []
+
+
 async def test_files(provider: DaytonaProvider) -> None:
     workspace = await provider.create_workspace()
     try:
@@ -187,6 +199,9 @@ async def test_files(provider: DaytonaProvider) -> None:
         await provider.write_file(workspace, "data/blob.bin", blob)
         await provider.write_file(workspace, "data/note.txt", "héllo")
         assert await provider.read_file(workspace, "data/blob.bin") == blob
+        assert await provider.read_file(workspace, "data/note.txt", max_size=6) == "héllo".encode()
+        with pytest.raises(sandstorm.WorkspaceError, match="over the 5-byte read limit"):
+            await provider.read_file(workspace, "data/note.txt", max_size=5)
         listing = {f.name: f for f in await provider.list_files(workspace, "data")}
         assert set(listing) == {"blob.bin", "note.txt"}
         assert listing["blob.bin"].size == len(blob)
@@ -211,8 +226,9 @@ async def test_files(provider: DaytonaProvider) -> None:
         await provider.delete_file(workspace, "data")
         with pytest.raises(FileNotFoundError):
             await provider.read_file(workspace, "data/note.txt")
-        with pytest.raises(FileNotFoundError):
+        with pytest.raises(FileNotFoundError) as gone:
             await provider.list_files(workspace, "data")
+        assert "list files: list files" not in str(gone.value)  # said once
     finally:
         await provider.delete_workspace(workspace)
 

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from sandstorm import AsyncProvider, Capability, Workspace
+from sandstorm import AsyncProvider, Capability, Workspace, WorkspaceError
 
 from ._base import AsyncContract
 from ._helpers import DETERMINISTIC_BYTES_SOURCE, MIB, deterministic_bytes, run_json, sha256, show
@@ -88,6 +88,10 @@ class FilesContract(AsyncContract):
         await provider.write_file(workspace, "o.txt", b"a much longer first version")
         await provider.write_file(workspace, "o.txt", b"short")
         assert await provider.read_file(workspace, "o.txt") == b"short"
+        # max_size: the exact size is read, one byte less is refused (WorkspaceError)
+        assert await provider.read_file(workspace, "o.txt", max_size=5) == b"short"
+        with pytest.raises(WorkspaceError, match="over the 4-byte read limit"):
+            await provider.read_file(workspace, "o.txt", max_size=4)
         assert await self._sha_in_code(provider, workspace, "o.txt") == sha256(b"short")
 
     async def test_parent_directories_are_created(

@@ -1013,6 +1013,12 @@ class LocalProvider(LocalAgents, AsyncProvider):
 
         return await asyncio.to_thread(read_file, self._files_dir(workspace), path)
 
+    async def _read_file_at_most(self, workspace: Workspace, path: str, max_size: int) -> bytes:
+        from ._files import read_file
+
+        files = self._files_dir(workspace)
+        return await asyncio.to_thread(read_file, files, path, max_size=max_size)
+
     async def _list_files(self, workspace: Workspace, path: str) -> list[FileInfo]:
         from ._files import list_files
 

@@ -217,10 +217,34 @@ class _Lines:
         return self
 
     async def __anext__(self) -> str:
-        line = await self._reader.readline()
-        if not line:
-            raise StopAsyncIteration
-        return line.decode("utf-8", "replace")
+        while True:
+            try:
+                line = await self._reader.readuntil(b"\n")
+            except asyncio.IncompleteReadError as exc:  # the end: a last line without \n
+                line = exc.partial
+            except asyncio.LimitOverrunError:
+                # one message over the limit must not end the server (and every workspace
+                # with it): drop it; the client's request goes unanswered
+                dropped = await self._skip_line()
+                log.warning(
+                    "sandstorm mcp: dropped a message of %d bytes (limit %d)", dropped, _MAX_LINE
+                )
+                continue
+            if not line:
+                raise StopAsyncIteration
+            return line.decode("utf-8", "replace")
+
+    async def _skip_line(self) -> int:
+        """Discard the rest of an over-long line; how many bytes it had (at least)."""
+        dropped = 0
+        while True:
+            try:
+                dropped += len(await self._reader.readuntil(b"\n"))
+                return dropped
+            except asyncio.LimitOverrunError as exc:
+                dropped += len(await self._reader.read(exc.consumed))
+            except asyncio.IncompleteReadError as exc:
+                return dropped + len(exc.partial)
 
 
 @contextlib.asynccontextmanager
@@ -345,13 +369,19 @@ def check_bind(host: str, token: str | None, allow_remote: bool) -> None:
 
 
 def _bearer(app: ASGIApp, token: str) -> ASGIApp:
-    """``app`` behind a bearer-token check on every HTTP request."""
-    expected = f"Bearer {token}".encode()
+    """``app`` behind a bearer-token check on every HTTP request (any path, any method;
+    the scheme is case-insensitive, the token compared in constant time)."""
+    expected = token.encode()
 
     async def guarded(scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
+        if scope["type"] != "lifespan":
             given = dict(scope.get("headers") or []).get(b"authorization", b"")
-            if not hmac.compare_digest(given, expected):
+            scheme, _, credentials = given.partition(b" ")
+            valid = hmac.compare_digest(credentials.strip(), expected)
+            if scheme.lower() != b"bearer" or not valid:
+                if scope["type"] == "websocket":  # refused before the handshake: a 403
+                    await send({"type": "websocket.close", "code": 1008})
+                    return
                 await send(
                     {
                         "type": "http.response.start",

@@ -166,6 +166,9 @@ class ToolSpec:
                 default_timeout=_seconds(options.default_timeout),
                 max_timeout=_seconds(options.max_timeout),
                 max_file=options.max_file_bytes,
+                max_snapshots=options.max_snapshots,
+                max_processes=options.max_processes,
+                max_ports=options.max_ports,
             ),
             input_schema=schema,
         )
@@ -212,7 +215,9 @@ def _report(
     if stderr:
         parts.append("stderr:\n" + err)
     if extra:
-        parts.append(extra)
+        # the value of the last expression and a traceback count against the limit too
+        used = len(out) * bool(stdout) + len(err) * bool(stderr)
+        parts.append(truncate(extra, max(budget - used, budget // 4)))
     if not stdout and not stderr and not extra:
         parts.append("(no output)")
     return "\n".join(parts)
@@ -234,13 +239,16 @@ def _execution(options: ServerOptions, execution: Execution) -> list[Content]:
     blocks: list[Content] = []
     texts = []
     for result in execution.results:
-        png = result.png
-        if png is not None:
-            blocks.append(types.ImageContent(data=png, mime_type="image/png"))
-            continue
-        jpeg = result.data.get("image/jpeg")
-        if isinstance(jpeg, str):
-            blocks.append(types.ImageContent(data=jpeg, mime_type="image/jpeg"))
+        image = _image(result.png, result.data.get("image/jpeg"))
+        if image is not None:
+            data, mime = image
+            if len(data) > _max_image(options):
+                texts.append(
+                    f"image omitted: {mime}, {len(data)} characters as base64, over this "
+                    f"server's limit of {_max_image(options)} (save it to a file instead)"
+                )
+            else:
+                blocks.append(types.ImageContent(data=data, mime_type=mime))
             continue
         if result.text is not None:
             texts.append(("result: " if result.is_main_result else "display: ") + result.text)
@@ -250,6 +258,19 @@ def _execution(options: ServerOptions, execution: Execution) -> list[Content]:
     exit_code = 1 if execution.error is not None else 0
     report = _report(options, exit_code, execution.stdout, execution.stderr, "\n".join(texts))
     return [_text(report), *blocks]
+
+
+def _image(png: str | None, jpeg: Any) -> tuple[str, str] | None:
+    if png is not None:
+        return png, "image/png"
+    if isinstance(jpeg, str):
+        return jpeg, "image/jpeg"
+    return None
+
+
+def _max_image(options: ServerOptions) -> int:
+    """Most base64 characters of one image in a result: that of the largest readable file."""
+    return options.max_file_bytes * 4 // 3 + 4
 
 
 def _seconds(value: float) -> str:
@@ -321,13 +342,9 @@ async def _write_file(session: Session, args: WriteFileArgs) -> list[Content]:
 
 async def _read_file(session: Session, args: ReadFileArgs) -> list[Content]:
     sandbox = await session.sandbox()
-    data = await sandbox.read_file(args.path)
     limit = session.options.max_file_bytes
-    if len(data) > limit:
-        raise InvalidArgument(
-            f"{args.path} is {len(data)} bytes; read_file returns at most {limit} bytes "
-            "(use run_command with head, tail or split to read a part)"
-        )
+    # refused before it is read whole: a sparse file can claim terabytes
+    data = await sandbox.read_file(args.path, max_size=limit)
     text: str | None = None
     if args.encoding != "base64":
         try:
@@ -360,6 +377,7 @@ async def _list_files(session: Session, args: ListFilesArgs) -> list[Content]:
 
 async def _start_process(session: Session, args: StartProcessArgs) -> list[Content]:
     sandbox = await session.sandbox()
+    await session.check_process_room(sandbox)
     process = await sandbox.start_process(args.command)
     session.started(process.id)
     return [_text(f"process_id: {process.id}\nstatus: running")]
@@ -384,6 +402,7 @@ async def _stop_process(session: Session, args: ProcessArgs) -> list[Content]:
 
 
 async def _expose_port(session: Session, args: ExposePortArgs) -> list[Content]:
+    session.check_port_room(args.port)
     sandbox = await session.sandbox()
     exposed = await sandbox.expose_port(args.port)
     session.exposed(args.port)
@@ -394,14 +413,17 @@ async def _expose_port(session: Session, args: ExposePortArgs) -> list[Content]:
 
 
 async def _snapshot(session: Session, args: SnapshotArgs) -> list[Content]:
+    session.check_snapshot_room()
     sandbox = await session.sandbox()
     snap = await sandbox.snapshot(name=args.name)
+    session.snapshotted(snap.id)
     return [_text(f"snapshot_id: {snap.id}\nsize: {snap.size} bytes")]
 
 
 async def _restore(session: Session, args: RestoreArgs) -> list[Content]:
     provider = session.provider
     await session.sandbox()  # the session is open
+    await session.check_restore(args.snapshot_id)
     workspace = await provider.restore(args.snapshot_id)
     await session.replace(await provider.attach(workspace))
     return [_text(f"restored {args.snapshot_id}: the session now works in a copy of it")]
@@ -458,7 +480,8 @@ TOOLS: Sequence[ToolSpec] = (
     ToolSpec(
         "start_process",
         "Start a shell command line in the background (a server, a watcher) and return its "
-        "process_id at once. It runs until it exits, stop_process, or the session ends.",
+        "process_id at once. It runs until it exits, stop_process, or the session ends. At most "
+        "{max_processes} run at once.",
         StartProcessArgs,
         _start_process,
         Capability.PROCESSES,
@@ -482,22 +505,24 @@ TOOLS: Sequence[ToolSpec] = (
         "expose_port",
         "Make a TCP port a process in the sandbox listens on reachable from outside the "
         "sandbox; returns the URL (and any headers a client must send). The URL is for the "
-        "user or the client application; the sandbox itself has no network.",
+        "user or the client application; the sandbox itself has no network. At most "
+        "{max_ports} ports per session.",
         ExposePortArgs,
         _expose_port,
         Capability.PORTS,
     ),
     ToolSpec(
         "snapshot",
-        "Capture the files of the sandbox's workspace; returns a snapshot_id for restore.",
+        "Capture the files of the sandbox's workspace; returns a snapshot_id for restore. "
+        "Snapshots last as long as the session; it may hold {max_snapshots}.",
         SnapshotArgs,
         _snapshot,
         Capability.SNAPSHOTS,
     ),
     ToolSpec(
         "restore",
-        "Replace the session's workspace with a copy of a snapshot (files only: running "
-        "processes and interpreter state are not kept).",
+        "Replace the session's workspace with a copy of a snapshot this session made "
+        "(files only: running processes and interpreter state are not kept).",
         RestoreArgs,
         _restore,
         Capability.SNAPSHOTS,

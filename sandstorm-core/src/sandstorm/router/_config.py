@@ -112,11 +112,16 @@ class RouterConfig(ProviderConfig):
         if not isinstance(routes, str | Path):
             return values
         text = str(routes).strip()
-        if text.startswith("["):
+        if text.startswith(("[", "{")):
             try:
                 parsed = json.loads(text)
             except json.JSONDecodeError as exc:
                 raise ValueError(f"routes is not a valid JSON list: {exc.msg}") from None
+            if isinstance(parsed, dict):
+                raise ValueError(
+                    "routes is a JSON object; it takes a JSON list of routes "
+                    '(one route: [{"provider": ...}])'
+                )
             return {**values, "routes": parsed}
         data = load_routes_file(text)
         merged = {k: v for k, v in data.items() if k != "routes" and k not in values}

@@ -555,6 +555,12 @@ class RouterProvider(AsyncProvider):
         member, theirs = await self._on(workspace, Capability.FILES)
         return await self._tracked(member, member.provider._read_file(theirs, path))
 
+    async def _read_file_at_most(self, workspace: Workspace, path: str, max_size: int) -> bytes:
+        member, theirs = await self._on(workspace, Capability.FILES)
+        return await self._tracked(
+            member, member.provider._read_file_at_most(theirs, path, max_size)
+        )
+
     async def _list_files(self, workspace: Workspace, path: str) -> list[FileInfo]:
         member, theirs = await self._on(workspace, Capability.FILES)
         return await self._tracked(member, member.provider._list_files(theirs, path))
