@@ -2,9 +2,7 @@
 
 The order function alternates the two members call by call, so the contract runs on both
 through the router (workspace-scoped calls follow the workspace's pin, whatever the order).
-The contracts chosen are those that exercise the routing and the delegation of every kind
-of primitive; the interpreter, git, metrics, cost and argument contracts pass too (run them
-by adding their classes) but are left out to keep the suite's time in bounds.
+Every contract of the kit runs, as it does against each member alone.
 """
 
 from __future__ import annotations
@@ -58,6 +56,18 @@ def local_root() -> Iterator[Path]:
         yield Path(root)
 
 
+def local_config(root: Path) -> dict[str, Any]:
+    """The local member's settings: its own state dir, and matplotlib importable in its
+    sandboxes when the test environment has it (the interpreter contract's chart test)."""
+    settings: dict[str, Any] = {"root": str(root)}
+    try:
+        import matplotlib
+    except ImportError:
+        return settings
+    settings["python_path"] = [str(Path(matplotlib.__file__).parent.parent)]
+    return settings
+
+
 class _Routed:
     @pytest.fixture
     def provider_factory(self, kit_emulator: Any, local_root: Path) -> Callable[[], AsyncProvider]:
@@ -65,7 +75,7 @@ class _Routed:
             {
                 "routes": [
                     daytona_route(kit_emulator),
-                    {"provider": "local", "config": {"root": str(local_root)}},
+                    {"provider": "local", "config": local_config(local_root)},
                 ],
                 "order": alternate,
             },
@@ -119,6 +129,78 @@ class TestPorts(_Routed, kit.PortContract):
 
 
 class TestSyncFacade(_Routed, kit.SyncFacadeContract):
+    pass
+
+
+class TestTimeout(_Routed, kit.TimeoutContract):
+    pass
+
+
+class TestSemantics(_Routed, kit.SemanticsContract):
+    pass
+
+
+class TestSync(_Routed, kit.SyncContract):
+    pass
+
+
+class TestSyncSemantics(_Routed, kit.SyncSemanticsContract):
+    pass
+
+
+class TestArgument(_Routed, kit.ArgumentContract):
+    pass
+
+
+class TestProperty(_Routed, kit.PropertyContract):
+    pass
+
+
+class TestStatefulFiles(_Routed, kit.StatefulFilesContract):
+    pass
+
+
+class _LocalFirst:
+    """Routes by priority with ``local`` first: the memory limit and the network allow-list
+    checks need a member that enforces them (the Daytona kit records the emulator's own
+    expected failures there; the router passes each call to one member, unchanged)."""
+
+    @pytest.fixture
+    def provider_factory(self, kit_emulator: Any, local_root: Path) -> Callable[[], AsyncProvider]:
+        config = RouterConfig.load(
+            {
+                "routes": [
+                    {"provider": "local", "config": local_config(local_root)},
+                    daytona_route(kit_emulator),
+                ],
+                "order": "priority",
+            },
+            environ={},
+        )
+        return lambda: RouterProvider(config)
+
+
+class TestResourceLimits(_LocalFirst, kit.ResourceLimitsContract):
+    pass
+
+
+class TestNetwork(_LocalFirst, kit.NetworkContract):
+    pass
+
+
+class TestGit(_Routed, kit.GitContract):
+    pass
+
+
+class TestInterpreter(_Routed, kit.InterpreterContract):
+    pass
+
+
+class TestMetrics(_Routed, kit.MetricsContract):
+    pass
+
+
+class TestCost(_Routed, kit.CostContract):
     pass
 
 

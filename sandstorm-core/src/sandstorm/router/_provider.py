@@ -453,7 +453,7 @@ class RouterProvider(AsyncProvider):
     async def _effective_capabilities(self) -> frozenset[Capability]:
         for member in self._members:
             await self._learn(member)
-        return frozenset().union(*(m.capabilities for m in self._members)) & self.capabilities
+        return combined([m.capabilities for m in self._members]) & self.capabilities
 
     def _cached_workspace(self, workspace_id: str) -> Workspace | None:
         member = self._pins.get(workspace_id)
@@ -545,7 +545,10 @@ class RouterProvider(AsyncProvider):
             elapsed if member.latency is None else alpha * elapsed + (1 - alpha) * member.latency
         )
         self._succeeded(member)
-        return result.model_copy(update={"provider": self.name})
+        update: dict[str, object] = {"provider": self.name}
+        if Capability.COST not in self.capabilities:
+            update["cost"] = None  # not every member prices a run: none is reported
+        return result.model_copy(update=update)
 
     async def _write_file(self, workspace: Workspace, path: str, data: bytes) -> None:
         member, theirs = await self._on(workspace, Capability.FILES)
@@ -775,6 +778,20 @@ def _build(route: Route) -> AsyncProvider:
         raise ProviderConfigError(f"route {route.member!r} ({route.provider}): {exc}") from None
 
 
+EVERY_RESULT = frozenset({Capability.COST})
+"""Capabilities that promise something of every run's result, not of a call that asks for
+them: the router declares these only when every member does (a run routed to a member
+without ``cost`` would come back with no cost)."""
+
+
+def combined(member_capabilities: list[frozenset[Capability]]) -> frozenset[Capability]:
+    """What a router over members declaring ``member_capabilities`` declares: their union,
+    less the :data:`EVERY_RESULT` capabilities that some member lacks."""
+    union = frozenset().union(*member_capabilities)
+    common = frozenset.intersection(*member_capabilities) if member_capabilities else union
+    return union - (EVERY_RESULT - common)
+
+
 @functools.cache
 def _declaring(providers: tuple[str, ...]) -> type[RouterProvider]:
     """A RouterProvider subclass declaring what its members declare, together."""
@@ -788,7 +805,7 @@ def _declaring(providers: tuple[str, ...]) -> type[RouterProvider]:
         "__module__": RouterProvider.__module__,
         "__qualname__": RouterProvider.__qualname__,
         "__doc__": RouterProvider.__doc__,
-        "capabilities": frozenset().union(*(cls.capabilities for cls in classes)),
+        "capabilities": combined([cls.capabilities for cls in classes]),
         "languages": frozenset().union(*(cls.languages for cls in classes)),
         "internal_labels": RouterProvider.internal_labels.union(
             *(cls.internal_labels for cls in classes)
