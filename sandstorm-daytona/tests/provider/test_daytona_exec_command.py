@@ -149,7 +149,7 @@ def test_kill_removes_an_abandoned_run_and_its_key(shell: str, tmp_path: Path) -
     running.stdin.write(script.command.encode())
     running.stdin.close()
     key = tmp_path / ".cache" / "sandstorm-runs" / token
-    pgid = Path(f"/tmp/.sandstorm-{token}/pgid")
+    pgid = key / "pgid"
     for _ in range(250):
         if pgid.exists() and pgid.read_text():
             break
