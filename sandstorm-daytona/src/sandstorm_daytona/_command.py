@@ -222,25 +222,29 @@ def build_run(
 KEEP_MINUTES = 5
 """How long a one-request run keeps its result for a resent request to pick up."""
 
-# The one-request run's body, a POSIX sh script, run in the run's key directory $D (in
-# the user's cache directory, which lasts as long as the sandbox). It starts as few
-# programs as it can: on the emulator the sandbox shares the client's CPU, and every
-# program costs a fork, an exec and a dynamic link. The code runs in its own process
-# group (setsid, in a subshell that exports the env and execs straight into the
-# interpreter: no launcher shell) with stdout and stderr through fifos into `head -c CAP`,
-# which writes them to files and stops reading past the cap (the code then gets SIGPIPE).
-# Where `timeout` and /proc/uptime exist, `timeout -s KILL` kills the code at the
-# deadline (no watchdog shell, no `sleep`); a kill at or past the deadline (exit 137, or
-# 124 from a timeout that does not kill itself) is the timeout. Elsewhere a watchdog
-# subshell kills the group and leaves a mark. Once the code is done, its group is killed
-# and both files go back base64-encoded between lines "<marker>" in one reply, then
-# "<marker> <exit code> <timed out>" (@EMIT@): the code's own output never reaches the
-# reply directly, and base64 survives the daemon's relabelling and NUL-dropping.
+# The one-request run's body, POSIX sh, run in the run's key directory $D (in the user's
+# cache directory, which lasts as long as the sandbox) by the daemon's shell itself (zsh
+# in its sh emulation): no `sh` to start. It starts as few programs as it can: on the
+# emulator the sandbox shares the client's CPU, and every program costs a fork, an exec
+# and a dynamic link. The code runs in its own process group, from a subshell that
+# exports the env and execs straight into the interpreter (no launcher shell), with
+# stdout and stderr through pipes into `head -c CAP`, which writes them to files and
+# stops reading past the cap (the code then gets SIGPIPE). How the code is killed at the
+# deadline is probed once per sandbox and kept in "$C/.mode" ("<mode> <programs>"):
+#   group   GNU (or uutils) `timeout -s KILL`, which makes its own process group;
+#   setsid  another `timeout` under `setsid`;
+#   watch   `setsid` and a watchdog subshell with `sleep` (no `timeout`);
+#   plain   the watchdog, killing the code alone (no `setsid` either).
+# With `timeout`, a kill at or past the deadline (exit 137, or 124 from a timeout that
+# does not kill itself; elapsed time from /proc/uptime) is the timeout; the watchdog
+# leaves a mark instead. Once the code is done, its group is killed and both files go
+# back base64-encoded between lines "<marker>" in one reply, then
+# "<marker> <exit code> <timed out>" (_EXEC_EMIT): the code's own output never reaches
+# the reply directly, and base64 survives the daemon's relabelling and NUL-dropping.
 # The raw streams and "$D/rc" stay in $D so that a resent request, which finds the key
 # taken, answers the same result instead of running the code twice. The next run in the
 # sandbox removes $D (@DONE@), or any later run once it is KEEP_MINUTES old.
 _EXEC_BODY = """\
-M=@M@
 set -- @DONE@
 if [ "$#" -gt 0 ]; then rm -rf "$@"; fi
 set -- "$C"/*/done
@@ -249,46 +253,59 @@ if [ "$#" -gt 1 ] || [ -e "$1" ]; then
     if [ "${r%/done}" != "$D" ]; then rm -rf "${r%/done}"; fi
   done
 fi
-mkfifo "$D/o" "$D/e" || exit 1
-head -c @CAP@ < "$D/o" > "$D/so" & ho=$!
-head -c @CAP@ < "$D/e" > "$D/se" & he=$!
-X=
+m=
+x=
+{ read -r m x < "$C/.mode"; } 2>/dev/null
+if [ -z "$m" ] || { [ -n "$x" ] && [ ! -x "${x##* }" ]; }; then
+  s=$(command -v setsid 2>/dev/null)
+  y=$(command -v timeout 2>/dev/null)
+  m=plain
+  x=
+  if [ -n "$s" ]; then m=watch; x=$s; fi
+  if [ -n "$y" ] && [ -r /proc/uptime ]; then
+    case $("$y" --version 2>/dev/null) in
+      *coreutils*) m=group; x=$y ;;
+      *) if [ -n "$s" ]; then m=setsid; x="$s $y"; fi ;;
+    esac
+  fi
+  printf '%s %s\\n' "$m" "$x" > "$C/.mode"
+fi
+X=$x
 u=
-if command -v setsid >/dev/null 2>&1; then
-  X=setsid
-  if command -v timeout >/dev/null 2>&1 && read -r u _ < /proc/uptime; then
-    X="setsid timeout -s KILL @T@"
-  fi 2>/dev/null
-fi
-(
-@LAUNCH@) < @SOURCE@ > "$D/o" 2> "$D/e" &
-c=$!
-printf %s "$c" > "$D/pgid"
-w=
-if [ -z "$u" ]; then
+case $m in
+  group|setsid) X="$x -s KILL @T@"; read -r u _ < /proc/uptime ;;
+esac
+run() {
   (
-    sleep @T@ & s=$!
-    trap 'kill "$s" 2>/dev/null; exit 0' TERM
-    wait "$s"
-    : > "$D/t"
-    kill -KILL "-$c" 2>/dev/null || kill -KILL "$c" 2>/dev/null
-  ) < /dev/null > /dev/null 2>&1 &
-  w=$!
-fi
-wait "$c"
-rc=$?
-if [ -n "$w" ]; then kill "$w" 2>/dev/null; fi
-kill -KILL "-$c" 2>/dev/null
-wait "$ho" "$he"
-t=0
-if [ -n "$w" ]; then
-  wait "$w" 2>/dev/null
-  if [ -e "$D/t" ]; then t=1; fi
-elif [ "$rc" -eq 137 ] || [ "$rc" -eq 124 ]; then
-  read -r v _ < /proc/uptime
-  if [ $((${v%.*}${v#*.} - ${u%.*}${u#*.})) -ge @TCS@ ]; then t=1; fi
-fi
-printf '%s %s\\n' "$rc" "$t" > "$D/rc"
+@LAUNCH@) < @SOURCE@ 2>&3 3>&- &
+  c=$!
+  printf %s "$c" > "$D/pgid"
+  w=
+  if [ -z "$u" ]; then
+    (
+      sleep @T@ & s=$!
+      trap 'kill "$s" 2>/dev/null; exit 0' TERM
+      wait "$s"
+      : > "$D/t"
+      kill -KILL "-$c" 2>/dev/null || kill -KILL "$c" 2>/dev/null
+    ) < /dev/null > /dev/null 2>&1 3>&- &
+    w=$!
+  fi
+  wait "$c"
+  rc=$?
+  t=0
+  if [ -n "$w" ]; then
+    kill "$w" 2>/dev/null
+    wait "$w" 2>/dev/null
+    if [ -e "$D/t" ]; then t=1; fi
+  elif [ "$rc" -eq 137 ] || [ "$rc" -eq 124 ]; then
+    read -r v _ < /proc/uptime
+    if [ $((${v%.*}${v#*.} - ${u%.*}${u#*.})) -ge @TCS@ ]; then t=1; fi
+  fi
+  kill -KILL "-$c" 2>/dev/null
+  printf '%s %s\\n' "$rc" "$t" > "$D/rc"
+}
+{ run 3>&1 >&4 4>&- | head -c @CAP@ > "$D/se" 4>&-; } 4>&1 | head -c @CAP@ > "$D/so"
 : > "$D/done"
 @EMIT@
 """
@@ -361,7 +378,8 @@ def build_exec(
         .replace("@EMIT@", _EXEC_EMIT)
     )
     staged.append(_write(body.encode(), '"$D/w.sh"', literal=True))
-    staged.append('export C D; exec sh "$D/w.sh"')
+    # zsh runs it in its sh emulation; bash and dash are POSIX enough as they are.
+    staged.append('if [ -n "${ZSH_VERSION-}" ]; then emulate sh; fi; . "$D/w.sh"')
     again = _EXEC_AGAIN.replace("@TRIES@", str(int(timeout * 10) + 600))
     # The command is written to the daemon's shell (zsh, bash or sh): plain POSIX syntax.
     # The run's directory is its key: creating it claims the run (see _EXEC_BODY).

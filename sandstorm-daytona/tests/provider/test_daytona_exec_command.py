@@ -8,6 +8,7 @@ dash and read the answer back with ``parse_exec``.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import time
 import uuid
@@ -164,3 +165,48 @@ def test_kill_removes_an_abandoned_run_and_its_key(shell: str, tmp_path: Path) -
 
 def test_a_reply_without_a_frame_is_none(shell: str, tmp_path: Path) -> None:
     assert parse_exec("0123456789abcdef", "sh: 1: base64: not found\n") is None
+
+
+# Without GNU timeout the wrapper falls back on `setsid timeout` (another timeout), on a
+# watchdog under setsid, or on a watchdog that can only kill the code itself (no setsid
+# either: what the code started would outlive it, so that case runs no children): each
+# shell of the matrix runs one of them, as the probe's kept answer ("$C/.mode") says.
+FALLBACKS = {
+    "zsh": f"watch {shutil.which('setsid')}",
+    "bash": f"setsid {shutil.which('setsid')} {shutil.which('timeout')}",
+    "dash": "plain ",
+}
+
+
+def test_the_timeout_fallbacks(shell: str, tmp_path: Path) -> None:
+    keys = tmp_path / ".cache" / "sandstorm-runs"
+    keys.mkdir(parents=True)
+    (keys / ".mode").write_text(FALLBACKS[shell] + "\n")
+    pid_file = tmp_path / "child.pid"
+    if shell == "dash":
+        code = "import sys, time\nprint('before', flush=True)\nsys.stderr.write('oops\\n')\n"
+        code += f"open({str(pid_file)!r}, 'w').write(str(__import__('os').getpid()))\n"
+        outcome = run(shell, tmp_path, code + "time.sleep(300)", timeout=0.5)
+    else:
+        code = f"sleep 300 & echo $! > {pid_file}\necho before\necho oops >&2\nsleep 300"
+        outcome = run(shell, tmp_path, code, language="shell", timeout=0.5)
+    assert outcome == ExecOutcome("before\n", "oops\n", outcome.exit_code, True)
+    child = int(pid_file.read_text())
+    for _ in range(250):
+        if not alive(child):
+            break
+        time.sleep(0.02)
+    assert not alive(child)
+    assert (keys / ".mode").read_text() == FALLBACKS[shell] + "\n"  # kept, not probed again
+
+
+def test_a_kill_before_the_deadline_is_no_timeout_and_the_mode_is_probed_once(
+    shell: str, tmp_path: Path
+) -> None:
+    keys = tmp_path / ".cache" / "sandstorm-runs"
+    keys.mkdir(parents=True)
+    (keys / ".mode").write_text("group /gone/timeout\n")  # stale: probed again
+    outcome = run(shell, tmp_path, "import os\nprint('x', flush=True)\nos.kill(os.getpid(), 9)")
+    assert outcome == ExecOutcome("x\n", "", 137, False)
+    assert (keys / ".mode").read_text().startswith("group /")  # GNU timeout here
+    assert "/gone/" not in (keys / ".mode").read_text()
