@@ -222,15 +222,18 @@ def build_run(
 KEEP_MINUTES = 5
 """How long a one-request run keeps its result for a resent request to pick up."""
 
-# The one-request run's body, POSIX sh, run in the run's key directory $D (in the user's
-# cache directory, which lasts as long as the sandbox) by the daemon's shell itself (zsh
-# in its sh emulation): no `sh` to start. It starts as few programs as it can: on the
+# The one-request run's body, POSIX sh, run in the run's directory $D (in /tmp) by the
+# daemon's shell itself (zsh in its sh emulation): no `sh` to start. $K, the run's key
+# directory, is in the user's cache directory (which lasts as long as the sandbox) and
+# stays empty while the code runs (git and ls in the work dir, often the home, do not
+# see it). It starts as few programs as it can: on the
 # emulator the sandbox shares the client's CPU, and every program costs a fork, an exec
 # and a dynamic link. The code runs in its own process group, from a subshell that
 # exports the env and execs straight into the interpreter (no launcher shell), with
 # stdout and stderr through pipes into `head -c CAP`, which writes them to files and
 # stops reading past the cap (the code then gets SIGPIPE). How the code is killed at the
-# deadline is probed once per sandbox and kept in "$C/.mode" ("<mode> <programs>"):
+# deadline is probed once per sandbox and kept in "$TMPDIR/.sandstorm-mode" ("<mode>
+# <programs>", trusted only when the file is the user's own):
 #   group   GNU (or uutils) `timeout -s KILL`, which makes its own process group;
 #   setsid  another `timeout` under `setsid`;
 #   watch   `setsid` and a watchdog subshell with `sleep` (no `timeout`);
@@ -241,21 +244,24 @@ KEEP_MINUTES = 5
 # back base64-encoded between lines "<marker>" in one reply, then
 # "<marker> <exit code> <timed out>" (_EXEC_EMIT): the code's own output never reaches
 # the reply directly, and base64 survives the daemon's relabelling and NUL-dropping.
-# The raw streams and "$D/rc" stay in $D so that a resent request, which finds the key
-# taken, answers the same result instead of running the code twice. The next run in the
-# sandbox removes $D (@DONE@), or any later run once it is KEEP_MINUTES old.
+# The raw streams and "$D/rc" stay in $D, and "$K/done" marks them complete, so that a
+# resent request, which finds the key taken, answers the same result instead of running
+# the code twice. The next run in the sandbox removes $K and $D (@DONE@), or any later
+# run once they are KEEP_MINUTES old.
 _EXEC_BODY = """\
 set -- @DONE@
 if [ "$#" -gt 0 ]; then rm -rf "$@"; fi
 set -- "$C"/*/done
 if [ "$#" -gt 1 ] || [ -e "$1" ]; then
   find "$C" -mindepth 2 -maxdepth 2 -name done -mmin +@KEEP@ 2>/dev/null | while IFS= read -r r; do
-    if [ "${r%/done}" != "$D" ]; then rm -rf "${r%/done}"; fi
+    r=${r%/done}
+    if [ "$r" != "$K" ]; then rm -rf "$r" "/tmp/.sandstorm-${r##*/}"; fi
   done
 fi
 m=
 x=
-{ read -r m x < "$C/.mode"; } 2>/dev/null
+f=${TMPDIR:-/tmp}/.sandstorm-mode
+if [ -O "$f" ]; then read -r m x < "$f"; fi
 if [ -z "$m" ] || { [ -n "$x" ] && [ ! -x "${x##* }" ]; }; then
   s=$(command -v setsid 2>/dev/null)
   y=$(command -v timeout 2>/dev/null)
@@ -268,7 +274,7 @@ if [ -z "$m" ] || { [ -n "$x" ] && [ ! -x "${x##* }" ]; }; then
       *) if [ -n "$s" ]; then m=setsid; x="$s $y"; fi ;;
     esac
   fi
-  printf '%s %s\\n' "$m" "$x" > "$C/.mode"
+  { printf '%s %s\\n' "$m" "$x" > "$f"; } 2>/dev/null
 fi
 X=$x
 u=
@@ -306,7 +312,7 @@ run() {
   printf '%s %s\\n' "$rc" "$t" > "$D/rc"
 }
 { run 3>&1 >&4 4>&- | head -c @CAP@ > "$D/se" 4>&-; } 4>&1 | head -c @CAP@ > "$D/so"
-: > "$D/done"
+: > "$K/done"
 @EMIT@
 """
 
@@ -319,8 +325,8 @@ _EXEC_EMIT = (
 
 # What a resent request runs when the key is taken: wait for the first one's result.
 _EXEC_AGAIN = (
-    'i=0; while [ ! -f "$D/done" ] && [ "$i" -lt @TRIES@ ]; do sleep 0.1; i=$((i + 1)); '
-    'done; if [ -f "$D/done" ]; then ' + _EXEC_EMIT + "; fi"
+    'rmdir "$D" 2>/dev/null; i=0; while [ ! -f "$K/done" ] && [ "$i" -lt @TRIES@ ]; do '
+    'sleep 0.1; i=$((i + 1)); done; if [ -f "$K/done" ]; then ' + _EXEC_EMIT + "; fi"
 )
 
 # The directory that holds the runs' keys: the user's cache directory, else /tmp.
@@ -367,7 +373,9 @@ def build_exec(
     _, launch = _launch(language, env, "$X ")
     staged, uploads, source = _stage(token, language, code, env, stdin, literal=True, launcher=False)
     body = (
-        _EXEC_BODY.replace("@DONE@", " ".join(f'"$C"/{t}' for t in done if _TOKEN.match(t)))
+        _EXEC_BODY.replace(
+            "@DONE@", " ".join(f'"$C"/{t} {run_dir(t)}' for t in done if _TOKEN.match(t))
+        )
         .replace("@M@", shlex.quote(exec_marker(token)))
         .replace("@KEEP@", str(KEEP_MINUTES))
         .replace("@CAP@", str(max_output + 1))
@@ -382,10 +390,12 @@ def build_exec(
     staged.append('if [ -n "${ZSH_VERSION-}" ]; then emulate sh; fi; . "$D/w.sh"')
     again = _EXEC_AGAIN.replace("@TRIES@", str(int(timeout * 10) + 600))
     # The command is written to the daemon's shell (zsh, bash or sh): plain POSIX syntax.
-    # The run's directory is its key: creating it claims the run (see _EXEC_BODY).
+    # Creating the key claims the run (see _EXEC_BODY); a resend also creates $D when the
+    # first run's is gone, and removes it again.
     command = (
-        f'({_KEYS}; D="$C"/{token}; M={shlex.quote(exec_marker(token))}; '
-        'if mkdir "$D" 2>/dev/null; then '
+        f'({_KEYS}; K="$C"/{token}; D={shlex.quote(run_dir(token))}; '
+        f"M={shlex.quote(exec_marker(token))}; "
+        'if mkdir "$K" "$D" 2>/dev/null; then '
         + "; ".join(staged)
         + f"; else {again}; fi)"
     )
@@ -412,14 +422,18 @@ def kill_command(token: str, *, keyed: bool = False) -> str:
     """A command line that kills the run's whole process group and removes its files
     (with ``keyed``, also a one-request run's key directory: it will never be asked for)."""
     directory = shlex.quote(run_dir(token))
-    prefix = ""
+    prefix = key = ""
     if keyed and _TOKEN.match(token):
-        # A one-request run lives in its key directory, which its wrapper writes to once
-        # the code is killed: moved aside first, it is gone for the wrapper (and for rm).
-        prefix = f'{_KEYS}; mv -f "$C"/{token} "$C"/{token}.gone 2>/dev/null; '
-        directory = f'"$C"/{token}.gone'
+        # A one-request run's wrapper writes to its directories once the code is killed:
+        # moved aside first, they are gone for the wrapper (and whole for rm).
+        prefix = (
+            f'{_KEYS}; mv -f "$C"/{token} "$C"/{token}.gone 2>/dev/null; '
+            f"mv -f {directory} {directory}.gone 2>/dev/null; "
+        )
+        directory = f"{directory}.gone"
+        key = f' "$C"/{token}.gone'
     return (
         f'{prefix}p=$(cat {directory}/pgid 2>/dev/null); if [ -n "$p" ]; then '
         'kill -KILL "-$p" 2>/dev/null || kill -KILL "$p" 2>/dev/null; fi; '
-        f"rm -rf {directory} {upload_dir(token)}; true"
+        f"rm -rf {directory} {upload_dir(token)}{key}; true"
     )

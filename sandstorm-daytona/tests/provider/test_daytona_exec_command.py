@@ -31,7 +31,7 @@ pytestmark = pytest.mark.parametrize("shell", SHELLS)
 
 def execute(shell: str, command: str, home: Path) -> str:
     """What the daemon answers: the command through the shell's stdin, output combined."""
-    env = {"PATH": os.environ["PATH"], "HOME": str(home)}
+    env = {"PATH": os.environ["PATH"], "HOME": str(home), "TMPDIR": str(home)}
     done = subprocess.run(
         [require_shell(shell)],
         input=command.encode(),
@@ -142,7 +142,7 @@ def test_a_resent_command_answers_the_first_result_without_running_again(
 def test_kill_removes_an_abandoned_run_and_its_key(shell: str, tmp_path: Path) -> None:
     token = uuid.uuid4().hex[:16]
     script = build_exec(token, "shell", "sleep 300", {}, None, 1000, 600)
-    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "TMPDIR": str(tmp_path)}
     running = subprocess.Popen(
         [require_shell(shell)], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env
     )
@@ -150,7 +150,7 @@ def test_kill_removes_an_abandoned_run_and_its_key(shell: str, tmp_path: Path) -
     running.stdin.write(script.command.encode())
     running.stdin.close()
     key = tmp_path / ".cache" / "sandstorm-runs" / token
-    pgid = key / "pgid"
+    pgid = Path(f"/tmp/.sandstorm-{token}/pgid")
     for _ in range(250):
         if pgid.exists() and pgid.read_text():
             break
@@ -170,7 +170,8 @@ def test_a_reply_without_a_frame_is_none(shell: str, tmp_path: Path) -> None:
 # Without GNU timeout the wrapper falls back on `setsid timeout` (another timeout), on a
 # watchdog under setsid, or on a watchdog that can only kill the code itself (no setsid
 # either: what the code started would outlive it, so that case runs no children): each
-# shell of the matrix runs one of them, as the probe's kept answer ("$C/.mode") says.
+# shell of the matrix runs one of them, as the probe's kept answer says
+# ("$TMPDIR/.sandstorm-mode").
 FALLBACKS = {
     "zsh": f"watch {shutil.which('setsid')}",
     "bash": f"setsid {shutil.which('setsid')} {shutil.which('timeout')}",
@@ -179,9 +180,8 @@ FALLBACKS = {
 
 
 def test_the_timeout_fallbacks(shell: str, tmp_path: Path) -> None:
-    keys = tmp_path / ".cache" / "sandstorm-runs"
-    keys.mkdir(parents=True)
-    (keys / ".mode").write_text(FALLBACKS[shell] + "\n")
+    mode = tmp_path / ".sandstorm-mode"
+    mode.write_text(FALLBACKS[shell] + "\n")
     pid_file = tmp_path / "child.pid"
     if shell == "dash":
         code = "import sys, time\nprint('before', flush=True)\nsys.stderr.write('oops\\n')\n"
@@ -197,16 +197,15 @@ def test_the_timeout_fallbacks(shell: str, tmp_path: Path) -> None:
             break
         time.sleep(0.02)
     assert not alive(child)
-    assert (keys / ".mode").read_text() == FALLBACKS[shell] + "\n"  # kept, not probed again
+    assert mode.read_text() == FALLBACKS[shell] + "\n"  # kept, not probed again
 
 
 def test_a_kill_before_the_deadline_is_no_timeout_and_the_mode_is_probed_once(
     shell: str, tmp_path: Path
 ) -> None:
-    keys = tmp_path / ".cache" / "sandstorm-runs"
-    keys.mkdir(parents=True)
-    (keys / ".mode").write_text("group /gone/timeout\n")  # stale: probed again
+    mode = tmp_path / ".sandstorm-mode"
+    mode.write_text("group /gone/timeout\n")  # stale: probed again
     outcome = run(shell, tmp_path, "import os\nprint('x', flush=True)\nos.kill(os.getpid(), 9)")
     assert outcome == ExecOutcome("x\n", "", 137, False)
-    assert (keys / ".mode").read_text().startswith("group /")  # GNU timeout here
-    assert "/gone/" not in (keys / ".mode").read_text()
+    assert mode.read_text().startswith("group /")  # GNU timeout here
+    assert "/gone/" not in mode.read_text()
