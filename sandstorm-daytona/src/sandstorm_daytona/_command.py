@@ -244,9 +244,10 @@ KEEP_MINUTES = 5
 # back base64-encoded between lines "<marker>" in one reply, then
 # "<marker> <exit code> <timed out>" (_EXEC_EMIT): the code's own output never reaches
 # the reply directly, and base64 survives the daemon's relabelling and NUL-dropping.
-# The raw streams and "$D/rc" stay in $D, and "$K/done" marks them complete, so that a
-# resent request, which finds the key taken, answers the same result instead of running
-# the code twice. The next run in the sandbox removes $K and $D (@DONE@), or any later
+# The raw streams and the exit code then move to $K (a resent request may not see this
+# run's /tmp: the emulator's is private to each request), and "$K/done" marks them
+# complete, so that a resent request, which finds the key taken, answers the same result
+# instead of running the code twice. The next run in the sandbox removes $K and $D (@DONE@), or any later
 # run once they are KEEP_MINUTES old.
 _EXEC_BODY = """\
 set -- @DONE@
@@ -312,6 +313,7 @@ run() {
   printf '%s %s\\n' "$rc" "$t" > "$D/rc"
 }
 { run 3>&1 >&4 4>&- | head -c @CAP@ > "$D/se" 4>&-; } 4>&1 | head -c @CAP@ > "$D/so"
+mv -f "$D/so" "$D/se" "$D/rc" "$K/" 2>/dev/null
 : > "$K/done"
 @EMIT@
 """
@@ -319,8 +321,8 @@ run() {
 # Answers the result kept in $D (both streams, the exit code, the timeout); also run by
 # a resent request, in the daemon's shell: plain POSIX syntax.
 _EXEC_EMIT = (
-    'read -r r t < "$D/rc" && { printf \'\\n%s\\n\' "$M"; base64 < "$D/so"; '
-    "printf '%s\\n' \"$M\"; base64 < \"$D/se\"; printf '%s %s %s\\n' \"$M\" \"$r\" \"$t\"; }"
+    'read -r r t < "$K/rc" && { printf \'\\n%s\\n\' "$M"; base64 < "$K/so"; '
+    "printf '%s\\n' \"$M\"; base64 < \"$K/se\"; printf '%s %s %s\\n' \"$M\" \"$r\" \"$t\"; }"
 )
 
 # What a resent request runs when the key is taken: wait for the first one's result.
