@@ -223,32 +223,30 @@ KEEP_MINUTES = 5
 """How long a one-request run keeps its result for a resent request to pick up."""
 
 # The one-request run's body, POSIX sh, run in the run's directory $D (in /tmp) by the
-# daemon's shell itself (zsh in its sh emulation): no `sh` to start. $K, the run's key
-# directory, is in the user's cache directory (which lasts as long as the sandbox) and
-# stays empty while the code runs (git and ls in the work dir, often the home, do not
-# see it). It starts as few programs as it can: on the
-# emulator the sandbox shares the client's CPU, and every program costs a fork, an exec
-# and a dynamic link. The code runs in its own process group, from a subshell that
-# exports the env and execs straight into the interpreter (no launcher shell), with
-# stdout and stderr through pipes into `head -c CAP`, which writes them to files and
-# stops reading past the cap (the code then gets SIGPIPE). How the code is killed at the
-# deadline is probed once per sandbox and kept in "$TMPDIR/.sandstorm-mode" ("<mode>
-# <programs>", trusted only when the file is the user's own):
-#   group   GNU (or uutils) `timeout -s KILL`, which makes its own process group;
-#   setsid  another `timeout` under `setsid`;
-#   watch   `setsid` and a watchdog subshell with `sleep` (no `timeout`);
-#   plain   the watchdog, killing the code alone (no `setsid` either).
-# With `timeout`, a kill at or past the deadline (exit 137, or 124 from a timeout that
-# does not kill itself; elapsed time from /proc/uptime) is the timeout; the watchdog
-# leaves a mark instead. Once the code is done, its group is killed and both files go
-# back base64-encoded between lines "<marker>" in one reply, then
-# "<marker> <exit code> <timed out>" (_EXEC_EMIT): the code's own output never reaches
-# the reply directly, and base64 survives the daemon's relabelling and NUL-dropping.
-# The raw streams and the exit code then move to $K (a resent request may not see this
-# run's /tmp: the emulator's is private to each request), and "$K/done" marks them
-# complete, so that a resent request, which finds the key taken, answers the same result
-# instead of running the code twice. The next run in the sandbox removes $K and $D (@DONE@), or any later
-# run once they are KEEP_MINUTES old.
+# daemon's shell itself (zsh in its sh emulation): no `sh` to start. It starts as few
+# programs as it can: on the emulator the sandbox shares the client's CPU, and each
+# program costs a fork, an exec and a dynamic link.
+# - The code runs in its own process group, from a subshell that exports the env and
+#   execs straight into the interpreter (no launcher shell), with stdout and stderr
+#   through pipes into `head -c CAP`, which writes them to files and stops reading past
+#   the cap (the code then gets SIGPIPE).
+# - Where `setsid` and `timeout` exist (looked up on the wrapper's PATH by the shell
+#   itself: the code's env may change PATH), `setsid timeout -s KILL` kills the group at
+#   the deadline, and a kill at or past it (exit 137, or 124 from a timeout that does
+#   not kill itself; elapsed time from /proc/uptime) is the timeout. Where only `setsid`
+#   exists, a watchdog subshell with `sleep` kills the group and leaves a mark; where
+#   neither does, the watchdog kills the code alone (what it started may outlive it).
+# - Once the code is done, its group is killed, and the raw streams and the exit code
+#   move to $K, the run's key directory in the user's cache directory (which lasts as
+#   long as the sandbox, unlike the emulator's /tmp, private to each request). $K stays
+#   empty while the code runs: git and ls in the work dir (often the home) do not see
+#   it. "$K/done" marks the result complete, so that a resent request, which finds the
+#   key taken, answers the same result instead of running the code twice. The next run
+#   in the sandbox removes $K and $D (@DONE@), or any later run once they are
+#   KEEP_MINUTES old.
+# - The reply (_EXEC_EMIT) carries both streams base64-encoded between lines "<marker>",
+#   then "<marker> <exit code> <timed out>": the code's own output never reaches it
+#   directly, and base64 survives the daemon's relabelling and NUL-dropping.
 _EXEC_BODY = """\
 set -- @DONE@
 if [ "$#" -gt 0 ]; then rm -rf "$@"; fi
@@ -259,29 +257,24 @@ if [ "$#" -gt 1 ] || [ -e "$1" ]; then
     if [ "$r" != "$K" ]; then rm -rf "$r" "/tmp/.sandstorm-${r##*/}"; fi
   done
 fi
-m=
-x=
-f=${TMPDIR:-/tmp}/.sandstorm-mode
-if [ -O "$f" ]; then read -r m x < "$f"; fi
-if [ -z "$m" ] || { [ -n "$x" ] && [ ! -x "${x##* }" ]; }; then
-  s=$(command -v setsid 2>/dev/null)
-  y=$(command -v timeout 2>/dev/null)
-  m=plain
-  x=
-  if [ -n "$s" ]; then m=watch; x=$s; fi
-  if [ -n "$y" ] && [ -r /proc/uptime ]; then
-    case $("$y" --version 2>/dev/null) in
-      *coreutils*) m=group; x=$y ;;
-      *) if [ -n "$s" ]; then m=setsid; x="$s $y"; fi ;;
-    esac
-  fi
-  { printf '%s %s\\n' "$m" "$x" > "$f"; } 2>/dev/null
-fi
-X=$x
+s=
+y=
+o=$IFS
+IFS=:
+set -f
+for d in $PATH; do
+  d=${d:-.}
+  if [ -z "$s" ] && [ -f "$d/setsid" ] && [ -x "$d/setsid" ]; then s=$d/setsid; fi
+  if [ -z "$y" ] && [ -f "$d/timeout" ] && [ -x "$d/timeout" ]; then y=$d/timeout; fi
+done
+set +f
+IFS=$o
+case $s$y in *[!A-Za-z0-9_./-]*) s=${s:+setsid} y=${y:+timeout} ;; esac
+X=$s
 u=
-case $m in
-  group|setsid) X="$x -s KILL @T@"; read -r u _ < /proc/uptime ;;
-esac
+if [ -n "$s" ] && [ -n "$y" ] && read -r u _ < /proc/uptime; then
+  X="$s $y -s KILL @T@"
+fi 2>/dev/null
 run() {
   (
 @LAUNCH@) < @SOURCE@ 2>&3 3>&- &

@@ -29,9 +29,9 @@ from .shells import SHELLS, require_shell
 pytestmark = pytest.mark.parametrize("shell", SHELLS)
 
 
-def execute(shell: str, command: str, home: Path) -> str:
+def execute(shell: str, command: str, home: Path, path: str | None = None) -> str:
     """What the daemon answers: the command through the shell's stdin, output combined."""
-    env = {"PATH": os.environ["PATH"], "HOME": str(home), "TMPDIR": str(home)}
+    env = {"PATH": path or os.environ["PATH"], "HOME": str(home)}
     done = subprocess.run(
         [require_shell(shell)],
         input=command.encode(),
@@ -56,11 +56,14 @@ def run(
     token: str | None = None,
     stdin: bytes | None = None,
     done: tuple[str, ...] = (),
+    path: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> ExecOutcome:
     token = token or uuid.uuid4().hex[:16]
-    script = build_exec(token, language, code, {"A": "a b"}, stdin, max_output, timeout, done)
+    env = {"A": "a b"} if env is None else env
+    script = build_exec(token, language, code, env, stdin, max_output, timeout, done)
     assert script.uploads == {}
-    reply = execute(shell, script.command, home)
+    reply = execute(shell, script.command, home, path)
     outcome = parse_exec(token, reply)
     assert outcome is not None, reply
     return outcome
@@ -142,7 +145,7 @@ def test_a_resent_command_answers_the_first_result_without_running_again(
 def test_kill_removes_an_abandoned_run_and_its_key(shell: str, tmp_path: Path) -> None:
     token = uuid.uuid4().hex[:16]
     script = build_exec(token, "shell", "sleep 300", {}, None, 1000, 600)
-    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "TMPDIR": str(tmp_path)}
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
     running = subprocess.Popen(
         [require_shell(shell)], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env
     )
@@ -167,29 +170,34 @@ def test_a_reply_without_a_frame_is_none(shell: str, tmp_path: Path) -> None:
     assert parse_exec("0123456789abcdef", "sh: 1: base64: not found\n") is None
 
 
-# Without GNU timeout the wrapper falls back on `setsid timeout` (another timeout), on a
-# watchdog under setsid, or on a watchdog that can only kill the code itself (no setsid
-# either: what the code started would outlive it, so that case runs no children): each
-# shell of the matrix runs one of them, as the probe's kept answer says
-# ("$TMPDIR/.sandstorm-mode").
-FALLBACKS = {
-    "zsh": f"watch {shutil.which('setsid')}",
-    "bash": f"setsid {shutil.which('setsid')} {shutil.which('timeout')}",
-    "dash": "plain ",
-}
+def tools(directory: Path, *names: str) -> str:
+    """A PATH of one directory holding only ``names`` (links to this machine's programs)."""
+    directory.mkdir()
+    for name in names:
+        found = shutil.which(name)
+        assert found is not None, name
+        (directory / name).symlink_to(found)
+    return str(directory)
 
 
+WRAPPER_TOOLS = ("mkdir", "rm", "mv", "head", "base64", "sleep", "find", "python3", "bash")
+
+
+# Without `timeout` the wrapper falls back on a watchdog under setsid, and without setsid
+# on a watchdog that can kill the code alone (what the code started would outlive it, so
+# that case starts nothing): zsh and dash run the first, bash the second.
 def test_the_timeout_fallbacks(shell: str, tmp_path: Path) -> None:
-    mode = tmp_path / ".sandstorm-mode"
-    mode.write_text(FALLBACKS[shell] + "\n")
+    extra = () if shell == "bash" else ("setsid",)
+    path = tools(tmp_path / "bin", *WRAPPER_TOOLS, *extra)
     pid_file = tmp_path / "child.pid"
-    if shell == "dash":
+    if shell == "bash":
         code = "import sys, time\nprint('before', flush=True)\nsys.stderr.write('oops\\n')\n"
         code += f"open({str(pid_file)!r}, 'w').write(str(__import__('os').getpid()))\n"
-        outcome = run(shell, tmp_path, code + "time.sleep(300)", timeout=0.5)
+        code += "time.sleep(300)"
+        outcome = run(shell, tmp_path, code, timeout=0.5, path=path)
     else:
         code = f"sleep 300 & echo $! > {pid_file}\necho before\necho oops >&2\nsleep 300"
-        outcome = run(shell, tmp_path, code, language="shell", timeout=0.5)
+        outcome = run(shell, tmp_path, code, language="shell", timeout=0.5, path=path)
     assert outcome == ExecOutcome("before\n", "oops\n", outcome.exit_code, True)
     child = int(pid_file.read_text())
     for _ in range(250):
@@ -197,15 +205,13 @@ def test_the_timeout_fallbacks(shell: str, tmp_path: Path) -> None:
             break
         time.sleep(0.02)
     assert not alive(child)
-    assert mode.read_text() == FALLBACKS[shell] + "\n"  # kept, not probed again
 
 
-def test_a_kill_before_the_deadline_is_no_timeout_and_the_mode_is_probed_once(
+def test_a_kill_before_the_deadline_is_no_timeout_whatever_path_the_code_gets(
     shell: str, tmp_path: Path
 ) -> None:
-    mode = tmp_path / ".sandstorm-mode"
-    mode.write_text("group /gone/timeout\n")  # stale: probed again
-    outcome = run(shell, tmp_path, "import os\nprint('x', flush=True)\nos.kill(os.getpid(), 9)")
-    assert outcome == ExecOutcome("x\n", "", 137, False)
-    assert mode.read_text().startswith("group /")  # GNU timeout here
-    assert "/gone/" not in mode.read_text()
+    # the code's PATH has neither setsid nor timeout: the wrapper found them on its own
+    code = "import os\nprint(os.environ['PATH'], flush=True)\nos.kill(os.getpid(), 9)"
+    env = {"PATH": tools(tmp_path / "only", "python3")}
+    outcome = run(shell, tmp_path, code, env=env)
+    assert outcome == ExecOutcome(env["PATH"] + "\n", "", 137, False)
