@@ -315,7 +315,7 @@ mv -f "$D/so" "$D/se" "$D/rc" "$K/" 2>/dev/null
 # a resent request, in the daemon's shell: plain POSIX syntax.
 _EXEC_EMIT = (
     'read -r r t < "$K/rc" && { printf \'\\n%s\\n\' "$M"; base64 < "$K/so"; '
-    "printf '%s\\n' \"$M\"; base64 < \"$K/se\"; printf '%s %s %s\\n' \"$M\" \"$r\" \"$t\"; }"
+    'printf \'%s\\n\' "$M"; base64 < "$K/se"; printf \'%s %s %s\\n\' "$M" "$r" "$t"; }'
 )
 
 # What a resent request runs when the key is taken: wait for the first one's result.
@@ -366,7 +366,9 @@ def build_exec(
     names earlier runs (tokens) whose kept results can go.
     """
     _, launch = _launch(language, env, "$X ")
-    staged, uploads, source = _stage(token, language, code, env, stdin, literal=True, launcher=False)
+    staged, uploads, source = _stage(
+        token, language, code, env, stdin, literal=True, launcher=False
+    )
     body = (
         _EXEC_BODY.replace(
             "@DONE@", " ".join(f'"$C"/{t} {run_dir(t)}' for t in done if _TOKEN.match(t))
@@ -390,9 +392,7 @@ def build_exec(
     command = (
         f'({_KEYS}; K="$C"/{token}; D={shlex.quote(run_dir(token))}; '
         f"M={shlex.quote(exec_marker(token))}; "
-        'if mkdir "$K" "$D" 2>/dev/null; then '
-        + "; ".join(staged)
-        + f"; else {again}; fi)"
+        'if mkdir "$K" "$D" 2>/dev/null; then ' + "; ".join(staged) + f"; else {again}; fi)"
     )
     return RunScript(command=command, uploads=uploads)
 
