@@ -311,7 +311,7 @@ mv -f "$D/so" "$D/se" "$D/rc" "$K/" 2>/dev/null
 @EMIT@
 """
 
-# Answers the result kept in $D (both streams, the exit code, the timeout); also run by
+# Answers the result kept in $K (both streams, the exit code, the timeout); also run by
 # a resent request, in the daemon's shell: plain POSIX syntax.
 _EXEC_EMIT = (
     'read -r r t < "$K/rc" && { printf \'\\n%s\\n\' "$M"; base64 < "$K/so"; '
@@ -373,11 +373,11 @@ def build_exec(
         _EXEC_BODY.replace(
             "@DONE@", " ".join(f'"$C"/{t} {run_dir(t)}' for t in done if _TOKEN.match(t))
         )
-        .replace("@M@", shlex.quote(exec_marker(token)))
         .replace("@KEEP@", str(KEEP_MINUTES))
         .replace("@CAP@", str(max_output + 1))
         .replace("@SOURCE@", source)
-        .replace("@T@", f"{timeout:.3f}")
+        # at least 1 ms: `timeout 0` would never kill the code
+        .replace("@T@", f"{max(timeout, 0.001):.3f}")
         .replace("@TCS@", str(max(0, round(timeout * 100) - 1)))
         .replace("@LAUNCH@", launch)
         .replace("@EMIT@", _EXEC_EMIT)
