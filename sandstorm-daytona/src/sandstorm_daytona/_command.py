@@ -222,8 +222,10 @@ def build_run(
 KEEP_MINUTES = 5
 """How long a one-request run keeps its result for a resent request to pick up."""
 
-# The one-request run's body, POSIX sh, run in the run's directory $D (in /tmp) by the
-# daemon's shell itself (zsh in its sh emulation): no `sh` to start. It starts as few
+# The one-request run's body, POSIX sh, run in the run's directory $D (in /tmp) by sh:
+# the daemon's shell itself when it is sh (no `sh` to start), else a new `sh` (dash forks
+# lighter processes than zsh or bash), given C, K, D and M as arguments (not exported:
+# the code's environment stays the caller's). It starts as few
 # programs as it can: on the emulator the sandbox shares the client's CPU, and each
 # program costs a fork, an exec and a dynamic link.
 # - The code runs in its own process group, from a subshell that exports the env and
@@ -248,6 +250,7 @@ KEEP_MINUTES = 5
 #   then "<marker> <exit code> <timed out>": the code's own output never reaches it
 #   directly, and base64 survives the daemon's relabelling and NUL-dropping.
 _EXEC_BODY = """\
+if [ "$#" -eq 4 ]; then C=$1 K=$2 D=$3 M=$4; fi
 set -- @DONE@
 if [ "$#" -gt 0 ]; then rm -rf "$@"; fi
 set -- "$C"/*/done
@@ -383,8 +386,12 @@ def build_exec(
         .replace("@EMIT@", _EXEC_EMIT)
     )
     staged.append(_write(body.encode(), '"$D/w.sh"', literal=True))
-    # zsh runs it in its sh emulation; bash and dash are POSIX enough as they are.
-    staged.append('if [ -n "${ZSH_VERSION-}" ]; then emulate sh; fi; . "$D/w.sh"')
+    # sh (dash) runs it: the daemon's shell itself when it is sh, else a new one (cheaper
+    # than zsh or bash running it, which fork heavier processes).
+    staged.append(
+        'if [ -n "${ZSH_VERSION-}${BASH_VERSION-}" ]; then exec sh "$D/w.sh" "$C" "$K" "$D" "$M"; '
+        'fi; . "$D/w.sh"'
+    )
     again = _EXEC_AGAIN.replace("@TRIES@", str(int(timeout * 10) + 600))
     # The command is written to the daemon's shell (zsh, bash or sh): plain POSIX syntax.
     # Creating the key claims the run (see _EXEC_BODY); a resend also creates $D when the

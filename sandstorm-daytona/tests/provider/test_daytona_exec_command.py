@@ -180,7 +180,7 @@ def tools(directory: Path, *names: str) -> str:
     return str(directory)
 
 
-WRAPPER_TOOLS = ("mkdir", "rm", "mv", "head", "base64", "sleep", "find", "python3", "bash")
+WRAPPER_TOOLS = ("sh", "mkdir", "rm", "mv", "head", "base64", "sleep", "find", "python3", "bash")
 
 
 # Without `timeout` the wrapper falls back on a watchdog under setsid, and without setsid
