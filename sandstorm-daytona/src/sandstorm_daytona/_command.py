@@ -238,11 +238,11 @@ KEEP_MINUTES = 5
 #   not kill itself; elapsed time from /proc/uptime) is the timeout. Where only `setsid`
 #   exists, a watchdog subshell with `sleep` kills the group and leaves a mark; where
 #   neither does, the watchdog kills the code alone (what it started may outlive it).
-# - Once the code is done, its group is killed, and the raw streams and the exit code
-#   move to $K, the run's key directory in the user's cache directory (which lasts as
-#   long as the sandbox, unlike the emulator's /tmp, private to each request). $K stays
-#   empty while the code runs: git and ls in the work dir (often the home) do not see
-#   it. "$K/done" marks the result complete, so that a resent request, which finds the
+# - The raw streams and the exit code are kept in $K, the run's key directory in the
+#   user's cache directory (which lasts as long as the sandbox, unlike the emulator's
+#   /tmp, private to each request; a .gitignore keeps the directory out of `git status`
+#   in the work dir, often the home). Once the code is done, its group is killed, and
+#   "$K/done" marks the result complete, so that a resent request, which finds the
 #   key taken, answers the same result instead of running the code twice. The next run
 #   in the sandbox removes $K and $D (@DONE@), or any later run once they are
 #   KEEP_MINUTES old.
@@ -306,10 +306,9 @@ run() {
     if [ $((${v%.*}${v#*.} - ${u%.*}${u#*.})) -ge @TCS@ ]; then t=1; fi
   fi
   kill -KILL "-$c" 2>/dev/null
-  printf '%s %s\\n' "$rc" "$t" > "$D/rc"
+  printf '%s %s\\n' "$rc" "$t" > "$K/rc"
 }
-{ run 3>&1 >&4 4>&- | head -c @CAP@ > "$D/se" 4>&-; } 4>&1 | head -c @CAP@ > "$D/so"
-mv -f "$D/so" "$D/se" "$D/rc" "$K/" 2>/dev/null
+{ run 3>&1 >&4 4>&- | head -c @CAP@ > "$K/se" 4>&-; } 4>&1 | head -c @CAP@ > "$K/so"
 : > "$K/done"
 @EMIT@
 """
@@ -330,7 +329,8 @@ _EXEC_AGAIN = (
 # The directory that holds the runs' keys: the user's cache directory, else /tmp.
 _KEYS = (
     'C="${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/sandstorm-runs"; '
-    '[ -d "$C" ] || mkdir -p "$C" 2>/dev/null || { C=/tmp/.sandstorm-runs; mkdir -p "$C"; }'
+    '[ -d "$C" ] || mkdir -p "$C" 2>/dev/null || { C=/tmp/.sandstorm-runs; mkdir -p "$C"; }; '
+    '[ -f "$C/.gitignore" ] || { printf \'*\\n\' > "$C/.gitignore"; } 2>/dev/null'
 )
 
 
