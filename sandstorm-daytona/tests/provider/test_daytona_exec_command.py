@@ -22,6 +22,7 @@ from sandstorm_daytona._command import (
     exec_marker,
     kill_command,
     parse_exec,
+    run_dir,
 )
 
 from .shells import SHELLS, require_shell
@@ -64,6 +65,8 @@ def run(
     script = build_exec(token, language, code, env, stdin, max_output, timeout, done)
     assert script.uploads == {}
     reply = execute(shell, script.command, home, path)
+    # the run's directory stays for the sandbox's next run to remove: this test removes it
+    shutil.rmtree(run_dir(token), ignore_errors=True)
     outcome = parse_exec(token, reply)
     assert outcome is not None, reply
     return outcome
