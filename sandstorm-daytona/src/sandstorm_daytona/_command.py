@@ -36,20 +36,20 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TOKEN = re.compile(r"^[0-9a-f]{8,64}$")
 
 _INTERPRETERS = {
-    "python": ("main.py", 'exec python3 -u "$D/main.py"'),
-    "javascript": ("main.js", 'exec node "$D/main.js"'),
+    "python": ("main.py", 'exec @X@python3 -u "$D/main.py"'),
+    "javascript": ("main.js", 'exec @X@node "$D/main.js"'),
     "typescript": (
         "main.ts",
         # ts-node from PATH, else npx without installing anything (fails fast offline).
         'O=\'{"module":"CommonJS"}\'; '
-        "if command -v ts-node >/dev/null 2>&1; then exec ts-node -T --ignore-diagnostics "
-        '5107 -O "$O" "$D/main.ts"; else npm_config_loglevel=error exec npx --no --offline '
+        "if command -v ts-node >/dev/null 2>&1; then exec @X@ts-node -T --ignore-diagnostics "
+        '5107 -O "$O" "$D/main.ts"; else npm_config_loglevel=error exec @X@npx --no --offline '
         'ts-node -T --ignore-diagnostics 5107 -O "$O" "$D/main.ts"; fi',
     ),
     "shell": (
         "main.sh",
-        'if command -v bash >/dev/null 2>&1; then exec bash "$D/main.sh"; '
-        'else exec sh "$D/main.sh"; fi',
+        'if command -v bash >/dev/null 2>&1; then exec @X@bash "$D/main.sh"; '
+        'else exec @X@sh "$D/main.sh"; fi',
     ),
 }
 
@@ -122,8 +122,9 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def _launcher(directory: str, language: str, env: Mapping[str, str]) -> tuple[str, str]:
-    """The code's file name and the launcher script that runs it (checks its inputs)."""
+def _launch(language: str, env: Mapping[str, str], prefix: str) -> tuple[str, str]:
+    """The code's file name and the lines that export ``env`` and ``exec`` the interpreter
+    (behind ``prefix``, a command line that runs its arguments), after checking both."""
     if language not in _INTERPRETERS:
         raise ProviderConfigError(f"daytona cannot run language {language!r}")
     for name in env:
@@ -134,9 +135,15 @@ def _launcher(directory: str, language: str, env: Mapping[str, str]) -> tuple[st
             )
     filename, launch = _INTERPRETERS[language]
     exports = "".join(f"export {name}={shlex.quote(value)}\n" for name, value in env.items())
+    return filename, f"{exports}{launch.replace('@X@', prefix)}\n"
+
+
+def _launcher(directory: str, language: str, env: Mapping[str, str]) -> tuple[str, str]:
+    """The code's file name and the launcher script that runs it (checks its inputs)."""
+    filename, launch = _launch(language, env, "")
     # The launcher runs as the leader of its own process group and records its pid,
     # which is then also the group id that kill_command() signals.
-    launcher = f'D={shlex.quote(directory)}\nprintf %s "$$" > "$D/pgid"\n{exports}{launch}\n'
+    launcher = f'D={shlex.quote(directory)}\nprintf %s "$$" > "$D/pgid"\n{launch}'
     return filename, launcher
 
 
@@ -159,14 +166,15 @@ def _stage(
     stdin: bytes | None,
     *,
     literal: bool = False,
+    launcher: bool = True,
 ) -> tuple[list[str], dict[str, bytes], str]:
-    """Steps that fill the (existing) run directory, the files to upload, the stdin source."""
-    directory = run_dir(token)
-    filename, launcher = _launcher(directory, language, env)
+    """Steps that fill the (existing) run directory ``$D``, the files to upload, the stdin
+    source; with ``launcher``, the steps write ``$D/run.sh`` too."""
+    filename, script = _launcher(run_dir(token), language, env)
     code_bytes = code.encode()
     payload = len(code_bytes) + len(stdin or b"")
     uploads: dict[str, bytes] = {}
-    steps = [_write(launcher.encode(), '"$D/run.sh"', literal=literal)]
+    steps = [_write(script.encode(), '"$D/run.sh"', literal=literal)] if launcher else []
     if payload * 4 // 3 > INLINE_LIMIT:
         # Uploaded next to the work dir (the file API's home ground), then moved in.
         staging = upload_dir(token)
@@ -212,83 +220,117 @@ def build_run(
 
 
 KEEP_MINUTES = 5
-"""How long a one-request run keeps its framed result for a resent request to pick up."""
+"""How long a one-request run keeps its result for a resent request to pick up."""
 
-# The one-request run's body, a POSIX sh script. The code runs in its own process group
-# (setsid) with stdout and stderr through fifos into `head -c CAP`, which writes them to
-# files and stops reading past the cap (the code then gets SIGPIPE). A watchdog kills the
-# group at the timeout and leaves a mark. Once the code is done, its group is killed and
-# both files go back base64-encoded between lines "<marker>" in one reply, then
-# "<marker> <exit code> <timed out>": the code's own output never reaches the reply
-# directly, and base64 survives the daemon's relabelling and NUL-dropping.
-# The framed result is kept in "$K/result" ($K: the run's key directory, in the user's
-# cache directory, which lasts as long as the sandbox) so that a resent request, which
-# finds the key taken, answers the same result instead of running the code twice. The
-# next run in the sandbox removes it (@DONE@), or any later run once it is KEEP_MINUTES
-# old.
+# The one-request run's body, POSIX sh, run in the run's directory $D (in /tmp) by sh:
+# the daemon's shell itself when it is sh (no `sh` to start), else a new `sh` (dash forks
+# lighter processes than zsh or bash), given C, K, D and M as arguments (not exported:
+# the code's environment stays the caller's). It starts as few
+# programs as it can: on the emulator the sandbox shares the client's CPU, and each
+# program costs a fork, an exec and a dynamic link.
+# - The code runs in its own process group, from a subshell that exports the env and
+#   execs straight into the interpreter (no launcher shell), with stdout and stderr
+#   through pipes into `head -c CAP`, which writes them to files and stops reading past
+#   the cap (the code then gets SIGPIPE).
+# - Where `setsid` and `timeout` exist (looked up on the wrapper's PATH by the shell
+#   itself: the code's env may change PATH), `setsid timeout -s KILL` kills the group at
+#   the deadline, and a kill at or past it (exit 137, or 124 from a timeout that does
+#   not kill itself; elapsed time from /proc/uptime) is the timeout. Where only `setsid`
+#   exists, a watchdog subshell with `sleep` kills the group and leaves a mark; where
+#   neither does, the watchdog kills the code alone (what it started may outlive it).
+# - The raw streams and the exit code are kept in $K, the run's key directory in the
+#   user's cache directory (which lasts as long as the sandbox, unlike the emulator's
+#   /tmp, private to each request; a .gitignore keeps the directory out of `git status`
+#   in the work dir, often the home). Once the code is done, its group is killed, and
+#   "$K/done" marks the result complete, so that a resent request, which finds the
+#   key taken, answers the same result instead of running the code twice. The next run
+#   in the sandbox removes $K and $D (@DONE@), or any later run once they are
+#   KEEP_MINUTES old.
+# - The reply (_EXEC_EMIT) carries both streams base64-encoded between lines "<marker>",
+#   then "<marker> <exit code> <timed out>": the code's own output never reaches it
+#   directly, and base64 survives the daemon's relabelling and NUL-dropping.
 _EXEC_BODY = """\
-D=@D@
-K=@K@
-M=@M@
+if [ "$#" -eq 4 ]; then C=$1 K=$2 D=$3 M=$4; fi
 set -- @DONE@
 if [ "$#" -gt 0 ]; then rm -rf "$@"; fi
 set -- "$C"/*/done
 if [ "$#" -gt 1 ] || [ -e "$1" ]; then
   find "$C" -mindepth 2 -maxdepth 2 -name done -mmin +@KEEP@ 2>/dev/null | while IFS= read -r r; do
-    if [ "${r%/done}" != "$K" ]; then rm -rf "${r%/done}"; fi
+    r=${r%/done}
+    if [ "$r" != "$K" ]; then rm -rf "$r" "/tmp/.sandstorm-${r##*/}"; fi
   done
 fi
-mkfifo "$D/o" "$D/e" || exit 1
-head -c @CAP@ < "$D/o" > "$D/so" & ho=$!
-head -c @CAP@ < "$D/e" > "$D/se" & he=$!
-if command -v setsid >/dev/null 2>&1; then
-  setsid sh "$D/run.sh" < @SOURCE@ > "$D/o" 2> "$D/e" &
-else
-  sh "$D/run.sh" < @SOURCE@ > "$D/o" 2> "$D/e" &
-fi
-c=$!
-(
-  sleep @T@ & s=$!
-  trap 'kill "$s" 2>/dev/null; exit 0' TERM
-  wait "$s"
-  : > "$D/t"
-  p=
-  read -r p < "$D/pgid" 2>/dev/null
-  if [ -n "$p" ]; then kill -KILL "-$p" 2>/dev/null || kill -KILL "$c" 2>/dev/null; fi
-) < /dev/null > /dev/null 2>&1 &
-w=$!
-wait "$c"
-rc=$?
-kill "$w" 2>/dev/null
-p=
-read -r p < "$D/pgid" 2>/dev/null
-if [ -n "$p" ]; then kill -KILL "-$p" 2>/dev/null; fi
-wait "$ho" "$he"
-wait "$w" 2>/dev/null
-t=0
-if [ -e "$D/t" ]; then t=1; fi
-{
-  printf '\\n%s\\n' "$M"
-  base64 < "$D/so"
-  printf '%s\\n' "$M"
-  base64 < "$D/se"
-  printf '%s %s %s\\n' "$M" "$rc" "$t"
-} > "$K/result"
+s=
+y=
+o=$IFS
+IFS=:
+set -f
+for d in $PATH; do
+  d=${d:-.}
+  if [ -z "$s" ] && [ -f "$d/setsid" ] && [ -x "$d/setsid" ]; then s=$d/setsid; fi
+  if [ -z "$y" ] && [ -f "$d/timeout" ] && [ -x "$d/timeout" ]; then y=$d/timeout; fi
+done
+set +f
+IFS=$o
+case $s$y in *[!A-Za-z0-9_./-]*) s=${s:+setsid} y=${y:+timeout} ;; esac
+X=$s
+u=
+if [ -n "$s" ] && [ -n "$y" ] && read -r u _ < /proc/uptime; then
+  X="$s $y -s KILL @T@"
+fi 2>/dev/null
+run() {
+  (
+@LAUNCH@) < @SOURCE@ 2>&3 3>&- &
+  c=$!
+  printf %s "$c" > "$D/pgid"
+  w=
+  if [ -z "$u" ]; then
+    (
+      sleep @T@ & s=$!
+      trap 'kill "$s" 2>/dev/null; exit 0' TERM
+      wait "$s"
+      : > "$D/t"
+      kill -KILL "-$c" 2>/dev/null || kill -KILL "$c" 2>/dev/null
+    ) < /dev/null > /dev/null 2>&1 3>&- &
+    w=$!
+  fi
+  wait "$c"
+  rc=$?
+  t=0
+  if [ -n "$w" ]; then
+    kill "$w" 2>/dev/null
+    wait "$w" 2>/dev/null
+    if [ -e "$D/t" ]; then t=1; fi
+  elif [ "$rc" -eq 137 ] || [ "$rc" -eq 124 ]; then
+    read -r v _ < /proc/uptime
+    if [ $((${v%.*}${v#*.} - ${u%.*}${u#*.})) -ge @TCS@ ]; then t=1; fi
+  fi
+  kill -KILL "-$c" 2>/dev/null
+  printf '%s %s\\n' "$rc" "$t" > "$K/rc"
+}
+{ run 3>&1 >&4 4>&- | head -c @CAP@ > "$K/se" 4>&-; } 4>&1 | head -c @CAP@ > "$K/so"
 : > "$K/done"
-rm -rf "$D"
-exec cat "$K/result"
+@EMIT@
 """
+
+# Answers the result kept in $K (both streams, the exit code, the timeout); also run by
+# a resent request, in the daemon's shell: plain POSIX syntax.
+_EXEC_EMIT = (
+    'read -r r t < "$K/rc" && { printf \'\\n%s\\n\' "$M"; base64 < "$K/so"; '
+    'printf \'%s\\n\' "$M"; base64 < "$K/se"; printf \'%s %s %s\\n\' "$M" "$r" "$t"; }'
+)
 
 # What a resent request runs when the key is taken: wait for the first one's result.
 _EXEC_AGAIN = (
-    'i=0; while [ ! -f "$K/done" ] && [ "$i" -lt @TRIES@ ]; do sleep 0.1; i=$((i + 1)); '
-    'done; cat "$K/result" 2>/dev/null'
+    'rmdir "$D" 2>/dev/null; i=0; while [ ! -f "$K/done" ] && [ "$i" -lt @TRIES@ ]; do '
+    'sleep 0.1; i=$((i + 1)); done; if [ -f "$K/done" ]; then ' + _EXEC_EMIT + "; fi"
 )
 
 # The directory that holds the runs' keys: the user's cache directory, else /tmp.
 _KEYS = (
     'C="${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/sandstorm-runs"; '
-    '[ -d "$C" ] || mkdir -p "$C" 2>/dev/null || { C=/tmp/.sandstorm-runs; mkdir -p "$C"; }'
+    '[ -d "$C" ] || mkdir -p "$C" 2>/dev/null || { C=/tmp/.sandstorm-runs; mkdir -p "$C"; }; '
+    '[ -f "$C/.gitignore" ] || { printf \'*\\n\' > "$C/.gitignore"; } 2>/dev/null'
 )
 
 
@@ -326,27 +368,38 @@ def build_exec(
     again is safe: it answers the first run's result (see ``_EXEC_BODY``); ``done``
     names earlier runs (tokens) whose kept results can go.
     """
-    directory = run_dir(token)
-    staged, uploads, source = _stage(token, language, code, env, stdin, literal=True)
+    _, launch = _launch(language, env, "$X ")
+    staged, uploads, source = _stage(
+        token, language, code, env, stdin, literal=True, launcher=False
+    )
     body = (
-        _EXEC_BODY.replace("@D@", shlex.quote(directory))
-        .replace("@K@", '"$K"')
-        .replace("@DONE@", " ".join(f'"$C"/{t}' for t in done if _TOKEN.match(t)))
-        .replace("@M@", shlex.quote(exec_marker(token)))
+        _EXEC_BODY.replace(
+            "@DONE@", " ".join(f'"$C"/{t} {run_dir(t)}' for t in done if _TOKEN.match(t))
+        )
         .replace("@KEEP@", str(KEEP_MINUTES))
         .replace("@CAP@", str(max_output + 1))
         .replace("@SOURCE@", source)
-        .replace("@T@", f"{timeout:.3f}")
+        # at least 1 ms: `timeout 0` would never kill the code
+        .replace("@T@", f"{max(timeout, 0.001):.3f}")
+        .replace("@TCS@", str(max(0, round(timeout * 100) - 1)))
+        .replace("@LAUNCH@", launch)
+        .replace("@EMIT@", _EXEC_EMIT)
     )
     staged.append(_write(body.encode(), '"$D/w.sh"', literal=True))
-    staged.append('export C K; exec sh "$D/w.sh"')
+    # sh (dash) runs it: the daemon's shell itself when it is sh, else a new one (cheaper
+    # than zsh or bash running it, which fork heavier processes).
+    staged.append(
+        'if [ -n "${ZSH_VERSION-}${BASH_VERSION-}" ]; then exec sh "$D/w.sh" "$C" "$K" "$D" "$M"; '
+        'fi; . "$D/w.sh"'
+    )
     again = _EXEC_AGAIN.replace("@TRIES@", str(int(timeout * 10) + 600))
     # The command is written to the daemon's shell (zsh, bash or sh): plain POSIX syntax.
+    # Creating the key claims the run (see _EXEC_BODY); a resend also creates $D when the
+    # first run's is gone, and removes it again.
     command = (
-        f'(D={shlex.quote(directory)}; {_KEYS}; K="$C"/{token}; '
-        'if mkdir "$K" 2>/dev/null; then mkdir -p "$D" || exit 1; '
-        + "; ".join(staged)
-        + f"; else {again}; fi)"
+        f'({_KEYS}; K="$C"/{token}; D={shlex.quote(run_dir(token))}; '
+        f"M={shlex.quote(exec_marker(token))}; "
+        'if mkdir "$K" "$D" 2>/dev/null; then ' + "; ".join(staged) + f"; else {again}; fi)"
     )
     return RunScript(command=command, uploads=uploads)
 
@@ -371,9 +424,18 @@ def kill_command(token: str, *, keyed: bool = False) -> str:
     """A command line that kills the run's whole process group and removes its files
     (with ``keyed``, also a one-request run's key directory: it will never be asked for)."""
     directory = shlex.quote(run_dir(token))
-    key = f'; {_KEYS}; rm -rf "$C"/{token}' if keyed and _TOKEN.match(token) else ""
+    prefix = key = ""
+    if keyed and _TOKEN.match(token):
+        # A one-request run's wrapper writes to its directories once the code is killed:
+        # moved aside first, they are gone for the wrapper (and whole for rm).
+        prefix = (
+            f'{_KEYS}; mv -f "$C"/{token} "$C"/{token}.gone 2>/dev/null; '
+            f"mv -f {directory} {directory}.gone 2>/dev/null; "
+        )
+        directory = f"{directory}.gone"
+        key = f' "$C"/{token}.gone'
     return (
-        f'p=$(cat {directory}/pgid 2>/dev/null); if [ -n "$p" ]; then '
+        f'{prefix}p=$(cat {directory}/pgid 2>/dev/null); if [ -n "$p" ]; then '
         'kill -KILL "-$p" 2>/dev/null || kill -KILL "$p" 2>/dev/null; fi; '
         f"rm -rf {directory} {upload_dir(token)}{key}; true"
     )

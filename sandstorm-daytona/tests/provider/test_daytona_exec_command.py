@@ -8,6 +8,7 @@ dash and read the answer back with ``parse_exec``.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import time
 import uuid
@@ -21,6 +22,7 @@ from sandstorm_daytona._command import (
     exec_marker,
     kill_command,
     parse_exec,
+    run_dir,
 )
 
 from .shells import SHELLS, require_shell
@@ -28,9 +30,9 @@ from .shells import SHELLS, require_shell
 pytestmark = pytest.mark.parametrize("shell", SHELLS)
 
 
-def execute(shell: str, command: str, home: Path) -> str:
+def execute(shell: str, command: str, home: Path, path: str | None = None) -> str:
     """What the daemon answers: the command through the shell's stdin, output combined."""
-    env = {"PATH": os.environ["PATH"], "HOME": str(home)}
+    env = {"PATH": path or os.environ["PATH"], "HOME": str(home)}
     done = subprocess.run(
         [require_shell(shell)],
         input=command.encode(),
@@ -55,11 +57,16 @@ def run(
     token: str | None = None,
     stdin: bytes | None = None,
     done: tuple[str, ...] = (),
+    path: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> ExecOutcome:
     token = token or uuid.uuid4().hex[:16]
-    script = build_exec(token, language, code, {"A": "a b"}, stdin, max_output, timeout, done)
+    env = {"A": "a b"} if env is None else env
+    script = build_exec(token, language, code, env, stdin, max_output, timeout, done)
     assert script.uploads == {}
-    reply = execute(shell, script.command, home)
+    reply = execute(shell, script.command, home, path)
+    # the run's directory stays for the sandbox's next run to remove: this test removes it
+    shutil.rmtree(run_dir(token), ignore_errors=True)
     outcome = parse_exec(token, reply)
     assert outcome is not None, reply
     return outcome
@@ -164,3 +171,50 @@ def test_kill_removes_an_abandoned_run_and_its_key(shell: str, tmp_path: Path) -
 
 def test_a_reply_without_a_frame_is_none(shell: str, tmp_path: Path) -> None:
     assert parse_exec("0123456789abcdef", "sh: 1: base64: not found\n") is None
+
+
+def tools(directory: Path, *names: str) -> str:
+    """A PATH of one directory holding only ``names`` (links to this machine's programs)."""
+    directory.mkdir()
+    for name in names:
+        found = shutil.which(name)
+        assert found is not None, name
+        (directory / name).symlink_to(found)
+    return str(directory)
+
+
+WRAPPER_TOOLS = ("sh", "mkdir", "rm", "mv", "head", "base64", "sleep", "find", "python3", "bash")
+
+
+# Without `timeout` the wrapper falls back on a watchdog under setsid, and without setsid
+# on a watchdog that can kill the code alone (what the code started would outlive it, so
+# that case starts nothing): zsh and dash run the first, bash the second.
+def test_the_timeout_fallbacks(shell: str, tmp_path: Path) -> None:
+    extra = () if shell == "bash" else ("setsid",)
+    path = tools(tmp_path / "bin", *WRAPPER_TOOLS, *extra)
+    pid_file = tmp_path / "child.pid"
+    if shell == "bash":
+        code = "import sys, time\nprint('before', flush=True)\nsys.stderr.write('oops\\n')\n"
+        code += f"open({str(pid_file)!r}, 'w').write(str(__import__('os').getpid()))\n"
+        code += "time.sleep(300)"
+        outcome = run(shell, tmp_path, code, timeout=0.5, path=path)
+    else:
+        code = f"sleep 300 & echo $! > {pid_file}\necho before\necho oops >&2\nsleep 300"
+        outcome = run(shell, tmp_path, code, language="shell", timeout=0.5, path=path)
+    assert outcome == ExecOutcome("before\n", "oops\n", outcome.exit_code, True)
+    child = int(pid_file.read_text())
+    for _ in range(250):
+        if not alive(child):
+            break
+        time.sleep(0.02)
+    assert not alive(child)
+
+
+def test_a_kill_before_the_deadline_is_no_timeout_whatever_path_the_code_gets(
+    shell: str, tmp_path: Path
+) -> None:
+    # the code's PATH has neither setsid nor timeout: the wrapper found them on its own
+    code = "import os\nprint(os.environ['PATH'], flush=True)\nos.kill(os.getpid(), 9)"
+    env = {"PATH": tools(tmp_path / "only", "python3")}
+    outcome = run(shell, tmp_path, code, env=env)
+    assert outcome == ExecOutcome(env["PATH"] + "\n", "", 137, False)
