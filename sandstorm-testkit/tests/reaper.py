@@ -66,7 +66,7 @@ def _describe(pid: int) -> str:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):
         return str(pid)
-    return f"{pid} [{state}] {args.strip()[:120]}"
+    return f"{pid} [{state}] {' '.join(args.split())[:120]}"
 
 
 def reap() -> list[str]:
@@ -87,6 +87,21 @@ def reap() -> list[str]:
     return [what for what in killed.values() if "[Z]" not in what]
 
 
+def _wait(proc: subprocess.Popen[bytes], timeout: float | None) -> int:
+    """Wait for ``proc``, reaping the orphans re-parented here meanwhile (as init would)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        if info is not None and info.si_pid != proc.pid:
+            os.waitpid(info.si_pid, 0)
+        elif info is not None:
+            return proc.wait()
+        elif deadline is not None and time.monotonic() > deadline:
+            raise subprocess.TimeoutExpired(proc.args, timeout or 0)
+        else:
+            time.sleep(0.05)
+
+
 def main(args: list[str]) -> int:
     timeout, sep, *argv = args
     if sep != "--" or not argv:
@@ -97,7 +112,7 @@ def main(args: list[str]) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     proc = subprocess.Popen(argv)
     try:
-        code = proc.wait(float(timeout) or None)
+        code = _wait(proc, float(timeout) or None)
     except subprocess.TimeoutExpired:
         print(f"reaper: {argv[0]} did not finish within {timeout} s", file=sys.stderr)
         code = TIMED_OUT
