@@ -125,6 +125,7 @@ def pytest_sessionfinish(session: pytest.Session) -> Generator[None, None, None]
     ]
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
+        reporter.line("")  # end the progress line
         reporter.write_sep("!", "leaked processes", red=True)
         for line in lines:
             reporter.write_line(line, red=True)
