@@ -25,10 +25,11 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["command", "reap"]
+__all__ = ["TIMED_OUT", "command", "reap"]
 
 PR_SET_CHILD_SUBREAPER = 36
 TIMED_OUT = 124
+"""The exit status when the command ran out of time (as timeout(1))."""
 
 
 def command(*argv: str | os.PathLike[str], timeout: float = 0) -> list[str]:
