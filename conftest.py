@@ -17,6 +17,8 @@ loopback and ``DAYTONA_API_URL`` / ``DAYTONA_API_KEY`` pointing at it, so its bl
 as they would for the real service. After a page, every provider its blocks left open
 is closed and the page must have left no workspace (local) and no sandbox (emulator).
 The run ends with a count of the blocks executed.
+
+The run also loads ``tests/leakcheck.py``: it fails a run that leaves a process behind.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import doctest
+import importlib.util
 import io
 import json
 import shutil
@@ -45,9 +48,22 @@ from sybil.parsers.abstract import AbstractCodeBlockParser, DocTestStringParser
 from sybil.parsers.markdown import CodeBlockParser, PythonCodeBlockParser, SkipParser
 
 ROOT = Path(__file__).resolve().parent
+LEAKCHECK = ROOT / "tests" / "leakcheck.py"
 ARROW = "# ->"
 DOC_PATTERNS = ["docs/*.md", "README.md"]
 DAYTONA_PAGES = ["docs/daytona*.md", "sandstorm-daytona/README.md"]
+
+
+# ----------------------------------------------------------------- leaked processes
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    spec = importlib.util.spec_from_file_location("sandstorm_leakcheck", LEAKCHECK)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config.pluginmanager.register(module, "sandstorm-leakcheck")
 
 
 # ----------------------------------------------------------------- python blocks

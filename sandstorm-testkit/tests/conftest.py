@@ -2,11 +2,13 @@
 
 The kit is tested the way adapters use it: pytester runs pytest in a subprocess, in a
 scratch directory that holds an honest host-subprocess provider (``hostprovider.py``)
-registered under the name ``host``.
+registered under the name ``host``. Subprocess runs (``runpytest_subprocess``) go
+through ``reaper.py``, which kills whatever a broken provider left running.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,15 @@ pytest_plugins = ["pytester"]
 
 HERE = Path(__file__).resolve().parent
 HOST_PROVIDER = HERE / "hostprovider.py"
+sys.path.insert(0, str(HERE))
+import reaper  # noqa: E402
+
+
+@pytest.fixture
+def pytester(pytester: pytest.Pytester) -> pytest.Pytester:
+    """pytester whose ``runpytest_subprocess`` runs under the reaper (nothing outlives it)."""
+    pytester._getpytestargs = lambda: tuple(reaper.command(sys.executable, "-mpytest"))  # type: ignore[method-assign]
+    return pytester
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

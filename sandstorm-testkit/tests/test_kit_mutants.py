@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import reaper
 from kit_mutants import MUTANTS, Mutant, build
 
 KIT_TIMEOUT = 12
@@ -47,9 +48,10 @@ def _project(directory: Path, mutant: Mutant | None) -> Path:
 
 
 def _kit(directory: Path, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run the kit on the project in ``directory``, under the reaper (a mutant may leak)."""
     env = {**os.environ, "SANDSTORM_HYPOTHESIS_PROFILE": "sandstorm-live"}
     return subprocess.run(
-        [
+        reaper.command(
             sys.executable,
             "-m",
             "pytest",
@@ -63,12 +65,13 @@ def _kit(directory: Path, *args: str, timeout: float) -> subprocess.CompletedPro
             "--sandstorm-report=report.json",
             "-q",
             *args,
-        ],
+            timeout=timeout,
+        ),
         cwd=directory,
         env=env,
         capture_output=True,
         text=True,
-        timeout=timeout,
+        timeout=timeout + 30,  # the reaper's own deadline comes first
         check=False,
     )
 
@@ -93,9 +96,8 @@ def _caught(directory: Path, mutant: Mutant) -> tuple[bool, str]:
     """Whether the kit fails the mutant; a one-line account of what happened."""
     _project(directory, mutant)
     started = time.monotonic()
-    try:
-        done = _kit(directory, "-k", mutant.catch, timeout=KIT_TIMEOUT * 6)
-    except subprocess.TimeoutExpired:
+    done = _kit(directory, "-k", mutant.catch, timeout=KIT_TIMEOUT * 6)
+    if done.returncode == reaper.TIMED_OUT:
         return False, f"{mutant.id}: the kit itself hung"
     finally:
         _kill_leftovers(directory)
