@@ -8,11 +8,9 @@ subprocess with a short ``--sandstorm-timeout`` so a hanging mutant fails instea
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
 import time
@@ -76,22 +74,6 @@ def _kit(directory: Path, *args: str, timeout: float) -> subprocess.CompletedPro
     )
 
 
-def _kill_leftovers(directory: Path) -> None:
-    """SIGKILL what still runs in ``directory``: a mutant that misses a ``setsid`` daemon
-    leaves it running (or stopped, where it never exits by itself) in its workspace."""
-    base = str(directory.resolve())
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            cwd = os.readlink(f"/proc/{entry}/cwd")
-        except OSError:
-            continue
-        if cwd == base or cwd.startswith(base + "/"):
-            with contextlib.suppress(OSError):
-                os.kill(int(entry), signal.SIGKILL)
-
-
 def _caught(directory: Path, mutant: Mutant) -> tuple[bool, str]:
     """Whether the kit fails the mutant; a one-line account of what happened."""
     _project(directory, mutant)
@@ -99,8 +81,6 @@ def _caught(directory: Path, mutant: Mutant) -> tuple[bool, str]:
     done = _kit(directory, "-k", mutant.catch, timeout=KIT_TIMEOUT * 6)
     if done.returncode == reaper.TIMED_OUT:
         return False, f"{mutant.id}: the kit itself hung"
-    finally:
-        _kill_leftovers(directory)
     took = time.monotonic() - started
     if not (directory / "report.json").exists():
         tail = (done.stdout + done.stderr).strip().splitlines()[-3:]
