@@ -1390,19 +1390,11 @@ async def _shielded(awaitable: Any, *, quiet: bool = False) -> None:
     A failure is raised, unless ``quiet`` is set or the caller was cancelled: then it is
     logged, so it never hides the error (or cancellation) that caused the cleanup.
     """
-    task = asyncio.ensure_future(awaitable)
-    cancelled = False
+    from .adapters import shielded
+
     try:
-        await asyncio.shield(task)
-    except asyncio.CancelledError:
-        cancelled = True
-        await asyncio.wait([task])
-    except Exception:
-        pass
-    error = None if task.cancelled() else task.exception()
-    if error is not None:
-        if not (quiet or cancelled):
-            raise error
+        await shielded(awaitable)
+    except Exception as error:
+        if not quiet:
+            raise
         log.warning("cleanup after a failed run also failed: %r", error)
-    if cancelled:
-        raise asyncio.CancelledError

@@ -15,8 +15,8 @@ from sandstorm import (
     SandstormError,
 )
 from sandstorm._provider import OutputCallback
+from sandstorm.adapters import shielded
 
-from ._aio import shielded
 from ._command import FRAME
 from ._stream import Demux, Unframe
 from ._wire import CommandInfo, CommandLogs, SessionExecuteResponse, SessionInfo

@@ -45,10 +45,9 @@ from sandstorm import (
     WorkspaceNotFound,
     WorkspaceSpec,
 )
-from sandstorm.adapters import split_credentials
+from sandstorm.adapters import shielded, split_credentials
 
 from ._agents import DaytonaAgents
-from ._aio import shielded
 from ._cgroup import CGROUP_SCRIPT, CgroupFigures, parse_cgroup
 from ._cleanup import BackgroundDeletes
 from ._command import RunScript, build_exec, build_run, kill_command, parse_exec

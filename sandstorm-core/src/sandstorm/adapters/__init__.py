@@ -3,7 +3,8 @@
 A process runner (:func:`run_process`: caps, clean decoding, timeout with a tree kill,
 stdin, a clean environment), a workspace/snapshot directory store (:class:`DirectoryStore`),
 an interpreter execution assembled from streamed pieces (:class:`ExecutionCollector`),
-credential helpers for URLs, and readers of cgroup accounting files.
+credential helpers for URLs, readers of cgroup accounting files, and cleanup a cancelled
+caller cannot interrupt (:func:`shielded`).
 
 >>> from sandstorm.adapters import split_credentials
 >>> split_credentials("https://bot:t%40ken@[::1]:8080/repo.git")
@@ -18,6 +19,7 @@ from .._lazy import lazy_attributes
 from ._credentials import redact_credentials, scrub_credentials, split_credentials
 
 if TYPE_CHECKING:
+    from ._aio import shielded
     from ._cgroup import blkio_bytes, cgroup_counters, io_bytes
     from ._execution import ExecutionCollector
     from ._process import (
@@ -42,6 +44,7 @@ _LAZY: dict[str, str] = {
     "decode_prefix": "_process",
     "kill_process_tree": "_process",
     "run_process": "_process",
+    "shielded": "_aio",
 }
 """Names imported on first use (the core imports this package for its credential helpers)."""
 
@@ -59,6 +62,7 @@ __all__ = [
     "redact_credentials",
     "run_process",
     "scrub_credentials",
+    "shielded",
     "split_credentials",
 ]
 
