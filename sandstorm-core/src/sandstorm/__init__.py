@@ -70,6 +70,7 @@ if TYPE_CHECKING:
         OutputChunk,
         ProviderInfo,
         Resources,
+        ResourceUsage,
         RunResult,
         Snapshot,
         TerminationReason,
@@ -136,6 +137,7 @@ _LAZY: dict[str, str] = {
     "TerminationReason": "_models",
     "WarmPool": "_pool",
     "Workspace": "_models",
+    "ResourceUsage": "_models",
     "WorkspaceMetrics": "_models",
     "WorkspaceSpec": "_provider",
 }
@@ -210,6 +212,7 @@ __all__ = [
     "WarmPool",
     "Workspace",
     "WorkspaceError",
+    "ResourceUsage",
     "WorkspaceMetrics",
     "WorkspaceExists",
     "WorkspaceNotFound",

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "ResourceUsage",
     "Language",
     "Resources",
     "NetworkPolicy",
@@ -150,11 +151,11 @@ class Snapshot(_Model):
     name: str | None = None
 
 
-class WorkspaceMetrics(_Model):
-    """Resource figures for a workspace, from the backend's own accounting."""
+class ResourceUsage(_Model):
+    """What a workspace has used, from cgroup-style accounting: cpu time, memory, disk io and
+    processes. Adapters build it from their backend's counters (see ``sandstorm.adapters``'
+    cgroup readers); :class:`WorkspaceMetrics` adds the workspace and its limits."""
 
-    workspace_id: str
-    collected_at: datetime
     cpu_user_seconds: float
     cpu_system_seconds: float
     memory_current_bytes: int
@@ -162,14 +163,21 @@ class WorkspaceMetrics(_Model):
     disk_read_bytes: int | None = None
     disk_write_bytes: int | None = None
     process_count: int = 0
-    disk_used_bytes: int = 0
-    cpu_limit: float | None = Field(default=None, description="cores")
-    memory_limit_bytes: int | None = None
 
     @property
     def cpu_seconds(self) -> float:
         """User plus system cpu seconds."""
         return self.cpu_user_seconds + self.cpu_system_seconds
+
+
+class WorkspaceMetrics(ResourceUsage):
+    """Resource figures for a workspace, from the backend's own accounting."""
+
+    workspace_id: str
+    collected_at: datetime
+    disk_used_bytes: int = 0
+    cpu_limit: float | None = Field(default=None, description="cores")
+    memory_limit_bytes: int | None = None
 
 
 class CostEstimate(_Model):

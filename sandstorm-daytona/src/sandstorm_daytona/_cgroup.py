@@ -1,28 +1,15 @@
 """A sandbox's own cgroup accounting, read from inside it: the script and its parser.
 
 :data:`CGROUP_SCRIPT` runs in the sandbox (one toolbox command) and prints its cgroup
-files; :func:`parse_cgroup` turns that text into :class:`CgroupFigures`.
+files; :func:`parse_cgroup` turns that text into :class:`ResourceUsage`.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel
-
+from sandstorm import ResourceUsage
 from sandstorm.adapters import blkio_bytes, cgroup_counters, io_bytes
 
-__all__ = ["CGROUP_SCRIPT", "CgroupFigures", "parse_cgroup"]
-
-
-class CgroupFigures(BaseModel):
-    """cpu, memory and io counters read from the sandbox's cgroup."""
-
-    cpu_user_seconds: float
-    cpu_system_seconds: float
-    memory_current_bytes: int
-    memory_peak_bytes: int
-    disk_read_bytes: int | None = None
-    disk_write_bytes: int | None = None
-    process_count: int = 0
+__all__ = ["CGROUP_SCRIPT", "parse_cgroup"]
 
 
 _V2_FILES = ("cpu.stat", "memory.current", "memory.peak", "io.stat", "pids.current")
@@ -42,7 +29,7 @@ v2 is read at the root (a v2 host) or at ``unified/`` (a hybrid host's v2 hierar
 """
 
 
-def parse_cgroup(text: str) -> CgroupFigures | None:
+def parse_cgroup(text: str) -> ResourceUsage | None:
     """cgroup figures (v2, else v1) from what :data:`CGROUP_SCRIPT` printed; None if none."""
     files: dict[str, list[str]] = {}
     current: list[str] | None = None
@@ -78,12 +65,12 @@ def _pairs(lines: list[str]) -> dict[str, int]:
     return cgroup_counters("\n".join(lines))
 
 
-def _cgroup_v2(files: dict[str, list[str]]) -> CgroupFigures:
+def _cgroup_v2(files: dict[str, list[str]]) -> ResourceUsage:
     cpu = _pairs(files["cpu.stat"])
     current_bytes = _first_int(files["memory.current"]) or 0
     reads, writes = io_bytes("\n".join(files.get("io.stat", [])))
     has_io = "io.stat" in files
-    return CgroupFigures(
+    return ResourceUsage(
         cpu_user_seconds=cpu.get("user_usec", 0) / 1e6,
         cpu_system_seconds=cpu.get("system_usec", 0) / 1e6,
         memory_current_bytes=current_bytes,
@@ -95,7 +82,7 @@ def _cgroup_v2(files: dict[str, list[str]]) -> CgroupFigures:
     )
 
 
-def _cgroup_v1(files: dict[str, list[str]]) -> CgroupFigures:
+def _cgroup_v1(files: dict[str, list[str]]) -> ResourceUsage:
     ticks = _first_int(files.get("CLK_TCK")) or 100
     cpu = _pairs(files.get("cpuacct/cpuacct.stat", []))
     if cpu:
@@ -106,7 +93,7 @@ def _cgroup_v1(files: dict[str, list[str]]) -> CgroupFigures:
     current_bytes = _first_int(files["memory/memory.usage_in_bytes"]) or 0
     io = files.get("blkio/blkio.throttle.io_service_bytes")
     reads, writes = blkio_bytes("\n".join(io or []))
-    return CgroupFigures(
+    return ResourceUsage(
         cpu_user_seconds=user,
         cpu_system_seconds=system,
         memory_current_bytes=current_bytes,

@@ -33,6 +33,7 @@ from sandstorm import (
     ProviderAPIError,
     ResourceAllocationError,
     Resources,
+    ResourceUsage,
     RunResult,
     SandstormError,
     Snapshot,
@@ -48,7 +49,7 @@ from sandstorm import (
 from sandstorm.adapters import shielded, split_credentials
 
 from ._agents import DaytonaAgents
-from ._cgroup import CGROUP_SCRIPT, CgroupFigures, parse_cgroup
+from ._cgroup import CGROUP_SCRIPT, parse_cgroup
 from ._cleanup import BackgroundDeletes
 from ._command import RunScript, build_exec, build_run, kill_command, parse_exec
 from ._config import DaytonaConfig
@@ -1194,7 +1195,7 @@ class DaytonaProvider(DaytonaAgents, AsyncProvider):
         except Exception as exc:
             log.warning("could not delete session %s: %s", session, exc)
 
-    async def _cgroup_figures(self, base: str) -> CgroupFigures:
+    async def _cgroup_figures(self, base: str) -> ResourceUsage:
         script = CGROUP_SCRIPT
         reply = await self._shell(base, script, "read cgroup accounting", timeout=10)
         figures = parse_cgroup(reply.result)
