@@ -51,6 +51,7 @@ __all__ = [
     "usage",
 ]
 
+_LOOP_CTL_ADD = 0x4C80
 _LOOP_CTL_GET_FREE = 0x4C82
 _LOOP_CONFIGURE = 0x4C0A
 _LOOP_SET_FD = 0x4C00
@@ -244,13 +245,24 @@ def attached_device(image: Path) -> str | None:
 
 
 def _attach(image: Path) -> tuple[str, int]:
-    """Attach ``image`` to a free loop device (auto-clearing); its path and an open fd."""
+    """Attach ``image`` to a free loop device (auto-clearing); its path and an open fd.
+
+    The kernel offers the lowest unbound device, which others may claim first (processes
+    sharing the machine attach at the same time) or hold open exclusively. A device that
+    refused is not tried again: when the kernel offers it anyway, the devices above the
+    highest one refused are tried in turn (added when missing).
+    """
     backing = os.open(image, os.O_RDWR | os.O_CLOEXEC)
     try:
         control = os.open("/dev/loop-control", os.O_RDWR | os.O_CLOEXEC)
         try:
-            for _ in range(64):
+            refused: set[int] = set()
+            for attempt in range(256):
                 number = fcntl.ioctl(control, _LOOP_CTL_GET_FREE)
+                if number in refused:
+                    number = max(refused) + 1
+                    with contextlib.suppress(FileExistsError):
+                        fcntl.ioctl(control, _LOOP_CTL_ADD, number)
                 device = f"/dev/loop{number}"
                 try:
                     loop = os.open(device, os.O_RDWR | os.O_CLOEXEC)
@@ -261,9 +273,11 @@ def _attach(image: Path) -> tuple[str, int]:
                     fcntl.ioctl(loop, _LOOP_CONFIGURE, _loop_config(backing))
                 except OSError as exc:
                     os.close(loop)
-                    if exc.errno == errno.EBUSY:
-                        continue  # taken by someone else meanwhile
-                    raise
+                    if exc.errno != errno.EBUSY:
+                        raise
+                    refused.add(number)  # claimed by someone else meanwhile, or held
+                    time.sleep(0.0002 * min(attempt, 10))
+                    continue
                 return device, loop
         finally:
             os.close(control)
