@@ -20,9 +20,14 @@ payload. When the payload exits, init exits and the kernel kills whatever is lef
 pid namespace (double-forked daemons included). The supervisor reports the exit status
 to the host and kills the whole namespace on request or when the host goes away.
 
-With ``prewarm`` the server keeps a few supervisor+init pairs built ahead of time
-(namespaces unshared, the root assembled, lo up); a warm run only names its user, binds
-its workspace and cgroup view, switches root and forks nothing (its payload waits ready).
+With ``prewarm`` the server keeps a few sandboxes built ahead of time (namespaces
+unshared, the root assembled, lo up); a warm run only names its user, binds its
+workspace and cgroup view, switches root and forks nothing (its payload waits ready).
+Where the server may make a pid namespace itself (a root host, no user namespace), a
+pre-built sandbox has no supervisor: the server forks its init straight into a new pid
+namespace (:func:`fork_init`) and init does the supervisor's part, reporting the exit
+status and killing the namespace on request or when the host goes away
+(:func:`warm_init`). One process and one fork fewer per run.
 
 ``python -I -S _forkserver.py probe`` tries each primitive in a throwaway child and prints
 a JSON report of what works on this machine.
@@ -249,6 +254,37 @@ def fork_helper() -> int:
         err = ctypes.get_errno()
         raise OSError(err, f"fork: {os.strerror(err)}")
     return pid
+
+
+_OWN_PID_NS: list[int] = []
+"""The server's own pid namespace (opened by :func:`serve`), to return to after a fork."""
+
+
+def fork_init() -> int:
+    """:func:`fork_helper` into a new pid namespace: the child is its PID 1.
+
+    Only the server calls this (it needs the right to make a pid namespace without a new
+    user namespace, i.e. a root host): the pid namespace is chosen for the next child,
+    the child forked, and the server's own namespace chosen again at once.
+    """
+    if not _OWN_PID_NS:
+        raise SetupError("the server's pid namespace is not known")
+    unshare(CLONE_NEWPID)
+    try:
+        pid = fork_helper()
+    except BaseException:
+        _check(_libc.setns(_OWN_PID_NS[0], CLONE_NEWPID), "setns(pid)")
+        raise
+    if pid == 0:
+        return 0
+    _check(_libc.setns(_OWN_PID_NS[0], CLONE_NEWPID), "setns(pid)")
+    return pid
+
+
+def _close_own_pid_ns() -> None:
+    """In a child of the server: nothing of the host's pid namespace stays open inside."""
+    while _OWN_PID_NS:
+        os.close(_OWN_PID_NS.pop())
 
 
 def write_file(path: str, text: str, *, append: bool = False) -> None:
@@ -1012,10 +1048,13 @@ def _payload(req: RunRequest, fds: list[int], err_w: int, extra_path: list[str])
     os._exit(rc)
 
 
+def _setup_message(exc: BaseException) -> str:
+    return (str(exc) if isinstance(exc, SetupError) else f"{type(exc).__name__}: {exc}")[:4000]
+
+
 def _report_setup_error(err_w: int, exc: BaseException) -> None:
-    message = str(exc) if isinstance(exc, SetupError) else f"{type(exc).__name__}: {exc}"
     with contextlib.suppress(OSError):
-        os.write(err_w, message.encode()[:4000])
+        os.write(err_w, _setup_message(exc).encode())
 
 
 _SERVER_NS: dict[str, int] = {}
@@ -1256,6 +1295,131 @@ def warm_supervisor(static: SandboxSpec, requests: socket.socket, extra: list[st
     _watch(init, socket.socket(fileno=fds[0]), err_r, st_r)
 
 
+def warm_init(static: SandboxSpec, requests: socket.socket, extra: list[str]) -> None:
+    """A pre-built sandbox without a supervisor: this process is PID 1 of a new pid namespace
+    (forked there by the server, see :func:`fork_init`) and watches its own run.
+
+    It makes the other namespaces itself, builds the root and forks the payload ahead of
+    time, like the init of :func:`warm_supervisor`; for the run it reads the request,
+    attaches, and then reports to the host and kills on request as a supervisor would
+    (see :func:`_watch_payload`). When it ends, the kernel kills whatever is left in the
+    pid namespace; when the server ends, it is killed (parent-death signal).
+    """
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    os.setsid()
+    err_r, err_w = os.pipe()
+    try:
+        if static.unshare & ~CLONE_NEWPID:
+            unshare(static.unshare & ~CLONE_NEWPID)
+        _init_static(static)
+    except BaseException:
+        os._exit(SETUP_FAILED)
+    to_payload, from_init = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    payload = os.fork()
+    if payload == 0:
+        # the payload, forked ahead of time: waits for its request from init
+        requests.close()
+        to_payload.close()
+        os.close(err_r)
+        try:
+            msg, fds, _, _ = socket.recv_fds(from_init, 1, 3)
+            req = _recv_request(from_init) if msg and len(fds) == 3 else None
+        except (OSError, SetupError):
+            req = None
+        if req is None:
+            os._exit(0)
+        from_init.close()
+        _payload(req, fds, err_w, extra)
+        os._exit(SETUP_FAILED)
+    from_init.close()
+    try:
+        msg, fds, _, _ = socket.recv_fds(requests, 16, 8)
+    except OSError:
+        os._exit(0)
+    requests.close()
+    if not msg or len(fds) != 4:
+        os._exit(0)
+    status_sock = socket.socket(fileno=fds[0])
+    try:
+        raw = _recv_exact(status_sock, 8)
+        body = _recv_exact(status_sock, struct.unpack("!Q", raw)[0])
+        req = decode(RunRequest, json.loads(body))
+        if req.sandbox != static:
+            raise SetupError("the request does not fit this pre-built sandbox")
+        _init_attach(req)
+        socket.send_fds(to_payload, [b"R"], fds[1:4])
+        to_payload.sendall(raw + body)
+        to_payload.close()
+    except BaseException as exc:
+        _send_json(status_sock, {"event": "exit", "setup_error": _setup_message(exc)})
+        os._exit(SETUP_FAILED)
+    # the payload has its copies: init keeps no host descriptor while the code runs
+    for fd in (*fds[1:4], *_CGROUP_FDS.values()):
+        os.close(fd)
+    _CGROUP_FDS.clear()
+    os.close(err_w)
+    _watch_payload(payload, status_sock, err_r)
+
+
+def _watch_payload(payload: int, status_sock: socket.socket, err_r: int) -> None:
+    """PID 1 of a supervisor-less sandbox: reap, kill on request, report the exit, exit.
+
+    Reaps every child (orphans come to PID 1); kills every process of the pid namespace
+    when the host asks (``k``) or goes away (the status socket closes); once the payload
+    ended, reports its status, and the setup error it left on ``err_r`` if any.
+    """
+    wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+    killed = False
+    watch: list[Any] = [status_sock, wake_r]
+    status: int | None = None
+    while True:
+        while status is None:
+            try:
+                pid, wstatus = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            if pid == payload:
+                status = wstatus
+        if status is not None:
+            break
+        ready, _, _ = select.select(watch, [], [])
+        if wake_r in ready:
+            with contextlib.suppress(OSError):
+                os.read(wake_r, 4096)
+        if status_sock in ready:
+            try:
+                data = status_sock.recv(64)
+            except OSError:
+                data = b""
+            if not killed and (not data or b"k" in data):
+                # -1 from PID 1: every other process of this pid namespace, and only those
+                os.kill(-1 if os.getpid() == 1 else payload, signal.SIGKILL)
+                killed = True
+            if not data:
+                watch = [wake_r]
+    os.set_blocking(err_r, False)
+    chunks = []
+    with contextlib.suppress(OSError):
+        while chunk := os.read(err_r, 65536):
+            chunks.append(chunk)
+    setup_error = b"".join(chunks).decode(errors="replace")
+    _send_json(
+        status_sock,
+        {
+            "event": "exit",
+            "status": status,
+            "setup_error": setup_error or None,
+            "killed": killed,
+            "from": "init",
+        },
+    )
+    os._exit(0)
+
+
 def _drop_to_inner_uid(inner: int) -> None:
     """Rootless mode: leave the namespace's root for ``inner`` in a nested user namespace.
 
@@ -1342,24 +1506,32 @@ def serve(ctrl_fd: int, config: dict[str, Any]) -> None:
     gc.freeze()
     for kind in ("mnt", "net", "uts"):
         _SERVER_NS[kind] = _ns_id(kind)
+    _OWN_PID_NS[:] = [os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)]
     ctrl = socket.socket(fileno=ctrl_fd)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     raw_static = config.get("prewarm")
     static = decode(SandboxSpec, raw_static) if raw_static else None
     count = int(config.get("prewarm_count", 0)) if static else 0
+    # with a pid namespace and no user namespace (a root host) the server forks each
+    # pre-built sandbox's init straight into its pid namespace: no supervisor process
+    direct = static is not None and bool(static.unshare & CLONE_NEWPID) and not static.userns
     pool: list[socket.socket] = []
 
     def spawn_warm() -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        if fork_helper() == 0:
+        if (fork_init() if direct else fork_helper()) == 0:
             try:
                 ctrl.close()
                 ours.close()
                 for other in pool:
                     other.close()
+                _close_own_pid_ns()
                 assert static is not None
-                warm_supervisor(static, theirs, base_path)
+                if direct:
+                    warm_init(static, theirs, base_path)
+                else:
+                    warm_supervisor(static, theirs, base_path)
             finally:
                 os._exit(1)
         theirs.close()
@@ -1392,6 +1564,7 @@ def serve(ctrl_fd: int, config: dict[str, Any]) -> None:
         if not handed and fork_helper() == 0:
             try:
                 ctrl.close()
+                _close_own_pid_ns()
                 for other in pool:
                     other.close()
                 supervise(fds, base_path)
