@@ -142,7 +142,7 @@ class RunRequest:
         }
         if self.landlock is not None:
             rest["landlock"] = dataclasses.asdict(self.landlock)
-        return b'{"sandbox": ' + _spec_json(self.sandbox) + b", " + json.dumps(rest)[1:].encode()
+        return _SPEC_KEY + _spec_json(self.sandbox) + b", " + json.dumps(rest)[1:].encode()
 
 
 _SPEC_JSON: dict[int, tuple[SandboxSpec, bytes]] = {}
@@ -154,7 +154,7 @@ def _spec_json(spec: SandboxSpec) -> bytes:
     if cached is None or cached[0] is not spec:
         if len(_SPEC_JSON) >= 64:
             _SPEC_JSON.clear()
-        cached = _SPEC_JSON[id(spec)] = (spec, json.dumps(dataclasses.asdict(spec)).encode())
+        cached = _SPEC_JSON[id(spec)] = (spec, spec_json(spec))
     return cached[1]
 
 
@@ -183,6 +183,34 @@ def decode(cls: type[_T], data: Any) -> _T:
         nested = _NESTED.get(name)
         values[name] = decode(nested, value) if nested and value is not None else _tuples(value)
     return cls(**values)
+
+
+_SPEC_KEY = b'{"sandbox": '
+
+
+def spec_json(spec: SandboxSpec) -> bytes:
+    """``spec`` as :meth:`RunRequest.encode` writes it (the same bytes for an equal spec)."""
+    return json.dumps(dataclasses.asdict(spec)).encode()
+
+
+def decode_request(body: bytes, known: tuple[SandboxSpec, bytes] | None = None) -> RunRequest:
+    """A request from its JSON (see :meth:`RunRequest.encode`).
+
+    With ``known`` (a pre-built sandbox's spec and its :func:`spec_json`), a request whose
+    spec is byte for byte that one is read without decoding the spec again: a sandbox's
+    processes are forks of one warm interpreter, and every object decoding makes is a
+    copied page. Any other request is decoded in full.
+    """
+    if known is not None:
+        spec, raw = known
+        head = _SPEC_KEY + raw + b", "
+        if body.startswith(head):
+            data = json.loads(b"{" + body[len(head) :])
+            if isinstance(data, dict) and "sandbox" not in data:
+                return dataclasses.replace(
+                    decode(RunRequest, {**data, "sandbox": None}), sandbox=spec
+                )
+    return decode(RunRequest, json.loads(body))
 
 
 # --------------------------------------------------------------------------- libc glue
@@ -1211,13 +1239,16 @@ def supervise(fds: list[int], extra: list[str]) -> None:
     _watch(init, status_sock, err_r, st_r)
 
 
-def warm_supervisor(static: SandboxSpec, requests: socket.socket, extra: list[str]) -> None:
+def warm_supervisor(
+    static: SandboxSpec, static_json: bytes, requests: socket.socket, extra: list[str]
+) -> None:
     """A pre-built sandbox: namespaces and mounts ready before the request arrives.
 
     Init waits on ``requests`` for one run's descriptors (sent by the server), reads the
     request, hands the status socket back to this supervisor, and goes on exactly like a
     cold run. Everything here dies with the server.
     """
+    known = (static, static_json)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     os.setsid()
     prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -1246,7 +1277,7 @@ def warm_supervisor(static: SandboxSpec, requests: socket.socket, extra: list[st
             os.close(st_w)
             try:
                 msg, fds, _, _ = socket.recv_fds(from_init, 1, 3)
-                req = _recv_request(from_init) if msg and len(fds) == 3 else None
+                req = _recv_request(from_init, known) if msg and len(fds) == 3 else None
             except (OSError, SetupError):
                 req = None
             if req is None:
@@ -1268,8 +1299,8 @@ def warm_supervisor(static: SandboxSpec, requests: socket.socket, extra: list[st
             body = _recv_exact(status_sock, struct.unpack("!Q", raw)[0])
             socket.send_fds(theirs, [b"S"], [status_sock.fileno()])
             theirs.close()
-            req = decode(RunRequest, json.loads(body))
-            if req.sandbox != static:
+            req = decode_request(body, known)
+            if req.sandbox is not static and req.sandbox != static:
                 raise SetupError("the request does not fit this pre-built sandbox")
             _init_attach(req)
             socket.send_fds(to_payload, [b"R"], fds[1:4])
@@ -1295,7 +1326,9 @@ def warm_supervisor(static: SandboxSpec, requests: socket.socket, extra: list[st
     _watch(init, socket.socket(fileno=fds[0]), err_r, st_r)
 
 
-def warm_init(static: SandboxSpec, requests: socket.socket, extra: list[str]) -> None:
+def warm_init(
+    static: SandboxSpec, static_json: bytes, requests: socket.socket, extra: list[str]
+) -> None:
     """A pre-built sandbox without a supervisor: this process is PID 1 of a new pid namespace
     (forked there by the server, see :func:`fork_init`) and watches its own run.
 
@@ -1305,6 +1338,7 @@ def warm_init(static: SandboxSpec, requests: socket.socket, extra: list[str]) ->
     (see :func:`_watch_payload`). When it ends, the kernel kills whatever is left in the
     pid namespace; when the server ends, it is killed (parent-death signal).
     """
+    known = (static, static_json)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     os.setsid()
     err_r, err_w = os.pipe()
@@ -1323,7 +1357,7 @@ def warm_init(static: SandboxSpec, requests: socket.socket, extra: list[str]) ->
         os.close(err_r)
         try:
             msg, fds, _, _ = socket.recv_fds(from_init, 1, 3)
-            req = _recv_request(from_init) if msg and len(fds) == 3 else None
+            req = _recv_request(from_init, known) if msg and len(fds) == 3 else None
         except (OSError, SetupError):
             req = None
         if req is None:
@@ -1343,8 +1377,8 @@ def warm_init(static: SandboxSpec, requests: socket.socket, extra: list[str]) ->
     try:
         raw = _recv_exact(status_sock, 8)
         body = _recv_exact(status_sock, struct.unpack("!Q", raw)[0])
-        req = decode(RunRequest, json.loads(body))
-        if req.sandbox != static:
+        req = decode_request(body, known)
+        if req.sandbox is not static and req.sandbox != static:
             raise SetupError("the request does not fit this pre-built sandbox")
         _init_attach(req)
         socket.send_fds(to_payload, [b"R"], fds[1:4])
@@ -1450,10 +1484,12 @@ def _read_all(fd: int) -> bytes:
     return b"".join(chunks)
 
 
-def _recv_request(sock: socket.socket) -> RunRequest:
+def _recv_request(
+    sock: socket.socket, known: tuple[SandboxSpec, bytes] | None = None
+) -> RunRequest:
     header = _recv_exact(sock, 8)
     (size,) = struct.unpack("!Q", header)
-    return decode(RunRequest, json.loads(_recv_exact(sock, size)))
+    return decode_request(_recv_exact(sock, size), known)
 
 
 def _recv_exact(sock: socket.socket, size: int) -> bytes:
@@ -1513,6 +1549,7 @@ def serve(ctrl_fd: int, config: dict[str, Any]) -> None:
     raw_static = config.get("prewarm")
     static = decode(SandboxSpec, raw_static) if raw_static else None
     count = int(config.get("prewarm_count", 0)) if static else 0
+    static_json = spec_json(static) if static else b""
     # with a pid namespace and no user namespace (a root host) the server forks each
     # pre-built sandbox's init straight into its pid namespace: no supervisor process
     direct = static is not None and bool(static.unshare & CLONE_NEWPID) and not static.userns
@@ -1529,9 +1566,9 @@ def serve(ctrl_fd: int, config: dict[str, Any]) -> None:
                 _close_own_pid_ns()
                 assert static is not None
                 if direct:
-                    warm_init(static, theirs, base_path)
+                    warm_init(static, static_json, theirs, base_path)
                 else:
-                    warm_supervisor(static, theirs, base_path)
+                    warm_supervisor(static, static_json, theirs, base_path)
             finally:
                 os._exit(1)
         theirs.close()
