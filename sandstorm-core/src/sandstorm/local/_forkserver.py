@@ -7,27 +7,27 @@ the one typed definition of what the host sends). The host sends one control mes
 run over a Unix socket, carrying file descriptors (status socket, stdin, stdout, stderr),
 then the request. For each run the server forks:
 
-``supervisor`` (host pid namespace, unshares namespaces, reports, kills)
-  -> ``init`` (PID 1 of a new pid namespace, not dumpable: assembles a new root from the
-     spec's allow-list, lo up; per run names the user, binds the workspace and the
-     cgroup view, ``pivot_root`` and the host's root is detached)
-     -> ``payload`` (joins its cgroups, rlimits, Landlock, no_new_privs, the workspace's
-        uid, seccomp, then the code)
+``init`` (PID 1 of a new pid namespace, not dumpable: assembles a new root from the
+  spec's allow-list, lo up; per run names the user, binds the workspace and the cgroup
+  view, ``pivot_root`` and the host's root is detached; reports the exit status to the
+  host and kills the whole namespace on request or when the host goes away)
+  -> ``payload`` (joins its cgroups, rlimits, Landlock, no_new_privs, the workspace's
+     uid, seccomp, then the code)
+
+On a root host the server forks init straight into its new pid namespace
+(:func:`fork_init`, then :func:`warm_init` or :func:`cold_init`). Where a pid namespace
+needs a user namespace first (rootless), a ``supervisor`` in the host's pid namespace
+comes before init: it makes the namespaces, forks init, and does the reporting and
+killing instead (:func:`warm_supervisor`, :func:`supervise`).
 
 Python code runs in-process in the payload (the interpreter is already warm, stdlib and
 configured modules pre-imported); other languages are ``execve``'d from the same isolated
 payload. When the payload exits, init exits and the kernel kills whatever is left in the
-pid namespace (double-forked daemons included). The supervisor reports the exit status
-to the host and kills the whole namespace on request or when the host goes away.
+pid namespace (double-forked daemons included).
 
 With ``prewarm`` the server keeps a few sandboxes built ahead of time (namespaces
 unshared, the root assembled, lo up); a warm run only names its user, binds its
 workspace and cgroup view, switches root and forks nothing (its payload waits ready).
-Where the server may make a pid namespace itself (a root host, no user namespace), a
-pre-built sandbox has no supervisor: the server forks its init straight into a new pid
-namespace (:func:`fork_init`) and init does the supervisor's part, reporting the exit
-status and killing the namespace on request or when the host goes away
-(:func:`warm_init`). One process and one fork fewer per run.
 
 ``python -I -S _forkserver.py probe`` tries each primitive in a throwaway child and prints
 a JSON report of what works on this machine.
@@ -1395,6 +1395,41 @@ def warm_init(
     _watch_payload(payload, status_sock, err_r)
 
 
+def cold_init(fds: list[int], extra: list[str]) -> None:
+    """A run without a pre-built sandbox and without a supervisor: like :func:`warm_init`
+    (this process is PID 1 of a new pid namespace, forked there by the server), but it
+    reads the request first, then makes the namespaces, the root and the payload."""
+    status_sock = socket.socket(fileno=fds[0])
+    io_fds = fds[1:4]
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    os.setsid()
+    err_r, err_w = os.pipe()
+    try:
+        req = _recv_request(status_sock)
+        spec = req.sandbox
+        if spec.userns or not spec.unshare & CLONE_NEWPID:
+            raise SetupError("this sandbox needs a supervisor (a user namespace, or no pid one)")
+        if spec.unshare & ~CLONE_NEWPID:
+            unshare(spec.unshare & ~CLONE_NEWPID)
+        _init_static(spec)
+        _init_attach(req)
+    except BaseException as exc:
+        _send_json(status_sock, {"event": "exit", "setup_error": _setup_message(exc)})
+        os._exit(SETUP_FAILED)
+    payload = os.fork()
+    if payload == 0:
+        os.close(err_r)
+        status_sock.close()
+        _payload(req, io_fds, err_w, extra)
+        os._exit(SETUP_FAILED)
+    # the payload has its copies: init keeps no host descriptor while the code runs
+    for fd in (*io_fds, *_CGROUP_FDS.values()):
+        os.close(fd)
+    _CGROUP_FDS.clear()
+    os.close(err_w)
+    _watch_payload(payload, status_sock, err_r)
+
+
 def _watch_payload(payload: int, status_sock: socket.socket, err_r: int) -> None:
     """PID 1 of a supervisor-less sandbox: reap, kill on request, report the exit, exit.
 
@@ -1550,14 +1585,17 @@ def serve(ctrl_fd: int, config: dict[str, Any]) -> None:
     static = decode(SandboxSpec, raw_static) if raw_static else None
     count = int(config.get("prewarm_count", 0)) if static else 0
     static_json = spec_json(static) if static else b""
-    # with a pid namespace and no user namespace (a root host) the server forks each
-    # pre-built sandbox's init straight into its pid namespace: no supervisor process
-    direct = static is not None and bool(static.unshare & CLONE_NEWPID) and not static.userns
+    # where the host says so (a pid namespace and no user namespace: a root host) the
+    # server forks each sandbox's init straight into its pid namespace: no supervisor
+    direct = bool(config.get("direct"))
+    warm_direct = (
+        direct and static is not None and bool(static.unshare & CLONE_NEWPID) and not static.userns
+    )
     pool: list[socket.socket] = []
 
     def spawn_warm() -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        if (fork_init() if direct else fork_helper()) == 0:
+        if (fork_init() if warm_direct else fork_helper()) == 0:
             try:
                 ctrl.close()
                 ours.close()
@@ -1565,7 +1603,7 @@ def serve(ctrl_fd: int, config: dict[str, Any]) -> None:
                     other.close()
                 _close_own_pid_ns()
                 assert static is not None
-                if direct:
+                if warm_direct:
                     warm_init(static, static_json, theirs, base_path)
                 else:
                     warm_supervisor(static, static_json, theirs, base_path)
@@ -1598,13 +1636,16 @@ def serve(ctrl_fd: int, config: dict[str, Any]) -> None:
             except OSError:
                 pass  # that sandbox died; try the next one
             warm.close()
-        if not handed and fork_helper() == 0:
+        if not handed and (fork_init() if direct else fork_helper()) == 0:
             try:
                 ctrl.close()
                 _close_own_pid_ns()
                 for other in pool:
                     other.close()
-                supervise(fds, base_path)
+                if direct:
+                    cold_init(fds, base_path)
+                else:
+                    supervise(fds, base_path)
             finally:
                 os._exit(1)
         for fd in fds:
