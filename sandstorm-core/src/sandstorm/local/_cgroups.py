@@ -61,9 +61,9 @@ class CgroupRun:
     """The cgroups one run joins, and how to kill and remove them."""
 
     procs: list[str]
-    """``cgroup.procs`` files the supervisor joins (limits and accounting)."""
+    """``cgroup.procs`` files the payload joins (limits and accounting)."""
     kill_procs: str | None
-    """``cgroup.procs`` of the run's own v2 cgroup, joined by the sandbox's init."""
+    """``cgroup.procs`` of the run's own v2 cgroup, joined by the payload (last)."""
     kill_file: Path | None
     run_dir: Path | None
     view: list[tuple[str, str]] = field(default_factory=list)
