@@ -309,6 +309,20 @@ def fork_init() -> int:
     return pid
 
 
+def _can_fork_init() -> bool:
+    """True when this process may choose a new pid namespace for its children (and go back
+    to its own): tried once, before any sandbox is forked; without it, supervisors."""
+    if not _OWN_PID_NS:
+        return False
+    try:
+        unshare(CLONE_NEWPID)
+    except SetupError:
+        return False
+    # it chose one: it must be able to go back, or every later child would land there
+    _check(_libc.setns(_OWN_PID_NS[0], CLONE_NEWPID), "setns(pid)")
+    return True
+
+
 def _close_own_pid_ns() -> None:
     """In a child of the server: nothing of the host's pid namespace stays open inside."""
     while _OWN_PID_NS:
@@ -1587,7 +1601,7 @@ def serve(ctrl_fd: int, config: dict[str, Any]) -> None:
     static_json = spec_json(static) if static else b""
     # where the host says so (a pid namespace and no user namespace: a root host) the
     # server forks each sandbox's init straight into its pid namespace: no supervisor
-    direct = bool(config.get("direct"))
+    direct = bool(config.get("direct")) and _can_fork_init()
     warm_direct = (
         direct and static is not None and bool(static.unshare & CLONE_NEWPID) and not static.userns
     )
