@@ -390,6 +390,32 @@ def test_escape_proc_1_reveals_no_host_config(lp: sandstorm.SyncProvider) -> Non
         assert f"{path} denied 13" in out, out
 
 
+def test_escape_code_holds_no_engine_descriptor(lp: sandstorm.SyncProvider) -> None:
+    """The code gets its stdio and nothing else of the engine: no socket, pipe or directory
+    of init or the fork server, and no handle on a host namespace (the server keeps one
+    on its own pid namespace to fork sandboxes into new ones)."""
+    listing = (
+        "import os\n"
+        "for fd in sorted(int(fd) for fd in os.listdir('/proc/self/fd')):\n"
+        "    try:\n"
+        "        print(fd, os.readlink(f'/proc/self/fd/{fd}'))\n"
+        "    except OSError:\n"
+        "        print(fd, 'closed')\n"  # the descriptor listdir used
+    )
+    for result in (
+        lp.run(listing),
+        lp.run(f"import subprocess, sys\nsubprocess.run([sys.executable, '-c', {listing!r}])"),
+    ):
+        assert result.exit_code == 0, result.stderr
+        held = {
+            int(fd): target
+            for fd, target in (line.split(" ", 1) for line in result.stdout.splitlines())
+        }
+        assert {0, 1, 2} <= set(held), result.stdout
+        extra = {fd: target for fd, target in held.items() if fd > 2 and target != "closed"}
+        assert extra == {}, result.stdout
+
+
 def test_escape_mountinfo_shows_no_host_paths(
     lp: sandstorm.SyncProvider, local_impl: LocalProvider, local_root: Path
 ) -> None:

@@ -61,9 +61,9 @@ class CgroupRun:
     """The cgroups one run joins, and how to kill and remove them."""
 
     procs: list[str]
-    """``cgroup.procs`` files the supervisor joins (limits and accounting)."""
+    """``cgroup.procs`` files the payload joins (limits and accounting)."""
     kill_procs: str | None
-    """``cgroup.procs`` of the run's own v2 cgroup, joined by the sandbox's init."""
+    """``cgroup.procs`` of the run's own v2 cgroup, joined by the payload (last)."""
     kill_file: Path | None
     run_dir: Path | None
     view: list[tuple[str, str]] = field(default_factory=list)
@@ -75,7 +75,7 @@ class CgroupRun:
         if self.kill_file is None:
             return False
         try:
-            self.kill_file.write_text("1")
+            _write(self.kill_file, "1")
         except OSError:
             return False
         return True
@@ -138,6 +138,15 @@ def _read_text(path: Path) -> str:
         return ""
 
 
+def _write(path: Path, value: str) -> None:
+    """Write ``value`` to a cgroup file (one ``write``, no buffered text stream)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, value.encode())
+    finally:
+        os.close(fd)
+
+
 def _read_keyed(path: Path) -> dict[str, int]:
     return cgroup_counters(_read_text(path))
 
@@ -196,6 +205,7 @@ class Cgroups:
         self._free_slots: list[str] = []
         self._slot_settings: dict[str, tuple[int | None, float | None, int]] = {}
         self._slots = 0
+        self._dir_cache: dict[str, dict[str, Path]] = {}
         self._lock = threading.Lock()
         if enabled:
             self._setup(_mounts())
@@ -284,10 +294,15 @@ class Cgroups:
 
     def _dirs(self, workspace_id: str) -> dict[str, Path]:
         leaf = self._leaf.get(workspace_id) or f"ws-{workspace_id}"
-        dirs = {name: base / leaf for name, base in self._v1.items()}
-        if self._v2 is not None:
-            dirs["v2"] = self._v2 / leaf
-        return dirs
+        dirs = self._dir_cache.get(leaf)
+        if dirs is None:
+            dirs = {name: base / leaf for name, base in self._v1.items()}
+            if self._v2 is not None:
+                dirs["v2"] = self._v2 / leaf
+            if len(self._dir_cache) >= 1024:
+                self._dir_cache.clear()
+            self._dir_cache[leaf] = dirs
+        return dict(dirs)
 
     def ensure_workspace(
         self,
@@ -345,14 +360,14 @@ class Cgroups:
             self._cpu_base[workspace_id] = (stat.get("user_usec", 0), stat.get("system_usec", 0))
         if "memory" in dirs and "memory" not in self._v2_limits:
             with contextlib.suppress(OSError):
-                (dirs["memory"] / "memory.max_usage_in_bytes").write_text("0")
+                _write(dirs["memory"] / "memory.max_usage_in_bytes", "0")
         if "memory" in dirs and "memory" not in self._v2_limits and workspace_id in self._leaf:
             with contextlib.suppress(OSError):
-                (dirs["memory"] / "memory.failcnt").write_text("0")
+                _write(dirs["memory"] / "memory.failcnt", "0")
         if "cpuacct" in dirs:
             # resets cpuacct.usage* and cpuacct.stat alike (kernel >= 5.14)
             with contextlib.suppress(OSError):
-                (dirs["cpuacct"] / "cpuacct.usage").write_text("0")
+                _write(dirs["cpuacct"] / "cpuacct.usage", "0")
 
     def _write_limits(
         self,
@@ -522,9 +537,9 @@ class Cgroups:
     def kill_workspace(self, workspace_id: str) -> None:
         """Kill everything still running in the workspace (used before deleting it)."""
         v2 = self._dirs(workspace_id).get("v2")
-        if v2 is not None and (v2 / "cgroup.kill").exists():
-            with contextlib.suppress(OSError):
-                (v2 / "cgroup.kill").write_text("1")
+        if v2 is not None:
+            with contextlib.suppress(OSError):  # no such cgroup, or no cgroup.kill
+                _write(v2 / "cgroup.kill", "1")
 
     def remove_workspace(self, workspace_id: str, wait: float = 2.0) -> bool:
         """Kill and remove the workspace's cgroups; True when all are gone.
@@ -563,9 +578,12 @@ class Cgroups:
         for path in self._dirs(workspace_id).values():
             while True:
                 busy = False
-                for child in [p for p in path.iterdir() if p.is_dir()]:
+                # the directory's entries carry their type: no stat per control file
+                with os.scandir(path) as entries:
+                    children = [e.path for e in entries if e.is_dir(follow_symlinks=False)]
+                for child in children:
                     try:
-                        child.rmdir()
+                        os.rmdir(child)
                     except FileNotFoundError:
                         pass
                     except OSError:

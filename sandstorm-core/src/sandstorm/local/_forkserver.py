@@ -7,22 +7,27 @@ the one typed definition of what the host sends). The host sends one control mes
 run over a Unix socket, carrying file descriptors (status socket, stdin, stdout, stderr),
 then the request. For each run the server forks:
 
-``supervisor`` (host pid namespace, unshares namespaces, reports, kills)
-  -> ``init`` (PID 1 of a new pid namespace, not dumpable: assembles a new root from the
-     spec's allow-list, lo up; per run names the user, binds the workspace and the
-     cgroup view, ``pivot_root`` and the host's root is detached)
-     -> ``payload`` (joins its cgroups, rlimits, Landlock, no_new_privs, the workspace's
-        uid, seccomp, then the code)
+``init`` (PID 1 of a new pid namespace, not dumpable: assembles a new root from the
+  spec's allow-list, lo up; per run names the user, binds the workspace and the cgroup
+  view, ``pivot_root`` and the host's root is detached; reports the exit status to the
+  host and kills the whole namespace on request or when the host goes away)
+  -> ``payload`` (joins its cgroups, rlimits, Landlock, no_new_privs, the workspace's
+     uid, seccomp, then the code)
+
+On a root host the server forks init straight into its new pid namespace
+(:func:`fork_init`, then :func:`warm_init` or :func:`cold_init`). Where a pid namespace
+needs a user namespace first (rootless), a ``supervisor`` in the host's pid namespace
+comes before init: it makes the namespaces, forks init, and does the reporting and
+killing instead (:func:`warm_supervisor`, :func:`supervise`).
 
 Python code runs in-process in the payload (the interpreter is already warm, stdlib and
 configured modules pre-imported); other languages are ``execve``'d from the same isolated
 payload. When the payload exits, init exits and the kernel kills whatever is left in the
-pid namespace (double-forked daemons included). The supervisor reports the exit status
-to the host and kills the whole namespace on request or when the host goes away.
+pid namespace (double-forked daemons included).
 
-With ``prewarm`` the server keeps a few supervisor+init pairs built ahead of time
-(namespaces unshared, the root assembled, lo up); a warm run only names its user, binds
-its workspace and cgroup view, switches root and forks nothing (its payload waits ready).
+With ``prewarm`` the server keeps a few sandboxes built ahead of time (namespaces
+unshared, the root assembled, lo up); a warm run only names its user, binds its
+workspace and cgroup view, switches root and forks nothing (its payload waits ready).
 
 ``python -I -S _forkserver.py probe`` tries each primitive in a throwaway child and prints
 a JSON report of what works on this machine.
@@ -137,7 +142,7 @@ class RunRequest:
         }
         if self.landlock is not None:
             rest["landlock"] = dataclasses.asdict(self.landlock)
-        return b'{"sandbox": ' + _spec_json(self.sandbox) + b", " + json.dumps(rest)[1:].encode()
+        return _SPEC_KEY + _spec_json(self.sandbox) + b", " + json.dumps(rest)[1:].encode()
 
 
 _SPEC_JSON: dict[int, tuple[SandboxSpec, bytes]] = {}
@@ -149,7 +154,7 @@ def _spec_json(spec: SandboxSpec) -> bytes:
     if cached is None or cached[0] is not spec:
         if len(_SPEC_JSON) >= 64:
             _SPEC_JSON.clear()
-        cached = _SPEC_JSON[id(spec)] = (spec, json.dumps(dataclasses.asdict(spec)).encode())
+        cached = _SPEC_JSON[id(spec)] = (spec, spec_json(spec))
     return cached[1]
 
 
@@ -178,6 +183,34 @@ def decode(cls: type[_T], data: Any) -> _T:
         nested = _NESTED.get(name)
         values[name] = decode(nested, value) if nested and value is not None else _tuples(value)
     return cls(**values)
+
+
+_SPEC_KEY = b'{"sandbox": '
+
+
+def spec_json(spec: SandboxSpec) -> bytes:
+    """``spec`` as :meth:`RunRequest.encode` writes it (the same bytes for an equal spec)."""
+    return json.dumps(dataclasses.asdict(spec)).encode()
+
+
+def decode_request(body: bytes, known: tuple[SandboxSpec, bytes] | None = None) -> RunRequest:
+    """A request from its JSON (see :meth:`RunRequest.encode`).
+
+    With ``known`` (a pre-built sandbox's spec and its :func:`spec_json`), a request whose
+    spec is byte for byte that one is read without decoding the spec again: a sandbox's
+    processes are forks of one warm interpreter, and every object decoding makes is a
+    copied page. Any other request is decoded in full.
+    """
+    if known is not None:
+        spec, raw = known
+        head = _SPEC_KEY + raw + b", "
+        if body.startswith(head):
+            data = json.loads(b"{" + body[len(head) :])
+            if isinstance(data, dict) and "sandbox" not in data:
+                return dataclasses.replace(
+                    decode(RunRequest, {**data, "sandbox": None}), sandbox=spec
+                )
+    return decode(RunRequest, json.loads(body))
 
 
 # --------------------------------------------------------------------------- libc glue
@@ -228,6 +261,87 @@ def _check(result: int, what: str) -> int:
         err = ctypes.get_errno()
         raise SetupError(f"{what}: {os.strerror(err)} (errno {err})")
     return result
+
+
+_pylibc = ctypes.PyDLL(None, use_errno=True)
+"""libc called with the GIL held (for :func:`fork_helper`)."""
+
+
+def fork_helper() -> int:
+    """``fork()`` for the sandbox's own helpers (supervisor, init): without Python's hooks.
+
+    ``os.fork`` runs the interpreter's after-fork work in the child, and the hooks the
+    preloaded modules registered (``threading`` and ``random`` re-initialise their state):
+    in a fork of the warm interpreter that touches, and so copies, hundreds of pages.
+    The helpers start no thread, draw no random number and import nothing, and this
+    server has a single thread, so they skip it. The code's own process (the payload) is
+    always forked with ``os.fork``: it gets fresh random state and consistent threading.
+    """
+    pid = int(_pylibc.fork())
+    if pid < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"fork: {os.strerror(err)}")
+    return pid
+
+
+_OWN_PID_NS: list[int] = []
+"""The server's own pid namespace (opened by :func:`serve`), to return to after a fork."""
+
+
+def fork_init() -> int:
+    """:func:`fork_helper` into a new pid namespace: the child is its PID 1.
+
+    Only the server calls this (it needs the right to make a pid namespace without a new
+    user namespace, i.e. a root host): the pid namespace is chosen for the next child,
+    the child forked, and the server's own namespace chosen again at once.
+    """
+    if not _OWN_PID_NS:
+        raise SetupError("the server's pid namespace is not known")
+    unshare(CLONE_NEWPID)
+    try:
+        pid = fork_helper()
+    except BaseException:
+        _check(_libc.setns(_OWN_PID_NS[0], CLONE_NEWPID), "setns(pid)")
+        raise
+    if pid == 0:
+        return 0
+    _check(_libc.setns(_OWN_PID_NS[0], CLONE_NEWPID), "setns(pid)")
+    return pid
+
+
+def _can_fork_init() -> bool:
+    """True when this process may choose a new pid namespace for its children (and go back
+    to its own): tried once, before any sandbox is forked; without it, supervisors."""
+    if not _OWN_PID_NS:
+        return False
+    try:
+        unshare(CLONE_NEWPID)
+    except SetupError:
+        return False
+    # it chose one: it must be able to go back, or every later child would land there
+    _check(_libc.setns(_OWN_PID_NS[0], CLONE_NEWPID), "setns(pid)")
+    return True
+
+
+def _close_own_pid_ns() -> None:
+    """In a child of the server: nothing of the host's pid namespace stays open inside."""
+    while _OWN_PID_NS:
+        os.close(_OWN_PID_NS.pop())
+
+
+def write_file(path: str, text: str, *, append: bool = False) -> None:
+    """Create or overwrite (``append``: only create) ``path`` with ``text`` in one ``write``.
+
+    The sandbox's processes are forks of one warm interpreter: plain descriptors instead of
+    a text stream touch fewer of its objects, so fewer pages are copied per process.
+    """
+    mode = os.O_APPEND if append else os.O_TRUNC
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | mode, 0o666)
+    try:
+        if text:
+            os.write(fd, text.encode())
+    finally:
+        os.close(fd)
 
 
 def unshare(flags: int) -> None:
@@ -598,8 +712,7 @@ def _make_target(target: str, fd: int) -> None:
         os.makedirs(target, mode=0o755, exist_ok=True)
     else:
         os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
-        with open(target, "a"):
-            pass
+        write_file(target, "", append=True)
 
 
 def build_root(spec: SandboxSpec) -> None:
@@ -641,12 +754,10 @@ def build_root(spec: SandboxSpec) -> None:
             os.makedirs(f"{root}/{name}", mode=0o755, exist_ok=True)
             mount(fstype, f"{root}/{name}", fstype, flags, data)
         for name, content in spec.etc:
-            with open(f"{root}/etc/{name}", "w") as f:
-                f.write(content)
+            write_file(f"{root}/etc/{name}", content)
         for path, fd in devices:
             if fd is not None:
-                with open(root + path, "a"):
-                    pass
+                write_file(root + path, "", append=True)
                 # a device node needs no further flags (nothing to execute or set-uid)
                 mount(f"/proc/self/fd/{fd}", root + path, None, MS_BIND)
         for name, target in (
@@ -701,14 +812,13 @@ def attach(req: RunRequest) -> None:
     uid = req.inner_uid if req.inner_uid is not None else req.uid
     gid = req.inner_uid if req.inner_uid is not None else req.gid
     try:
-        with open(f"{root}/etc/passwd", "w") as f:
-            f.write(
-                "root:x:0:0:root:/root:/usr/sbin/nologin\n"
-                f"sandbox:x:{uid or 0}:{gid or 0}:sandbox:{spec.workspace_path}:{spec.shell}\n"
-                "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
-            )
-        with open(f"{root}/etc/group", "w") as f:
-            f.write(f"root:x:0:\nsandbox:x:{gid or 0}:\nnogroup:x:65534:\n")
+        write_file(
+            f"{root}/etc/passwd",
+            "root:x:0:0:root:/root:/usr/sbin/nologin\n"
+            f"sandbox:x:{uid or 0}:{gid or 0}:sandbox:{spec.workspace_path}:{spec.shell}\n"
+            "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+        )
+        write_file(f"{root}/etc/group", f"root:x:0:\nsandbox:x:{gid or 0}:\nnogroup:x:65534:\n")
     except OSError as exc:
         raise SetupError(f"writing /etc/passwd: {exc}") from None
     mount(None, f"{root}/etc", None, MS_BIND | MS_REMOUNT | _READ_ONLY | MS_NOEXEC)
@@ -846,11 +956,8 @@ def _prepare_payload(req: RunRequest, fds: list[int], err_w: int) -> None:
     # may be (rootless, its own /proc/self files must be writable to map its uid)
     prctl(PR_SET_DUMPABLE, 1)
     os.setsid()
-    try:
-        with open("/proc/self/oom_score_adj", "w") as f:
-            f.write("0")
-    except OSError:
-        pass
+    with contextlib.suppress(OSError):
+        write_file("/proc/self/oom_score_adj", "0")
     for name, (soft, hard) in req.rlimits.items():
         try:
             resource.setrlimit(_RLIMITS[name], (soft, hard))
@@ -983,10 +1090,13 @@ def _payload(req: RunRequest, fds: list[int], err_w: int, extra_path: list[str])
     os._exit(rc)
 
 
+def _setup_message(exc: BaseException) -> str:
+    return (str(exc) if isinstance(exc, SetupError) else f"{type(exc).__name__}: {exc}")[:4000]
+
+
 def _report_setup_error(err_w: int, exc: BaseException) -> None:
-    message = str(exc) if isinstance(exc, SetupError) else f"{type(exc).__name__}: {exc}"
     with contextlib.suppress(OSError):
-        os.write(err_w, message.encode()[:4000])
+        os.write(err_w, _setup_message(exc).encode())
 
 
 _SERVER_NS: dict[str, int] = {}
@@ -1070,8 +1180,8 @@ def _init_run(
 
 def _isolate_supervisor(spec: SandboxSpec) -> None:
     """The supervisor's own steps: protected from the OOM killer, then new namespaces."""
-    with contextlib.suppress(OSError), open("/proc/self/oom_score_adj", "w") as f:
-        f.write("-1000")
+    with contextlib.suppress(OSError):
+        write_file("/proc/self/oom_score_adj", "-1000")
     if spec.userns:
         _enter_userns()
     if spec.unshare:
@@ -1126,7 +1236,7 @@ def supervise(fds: list[int], extra: list[str]) -> None:
     except BaseException as exc:
         _send_json(status_sock, {"event": "exit", "setup_error": str(exc)})
         os._exit(0)
-    init = os.fork()
+    init = fork_helper()
     if init == 0:
         os.close(err_r)
         os.close(st_r)
@@ -1143,13 +1253,16 @@ def supervise(fds: list[int], extra: list[str]) -> None:
     _watch(init, status_sock, err_r, st_r)
 
 
-def warm_supervisor(static: SandboxSpec, requests: socket.socket, extra: list[str]) -> None:
+def warm_supervisor(
+    static: SandboxSpec, static_json: bytes, requests: socket.socket, extra: list[str]
+) -> None:
     """A pre-built sandbox: namespaces and mounts ready before the request arrives.
 
     Init waits on ``requests`` for one run's descriptors (sent by the server), reads the
     request, hands the status socket back to this supervisor, and goes on exactly like a
     cold run. Everything here dies with the server.
     """
+    known = (static, static_json)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     os.setsid()
     prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -1160,7 +1273,7 @@ def warm_supervisor(static: SandboxSpec, requests: socket.socket, extra: list[st
     err_r, err_w = os.pipe()
     st_r, st_w = os.pipe()
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    init = os.fork()
+    init = fork_helper()
     if init == 0:
         ours.close()
         os.close(err_r)
@@ -1178,7 +1291,7 @@ def warm_supervisor(static: SandboxSpec, requests: socket.socket, extra: list[st
             os.close(st_w)
             try:
                 msg, fds, _, _ = socket.recv_fds(from_init, 1, 3)
-                req = _recv_request(from_init) if msg and len(fds) == 3 else None
+                req = _recv_request(from_init, known) if msg and len(fds) == 3 else None
             except (OSError, SetupError):
                 req = None
             if req is None:
@@ -1200,8 +1313,8 @@ def warm_supervisor(static: SandboxSpec, requests: socket.socket, extra: list[st
             body = _recv_exact(status_sock, struct.unpack("!Q", raw)[0])
             socket.send_fds(theirs, [b"S"], [status_sock.fileno()])
             theirs.close()
-            req = decode(RunRequest, json.loads(body))
-            if req.sandbox != static:
+            req = decode_request(body, known)
+            if req.sandbox is not static and req.sandbox != static:
                 raise SetupError("the request does not fit this pre-built sandbox")
             _init_attach(req)
             socket.send_fds(to_payload, [b"R"], fds[1:4])
@@ -1227,6 +1340,169 @@ def warm_supervisor(static: SandboxSpec, requests: socket.socket, extra: list[st
     _watch(init, socket.socket(fileno=fds[0]), err_r, st_r)
 
 
+def warm_init(
+    static: SandboxSpec, static_json: bytes, requests: socket.socket, extra: list[str]
+) -> None:
+    """A pre-built sandbox without a supervisor: this process is PID 1 of a new pid namespace
+    (forked there by the server, see :func:`fork_init`) and watches its own run.
+
+    It makes the other namespaces itself, builds the root and forks the payload ahead of
+    time, like the init of :func:`warm_supervisor`; for the run it reads the request,
+    attaches, and then reports to the host and kills on request as a supervisor would
+    (see :func:`_watch_payload`). When it ends, the kernel kills whatever is left in the
+    pid namespace; when the server ends, it is killed (parent-death signal).
+    """
+    known = (static, static_json)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    os.setsid()
+    err_r, err_w = os.pipe()
+    try:
+        if static.unshare & ~CLONE_NEWPID:
+            unshare(static.unshare & ~CLONE_NEWPID)
+        _init_static(static)
+    except BaseException:
+        os._exit(SETUP_FAILED)
+    to_payload, from_init = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    payload = os.fork()
+    if payload == 0:
+        # the payload, forked ahead of time: waits for its request from init
+        requests.close()
+        to_payload.close()
+        os.close(err_r)
+        try:
+            msg, fds, _, _ = socket.recv_fds(from_init, 1, 3)
+            req = _recv_request(from_init, known) if msg and len(fds) == 3 else None
+        except (OSError, SetupError):
+            req = None
+        if req is None:
+            os._exit(0)
+        from_init.close()
+        _payload(req, fds, err_w, extra)
+        os._exit(SETUP_FAILED)
+    from_init.close()
+    try:
+        msg, fds, _, _ = socket.recv_fds(requests, 16, 8)
+    except OSError:
+        os._exit(0)
+    requests.close()
+    if not msg or len(fds) != 4:
+        os._exit(0)
+    status_sock = socket.socket(fileno=fds[0])
+    try:
+        raw = _recv_exact(status_sock, 8)
+        body = _recv_exact(status_sock, struct.unpack("!Q", raw)[0])
+        req = decode_request(body, known)
+        if req.sandbox is not static and req.sandbox != static:
+            raise SetupError("the request does not fit this pre-built sandbox")
+        _init_attach(req)
+        socket.send_fds(to_payload, [b"R"], fds[1:4])
+        to_payload.sendall(raw + body)
+        to_payload.close()
+    except BaseException as exc:
+        _send_json(status_sock, {"event": "exit", "setup_error": _setup_message(exc)})
+        os._exit(SETUP_FAILED)
+    # the payload has its copies: init keeps no host descriptor while the code runs
+    for fd in (*fds[1:4], *_CGROUP_FDS.values()):
+        os.close(fd)
+    _CGROUP_FDS.clear()
+    os.close(err_w)
+    _watch_payload(payload, status_sock, err_r)
+
+
+def cold_init(fds: list[int], extra: list[str]) -> None:
+    """A run without a pre-built sandbox and without a supervisor: like :func:`warm_init`
+    (this process is PID 1 of a new pid namespace, forked there by the server), but it
+    reads the request first, then makes the namespaces, the root and the payload."""
+    status_sock = socket.socket(fileno=fds[0])
+    io_fds = fds[1:4]
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    os.setsid()
+    err_r, err_w = os.pipe()
+    try:
+        req = _recv_request(status_sock)
+        spec = req.sandbox
+        if spec.userns or not spec.unshare & CLONE_NEWPID:
+            raise SetupError("this sandbox needs a supervisor (a user namespace, or no pid one)")
+        if spec.unshare & ~CLONE_NEWPID:
+            unshare(spec.unshare & ~CLONE_NEWPID)
+        _init_static(spec)
+        _init_attach(req)
+    except BaseException as exc:
+        _send_json(status_sock, {"event": "exit", "setup_error": _setup_message(exc)})
+        os._exit(SETUP_FAILED)
+    payload = os.fork()
+    if payload == 0:
+        os.close(err_r)
+        status_sock.close()
+        _payload(req, io_fds, err_w, extra)
+        os._exit(SETUP_FAILED)
+    # the payload has its copies: init keeps no host descriptor while the code runs
+    for fd in (*io_fds, *_CGROUP_FDS.values()):
+        os.close(fd)
+    _CGROUP_FDS.clear()
+    os.close(err_w)
+    _watch_payload(payload, status_sock, err_r)
+
+
+def _watch_payload(payload: int, status_sock: socket.socket, err_r: int) -> None:
+    """PID 1 of a supervisor-less sandbox: reap, kill on request, report the exit, exit.
+
+    Reaps every child (orphans come to PID 1); kills every process of the pid namespace
+    when the host asks (``k``) or goes away (the status socket closes); once the payload
+    ended, reports its status, and the setup error it left on ``err_r`` if any.
+    """
+    wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+    killed = False
+    watch: list[Any] = [status_sock, wake_r]
+    status: int | None = None
+    while True:
+        while status is None:
+            try:
+                pid, wstatus = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            if pid == payload:
+                status = wstatus
+        if status is not None:
+            break
+        ready, _, _ = select.select(watch, [], [])
+        if wake_r in ready:
+            with contextlib.suppress(OSError):
+                os.read(wake_r, 4096)
+        if status_sock in ready:
+            try:
+                data = status_sock.recv(64)
+            except OSError:
+                data = b""
+            if not killed and (not data or b"k" in data):
+                # -1 from PID 1: every other process of this pid namespace, and only those
+                os.kill(-1 if os.getpid() == 1 else payload, signal.SIGKILL)
+                killed = True
+            if not data:
+                watch = [wake_r]
+    os.set_blocking(err_r, False)
+    chunks = []
+    with contextlib.suppress(OSError):
+        while chunk := os.read(err_r, 65536):
+            chunks.append(chunk)
+    setup_error = b"".join(chunks).decode(errors="replace")
+    _send_json(
+        status_sock,
+        {
+            "event": "exit",
+            "status": status,
+            "setup_error": setup_error or None,
+            "killed": killed,
+            "from": "init",
+        },
+    )
+    os._exit(0)
+
+
 def _drop_to_inner_uid(inner: int) -> None:
     """Rootless mode: leave the namespace's root for ``inner`` in a nested user namespace.
 
@@ -1234,12 +1510,9 @@ def _drop_to_inner_uid(inner: int) -> None:
     maps ``inner`` to that uid 0, and switching to it drops every capability.
     """
     unshare(CLONE_NEWUSER)
-    with open("/proc/self/setgroups", "w") as f:
-        f.write("deny")
-    with open("/proc/self/uid_map", "w") as f:
-        f.write(f"{inner} 0 1")
-    with open("/proc/self/gid_map", "w") as f:
-        f.write(f"{inner} 0 1")
+    write_file("/proc/self/setgroups", "deny")
+    write_file("/proc/self/uid_map", f"{inner} 0 1")
+    write_file("/proc/self/gid_map", f"{inner} 0 1")
     os.setresgid(inner, inner, inner)
     os.setresuid(inner, inner, inner)
 
@@ -1247,12 +1520,9 @@ def _drop_to_inner_uid(inner: int) -> None:
 def _enter_userns() -> None:
     uid, gid = os.getuid(), os.getgid()
     unshare(CLONE_NEWUSER)
-    with open("/proc/self/setgroups", "w") as f:
-        f.write("deny")
-    with open("/proc/self/uid_map", "w") as f:
-        f.write(f"0 {uid} 1")
-    with open("/proc/self/gid_map", "w") as f:
-        f.write(f"0 {gid} 1")
+    write_file("/proc/self/setgroups", "deny")
+    write_file("/proc/self/uid_map", f"0 {uid} 1")
+    write_file("/proc/self/gid_map", f"0 {gid} 1")
 
 
 def _read_all(fd: int) -> bytes:
@@ -1263,10 +1533,12 @@ def _read_all(fd: int) -> bytes:
     return b"".join(chunks)
 
 
-def _recv_request(sock: socket.socket) -> RunRequest:
+def _recv_request(
+    sock: socket.socket, known: tuple[SandboxSpec, bytes] | None = None
+) -> RunRequest:
     header = _recv_exact(sock, 8)
     (size,) = struct.unpack("!Q", header)
-    return decode(RunRequest, json.loads(_recv_exact(sock, size)))
+    return decode_request(_recv_exact(sock, size), known)
 
 
 def _recv_exact(sock: socket.socket, size: int) -> bytes:
@@ -1319,24 +1591,36 @@ def serve(ctrl_fd: int, config: dict[str, Any]) -> None:
     gc.freeze()
     for kind in ("mnt", "net", "uts"):
         _SERVER_NS[kind] = _ns_id(kind)
+    _OWN_PID_NS[:] = [os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)]
     ctrl = socket.socket(fileno=ctrl_fd)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     raw_static = config.get("prewarm")
     static = decode(SandboxSpec, raw_static) if raw_static else None
     count = int(config.get("prewarm_count", 0)) if static else 0
+    static_json = spec_json(static) if static else b""
+    # where the host says so (a pid namespace and no user namespace: a root host) the
+    # server forks each sandbox's init straight into its pid namespace: no supervisor
+    direct = bool(config.get("direct")) and _can_fork_init()
+    warm_direct = (
+        direct and static is not None and bool(static.unshare & CLONE_NEWPID) and not static.userns
+    )
     pool: list[socket.socket] = []
 
     def spawn_warm() -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        if os.fork() == 0:
+        if (fork_init() if warm_direct else fork_helper()) == 0:
             try:
                 ctrl.close()
                 ours.close()
                 for other in pool:
                     other.close()
+                _close_own_pid_ns()
                 assert static is not None
-                warm_supervisor(static, theirs, base_path)
+                if warm_direct:
+                    warm_init(static, static_json, theirs, base_path)
+                else:
+                    warm_supervisor(static, static_json, theirs, base_path)
             finally:
                 os._exit(1)
         theirs.close()
@@ -1366,12 +1650,16 @@ def serve(ctrl_fd: int, config: dict[str, Any]) -> None:
             except OSError:
                 pass  # that sandbox died; try the next one
             warm.close()
-        if not handed and os.fork() == 0:
+        if not handed and (fork_init() if direct else fork_helper()) == 0:
             try:
                 ctrl.close()
+                _close_own_pid_ns()
                 for other in pool:
                     other.close()
-                supervise(fds, base_path)
+                if direct:
+                    cold_init(fds, base_path)
+                else:
+                    supervise(fds, base_path)
             finally:
                 os._exit(1)
         for fd in fds:

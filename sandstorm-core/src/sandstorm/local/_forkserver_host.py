@@ -83,10 +83,14 @@ class ForkServer:
         *,
         preload: tuple[str, ...] = (),
         python_path: tuple[str, ...] = (),
+        direct: bool = False,
     ) -> None:
+        """``direct``: the server may make pid namespaces itself (a pid namespace is used
+        and no user namespace, i.e. a root host), so sandboxes need no supervisor process."""
         self._python = python
         self._preload = preload
         self._python_path = python_path
+        self._direct = direct
         self._lock = threading.Lock()
         self._prewarm: SandboxSpec | None = None
         self._prewarm_count = 0
@@ -111,6 +115,7 @@ class ForkServer:
             "python_path": list(self._python_path),
             "prewarm": dataclasses.asdict(self._prewarm) if self._prewarm else None,
             "prewarm_count": self._prewarm_count,
+            "direct": self._direct,
         }
         try:
             self._proc = subprocess.Popen(

@@ -404,6 +404,7 @@ class LocalProvider(LocalAgents, AsyncProvider):
                         python,
                         preload=(*_STDLIB_PRELOAD, *config.preload),
                         python_path=python_path,
+                        direct=report.is_active("pidns") and not report.is_active("userns"),
                     ),
                     python=python,
                     python_prefix=_real(sys.base_prefix),
