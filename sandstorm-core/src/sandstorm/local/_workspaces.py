@@ -6,9 +6,17 @@ the sandbox uid so the code can write it.
 
 With disk images (``images=True``, see :mod:`._disk`), ``files/`` is the mount point of
 the workspace's own ``disk.img``: the store mounts it at creation, again on first use
-after a restart (a mount a crashed process left is adopted), unmounts it on
-:meth:`WorkspaceStore.close`, and deletion is unmount plus unlink. ``workspaces/`` itself
-is then a shared mount, so images mounted after a sandbox was prepared still reach it.
+after a restart, and deletion is unmount plus unlink. ``workspaces/`` itself is then a
+shared mount, so images mounted after a sandbox was prepared still reach it.
+
+Several processes may use one root at once, so a mount is shared: ``{id}/mount-users``
+lists the live processes using it (``host/pid/start``, see
+:func:`sandstorm._exits.current_owner`; dead ones are pruned whenever it is read). It is
+only read or written under the workspace's lock (:meth:`WorkspaceStore._locked`), as is
+every mount and unmount of that image. A process records itself when it mounts or first
+uses a workspace; :meth:`WorkspaceStore.close` unmounts only the images no other live
+process uses; :meth:`WorkspaceStore.prepare` adopts only mounts whose users are all gone
+(a crash left them), which the next store to close unmounts.
 
 Blank workspaces can be made ahead (:meth:`WorkspaceStore.make_spares`): a directory
 under ``workspaces/.spare/`` with its image formatted and mounted, never shown to code and
@@ -38,6 +46,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .._errors import WorkspaceError, WorkspaceNotFound
+from .._exits import current_owner, owner_alive
 from .._models import Workspace
 from . import _disk
 
@@ -96,6 +105,33 @@ def disk_usage(path: Path) -> int:
     return total
 
 
+_USERS = "mount-users"
+"""The file (in a workspace's directory) listing the live processes using its mount."""
+
+
+def _read_users(path: Path) -> list[str]:
+    """The live users recorded in ``path/mount-users`` (dead or malformed entries dropped)."""
+    try:
+        text = (path / _USERS).read_text()
+    except FileNotFoundError:
+        return []
+    users = []
+    for line in text.splitlines():
+        if line and line not in users and owner_alive(line) is True:
+            users.append(line)
+    return users
+
+
+def _write_users(path: Path, users: list[str]) -> None:
+    """Atomically replace ``path/mount-users`` (removed when nobody is left)."""
+    if not users:
+        (path / _USERS).unlink(missing_ok=True)
+        return
+    tmp = path / f".{_USERS}.{secrets.token_hex(4)}.tmp"
+    tmp.write_text("".join(f"{user}\n" for user in users))
+    tmp.replace(path / _USERS)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -143,8 +179,9 @@ class WorkspaceStore:
     def prepare(self) -> None:
         """Create the state directories (private to the host user).
 
-        With disk images, also make ``workspaces/`` a shared mount and adopt the images a
-        crashed process left mounted (so :meth:`close` unmounts them).
+        With disk images, also make ``workspaces/`` a shared mount and adopt the images
+        mounted with no live user (a crash left them; :meth:`close` unmounts them). Images
+        another live process uses stay its own.
         """
         if self._prepared and self.base.is_dir():
             return
@@ -167,8 +204,29 @@ class WorkspaceStore:
             self._shared = marker.exists()
             for point in _disk.mounted_below(self.base):
                 if point.name == "files" and point.parent.parent == self.base.resolve():
-                    self._mounted.add(point.parent.name)
+                    self._adopt(point.parent.name)
         self._prepared = True
+
+    def _adopt(self, workspace_id: str) -> None:
+        """Use a mount found at start when no live process uses it (else leave it be)."""
+        try:
+            with self._locked(workspace_id):
+                path = self.path(workspace_id)
+                users = _read_users(path)
+                if not _disk.is_mounted(path / "files") or (users and current_owner() not in users):
+                    return  # gone meanwhile, or another live process's
+                _write_users(path, [current_owner()])
+        except (FileNotFoundError, NotADirectoryError, WorkspaceNotFound):
+            return  # deleted meanwhile
+        self._mounted.add(workspace_id)
+
+    def _use(self, workspace_id: str) -> None:
+        """Record this process as a user of the workspace's mount (under its lock)."""
+        path = self.path(workspace_id)
+        users = _read_users(path)
+        if current_owner() not in users:
+            users.append(current_owner())
+        _write_users(path, users)
 
     def create(
         self, workspace: Workspace, env: Mapping[str, str], disk_bytes: int | None = None
@@ -184,7 +242,9 @@ class WorkspaceStore:
         try:
             if self.images and disk_bytes and not spare:
                 _disk.create_image(self.image(workspace.id), disk_bytes)
-                _disk.mount_image(self.image(workspace.id), files, fresh=True)
+                with self._locked(workspace.id):
+                    _disk.mount_image(self.image(workspace.id), files, fresh=True)
+                    self._use(workspace.id)
                 self._mounted.add(workspace.id)
                 with contextlib.suppress(OSError):
                     os.rmdir(files / "lost+found")
@@ -240,6 +300,8 @@ class WorkspaceStore:
             files = path / "files"
             files.mkdir(mode=0o755)
             try:
+                # ours from the start: a claimed spare is renamed into place already used
+                _write_users(path, [current_owner()])
                 _disk.create_image(path / "disk.img", disk_bytes)
                 _disk.mount_image(path / "disk.img", files, fresh=True)
                 with contextlib.suppress(OSError):
@@ -291,21 +353,25 @@ class WorkspaceStore:
             os.close(fd)
 
     def _mount(self, workspace_id: str) -> None:
+        """Mount the image unless it is mounted already (by anyone); record us as a user."""
         files = self.files(workspace_id)
         with self._locked(workspace_id):
             if not _disk.is_mounted(files):
                 _disk.mount_image(self.image(workspace_id), files)
+            self._use(workspace_id)
         self._mounted.add(workspace_id)
 
     def mounted(self, workspace_id: str) -> Path:
-        """The workspace's ``files/``, its image mounted there first when it has one."""
+        """The workspace's ``files/``, its image mounted there first when it has one.
+
+        The first use in this process records it as a user of the mount (shared with any
+        other process using the same root; see :meth:`close`).
+        """
         files = self.files(workspace_id)
         if self.images and self.image(workspace_id).is_file():
             self.prepare()  # the shared bind must come before any image below it
-            if not _disk.is_mounted(files):
+            if workspace_id not in self._mounted or not _disk.is_mounted(files):
                 self._mount(workspace_id)
-            else:
-                self._mounted.add(workspace_id)  # mounted by an earlier process: adopted
         return files
 
     def usage(self, workspace_id: str) -> tuple[int, int] | None:
@@ -315,9 +381,10 @@ class WorkspaceStore:
         return _disk.usage(self.mounted(workspace_id))
 
     def close(self) -> None:
-        """Unmount the images this store mounted (busy ones, in use elsewhere, stay).
+        """Stop using the images this store used; unmount those no other live process uses.
 
-        Then wait (up to a second) for their loop devices to go: sandboxes killed just
+        A busy one stays mounted (with no user recorded: the next store adopts it). Then
+        wait (up to a second) for the released loop devices to go: sandboxes killed just
         before may still hold a copy of a mount for a moment.
         """
         self.drop_spares()
@@ -325,10 +392,18 @@ class WorkspaceStore:
         for workspace_id in sorted(self._mounted):
             files = self.files(workspace_id)
             try:
-                if _disk.unmount(files, attempts=5):
-                    released.append(self.image(workspace_id))
-                else:
-                    log.warning("workspace %s is still in use; its disk stays mounted", files)
+                with self._locked(workspace_id):
+                    path = self.path(workspace_id)
+                    others = [u for u in _read_users(path) if u != current_owner()]
+                    _write_users(path, others)
+                    if others:
+                        continue  # another live process still uses it: it unmounts it
+                    if _disk.unmount(files, attempts=5):
+                        released.append(self.image(workspace_id))
+                    else:
+                        log.warning("workspace %s is still in use; its disk stays mounted", files)
+            except (FileNotFoundError, NotADirectoryError):
+                continue  # deleted meanwhile (deletion unmounts)
             except OSError as exc:
                 log.warning("unmounting %s: %s", files, exc)
         self._mounted.clear()
