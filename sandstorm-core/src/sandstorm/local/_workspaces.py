@@ -9,10 +9,10 @@ the workspace's own ``disk.img``: the store mounts it at creation, again on firs
 after a restart, and deletion is unmount plus unlink. ``workspaces/`` itself is then a
 shared mount, so images mounted after a sandbox was prepared still reach it.
 
-Several processes may use one root at once, so a mount is shared: ``{id}/mount-users``
-lists the live processes using it (``host/pid/start``, see
-:func:`sandstorm._exits.current_owner`; dead ones are pruned whenever it is read). It is
-only read or written under the workspace's lock (:meth:`WorkspaceStore._locked`), as is
+Several processes may use one root at once, so a mount is shared: ``{id}/mount-user.*``
+name the live processes using it (``host:pid:start``, see
+:func:`sandstorm._exits.current_owner`; dead ones are pruned whenever they are read). They
+are only read or written under the workspace's lock (:meth:`WorkspaceStore._locked`), as is
 every mount and unmount of that image. A process records itself when it mounts or first
 uses a workspace; :meth:`WorkspaceStore.close` unmounts only the images no other live
 process uses; :meth:`WorkspaceStore.prepare` adopts only mounts whose users are all gone
@@ -105,31 +105,35 @@ def disk_usage(path: Path) -> int:
     return total
 
 
-_USERS = "mount-users"
-"""The file (in a workspace's directory) listing the live processes using its mount."""
+_USER = "mount-user."
+"""Prefix of the empty files (in a workspace's directory) naming the live processes that
+use its mount: ``mount-user.{host}:{pid}:{start}``. Files, not a list in one file: adding
+or removing a user writes no data (rewriting a file makes ext4 flush it: milliseconds)."""
 
 
-def _read_users(path: Path) -> list[str]:
-    """The live users recorded in ``path/mount-users`` (dead or malformed entries dropped)."""
-    try:
-        text = (path / _USERS).read_text()
-    except FileNotFoundError:
-        return []
+def _user_file(owner: str) -> str:
+    return _USER + owner.replace("/", ":")
+
+
+def _users(path: Path) -> list[str]:
+    """The live users of the workspace's mount; the records of dead ones are removed."""
     users = []
-    for line in text.splitlines():
-        if line and line not in users and owner_alive(line) is True:
-            users.append(line)
+    for name in os.listdir(path):
+        if name.startswith(_USER):
+            owner = "/".join(name[len(_USER) :].rsplit(":", 2))
+            if owner_alive(owner) is True:
+                users.append(owner)
+            else:
+                (path / name).unlink(missing_ok=True)
     return users
 
 
-def _write_users(path: Path, users: list[str]) -> None:
-    """Atomically replace ``path/mount-users`` (removed when nobody is left)."""
-    if not users:
-        (path / _USERS).unlink(missing_ok=True)
-        return
-    tmp = path / f".{_USERS}.{secrets.token_hex(4)}.tmp"
-    tmp.write_text("".join(f"{user}\n" for user in users))
-    tmp.replace(path / _USERS)
+def _add_user(path: Path, owner: str) -> None:
+    os.close(os.open(path / _user_file(owner), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+
+
+def _remove_user(path: Path, owner: str) -> None:
+    (path / _user_file(owner)).unlink(missing_ok=True)
 
 
 def _alive(pid: int) -> bool:
@@ -212,21 +216,17 @@ class WorkspaceStore:
         try:
             with self._locked(workspace_id):
                 path = self.path(workspace_id)
-                users = _read_users(path)
+                users = _users(path)
                 if not _disk.is_mounted(path / "files") or (users and current_owner() not in users):
                     return  # gone meanwhile, or another live process's
-                _write_users(path, [current_owner()])
+                _add_user(path, current_owner())
         except (FileNotFoundError, NotADirectoryError, WorkspaceNotFound):
             return  # deleted meanwhile
         self._mounted.add(workspace_id)
 
     def _use(self, workspace_id: str) -> None:
         """Record this process as a user of the workspace's mount (under its lock)."""
-        path = self.path(workspace_id)
-        users = _read_users(path)
-        if current_owner() not in users:
-            users.append(current_owner())
-        _write_users(path, users)
+        _add_user(self.path(workspace_id), current_owner())
 
     def create(
         self, workspace: Workspace, env: Mapping[str, str], disk_bytes: int | None = None
@@ -301,7 +301,7 @@ class WorkspaceStore:
             files.mkdir(mode=0o755)
             try:
                 # ours from the start: a claimed spare is renamed into place already used
-                _write_users(path, [current_owner()])
+                _add_user(path, current_owner())
                 _disk.create_image(path / "disk.img", disk_bytes)
                 _disk.mount_image(path / "disk.img", files, fresh=True)
                 with contextlib.suppress(OSError):
@@ -394,9 +394,8 @@ class WorkspaceStore:
             try:
                 with self._locked(workspace_id):
                     path = self.path(workspace_id)
-                    others = [u for u in _read_users(path) if u != current_owner()]
-                    _write_users(path, others)
-                    if others:
+                    _remove_user(path, current_owner())
+                    if _users(path):
                         continue  # another live process still uses it: it unmounts it
                     if _disk.unmount(files, attempts=5):
                         released.append(self.image(workspace_id))
