@@ -23,8 +23,9 @@ LEAK_CHECKS = (
     " or test_run_refuses_bad_arguments or test_create_workspace_refuses_bad_arguments"
 )
 
-# another application on the same root: creates a workspace every few milliseconds (at
-# most 10 kept), runs one-shot code, until told to stop; then deletes what it made
+# another application on the same root: creates and restores workspaces every few
+# milliseconds (at most 10 kept), runs one-shot code, until told to stop; then deletes
+# what it made
 CHURN = textwrap.dedent(
     """
     import os, sys, time
@@ -33,17 +34,22 @@ CHURN = textwrap.dedent(
     sandstorm.register_provider("subproc", "subproc_provider:SubprocProvider")
     root, stop = sys.argv[1], sys.argv[2]
     with sandstorm.get_provider("subproc", root=root) as provider:
+        source = provider.create_workspace(labels={"app": "churn"})
+        snapshot = provider.snapshot(source)
         kept = []
         created = 0
         while not os.path.exists(stop):
             kept.append(provider.create_workspace(labels={"app": "churn"}))
+            # as another kit session restores: no labels, a name of that session's
+            kept.append(provider.restore(snapshot, name=f"sstk-otherrun-{created}"))
             created += 1
-            if len(kept) > 10:
+            while len(kept) > 10:
                 provider.delete_workspace(kept.pop(0))
             provider.run("pass")
             time.sleep(0.02)
-        for workspace in kept:
+        for workspace in [*kept, source]:
             provider.delete_workspace(workspace)
+        provider.delete_snapshot(snapshot)
     print(created)
     """
 )
