@@ -19,6 +19,7 @@ from typing import IO
 
 import pytest
 
+import sandstorm
 from sandstorm.local import _disk
 
 pytestmark = pytest.mark.skipif(
@@ -192,3 +193,22 @@ def test_a_provider_closing_leaves_another_live_providers_workspace_mounted(
     finally:
         for driver in drivers:
             driver.stop()
+
+
+def test_two_providers_of_one_process_share_a_mount(root: Path) -> None:
+    """A second provider in the same process (as the kit's factories make) is a user too."""
+    with sandstorm.get_provider("local", root=str(root), spare_workspaces=0) as first:
+        ws = first.create_workspace(disk=16)
+        first.write_file(ws, "f", b"first")
+        files = root / "workspaces" / ws.id / "files"
+        with sandstorm.get_provider("local", root=str(root), spare_workspaces=0) as second:
+            second.run("pass")  # prepares its store: the mount is the first's, not adopted
+            assert second.read_file(ws, "f") == b"first"  # and now the second's too
+        assert _disk.is_mounted(files)
+        out = first.run_in_workspace(ws, "cat f; echo more >> f", language="shell")
+        assert out.stdout == "first"
+        with sandstorm.get_provider("local", root=str(root), spare_workspaces=0) as third:
+            third.run("pass")
+        assert _disk.is_mounted(files)
+        assert first.read_file(ws, "f") == b"firstmore\n"
+    assert _mounts_below(root) == []

@@ -9,14 +9,15 @@ the workspace's own ``disk.img``: the store mounts it at creation, again on firs
 after a restart, and deletion is unmount plus unlink. ``workspaces/`` itself is then a
 shared mount, so images mounted after a sandbox was prepared still reach it.
 
-Several processes may use one root at once, so a mount is shared: ``{id}/mount-user.*``
-name the live processes using it (``host:pid:start``, see
-:func:`sandstorm._exits.current_owner`; dead ones are pruned whenever they are read). They
-are only read or written under the workspace's lock (:meth:`WorkspaceStore._locked`), as is
-every mount and unmount of that image. A process records itself when it mounts or first
-uses a workspace; :meth:`WorkspaceStore.close` unmounts only the images no other live
-process uses; :meth:`WorkspaceStore.prepare` adopts only mounts whose users are all gone
-(a crash left them), which the next store to close unmounts.
+Several stores (providers) may use one root at once, in one process or several, so a
+mount is shared: ``{id}/mount-user.*`` name the open stores using it (``host:pid:start``
+of their process, see :func:`sandstorm._exits.current_owner`, plus a token per store;
+those of dead processes are pruned whenever they are read). They are only read or
+written under the workspace's lock (:meth:`WorkspaceStore._locked`), as is every mount
+and unmount of that image. A store records itself when it mounts or first uses a
+workspace; :meth:`WorkspaceStore.close` unmounts only the images no other open store
+uses; :meth:`WorkspaceStore.prepare` adopts only mounts whose users are all gone (a
+crash left them), which the next store to close unmounts.
 
 Blank workspaces can be made ahead (:meth:`WorkspaceStore.make_spares`): a directory
 under ``workspaces/.spare/`` with its image formatted and mounted, never shown to code and
@@ -106,34 +107,31 @@ def disk_usage(path: Path) -> int:
 
 
 _USER = "mount-user."
-"""Prefix of the empty files (in a workspace's directory) naming the live processes that
-use its mount: ``mount-user.{host}:{pid}:{start}``. Files, not a list in one file: adding
+"""Prefix of the empty files (in a workspace's directory) naming the stores that use its
+mount: ``mount-user.{host}:{pid}:{start}:{token}``. Files, not a list in one file: adding
 or removing a user writes no data (rewriting a file makes ext4 flush it: milliseconds)."""
 
 
-def _user_file(owner: str) -> str:
-    return _USER + owner.replace("/", ":")
-
-
 def _users(path: Path) -> list[str]:
-    """The live users of the workspace's mount; the records of dead ones are removed."""
+    """The users (``host:pid:start:token``) of the workspace's mount whose process lives;
+    the records of dead ones are removed."""
     users = []
     for name in os.listdir(path):
         if name.startswith(_USER):
-            owner = "/".join(name[len(_USER) :].rsplit(":", 2))
-            if owner_alive(owner) is True:
-                users.append(owner)
+            user = name[len(_USER) :]
+            if owner_alive("/".join(user.rsplit(":", 3)[:3])) is True:
+                users.append(user)
             else:
                 (path / name).unlink(missing_ok=True)
     return users
 
 
-def _add_user(path: Path, owner: str) -> None:
-    os.close(os.open(path / _user_file(owner), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+def _add_user(path: Path, user: str) -> None:
+    os.close(os.open(path / f"{_USER}{user}", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
 
 
-def _remove_user(path: Path, owner: str) -> None:
-    (path / _user_file(owner)).unlink(missing_ok=True)
+def _remove_user(path: Path, user: str) -> None:
+    (path / f"{_USER}{user}").unlink(missing_ok=True)
 
 
 def _alive(pid: int) -> bool:
@@ -165,6 +163,12 @@ class WorkspaceStore:
         self._uid_lock = threading.Lock()
         self._spares: dict[int, list[Path]] = {}
         self._spare_lock = threading.Lock()
+        self._token = secrets.token_hex(4)
+
+    @property
+    def _user(self) -> str:
+        """This store as a user of mounts: its process (``host:pid:start``) and a token."""
+        return f"{current_owner().replace('/', ':')}:{self._token}"
 
     def path(self, workspace_id: str) -> Path:
         """The workspace's directory; :class:`WorkspaceNotFound` for a malformed id."""
@@ -185,7 +189,7 @@ class WorkspaceStore:
 
         With disk images, also make ``workspaces/`` a shared mount and adopt the images
         mounted with no live user (a crash left them; :meth:`close` unmounts them). Images
-        another live process uses stay its own.
+        another open store (in this process or another) uses stay its own.
         """
         if self._prepared and self.base.is_dir():
             return
@@ -217,16 +221,16 @@ class WorkspaceStore:
             with self._locked(workspace_id):
                 path = self.path(workspace_id)
                 users = _users(path)
-                if not _disk.is_mounted(path / "files") or (users and current_owner() not in users):
-                    return  # gone meanwhile, or another live process's
-                _add_user(path, current_owner())
+                if not _disk.is_mounted(path / "files") or (users and self._user not in users):
+                    return  # gone meanwhile, or another open store's
+                _add_user(path, self._user)
         except (FileNotFoundError, NotADirectoryError, WorkspaceNotFound):
             return  # deleted meanwhile
         self._mounted.add(workspace_id)
 
     def _use(self, workspace_id: str) -> None:
         """Record this process as a user of the workspace's mount (under its lock)."""
-        _add_user(self.path(workspace_id), current_owner())
+        _add_user(self.path(workspace_id), self._user)
 
     def create(
         self, workspace: Workspace, env: Mapping[str, str], disk_bytes: int | None = None
@@ -301,7 +305,7 @@ class WorkspaceStore:
             files.mkdir(mode=0o755)
             try:
                 # ours from the start: a claimed spare is renamed into place already used
-                _add_user(path, current_owner())
+                _add_user(path, self._user)
                 _disk.create_image(path / "disk.img", disk_bytes)
                 _disk.mount_image(path / "disk.img", files, fresh=True)
                 with contextlib.suppress(OSError):
@@ -381,7 +385,7 @@ class WorkspaceStore:
         return _disk.usage(self.mounted(workspace_id))
 
     def close(self) -> None:
-        """Stop using the images this store used; unmount those no other live process uses.
+        """Stop using the images this store used; unmount those no other open store uses.
 
         A busy one stays mounted (with no user recorded: the next store adopts it). Then
         wait (up to a second) for the released loop devices to go: sandboxes killed just
@@ -394,9 +398,9 @@ class WorkspaceStore:
             try:
                 with self._locked(workspace_id):
                     path = self.path(workspace_id)
-                    _remove_user(path, current_owner())
+                    _remove_user(path, self._user)
                     if _users(path):
-                        continue  # another live process still uses it: it unmounts it
+                        continue  # another open store still uses it: it unmounts it
                     if _disk.unmount(files, attempts=5):
                         released.append(self.image(workspace_id))
                     else:
