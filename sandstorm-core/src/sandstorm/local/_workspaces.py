@@ -216,7 +216,7 @@ class WorkspaceStore:
         self._prepared = True
 
     def _adopt(self, workspace_id: str) -> None:
-        """Use a mount found at start when no live process uses it (else leave it be)."""
+        """Use a mount found at start when no open store uses it (else leave it be)."""
         try:
             with self._locked(workspace_id):
                 path = self.path(workspace_id)
@@ -229,7 +229,7 @@ class WorkspaceStore:
         self._mounted.add(workspace_id)
 
     def _use(self, workspace_id: str) -> None:
-        """Record this process as a user of the workspace's mount (under its lock)."""
+        """Record this store as a user of the workspace's mount (under its lock)."""
         _add_user(self.path(workspace_id), self._user)
 
     def create(
@@ -368,8 +368,8 @@ class WorkspaceStore:
     def mounted(self, workspace_id: str) -> Path:
         """The workspace's ``files/``, its image mounted there first when it has one.
 
-        The first use in this process records it as a user of the mount (shared with any
-        other process using the same root; see :meth:`close`).
+        The first use by this store records it as a user of the mount (shared with any
+        other store using the same root; see :meth:`close`).
         """
         files = self.files(workspace_id)
         if self.images and self.image(workspace_id).is_file():
