@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -108,3 +111,69 @@ def test_store_delete_kills_what_works_inside(tmp_path: Path) -> None:
     assert caught.value.workspace_id == workspace.id
     assert store.list_workspaces() == []
     assert os.listdir(tmp_path / "root" / "workspaces") == []
+
+
+# a tree (a shell, a child, a setsid daemon), and a kill of it on a daemon thread that the
+# interpreter abandons at exit right after the kill's first SIGSTOP: os.kill is wrapped so
+# that thread stays there (as if the interpreter froze it at shutdown) while the main
+# thread returns and the interpreter exits
+ABANDONED_KILL = """
+import os, signal, subprocess, sys, threading, time
+from sandstorm.adapters import kill_process_tree
+
+tree = subprocess.Popen(
+    ["/bin/sh", "-c", "sleep 600 & echo $!; setsid sleep 600 & echo $!; echo $$; wait"],
+    start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+)
+pids = [tree.stdout.readline().strip() for _ in range(3)]
+with open(sys.argv[1], "w") as f:
+    f.write(" ".join(pids))
+time.sleep(0.2)  # the setsid has happened
+stopped = threading.Event()
+real_kill = os.kill
+
+def kill(pid, sig):
+    real_kill(pid, sig)
+    if sig == signal.SIGSTOP and threading.current_thread().daemon:
+        stopped.set()
+        time.sleep(600)  # abandoned here, mid-kill
+
+os.kill = kill
+threading.Thread(target=kill_process_tree, args=(tree.pid,), daemon=True).start()
+assert stopped.wait(30)
+print("exiting", flush=True)
+"""
+
+
+def _state(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
+
+
+def test_a_kill_abandoned_at_interpreter_exit_leaves_nothing_stopped_or_alive(
+    tmp_path: Path,
+) -> None:
+    pidfile = tmp_path / "pids"
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", ABANDONED_KILL, str(pidfile)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert done.stdout == "exiting\n"
+        pids = [int(pid) for pid in pidfile.read_text().split()]
+        assert len(pids) == 3
+        deadline = time.monotonic() + 10
+        while any(_state(pid) not in (None, "Z") for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        left = {pid: _state(pid) for pid in pids if _state(pid) not in (None, "Z")}
+        assert not left, f"left behind (T: stopped): {left}"
+    finally:
+        for pid in pidfile.read_text().split() if pidfile.exists() else []:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)

@@ -61,6 +61,22 @@ MUTANTS: tuple[Mutant, ...] = (
         "env=dict(os.environ) | clean_env(",
         "test_host_environment_does_not_leak",
     ),
+    Mutant(
+        "run-leaks-a-scratch-workspace",
+        A,
+        "cwd = self.store.files(workspace)  # WorkspaceNotFound once deleted\n",
+        "cwd = self.store.files(workspace)  # WorkspaceNotFound once deleted\n"
+        "        self.store.create(persistent=False)  # scratch space, never deleted\n",
+        "test_one_shot_runs_leave_no_workspace",
+    ),
+    Mutant(
+        "create-makes-two",
+        A,
+        "        return self.store.create(\n",
+        "        self.store.create(labels=spec.labels)  # a first try, left behind\n"
+        "        return self.store.create(\n",
+        "test_one_shot_runs_leave_no_workspace or test_aclose_stops_calls_in_flight",
+    ),
     Mutant("stdin-dropped", A, "stdin=request.stdin", "stdin=None", "test_stdin_text"),
     Mutant("cap-ignored", A, "output_cap=self.config.output_cap", "output_cap=1 << 40", FLOOD),
     Mutant(

@@ -20,6 +20,7 @@ from sandstorm import AsyncProvider, Capability, InvalidArgument, Workspace
 
 from ._base import AsyncContract
 from ._hypothesis import call, profile_settings, run_in_thread
+from ._leaks import LeakWatch
 from ._settings import KitSettings
 
 __all__ = ["ArgumentContract"]
@@ -111,9 +112,9 @@ class ArgumentContract(AsyncContract):
         return profile_settings(sandstorm_settings.hypothesis_profile)
 
     async def test_run_refuses_bad_arguments(
-        self, provider: AsyncProvider, hypothesis_settings: settings
+        self, provider: AsyncProvider, hypothesis_settings: settings, sandstorm_run_id: str
     ) -> None:
-        before = await _ids(provider)
+        watch = await LeakWatch.start(provider, sandstorm_run_id)
 
         @hypothesis_settings
         @given(arg=_run_args(provider))
@@ -124,12 +125,13 @@ class ArgumentContract(AsyncContract):
             _refused(provider.run, code, **kwargs)
 
         await run_in_thread(check)
-        assert await _ids(provider) == before, "a refused run left a workspace"
+        leaked = await watch.leaked()
+        assert not leaked, f"a refused run left workspaces: {leaked}"
 
     async def test_create_workspace_refuses_bad_arguments(
-        self, provider: AsyncProvider, hypothesis_settings: settings
+        self, provider: AsyncProvider, hypothesis_settings: settings, sandstorm_run_id: str
     ) -> None:
-        before = await _ids(provider)
+        watch = await LeakWatch.start(provider, sandstorm_run_id)
 
         @hypothesis_settings
         @given(arg=_create_args(provider))
@@ -139,7 +141,8 @@ class ArgumentContract(AsyncContract):
             _refused(provider.create_workspace, **kwargs)
 
         await run_in_thread(check)
-        assert await _ids(provider) == before, "a refused create left a workspace"
+        leaked = await watch.leaked()
+        assert not leaked, f"a refused create left workspaces: {leaked}"
 
     async def test_workspace_calls_refuse_bad_arguments(
         self, provider: AsyncProvider, workspace: Workspace, hypothesis_settings: settings
@@ -188,7 +191,3 @@ def _refused(func: Any, /, *args: Any, **kwargs: Any) -> None:
             f"{type(exc).__name__}: {exc} instead of InvalidArgument"
         ) from exc
     raise AssertionError(f"{func.__name__}(args={args!r}, kwargs={kwargs!r}) was accepted")
-
-
-async def _ids(provider: AsyncProvider) -> set[str]:
-    return {ws.id for ws in await provider.list_workspaces()}

@@ -7,6 +7,7 @@ import pytest
 from sandstorm import AsyncProvider, Capability, ExecutionTimeout
 
 from ._base import LABEL, AsyncContract
+from ._leaks import LeakWatch
 
 __all__ = ["CleanupContract"]
 
@@ -18,16 +19,17 @@ class CleanupContract(AsyncContract):
     snapshot the earlier contract tests of this session created.
     """
 
-    async def test_one_shot_runs_leave_no_workspace(self, provider: AsyncProvider) -> None:
-        before = {ws.id for ws in await provider.list_workspaces()}
+    async def test_one_shot_runs_leave_no_workspace(
+        self, provider: AsyncProvider, sandstorm_run_id: str
+    ) -> None:
+        watch = await LeakWatch.start(provider, sandstorm_run_id)
         await provider.run("print('ok')")
         await provider.run("import sys; sys.exit(3)")
         await provider.run("raise SystemExit('failed')")
         with pytest.raises(ExecutionTimeout):
             await provider.run("import time; time.sleep(30)", timeout=1)
-        after = {ws.id for ws in await provider.list_workspaces()}
-        leaked = after - before
-        assert not leaked, f"one-shot runs left workspaces behind: {sorted(leaked)}"
+        leaked = await watch.leaked()
+        assert not leaked, f"one-shot runs left workspaces behind: {leaked}"
 
     async def test_session_left_nothing_behind(
         self, provider: AsyncProvider, sandstorm_run_id: str

@@ -20,6 +20,7 @@ from sandstorm import AsyncProvider, Capability, ProviderUnavailable, WorkspaceE
 
 from ._base import LABEL, AsyncContract, SyncContract, WorkspaceFactory
 from ._helpers import show
+from ._leaks import LeakWatch
 
 __all__ = ["SemanticsContract", "SyncSemanticsContract"]
 
@@ -84,10 +85,13 @@ class SemanticsContract(AsyncContract):
             await closed.create_workspace(persistent=False)
 
     async def test_aclose_stops_calls_in_flight_and_cleans_up(
-        self, provider: AsyncProvider, provider_factory: Callable[[], AsyncProvider]
+        self,
+        provider: AsyncProvider,
+        provider_factory: Callable[[], AsyncProvider],
+        sandstorm_run_id: str,
     ) -> None:
         closing = provider_factory()
-        before = {ws.id for ws in await provider.list_workspaces()}
+        watch = await LeakWatch.start(provider, sandstorm_run_id)
         running = asyncio.ensure_future(closing.run("import time\ntime.sleep(60)", timeout=120))
         await asyncio.sleep(2)
         started = time.monotonic()
@@ -95,8 +99,8 @@ class SemanticsContract(AsyncContract):
         with pytest.raises(ProviderUnavailable):
             await running
         assert time.monotonic() - started < 30, "aclose() waited for the run to end"
-        after = {ws.id for ws in await provider.list_workspaces()}
-        assert after <= before, f"aclose() left the run's workspace: {after - before}"
+        leaked = await watch.leaked()
+        assert not leaked, f"aclose() left the run's workspace: {leaked}"
 
     @pytest.mark.requires(Capability.STREAMING)
     async def test_python_output_streams_unflushed(self, provider: AsyncProvider) -> None:

@@ -13,13 +13,14 @@ need a real sandbox (the ``local`` provider's namespaces and cgroups).
 from __future__ import annotations
 
 import asyncio
+import atexit
 import codecs
 import contextlib
 import os
 import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .._errors import ExecutionTimeout
@@ -116,6 +117,21 @@ def _tree(root: int | None, sweep_dir: str | None, known: set[int]) -> set[int]:
     return found
 
 
+@dataclass(eq=False)
+class _Kill:
+    """One :func:`kill_process_tree` in progress: what it looks for, what it has signalled."""
+
+    root: int | None
+    directory: str | None
+    signalled: set[int] = field(default_factory=set)
+
+
+_kills: set[_Kill] = set()
+"""Kills in progress in this process (finished by :func:`_finish_at_exit` if abandoned)."""
+_exiting = False
+"""Set at interpreter exit: from then on a kill never stops a process, it kills at once."""
+
+
 def kill_process_tree(root: int | None, sweep_dir: str | os.PathLike[str] | None = None) -> None:
     """SIGKILL a run's whole process tree: its session, descendants, and ``sweep_dir`` users.
 
@@ -124,20 +140,51 @@ def kill_process_tree(root: int | None, sweep_dir: str | os.PathLike[str] | None
     is stopped first (SIGSTOP) and the search repeats until it finds nothing new (a
     stopped process cannot fork, nor orphan its children), then all of it is killed: a
     ``setsid`` daemon started by the tree is caught while its parent still lives.
+
+    Nothing is left stopped on any exit path Python sees: an exception (a signal turned
+    into ``SystemExit``, ``KeyboardInterrupt``) kills what was stopped on its way out, and
+    a kill running on a thread the interpreter abandons at exit (a daemon thread) is
+    finished by an exit hook, which also makes later kills skip the stop phase. Only an
+    exit without Python (``os._exit``, SIGKILL of this process) can leave a stopped tree.
     """
-    directory = os.path.realpath(sweep_dir) if sweep_dir is not None else None
-    stopped: set[int] = set()
-    for _ in range(50):
-        fresh = _tree(root, directory, stopped) - stopped
-        if not fresh:
-            break
-        for pid in fresh:
+    job = _Kill(root, os.path.realpath(sweep_dir) if sweep_dir is not None else None)
+    _kills.add(job)
+    try:
+        _kill(job, at_exit=False)
+    finally:
+        _kills.discard(job)
+
+
+def _kill(job: _Kill, *, at_exit: bool) -> None:
+    """Stop what ``job`` finds until nothing new turns up, then SIGKILL all of it."""
+    try:
+        for _ in range(50):
+            fresh = _tree(job.root, job.directory, job.signalled) - job.signalled
+            if not fresh:
+                break
+            for pid in fresh:
+                # recorded before it is stopped, and _exiting read after: the exit hook
+                # either sees this pid or has made this thread kill it instead
+                job.signalled.add(pid)
+                stop = at_exit or not _exiting
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGSTOP if stop else signal.SIGKILL)
+    finally:
+        for pid in list(job.signalled):
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGSTOP)
-        stopped |= fresh
-    for pid in stopped:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
+
+
+def _finish_at_exit() -> None:
+    """Finish the kills that threads the interpreter is about to abandon left half done."""
+    global _exiting
+    _exiting = True
+    for job in list(_kills):
+        _kill(_Kill(job.root, job.directory, set(job.signalled)), at_exit=True)
+
+
+atexit.register(_finish_at_exit)  # runs before daemon threads are frozen
+os.register_at_fork(after_in_child=_kills.clear)  # a child has no kills in progress
 
 
 class _Sink:

@@ -56,6 +56,7 @@ _LOOP_CTL_GET_FREE = 0x4C82
 _LOOP_CONFIGURE = 0x4C0A
 _LOOP_SET_FD = 0x4C00
 _LOOP_SET_STATUS64 = 0x4C04
+_LOOP_GET_STATUS64 = 0x4C05
 _LO_FLAGS_AUTOCLEAR = 4
 _MS_NOSUID = 2
 _MS_NODEV = 4
@@ -225,6 +226,35 @@ def _loop_config(fd: int) -> bytes:
     return struct.pack("<II", fd, 0) + bytes(info) + bytes(64)
 
 
+def _backing(name: str) -> tuple[int, int] | None:
+    """(device, inode) of the file loop device ``name`` is attached to; ``None`` if free.
+
+    Asked of the device itself (``LOOP_GET_STATUS64``), so a backing path this process
+    cannot reach (another mount namespace, a detached bind) still identifies the file;
+    the path in sysfs is the fallback when the device node cannot be opened.
+    """
+    try:
+        backing = Path(f"/sys/block/{name}/loop/backing_file").read_text().rstrip("\n")
+    except OSError:
+        return None  # not attached
+    try:
+        fd = os.open(f"/dev/{name}", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        try:
+            st = os.stat(backing)
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
+    try:
+        info = fcntl.ioctl(fd, _LOOP_GET_STATUS64, bytes(232))
+    except OSError:
+        return None  # detached meanwhile
+    finally:
+        os.close(fd)
+    device, inode = struct.unpack_from("<QQ", info)
+    return device, inode
+
+
 def attached_device(image: Path) -> str | None:
     """The loop device that ``image`` is attached to already, if any."""
     try:
@@ -232,14 +262,7 @@ def attached_device(image: Path) -> str | None:
     except FileNotFoundError:
         return None
     for name in os.listdir("/sys/block"):
-        if not name.startswith("loop"):
-            continue
-        try:
-            backing = Path(f"/sys/block/{name}/loop/backing_file").read_text().rstrip("\n")
-            other = os.stat(backing)
-        except OSError:
-            continue
-        if (other.st_dev, other.st_ino) == (st.st_dev, st.st_ino):
+        if name.startswith("loop") and _backing(name) == (st.st_dev, st.st_ino):
             return f"/dev/{name}"
     return None
 

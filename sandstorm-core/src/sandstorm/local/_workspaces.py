@@ -6,9 +6,18 @@ the sandbox uid so the code can write it.
 
 With disk images (``images=True``, see :mod:`._disk`), ``files/`` is the mount point of
 the workspace's own ``disk.img``: the store mounts it at creation, again on first use
-after a restart (a mount a crashed process left is adopted), unmounts it on
-:meth:`WorkspaceStore.close`, and deletion is unmount plus unlink. ``workspaces/`` itself
-is then a shared mount, so images mounted after a sandbox was prepared still reach it.
+after a restart, and deletion is unmount plus unlink. ``workspaces/`` itself is then a
+shared mount, so images mounted after a sandbox was prepared still reach it.
+
+Several stores (providers) may use one root at once, in one process or several, so a
+mount is shared: ``{id}/mount-user.*`` name the open stores using it (``host:pid:start``
+of their process, see :func:`sandstorm._exits.current_owner`, plus a token per store;
+those of dead processes are pruned whenever they are read). They are only read or
+written under the workspace's lock (:meth:`WorkspaceStore._locked`), as is every mount
+and unmount of that image. A store records itself when it mounts or first uses a
+workspace; :meth:`WorkspaceStore.close` unmounts only the images no other open store
+uses; :meth:`WorkspaceStore.prepare` adopts only mounts whose users are all gone (a
+crash left them), which the next store to close unmounts.
 
 Blank workspaces can be made ahead (:meth:`WorkspaceStore.make_spares`): a directory
 under ``workspaces/.spare/`` with its image formatted and mounted, never shown to code and
@@ -38,6 +47,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .._errors import WorkspaceError, WorkspaceNotFound
+from .._exits import current_owner, owner_alive
 from .._models import Workspace
 from . import _disk
 
@@ -96,6 +106,34 @@ def disk_usage(path: Path) -> int:
     return total
 
 
+_USER = "mount-user."
+"""Prefix of the empty files (in a workspace's directory) naming the stores that use its
+mount: ``mount-user.{host}:{pid}:{start}:{token}``. Files, not a list in one file: adding
+or removing a user writes no data (rewriting a file makes ext4 flush it: milliseconds)."""
+
+
+def _users(path: Path) -> list[str]:
+    """The users (``host:pid:start:token``) of the workspace's mount whose process lives;
+    the records of dead ones are removed."""
+    users = []
+    for name in os.listdir(path):
+        if name.startswith(_USER):
+            user = name[len(_USER) :]
+            if owner_alive("/".join(user.rsplit(":", 3)[:3])) is True:
+                users.append(user)
+            else:
+                (path / name).unlink(missing_ok=True)
+    return users
+
+
+def _add_user(path: Path, user: str) -> None:
+    os.close(os.open(path / f"{_USER}{user}", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+
+
+def _remove_user(path: Path, user: str) -> None:
+    (path / f"{_USER}{user}").unlink(missing_ok=True)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -125,6 +163,12 @@ class WorkspaceStore:
         self._uid_lock = threading.Lock()
         self._spares: dict[int, list[Path]] = {}
         self._spare_lock = threading.Lock()
+        self._token = secrets.token_hex(4)
+
+    @property
+    def _user(self) -> str:
+        """This store as a user of mounts: its process (``host:pid:start``) and a token."""
+        return f"{current_owner().replace('/', ':')}:{self._token}"
 
     def path(self, workspace_id: str) -> Path:
         """The workspace's directory; :class:`WorkspaceNotFound` for a malformed id."""
@@ -143,8 +187,9 @@ class WorkspaceStore:
     def prepare(self) -> None:
         """Create the state directories (private to the host user).
 
-        With disk images, also make ``workspaces/`` a shared mount and adopt the images a
-        crashed process left mounted (so :meth:`close` unmounts them).
+        With disk images, also make ``workspaces/`` a shared mount and adopt the images
+        mounted with no live user (a crash left them; :meth:`close` unmounts them). Images
+        another open store (in this process or another) uses stay its own.
         """
         if self._prepared and self.base.is_dir():
             return
@@ -167,8 +212,25 @@ class WorkspaceStore:
             self._shared = marker.exists()
             for point in _disk.mounted_below(self.base):
                 if point.name == "files" and point.parent.parent == self.base.resolve():
-                    self._mounted.add(point.parent.name)
+                    self._adopt(point.parent.name)
         self._prepared = True
+
+    def _adopt(self, workspace_id: str) -> None:
+        """Use a mount found at start when no open store uses it (else leave it be)."""
+        try:
+            with self._locked(workspace_id):
+                path = self.path(workspace_id)
+                users = _users(path)
+                if not _disk.is_mounted(path / "files") or (users and self._user not in users):
+                    return  # gone meanwhile, or another open store's
+                _add_user(path, self._user)
+        except (FileNotFoundError, NotADirectoryError, WorkspaceNotFound):
+            return  # deleted meanwhile
+        self._mounted.add(workspace_id)
+
+    def _use(self, workspace_id: str) -> None:
+        """Record this store as a user of the workspace's mount (under its lock)."""
+        _add_user(self.path(workspace_id), self._user)
 
     def create(
         self, workspace: Workspace, env: Mapping[str, str], disk_bytes: int | None = None
@@ -184,7 +246,9 @@ class WorkspaceStore:
         try:
             if self.images and disk_bytes and not spare:
                 _disk.create_image(self.image(workspace.id), disk_bytes)
-                _disk.mount_image(self.image(workspace.id), files, fresh=True)
+                with self._locked(workspace.id):
+                    _disk.mount_image(self.image(workspace.id), files, fresh=True)
+                    self._use(workspace.id)
                 self._mounted.add(workspace.id)
                 with contextlib.suppress(OSError):
                     os.rmdir(files / "lost+found")
@@ -240,6 +304,8 @@ class WorkspaceStore:
             files = path / "files"
             files.mkdir(mode=0o755)
             try:
+                # ours from the start: a claimed spare is renamed into place already used
+                _add_user(path, self._user)
                 _disk.create_image(path / "disk.img", disk_bytes)
                 _disk.mount_image(path / "disk.img", files, fresh=True)
                 with contextlib.suppress(OSError):
@@ -291,21 +357,25 @@ class WorkspaceStore:
             os.close(fd)
 
     def _mount(self, workspace_id: str) -> None:
+        """Mount the image unless it is mounted already (by anyone); record us as a user."""
         files = self.files(workspace_id)
         with self._locked(workspace_id):
             if not _disk.is_mounted(files):
                 _disk.mount_image(self.image(workspace_id), files)
+            self._use(workspace_id)
         self._mounted.add(workspace_id)
 
     def mounted(self, workspace_id: str) -> Path:
-        """The workspace's ``files/``, its image mounted there first when it has one."""
+        """The workspace's ``files/``, its image mounted there first when it has one.
+
+        The first use by this store records it as a user of the mount (shared with any
+        other store using the same root; see :meth:`close`).
+        """
         files = self.files(workspace_id)
         if self.images and self.image(workspace_id).is_file():
             self.prepare()  # the shared bind must come before any image below it
-            if not _disk.is_mounted(files):
+            if workspace_id not in self._mounted or not _disk.is_mounted(files):
                 self._mount(workspace_id)
-            else:
-                self._mounted.add(workspace_id)  # mounted by an earlier process: adopted
         return files
 
     def usage(self, workspace_id: str) -> tuple[int, int] | None:
@@ -315,9 +385,10 @@ class WorkspaceStore:
         return _disk.usage(self.mounted(workspace_id))
 
     def close(self) -> None:
-        """Unmount the images this store mounted (busy ones, in use elsewhere, stay).
+        """Stop using the images this store used; unmount those no other open store uses.
 
-        Then wait (up to a second) for their loop devices to go: sandboxes killed just
+        A busy one stays mounted (with no user recorded: the next store adopts it). Then
+        wait (up to a second) for the released loop devices to go: sandboxes killed just
         before may still hold a copy of a mount for a moment.
         """
         self.drop_spares()
@@ -325,10 +396,17 @@ class WorkspaceStore:
         for workspace_id in sorted(self._mounted):
             files = self.files(workspace_id)
             try:
-                if _disk.unmount(files, attempts=5):
-                    released.append(self.image(workspace_id))
-                else:
-                    log.warning("workspace %s is still in use; its disk stays mounted", files)
+                with self._locked(workspace_id):
+                    path = self.path(workspace_id)
+                    _remove_user(path, self._user)
+                    if _users(path):
+                        continue  # another open store still uses it: it unmounts it
+                    if _disk.unmount(files, attempts=5):
+                        released.append(self.image(workspace_id))
+                    else:
+                        log.warning("workspace %s is still in use; its disk stays mounted", files)
+            except (FileNotFoundError, NotADirectoryError):
+                continue  # deleted meanwhile (deletion unmounts)
             except OSError as exc:
                 log.warning("unmounting %s: %s", files, exc)
         self._mounted.clear()
