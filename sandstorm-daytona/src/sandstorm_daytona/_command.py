@@ -13,6 +13,7 @@ import re
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from importlib import resources
 
 from sandstorm import ProviderConfigError
 
@@ -349,6 +350,42 @@ def exec_marker(token: str) -> str:
     return f"@@sandstorm-result-{token}"
 
 
+def _python_wrapper() -> str:
+    """The source of ``_pyexec`` as sent: no docstring, comments or blank lines, one
+    space per indentation level (it holds no ``#`` in a string, nor a multi-line one)."""
+    text = (resources.files(__package__) / "_pyexec.py").read_text(encoding="utf-8")
+    lines = []
+    for line in text.split('"""', 2)[2].splitlines():
+        code = line.split("  # ", 1)[0].rstrip()
+        stripped = code.lstrip()
+        if stripped and not stripped.startswith("#"):
+            lines.append(" " * ((len(code) - len(stripped)) // 4) + stripped)
+    return "\n".join(lines) + "\n"
+
+
+PYTHON_WRAPPER = _python_wrapper()
+"""The one-program wrapper of Python runs (``_pyexec``): one ``python3``, no shell tools."""
+
+
+def _inline(data: bytes) -> tuple[str, str]:
+    """A payload as a command-line word: ``t`` and the text when it is NUL-free UTF-8
+    (the shell passes it as is), else ``b`` and its base64."""
+    if b"\0" not in data:
+        try:
+            return "t", data.decode()
+        except UnicodeDecodeError:
+            pass
+    return "b", _b64(data)
+
+
+def _from_variable(mode: str, variable: str, target: str) -> str:
+    """A shell step that writes the payload in ``$variable`` (see :func:`_inline`) to
+    ``target`` (``printf`` is a builtin: no process for text)."""
+    if mode == "t":
+        return f'printf %s "${variable}" > {target}'
+    return f'printf %s "${variable}" | base64 -d > {target}'
+
+
 def build_exec(
     token: str,
     language: str,
@@ -367,15 +404,35 @@ def build_exec(
     :func:`exec_marker`; :func:`parse_exec` reads them back. Sending the same command
     again is safe: it answers the first run's result (see ``_EXEC_BODY``); ``done``
     names earlier runs (tokens) whose kept results can go.
+
+    Python runs in one program where the daemon's shell finds ``python3``:
+    :data:`PYTHON_WRAPPER` (``_pyexec``), the same protocol without shell tools; else,
+    and for the other languages, in the shell wrapper (``_EXEC_BODY``).
     """
-    _, launch = _launch(language, env, "$X ")
-    staged, uploads, source = _stage(
-        token, language, code, env, stdin, literal=True, launcher=False
-    )
+    filename, launch = _launch(language, env, "$X ")
+    code_bytes = code.encode()
+    uploads: dict[str, bytes] = {}
+    staging = upload_dir(token)
+    # The payloads travel once, in shell variables ($P the code, $I the stdin) that both
+    # wrappers read (or, when large, as uploaded files).
+    if (len(code_bytes) + len(stdin or b"")) * 4 // 3 > INLINE_LIMIT:
+        uploads[f"{staging}/{filename}"] = code_bytes
+        if stdin is not None:
+            uploads[f"{staging}/stdin"] = stdin
+        steps = [f'mv -f {staging}/* "$D"/ && rmdir {staging}']
+        code_word = ("u", "")
+        stdin_word = ("u", "") if stdin is not None else ("n", "")
+    else:
+        code_word = _inline(code_bytes)
+        steps = [_from_variable(code_word[0], "P", f'"$D/{filename}"')]
+        stdin_word = ("n", "")
+        if stdin is not None:
+            stdin_word = _inline(stdin)
+            steps.append(_from_variable(stdin_word[0], "I", '"$D/stdin"'))
+    source = '"$D/stdin"' if stdin is not None else "/dev/null"
+    tokens = [t for t in done if _TOKEN.match(t)]
     body = (
-        _EXEC_BODY.replace(
-            "@DONE@", " ".join(f'"$C"/{t} {run_dir(t)}' for t in done if _TOKEN.match(t))
-        )
+        _EXEC_BODY.replace("@DONE@", " ".join(f'"$C"/{t} {run_dir(t)}' for t in tokens))
         .replace("@KEEP@", str(KEEP_MINUTES))
         .replace("@CAP@", str(max_output + 1))
         .replace("@SOURCE@", source)
@@ -385,23 +442,45 @@ def build_exec(
         .replace("@LAUNCH@", launch)
         .replace("@EMIT@", _EXEC_EMIT)
     )
-    staged.append(_write(body.encode(), '"$D/w.sh"', literal=True))
+    steps.append(_write(body.encode(), '"$D/w.sh"', literal=True))
     # sh (dash) runs it: the daemon's shell itself when it is sh, else a new one (cheaper
     # than zsh or bash running it, which fork heavier processes).
-    staged.append(
+    steps.append(
         'if [ -n "${ZSH_VERSION-}${BASH_VERSION-}" ]; then exec sh "$D/w.sh" "$C" "$K" "$D" "$M"; '
         'fi; . "$D/w.sh"'
     )
-    again = _EXEC_AGAIN.replace("@TRIES@", str(int(timeout * 10) + 600))
+    tries = int(timeout * 10) + 600
+    again = _EXEC_AGAIN.replace("@TRIES@", str(tries))
     # The command is written to the daemon's shell (zsh, bash or sh): plain POSIX syntax.
     # Creating the key claims the run (see _EXEC_BODY); a resend also creates $D when the
     # first run's is gone, and removes it again.
+    variables = f"P={shlex.quote(code_word[1])}; I={shlex.quote(stdin_word[1])}; "
     command = (
         f'({_KEYS}; K="$C"/{token}; D={shlex.quote(run_dir(token))}; '
         f"M={shlex.quote(exec_marker(token))}; "
-        'if mkdir "$K" "$D" 2>/dev/null; then ' + "; ".join(staged) + f"; else {again}; fi)"
+        'if mkdir "$K" "$D" 2>/dev/null; then ' + "; ".join(steps) + f"; else {again}; fi)"
     )
-    return RunScript(command=command, uploads=uploads)
+    if language == "python":
+        words = [
+            token,
+            exec_marker(token),
+            run_dir(token),
+            staging,
+            f"{max(timeout, 0.001):.3f}",
+            str(max_output + 1),
+            str(KEEP_MINUTES),
+            str(tries),
+            " ".join(tokens),
+        ]
+        # the env in the wrapper's environment: a command line is readable by anyone
+        named = " ".join(f"{name}={_b64(value.encode())}" for name, value in env.items())
+        python = (
+            f"SANDSTORM_RUN_ENV={shlex.quote(named)} exec python3 -u -c "
+            f"{shlex.quote(PYTHON_WRAPPER)} {' '.join(shlex.quote(w) for w in words)} "
+            f'{code_word[0]} "$P" {stdin_word[0]} "$I"'
+        )
+        command = f"if command -v python3 >/dev/null 2>&1; then {python}; fi; {command}"
+    return RunScript(command=variables + command, uploads=uploads)
 
 
 def parse_exec(token: str, result: str) -> ExecOutcome | None:

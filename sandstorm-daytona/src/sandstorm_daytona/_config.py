@@ -131,7 +131,11 @@ class DaytonaConfig(ProviderConfig):
     )
     request_timeout: float = Field(default=30.0, gt=0, description="seconds per API request")
     max_connections: int = Field(
-        default=16, ge=1, le=1024, description="concurrent HTTP requests (and pooled connections)"
+        default=100,
+        ge=1,
+        le=1024,
+        description="concurrent HTTP requests (and pooled connections); 100 as the "
+        "official SDK's pool: each request holds one for a round trip",
     )
     max_output_bytes: int = Field(
         default=DEFAULT_OUTPUT_CAP,

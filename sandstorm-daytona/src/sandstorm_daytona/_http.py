@@ -26,6 +26,7 @@ from sandstorm import (
 
 from ._config import DaytonaConfig, RetryPolicy
 from ._errors import error_from_response, error_from_transport
+from ._pool import lean_transport
 
 __all__ = ["WIRE_VERSION", "DaytonaHTTP", "Retryable"]
 
@@ -79,14 +80,15 @@ class DaytonaHTTP:
         }
         if config.organization_id:
             headers["X-Daytona-Organization-ID"] = config.organization_id
+        limits = httpx.Limits(
+            max_connections=config.max_connections,
+            max_keepalive_connections=config.max_connections,
+        )
         self.client = httpx.AsyncClient(
             headers=headers,
             timeout=httpx.Timeout(config.request_timeout),
-            limits=httpx.Limits(
-                max_connections=config.max_connections,
-                max_keepalive_connections=config.max_connections,
-            ),
-            transport=transport,
+            limits=limits,
+            transport=transport or lean_transport(limits),
         )
         # Requests wait here rather than in httpcore's pool queue, whose bookkeeping costs
         # grow with the square of the number of waiting requests.
