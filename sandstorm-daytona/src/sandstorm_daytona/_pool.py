@@ -17,7 +17,11 @@ from __future__ import annotations
 import httpcore
 import httpx
 
-__all__ = ["LeanPool", "lean_transport"]
+__all__ = ["WRITTEN_FOR", "LeanPool", "lean_transport"]
+
+WRITTEN_FOR = "1.0."
+"""The httpcore releases whose private pool internals :class:`LeanPool` overrides; with
+any other, httpx's own pool is used unchanged."""
 
 
 class LeanPool(httpcore.AsyncConnectionPool):
@@ -56,11 +60,13 @@ class LeanPool(httpcore.AsyncConnectionPool):
 
 def lean_transport(limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
     """httpx's default transport with ``limits``, its pool a :class:`LeanPool` (unless
-    this httpcore's pool is not the one :class:`LeanPool` was written against)."""
+    this httpcore is not a release :class:`LeanPool` was written against)."""
     transport = httpx.AsyncHTTPTransport(limits=limits)
     pool = getattr(transport, "_pool", None)
-    if type(pool) is httpcore.AsyncConnectionPool and hasattr(
-        pool, "_assign_requests_to_connections"
+    if (
+        type(pool) is httpcore.AsyncConnectionPool
+        and httpcore.__version__.startswith(WRITTEN_FOR)
+        and hasattr(pool, "_assign_requests_to_connections")
     ):
         pool.__class__ = LeanPool
     return transport

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpcore
 import httpx
 import pytest
 
@@ -77,3 +78,11 @@ async def test_a_connection_the_server_closed_is_never_reused() -> None:
             assert (await http.get(url)).text == "ok"
             await asyncio.sleep(0.05)  # the server's FIN arrives: the idle socket reads EOF
         assert server.connections == 5
+
+
+def test_another_httpcore_release_keeps_httpx_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    # LeanPool overrides private internals of the releases it was written for; with any
+    # other release the provider must not touch the pool
+    monkeypatch.setattr(httpcore, "__version__", "1.1.0")
+    transport = lean_transport(httpx.Limits(max_connections=4))
+    assert type(transport._pool) is httpcore.AsyncConnectionPool
