@@ -53,7 +53,7 @@ import socket
 import struct
 import sys
 import types
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 # --------------------------------------------------------------------------- the request
 
@@ -1253,6 +1253,36 @@ def supervise(fds: list[int], extra: list[str]) -> None:
     _watch(init, status_sock, err_r, st_r)
 
 
+def _payload_ahead(
+    from_init: socket.socket, known: tuple[SandboxSpec, bytes], err_w: int, extra: list[str]
+) -> NoReturn:
+    """The payload of a pre-built sandbox, forked ahead of time: wait for the run's
+    descriptors and request from init, then run it (exit quietly when none comes)."""
+    try:
+        msg, fds, _, _ = socket.recv_fds(from_init, 1, 3)
+        req = _recv_request(from_init, known) if msg and len(fds) == 3 else None
+    except (OSError, SetupError):
+        req = None
+    if req is None:
+        os._exit(0)
+    from_init.close()
+    _payload(req, fds, err_w, extra)
+    os._exit(SETUP_FAILED)
+
+
+def _receive_run(requests: socket.socket) -> tuple[socket.socket, list[int]]:
+    """Init of a pre-built sandbox: the run's status socket and its four descriptors
+    (status, stdin, stdout, stderr) from the server; exit quietly when none comes."""
+    try:
+        msg, fds, _, _ = socket.recv_fds(requests, 16, 8)
+    except OSError:
+        os._exit(0)
+    requests.close()
+    if not msg or len(fds) != 4:
+        os._exit(0)
+    return socket.socket(fileno=fds[0]), fds
+
+
 def warm_supervisor(
     static: SandboxSpec, static_json: bytes, requests: socket.socket, extra: list[str]
 ) -> None:
@@ -1285,29 +1315,12 @@ def warm_supervisor(
         to_payload, from_init = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         payload = os.fork()
         if payload == 0:
-            # the payload, forked ahead of time: waits for its request from init
             for sock in (requests, theirs, to_payload):
                 sock.close()
             os.close(st_w)
-            try:
-                msg, fds, _, _ = socket.recv_fds(from_init, 1, 3)
-                req = _recv_request(from_init, known) if msg and len(fds) == 3 else None
-            except (OSError, SetupError):
-                req = None
-            if req is None:
-                os._exit(0)
-            from_init.close()
-            _payload(req, fds, err_w, extra)
-            os._exit(SETUP_FAILED)
+            _payload_ahead(from_init, known, err_w, extra)
         from_init.close()
-        try:
-            msg, fds, _, _ = socket.recv_fds(requests, 16, 8)
-        except OSError:
-            os._exit(0)
-        requests.close()
-        if not msg or len(fds) != 4:
-            os._exit(0)
-        status_sock = socket.socket(fileno=fds[0])
+        status_sock, fds = _receive_run(requests)
         try:
             raw = _recv_exact(status_sock, 8)
             body = _recv_exact(status_sock, struct.unpack("!Q", raw)[0])
@@ -1330,9 +1343,9 @@ def warm_supervisor(
     os.close(err_w)
     os.close(st_w)
     try:
-        msg, fds, _, _ = socket.recv_fds(ours, 16, 1)
+        _, fds, _, _ = socket.recv_fds(ours, 16, 1)
     except OSError:
-        msg, fds = b"", []
+        fds = []
     if not fds:
         with contextlib.suppress(OSError):
             os.kill(init, signal.SIGKILL)
@@ -1365,29 +1378,12 @@ def warm_init(
     to_payload, from_init = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     payload = os.fork()
     if payload == 0:
-        # the payload, forked ahead of time: waits for its request from init
         requests.close()
         to_payload.close()
         os.close(err_r)
-        try:
-            msg, fds, _, _ = socket.recv_fds(from_init, 1, 3)
-            req = _recv_request(from_init, known) if msg and len(fds) == 3 else None
-        except (OSError, SetupError):
-            req = None
-        if req is None:
-            os._exit(0)
-        from_init.close()
-        _payload(req, fds, err_w, extra)
-        os._exit(SETUP_FAILED)
+        _payload_ahead(from_init, known, err_w, extra)
     from_init.close()
-    try:
-        msg, fds, _, _ = socket.recv_fds(requests, 16, 8)
-    except OSError:
-        os._exit(0)
-    requests.close()
-    if not msg or len(fds) != 4:
-        os._exit(0)
-    status_sock = socket.socket(fileno=fds[0])
+    status_sock, fds = _receive_run(requests)
     try:
         raw = _recv_exact(status_sock, 8)
         body = _recv_exact(status_sock, struct.unpack("!Q", raw)[0])
