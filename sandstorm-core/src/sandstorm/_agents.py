@@ -7,6 +7,8 @@ check the declared capability and the arguments, then call the protected primiti
 
 from __future__ import annotations
 
+import errno
+import shlex
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -34,8 +36,9 @@ if TYPE_CHECKING:
         ProcessInfo,
         ProcessLogs,
     )
+    from ._models import RunResult
     from ._processes import AsyncProcessHandle
-    from ._provider import AsyncProvider
+    from ._provider import AsyncProvider, ExecRequest
 
 T = TypeVar("T")
 
@@ -90,6 +93,7 @@ class AgentAPI:
         async def _sandstorm_resolve(self, workspace: Workspace | str) -> Workspace: ...
         async def _sandstorm_guarded(self, work: Coroutine[Any, Any, T]) -> T: ...
         async def _list_files(self, workspace: Workspace, path: str) -> list[FileInfo]: ...
+        async def _execute(self, workspace: Workspace, request: ExecRequest) -> RunResult: ...
         def _sandstorm_audit(
             self, action: str, workspace_id: str | None, **details: Any
         ) -> None: ...
@@ -119,23 +123,47 @@ class AgentAPI:
         return await self._sandstorm_guarded(self._create_context(ws, language, cwd, checked_env))
 
     async def _sandstorm_check_context_cwd(self, workspace: Workspace, cwd: str) -> None:
-        """Refuse a context whose relative ``cwd`` is not a directory of the workspace.
+        """Refuse a context whose ``cwd`` is not a directory in the workspace's sandbox.
 
         The interpreter would otherwise start, fail to enter it and die, and the error would
         only show on the next run as a lost context (as on Daytona, where the daemon fails
-        to start it). Checked through the provider's own (sandboxed) file listing.
+        to start it). A relative ``cwd`` is checked through the provider's own (sandboxed)
+        file listing; an absolute one, which only the sandbox can see, by a shell run there
+        (when the provider runs shell).
         """
-        if cwd.startswith("/") or Capability.FILES not in self.capabilities:
+        message = (
+            f"the context's cwd {cwd!r} is not a directory of the workspace "
+            "(create it first, or pass an existing one)"
+        )
+        if cwd.startswith("/"):
+            found = await self._sandstorm_probe_directory(workspace, cwd)
+            if found is None:
+                return
+            error = OSError(found, message)
+        elif Capability.FILES in self.capabilities:
+            try:
+                await self._list_files(workspace, check_path(cwd, root=True))
+                return
+            except OSError as exc:
+                error = exc
+        else:
             return
-        try:
-            await self._list_files(workspace, check_path(cwd, root=True))
-        except OSError as exc:
-            message = (
-                f"the context's cwd {cwd!r} is not a directory of the workspace "
-                "(create it first, or pass an existing one)"
-            )
-            cls = type(WorkspaceOSError.of(exc))
-            raise (cls(message) if exc.errno is None else cls(exc.errno, message)) from None
+        cls = type(WorkspaceOSError.of(error))
+        raise (cls(message) if error.errno is None else cls(error.errno, message)) from None
+
+    async def _sandstorm_probe_directory(self, workspace: Workspace, path: str) -> int | None:
+        """``None`` when ``path`` is a directory inside the sandbox, else the errno saying
+        why not (``None`` too when the provider cannot tell: it runs no shell)."""
+        from ._provider import ExecRequest
+
+        if "shell" not in self.languages:
+            return None
+        quoted = shlex.quote(path)
+        probe = f"if [ -d {quoted} ]; then exit 0; elif [ -e {quoted} ]; then exit 20; fi; exit 2"
+        result = await self._execute(
+            workspace, ExecRequest(code=probe, language="shell", timeout=_DEFAULT_CODE_TIMEOUT)
+        )
+        return {2: errno.ENOENT, 20: errno.ENOTDIR}.get(result.exit_code)
 
     @_boundary
     async def run_code(

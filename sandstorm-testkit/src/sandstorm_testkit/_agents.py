@@ -141,6 +141,15 @@ class InterpreterContract(AsyncContract):
             # a missing directory is refused when the context is made, not at its first run
             with pytest.raises(FileNotFoundError):
                 await provider.create_context(workspace, cwd="no-such-dir")
+        if "shell" in provider.languages:
+            # so is an absolute path the sandbox does not have (checked inside it)
+            with pytest.raises(FileNotFoundError):
+                await provider.create_context(workspace, cwd="/no-such-dir-sstk")
+            context = await provider.create_context(workspace, cwd="/tmp")
+            execution = await provider.run_code(
+                workspace, "import os; os.getcwd()", context=context
+            )
+            assert execution.text == "'/tmp'", execution
 
     async def test_restart_and_delete(self, provider: AsyncProvider, workspace: Workspace) -> None:
         context = await provider.create_context(workspace)
