@@ -1137,6 +1137,15 @@ def _init_attach(req: RunRequest) -> None:
     _WORKSPACES_FD.clear()
 
 
+def _drop_host_descriptors(fds: list[int], err_w: int) -> None:
+    """Init, once the payload has its copies: keep no host descriptor while the code runs
+    (the run's stdio ``fds``, the cgroup directories, the setup-error pipe ``err_w``)."""
+    for fd in (*fds, *_CGROUP_FDS.values()):
+        os.close(fd)
+    _CGROUP_FDS.clear()
+    os.close(err_w)
+
+
 def _init_run(
     req: RunRequest,
     fds: list[int],
@@ -1159,11 +1168,7 @@ def _init_run(
             report.close()
             _payload(req, fds, err_w, extra)
             os._exit(SETUP_FAILED)
-    # the payload has its copies: init keeps no host descriptor while the code runs
-    for fd in (*fds, *_CGROUP_FDS.values()):
-        os.close(fd)
-    _CGROUP_FDS.clear()
-    os.close(err_w)
+    _drop_host_descriptors(fds, err_w)
     while True:
         try:
             pid, status = os.waitpid(-1, 0)
@@ -1397,11 +1402,7 @@ def warm_init(
     except BaseException as exc:
         _send_json(status_sock, {"event": "exit", "setup_error": _setup_message(exc)})
         os._exit(SETUP_FAILED)
-    # the payload has its copies: init keeps no host descriptor while the code runs
-    for fd in (*fds[1:4], *_CGROUP_FDS.values()):
-        os.close(fd)
-    _CGROUP_FDS.clear()
-    os.close(err_w)
+    _drop_host_descriptors(fds[1:4], err_w)
     _watch_payload(payload, status_sock, err_r)
 
 
@@ -1432,11 +1433,7 @@ def cold_init(fds: list[int], extra: list[str]) -> None:
         status_sock.close()
         _payload(req, io_fds, err_w, extra)
         os._exit(SETUP_FAILED)
-    # the payload has its copies: init keeps no host descriptor while the code runs
-    for fd in (*io_fds, *_CGROUP_FDS.values()):
-        os.close(fd)
-    _CGROUP_FDS.clear()
-    os.close(err_w)
+    _drop_host_descriptors(io_fds, err_w)
     _watch_payload(payload, status_sock, err_r)
 
 
