@@ -50,18 +50,30 @@ class WarmPool:
         """How many workspaces are waiting for ``spec``'s key right now."""
         return len(self._ready.get(spec.pool_key(), []))
 
-    async def acquire(self, spec: WorkspaceSpec) -> Workspace:
-        """A fresh workspace for ``spec``: a waiting one if any, else a new one."""
+    async def acquire(self, spec: WorkspaceSpec, *, refill: bool = True) -> Workspace:
+        """A fresh workspace for ``spec``: a waiting one if any, else a new one.
+
+        The pool refills in the background at once; with ``refill=False`` it waits for
+        :meth:`refill`, which a caller makes once its own work is done, so the refill's
+        create never competes with it for the service.
+        """
         if self._closed:
             raise RuntimeError("the warm pool is closed")
         key = spec.pool_key()
         waiting = self._ready.get(key)
         self._touch(key)
         workspace = waiting.pop() if waiting else None
-        self._schedule_refill(key, spec)
+        if refill:
+            self._schedule_refill(key, spec)
         if workspace is not None:
             return workspace
         return await self._create(spec)
+
+    def refill(self, spec: WorkspaceSpec) -> None:
+        """Bring ``spec``'s key back up to ``size`` in the background (once at a time)."""
+        key = spec.pool_key()
+        if not self._closed and key in self._ready:
+            self._schedule_refill(key, spec)
 
     async def fill(self, spec: WorkspaceSpec) -> None:
         """Bring ``spec``'s key up to ``size`` waiting workspaces and wait until it is."""

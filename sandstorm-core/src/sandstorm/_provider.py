@@ -361,8 +361,10 @@ class AsyncProvider(AgentAPI, abc.ABC):
         except GeneratorExit:
             raise  # the coroutine is being destroyed (its loop is gone): the exit path deletes
         except BaseException:
+            self._sandstorm_refill(spec)
             await _shielded(self._sandstorm_discard(workspace), quiet=True)
             raise
+        self._sandstorm_refill(spec)
         await _shielded(self._sandstorm_discard(workspace))
         return result
 
@@ -1280,8 +1282,14 @@ class AsyncProvider(AgentAPI, abc.ABC):
                 size=self.config.warm_pool_size,
             )
         if self._sandstorm_pool is not None:
-            return await self._sandstorm_pool.acquire(spec)
+            # refilled once the run is over (_sandstorm_refill): a refill's create running
+            # beside the run would compete with it for the service
+            return await self._sandstorm_pool.acquire(spec, refill=False)
         return await self._sandstorm_create_hooked(spec)
+
+    def _sandstorm_refill(self, spec: WorkspaceSpec) -> None:
+        if self._sandstorm_pool is not None and not self._sandstorm_closed:
+            self._sandstorm_pool.refill(spec)
 
     async def _sandstorm_discard(self, workspace: Workspace) -> None:
         if not self._sandstorm_closed and self._defer_delete(workspace.id):

@@ -88,3 +88,41 @@ async def test_pooled_one_shot_run_is_one_request_before_its_result(
             assert elapsed < 0.9, elapsed  # the run did not wait for the refill's create
             assert any(not task.done() for task in pool._refills.values())  # still going
         assert live_sandboxes(emu) == []
+
+
+async def test_pool_refills_only_once_the_pooled_run_is_over(
+    config_for: Callable[..., DaytonaConfig],
+) -> None:
+    """The refill's create never competes with the run that emptied the pool."""
+    from sandstorm import Resources
+    from sandstorm_daytona.emulator import EmulatorConfig, FaultRule, Faults, running_emulator
+
+    slow_exec = FaultRule(path="/toolbox/*/process/execute", kind="latency", rate=1.0, latency=0.6)
+    with running_emulator(EmulatorConfig(faults=Faults(rules=(slow_exec,)))) as emu:
+        counts = emu.emulator.request_counts
+        config = config_for(emu.api_url, api_key=emu.api_key, warm_pool_size=1)
+        async with DaytonaProvider(config) as daytona:
+            await daytona.run("print(0)")  # makes the pool; its refill fills it
+            pool = daytona._sandstorm_pool
+            assert pool is not None
+            spec = daytona._sandstorm_spec(
+                template=None, persistent=False, resources=Resources(), network=None
+            )
+            for _ in range(300):
+                if pool.ready_count(spec) == 1 and not daytona._deletes:
+                    break
+                await asyncio.sleep(0.02)
+            assert pool.ready_count(spec) == 1
+            counts.clear()
+            run = asyncio.ensure_future(daytona.run("print(1)"))
+            await asyncio.sleep(0.3)  # the exec is in flight (answered after 0.6 s)
+            during = _http(dict(counts))  # routes are counted once answered
+            result = await run
+            assert result.stdout == "1\n"
+            assert "POST /api/sandbox" not in during, during  # no refill beside the run
+            for _ in range(300):  # and the refill comes after it
+                if pool.ready_count(spec) == 1:
+                    break
+                await asyncio.sleep(0.02)
+            assert pool.ready_count(spec) == 1
+        assert live_sandboxes(emu) == []
