@@ -346,6 +346,52 @@ async def concurrency(
     return table
 
 
+def cgroup_move_ms(rounds: int = 7, idle: float = 0.05) -> float | None:
+    """Median ms to move a process into another cgroup after ``idle`` s without a move.
+
+    What every sandboxed run pays once to join its cgroups: about an RCU grace period
+    (4-15 ms) on a default kernel, well under 1 ms where ``favordynmods`` is in effect
+    (docs/local.md, "Host tuning"). None where no cgroup hierarchy is writable.
+    """
+    from sandstorm.local._cgroups import _mounts
+
+    found = _mounts()
+    parent = found.v2 or next(iter(found.v1.values()), None)
+    if parent is None or os.geteuid() != 0:
+        return None
+    target = parent / f"sandstorm-bench-{os.getpid()}"
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    times = []
+    try:
+        target.mkdir()
+        for _ in range(rounds):
+            time.sleep(idle)
+            started = time.perf_counter()
+            (target / "cgroup.procs").write_text(str(child.pid))
+            times.append((time.perf_counter() - started) * 1e3)
+            time.sleep(idle)
+            (parent / "cgroup.procs").write_text(str(child.pid))
+    except OSError:
+        return None
+    finally:
+        child.kill()
+        child.wait()
+        with contextlib.suppress(OSError):
+            target.rmdir()
+    return statistics.median(times)
+
+
+def _host_line(move_ms: float | None) -> str:
+    if move_ms is None:
+        return "host: cgroup moves not measured (needs root and a writable cgroup hierarchy)"
+    kind = (
+        "the kernel skips the RCU wait (favordynmods in effect)"
+        if move_ms < 1.0
+        else "each run waits about an RCU grace period to join its cgroups"
+    )
+    return f"host: a cgroup move after 50 ms idle takes {move_ms:.2f} ms (median): {kind}"
+
+
 def _self_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -407,6 +453,7 @@ def main(argv: list[str] | None = None) -> int:
 async def _main(
     args: argparse.Namespace, root: str, meter: CpuMeter, machine_before: dict[str, Any]
 ) -> int:
+    move_ms = cgroup_move_ms()
     provider = sandstorm.get_async_provider("local", root=root)
     assert isinstance(provider, LocalProvider)
     async with provider:
@@ -414,6 +461,7 @@ async def _main(
         meter.watch(provider)
         print(f"interpreter: {PYTHON_BASE}; load average at start: {machine_before['loadavg']}")
         print("isolation active: " + ", ".join(sorted(report.active)))
+        print(_host_line(move_ms))
         print(f"rounds: {args.runs}, in random order, {args.pause * 1e3:g} ms before each call\n")
         python_rows, lang_rows, life_rows = await latency(args, provider)
         base = python_rows[0]
@@ -435,6 +483,8 @@ async def _main(
         "local_run",
         {
             "load_before": machine_before["loadavg"],
+            "cgroup_move_ms": move_ms,
+            "host": _host_line(move_ms),
             "rows": [_bench.row_json(r, base if r in python_rows else None) for r in rows],
             "concurrency": table,
             "checks": [_bench.check_json(c) for c in checks],

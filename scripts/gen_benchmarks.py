@@ -120,6 +120,16 @@ def _p1_table(data: dict[str, Any]) -> str:
     lines = [
         "#### P1 the `local` provider against unsandboxed interpreters",
         "",
+        *(
+            [
+                data["host"][0].upper()
+                + data["host"][1:]
+                + " ([Host tuning](local.md#host-tuning-cgroup_favordynmods)).",
+                "",
+            ]
+            if data.get("host")
+            else []
+        ),
         "| measurement | n | p50 ms | p95 ms | ratio to its baseline |",
         "|---|---:|---:|---:|---:|",
     ]

@@ -122,6 +122,13 @@ class LocalConfig(ProviderConfig):
         description="blank workspaces kept ready per disk size (disk image formatted and "
         "mounted ahead; never used for code before they are handed out)",
     )
+    cgroup_favordynmods: bool = Field(
+        default=False,
+        description="root hosts: mount a cgroup hierarchy with the favordynmods option, so "
+        "that moving each run into its cgroups stops waiting for an RCU grace period (4-15 ms "
+        "of every run's latency); changes the whole host, and on Linux 6.18+ stays until "
+        "reboot (docs/local.md, 'Host tuning')",
+    )
     seccomp: bool = Field(default=True, description="load the seccomp deny-list when possible")
     landlock: bool = Field(default=True, description="confine file access with Landlock")
     cgroups: bool = Field(default=True, description="use cgroups for limits, kill and metrics")

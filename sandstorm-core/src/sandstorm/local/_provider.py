@@ -82,6 +82,7 @@ from ._workspaces import WorkspaceStore, chown_tree, disk_usage
 if TYPE_CHECKING:
     # imported where used: a cold ``get_provider("local")`` loads none of the engine
     from ._cgroups import CgroupRun, Cgroups
+    from ._favordynmods import FavorDynmods
     from ._files import Owner
     from ._forkserver import RunRequest, SandboxSpec
     from ._forkserver_host import ForkServer
@@ -200,10 +201,13 @@ class _Engine:
     shell: str
     cgroup_bases: tuple[str, ...] = ()
     static: dict[tuple[bool, tuple[str, ...]], SandboxSpec] = field(default_factory=dict)
+    favordynmods: FavorDynmods | None = None
 
     def close(self) -> None:
         self.server.close()
         self.cgroups.close()
+        if self.favordynmods is not None:
+            self.favordynmods.close()
 
 
 _METADATA_ALLOWANCE = 64 << 10
@@ -370,6 +374,7 @@ class LocalProvider(LocalAgents, AsyncProvider):
             if raw is None:
                 raw = _PROBES[key] = run_probe(python, {"uid": config.uid_range[0]})
             cgroups = Cgroups(enabled=config.cgroups)
+            engine: _Engine | None = None
             try:
                 report = build_report(
                     raw,
@@ -414,16 +419,31 @@ class LocalProvider(LocalAgents, AsyncProvider):
                     cgroup_bases=cgroups.bases(),
                 )
                 self._store.prepare()
+                if config.cgroup_favordynmods and cgroups.active:
+                    engine.favordynmods = self._favor_dynmods()
                 if report.is_active("netns") and config.prewarm > 0:
                     engine.server.prewarm(self._sandbox_spec(engine, blocked=True), config.prewarm)
                 engine.server.ensure_started()
             except BaseException:
                 cgroups.close()
+                if engine is not None and engine.favordynmods is not None:
+                    engine.favordynmods.close()
                 raise
             self._store.purge_trash()
             self._engine = engine
             self._finalizer = weakref.finalize(self, engine.close)
             return engine
+
+    def _favor_dynmods(self) -> FavorDynmods | None:
+        """Mount the opt-in ``favordynmods`` hierarchy (``cgroup_favordynmods``)."""
+        from ._favordynmods import FavorDynmods
+
+        tuning = FavorDynmods(Path(self.config.root))
+        if tuning.mount():
+            log.info("sandstorm: cgroup favordynmods on (%s)", tuning.path)
+            return tuning
+        log.warning("sandstorm: cgroup_favordynmods is set but unavailable: %s", tuning.error)
+        return None
 
     def _check_layers(self, report: IsolationReport) -> None:
         """Refuse to start without a sandbox layer unless ``allow_weaker`` names it.
