@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+import sandstorm
 from sandstorm_daytona.emulator import EmulatorConfig, RunningEmulator, running_emulator
 
 from ..provider.shells import require_shell
@@ -247,3 +248,37 @@ def test_the_cli_sets_the_service_options() -> None:
     assert isinstance(told, EmulatorConfig)
     assert (told.shell, told.relabel_output) == ("dash", False)
     assert (told.analytics_api, told.system_metrics) == (False, False)
+
+
+class _EngineRuns:
+    """A plugin counting the runs the emulator's engine makes."""
+
+    def __init__(self, engine: object) -> None:
+        self.engine = engine
+        self.count = 0
+
+    @sandstorm.hookimpl
+    def sandstorm_before_run(self, provider: object, workspace: object, request: object) -> None:
+        if provider is self.engine:
+            self.count += 1
+
+
+def test_a_new_sandbox_answers_its_first_command_without_a_shell_probe(
+    client: httpx.Client,
+) -> None:
+    """The daemon knows its shell when the sandbox starts: once a sandbox of the same
+    snapshot has found it, another one's first command is one engine run, not two."""
+    with _emulator() as emu:
+        execute = f"{emu.base_url}/toolbox/{{}}/process/execute"
+        first, second = _sandbox(emu, client), _sandbox(emu, client)
+        runs = _EngineRuns(emu.emulator.provider)
+        sandstorm.plugin_manager().register(runs)
+        try:
+            answer = client.post(execute.format(first), json={"command": "echo $0"}).json()
+            assert runs.count == 2  # the probe, then the command
+            again = client.post(execute.format(second), json={"command": "echo $0"}).json()
+            assert runs.count == 3  # the command alone
+        finally:
+            sandstorm.plugin_manager().unregister(runs)
+    assert answer["result"] == again["result"]
+    assert answer["result"].strip().endswith("zsh")  # still the daemon's shell

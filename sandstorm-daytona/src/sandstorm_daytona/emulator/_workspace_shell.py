@@ -66,17 +66,27 @@ async def shell(
 
 async def session_shell(emulator: Emulator, record: SandboxRecord) -> str:
     """The path of the shell that runs the sandbox's commands (``EmulatorConfig.shell``,
-    else the daemon's choice), looked up once per sandbox."""
+    else the daemon's choice), looked up once per sandbox.
+
+    The daemon knows it from its start, so the first command of a new sandbox must not
+    pay a probe (a whole engine run): the answer depends only on the snapshot's system
+    files, which the sandboxes of the engine cannot change, and on ``$SHELL``, so it is
+    probed once per snapshot and ``$SHELL``.
+    """
     runtime = emulator.runtime_of(record)
     if runtime.shell is None:
         wanted = emulator.config.shell
-        result = await shell(emulator, record, shell_probe(wanted), plain=True)
-        found = result.stdout.strip().splitlines()
-        if not found:
-            raise DaemonError(
-                500, f"the session shell {wanted!r} is not installed in the sandbox", "INTERNAL"
-            )
-        runtime.shell = found[-1]
+        key = f"shell {record.snapshot!r} {record.env.get('SHELL')!r}"
+        found = emulator.probes.get(key)
+        if found is None:
+            result = await shell(emulator, record, shell_probe(wanted), plain=True)
+            lines = result.stdout.strip().splitlines()
+            if not lines:
+                raise DaemonError(
+                    500, f"the session shell {wanted!r} is not installed in the sandbox", "INTERNAL"
+                )
+            found = emulator.probes[key] = lines[-1]
+        runtime.shell = found
     return runtime.shell
 
 
