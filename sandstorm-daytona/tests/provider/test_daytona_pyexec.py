@@ -114,10 +114,24 @@ def test_exits_and_tracebacks_as_a_script(
 
 
 def interpreter(version: str) -> str | None:
-    """``python<version>`` on PATH or under pyenv, if this machine has it."""
-    found = shutil.which(f"python{version}")
+    """``python<version>`` under pyenv or on PATH, if this machine has one that runs.
+
+    A pyenv shim on PATH exists for every installed version but fails for those not
+    selected: only an interpreter that answers with its own version counts.
+    """
     pyenv = sorted(Path.home().glob(f".pyenv/versions/{version}.*/bin/python{version}"))
-    return found or (str(pyenv[-1]) if pyenv else None)
+    for found in [*(str(p) for p in pyenv[-1:]), shutil.which(f"python{version}")]:
+        if found is None:
+            continue
+        answer = subprocess.run(
+            [found, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if answer.stdout.strip() == version:
+            return found
+    return None
 
 
 # The sandbox's python3 is the image's, of any age: the wrapper keeps to what 3.6 has.
@@ -137,6 +151,8 @@ def test_every_interpreter_runs_the_code_as_a_script(
     probe = PROBE.replace("print(__main__.__dict__ is globals(), sorted(sys.modules))", "")
     for code in (probe, "def f():\n    1/0\nf()\n", "raise KeyboardInterrupt", "def (:\n"):
         assert wrapped(shell, code, tmp_path, path=path) == fresh(code, tmp_path, path=path)
+    shown = wrapped(shell, "import sys; print('%d.%d' % sys.version_info[:2])", tmp_path, path=path)
+    assert shown == ExecOutcome(f"{version}\n", "", 0, False)  # that interpreter ran it
 
 
 def test_pickle_and_spawned_processes_find_main(shell: str, tmp_path: Path) -> None:
