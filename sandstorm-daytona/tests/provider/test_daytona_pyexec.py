@@ -22,6 +22,7 @@ import pytest
 from sandstorm_daytona._command import (
     INLINE_LIMIT,
     PYTHON_WRAPPER,
+    PYTHON_WRAPPER_KEY,
     ExecOutcome,
     build_exec,
     kill_command,
@@ -304,3 +305,29 @@ def test_without_python3_on_the_daemons_path_the_shell_wrapper_runs_it(
 def test_the_wrapper_is_sent_without_quotes_to_escape(shell: str) -> None:
     assert "'" not in PYTHON_WRAPPER
     compile(PYTHON_WRAPPER, "<string>", "exec")
+
+
+def test_the_wrapper_is_compiled_once_per_sandbox(shell: str, tmp_path: Path) -> None:
+    """Its compiled form is kept in the run keys' directory and used by the next run;
+    a damaged copy only costs a compile (and is written again)."""
+    import marshal
+
+    assert run(shell, tmp_path, "print(1)").stdout == "1\n"
+    kept = list((tmp_path / ".cache" / "sandstorm-runs").glob(f"pyexec-{PYTHON_WRAPPER_KEY}.*"))
+    assert len(kept) == 1, kept
+    # the next run executes what is kept: a planted definition shows
+    planted = compile(
+        PYTHON_WRAPPER.replace("def _emit(reply: bytes) -> None:\n view = memoryview(reply)",
+                               "def _emit(reply: bytes) -> None:\n os.write(1, b'planted')\n"
+                               " view = memoryview(reply)"),
+        "<string>", "exec", dont_inherit=True,
+    )  # fmt: skip
+    kept[0].write_bytes(marshal.dumps(planted))
+    token = uuid.uuid4().hex[:16]
+    script = build_exec(token, "python", "print(2)", {}, None, 1 << 20, 20)
+    reply = execute(shell, script.command, tmp_path)
+    shutil.rmtree(run_dir(token), ignore_errors=True)
+    assert reply.startswith("planted"), reply
+    kept[0].write_bytes(b"not a code object")
+    assert run(shell, tmp_path, "print(3)") == ExecOutcome("3\n", "", 0, False)
+    assert isinstance(marshal.loads(kept[0].read_bytes()), type(planted))
