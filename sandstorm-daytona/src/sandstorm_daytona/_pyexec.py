@@ -1,7 +1,9 @@
 """The one-request run of Python code as one program: ``python3 -u -c <this file>``.
 
 Not imported by the package: ``_command.build_exec`` sends this file's text (less its
-docstring, comments and blank lines) to the sandbox, where it keeps the protocol of the
+docstring, comments, blank lines and closing ``if``) to the sandbox, where
+``_command.PYTHON_LOADER`` compiles it (once per sandbox and interpreter) and runs
+``_child(*_main())`` as the closing ``if`` below would. There it keeps the protocol of the
 shell wrapper (``_command._EXEC_BODY``) with one process instead of about nine:
 
 - The run's key directory ``$C/<token>`` (the user's cache directory) is claimed with one
