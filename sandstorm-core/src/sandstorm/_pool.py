@@ -21,6 +21,9 @@ log = logging.getLogger("sandstorm.pool")
 class WarmPool:
     """Keeps up to ``size`` fresh workspaces per spec key and refills in the background.
 
+    ``prepare``, when given, readies each workspace the refill creates (the provider's own
+    set-up, never user code) before it waits in the pool; a caller's own create does not.
+
     ``acquire`` hands out a workspace exactly once; a workspace that ran code is never
     handed out again (the caller deletes it). At most ``max_keys`` distinct keys are kept;
     the least recently used key's workspaces are deleted to make room. ``aclose`` stops
@@ -34,11 +37,13 @@ class WarmPool:
         *,
         size: int,
         max_keys: int = 8,
+        prepare: Callable[[Workspace], Awaitable[None]] | None = None,
     ) -> None:
         if size < 1:
             raise ValueError("a warm pool needs size >= 1")
         self._create = create
         self._delete = delete
+        self._prepare = prepare
         self.size = size
         self.max_keys = max_keys
         self._ready: OrderedDict[Hashable, list[Workspace]] = OrderedDict()
@@ -121,6 +126,14 @@ class WarmPool:
             except Exception as exc:
                 log.warning("warm pool refill failed: %r", exc)
                 return
+            if self._prepare is not None:
+                try:
+                    await self._prepare(workspace)
+                except asyncio.CancelledError:
+                    self._spawn(self._delete(workspace))  # aclose() waits for it
+                    raise
+                except Exception as exc:  # still a fresh workspace, only a slower one
+                    log.debug("warm pool: could not prepare %s: %r", workspace.id, exc)
             if self._closed or key not in self._ready:
                 await self._delete(workspace)
                 return

@@ -816,6 +816,11 @@ class AsyncProvider(AgentAPI, abc.ABC):
         """
         return None
 
+    async def _prepare_pooled(self, workspace: Workspace) -> None:
+        """Ready a workspace the warm pool just made for its first run, in the background
+        (e.g. compile what every run needs): the provider's own set-up, never user code,
+        nothing its first run would not have done itself. By default nothing."""
+
     def _defer_delete(self, workspace_id: str) -> bool:
         """Take over deleting a workspace the core is done with (a one-shot run's, a
         handle's) in the background; ``True`` when taken. ``aclose()`` must wait for it.
@@ -1280,6 +1285,7 @@ class AsyncProvider(AgentAPI, abc.ABC):
                 self._sandstorm_create_hooked,
                 self._sandstorm_discard,
                 size=self.config.warm_pool_size,
+                prepare=self._prepare_pooled,
             )
         if self._sandstorm_pool is not None:
             # refilled once the run is over (_sandstorm_refill): a refill's create running

@@ -401,13 +401,22 @@ def _load(source, key):
  return code
 exec(_load(sys.argv.pop(1), sys.argv.pop(1)))
 del _load
-_child(*_main())
+if len(sys.argv) > 1:
+ _child(*_main())
 """
 """What ``python3 -u -c`` runs: :data:`PYTHON_WRAPPER` (its first argument) compiled once
 per sandbox and interpreter (kept in the run keys' directory, where a missing or
 unreadable copy means compiling again: ~2 ms a run saved), defined in the program's own
 namespace, then its ``_child(*_main())`` from the program's top frame, as the wrapper
-itself would (so the code still sees two frames below its own)."""
+itself would (so the code still sees two frames below its own). Given no run's
+arguments, it only compiles and keeps the wrapper (:data:`WARM_UP`)."""
+
+WARM_UP = (
+    f"if command -v python3 >/dev/null 2>&1; then exec python3 -c {shlex.quote(PYTHON_LOADER)} "
+    f"{shlex.quote(PYTHON_WRAPPER)} {PYTHON_WRAPPER_KEY}; fi"
+)
+"""A command that readies a new sandbox for Python runs (a warm pool's, off any run's
+path): the wrapper compiled and kept, the run keys' directory made."""
 
 
 def _inline(data: bytes) -> tuple[str, str]:

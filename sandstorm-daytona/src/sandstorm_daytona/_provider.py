@@ -51,7 +51,14 @@ from sandstorm.adapters import shielded, split_credentials
 from ._agents import DaytonaAgents
 from ._cgroup import CGROUP_SCRIPT, parse_cgroup
 from ._cleanup import BackgroundDeletes
-from ._command import RunScript, build_exec, build_run, kill_command, parse_exec
+from ._command import (
+    WARM_UP,
+    RunScript,
+    build_exec,
+    build_run,
+    kill_command,
+    parse_exec,
+)
 from ._config import DaytonaConfig
 from ._errors import error_from_response
 from ._execution import SessionRun
@@ -555,6 +562,11 @@ class DaytonaProvider(DaytonaAgents, AsyncProvider):
             stderr_truncated=err_cut,
             cost=self._cost(duration, workspace.resources),
         )
+
+    async def _prepare_pooled(self, workspace: Workspace) -> None:
+        """A pooled sandbox gets its Python wrapper compiled ahead (one request, in the
+        refill): its first run starts as a later run in it would."""
+        await self._shell(await self._toolbox_base(workspace.id), WARM_UP, "warm up", 30)
 
     # ------------------------------------------------------------------ background deletes
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import pytest
 
+from sandstorm import Resources
 from sandstorm_daytona import DaytonaConfig, DaytonaProvider
 
 from .conftest import live_sandboxes
@@ -126,3 +127,37 @@ async def test_pool_refills_only_once_the_pooled_run_is_over(
                 await asyncio.sleep(0.02)
             assert pool.ready_count(spec) == 1
         assert live_sandboxes(emu) == []
+
+
+async def test_pooled_sandbox_is_warmed_in_the_refill(
+    emulator: object, config_for: Callable[..., DaytonaConfig]
+) -> None:
+    """The refill compiles the Python wrapper in the new sandbox (one execute): its first
+    run then starts as a later run would."""
+    from sandstorm_daytona._command import PYTHON_WRAPPER_KEY
+
+    counts = emulator.emulator.request_counts  # type: ignore[attr-defined]
+    config = config_for(emulator.api_url, api_key=emulator.api_key, warm_pool_size=1)  # type: ignore[attr-defined]
+    async with DaytonaProvider(config) as daytona:
+        counts.clear()
+        await daytona.run("print(0)")  # makes the pool; its refill fills it
+        pool = daytona._sandstorm_pool
+        assert pool is not None
+        spec = daytona._sandstorm_spec(
+            template=None, persistent=False, resources=Resources(), network=None
+        )
+        for _ in range(300):
+            if pool.ready_count(spec) == 1 and not daytona._deletes:
+                break
+            await asyncio.sleep(0.02)
+        assert _http(dict(counts)).get("POST /api/sandbox") == 2
+        assert _http(dict(counts)).get(EXEC) == 2  # the run, and the refill's warm-up
+        waiting = await pool.acquire(spec, refill=False)
+        try:
+            listing = await daytona.run_in_workspace(
+                waiting, "import glob, os\nprint(glob.glob(os.path.expanduser("
+                "'~/.cache/sandstorm-runs/pyexec-*')))"
+            )  # fmt: skip
+            assert f"pyexec-{PYTHON_WRAPPER_KEY}." in listing.stdout, listing
+        finally:
+            await daytona.delete_workspace(waiting)
