@@ -75,3 +75,24 @@ def test_the_fork_server_refuses_a_request_with_an_extra_key(
     outcome = asyncio.run(go())
     assert outcome.stdout == ""
     assert "seccomp_off" in (outcome.setup_error or "")
+
+
+def test_a_prebuilt_sandbox_that_cannot_attach_runs_nothing(
+    request_: RunRequest, local_impl: LocalProvider
+) -> None:
+    """Init hands the request to the payload before it attaches the workspace: when the
+    attach fails, the payload (its cgroups joined) never gets the go-ahead, and the
+    setup error reaches the host."""
+    engine = local_impl._start_engine()
+    assert engine.server.warm == request_.sandbox  # a pre-built sandbox takes it
+    missing = f"{request_.sandbox.workspaces}/no-such-workspace"
+    broken = dataclasses.replace(request_, workspace=missing)
+
+    async def go() -> Outcome:
+        return await execute(
+            engine.server, broken, warm=True, stdin=None, timeout=10, output_cap=1 << 16
+        )
+
+    outcome = asyncio.run(go())
+    assert (outcome.stdout, outcome.stderr) == ("", "")
+    assert "showing the workspace" in (outcome.setup_error or ""), outcome

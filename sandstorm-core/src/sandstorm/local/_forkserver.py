@@ -27,7 +27,8 @@ pid namespace (double-forked daemons included).
 
 With ``prewarm`` the server keeps a few sandboxes built ahead of time (namespaces
 unshared, the root assembled, lo up); a warm run only names its user, binds its
-workspace and cgroup view, switches root and forks nothing (its payload waits ready).
+workspace and cgroup view, switches root and forks nothing (its payload waits ready, and
+joins the run's cgroups while init does all that).
 
 ``python -I -S _forkserver.py probe`` tries each primitive in a throwaway child and prints
 a JSON report of what works on this machine.
@@ -927,8 +928,10 @@ def _drop_privileges(req: RunRequest) -> None:
         os.setresuid(req.uid, req.uid, req.uid)
 
 
-def _prepare_payload(req: RunRequest, fds: list[int], err_w: int) -> None:
-    """Everything between fork and running the code; raises SetupError on any failure."""
+def _join_cgroups(req: RunRequest) -> None:
+    """The payload's first step, which needs nothing of the sandbox's root: its cgroups
+    (the workspace's, then the run's own) and a cgroup namespace rooted there. A pre-built
+    sandbox's payload takes it while init is still attaching (see :func:`_hand_over`)."""
     for path in [*req.cgroups, *([req.kill_cgroup] if req.kill_cgroup else [])]:
         try:
             fd = _cgroup_file(path, os.O_WRONLY)
@@ -947,6 +950,11 @@ def _prepare_payload(req: RunRequest, fds: list[int], err_w: int) -> None:
     _CGROUP_FDS.clear()
     if req.cgroupns:
         unshare(CLONE_NEWCGROUP)
+
+
+def _prepare_payload(req: RunRequest, fds: list[int], err_w: int) -> None:
+    """Everything between the cgroups and running the code, in the sandbox's root;
+    raises SetupError on any failure."""
     stdin_fd, stdout_fd, stderr_fd = fds
     for target, fd in ((0, stdin_fd), (1, stdout_fd), (2, stderr_fd)):
         os.dup2(fd, target)
@@ -1066,8 +1074,23 @@ def _exit_code(exc: SystemExit) -> int:
     return 1
 
 
-def _payload(req: RunRequest, fds: list[int], err_w: int, extra_path: list[str]) -> None:
+def _payload(
+    req: RunRequest,
+    fds: list[int],
+    err_w: int,
+    extra_path: list[str],
+    attached: socket.socket | None = None,
+) -> None:
+    """Set the sandbox's process up and run the code. A pre-built sandbox's payload waits
+    on ``attached`` for init's go-ahead (``G``) once its cgroups are joined; anything
+    else there means init failed, and reported it."""
     try:
+        _join_cgroups(req)
+        if attached is not None:
+            ready = attached.recv(1) == b"G"
+            attached.close()
+            if not ready:
+                os._exit(0)
         _prepare_payload(req, fds, err_w)
     except BaseException as exc:
         _report_setup_error(err_w, exc)
@@ -1270,9 +1293,20 @@ def _payload_ahead(
         req = None
     if req is None:
         os._exit(0)
-    from_init.close()
-    _payload(req, fds, err_w, extra)
+    _payload(req, fds, err_w, extra, attached=from_init)
     os._exit(SETUP_FAILED)
+
+
+def _hand_over(
+    to_payload: socket.socket, req: RunRequest, raw: bytes, body: bytes, fds: list[int]
+) -> None:
+    """Init of a pre-built sandbox: the run's stdio and request to the payload first (it
+    joins its cgroups meanwhile, on another core), then attach, then let it go on."""
+    socket.send_fds(to_payload, [b"R"], fds)
+    to_payload.sendall(raw + body)
+    _init_attach(req)
+    to_payload.sendall(b"G")
+    to_payload.close()
 
 
 def _receive_run(requests: socket.socket) -> tuple[socket.socket, list[int]]:
@@ -1334,10 +1368,7 @@ def warm_supervisor(
             req = decode_request(body, known)
             if req.sandbox is not static and req.sandbox != static:
                 raise SetupError("the request does not fit this pre-built sandbox")
-            _init_attach(req)
-            socket.send_fds(to_payload, [b"R"], fds[1:4])
-            to_payload.sendall(raw + body)
-            to_payload.close()
+            _hand_over(to_payload, req, raw, body, fds[1:4])
         except BaseException as exc:
             _report_setup_error(err_w, exc)
             os._exit(SETUP_FAILED)
@@ -1395,10 +1426,7 @@ def warm_init(
         req = decode_request(body, known)
         if req.sandbox is not static and req.sandbox != static:
             raise SetupError("the request does not fit this pre-built sandbox")
-        _init_attach(req)
-        socket.send_fds(to_payload, [b"R"], fds[1:4])
-        to_payload.sendall(raw + body)
-        to_payload.close()
+        _hand_over(to_payload, req, raw, body, fds[1:4])
     except BaseException as exc:
         _send_json(status_sock, {"event": "exit", "setup_error": _setup_message(exc)})
         os._exit(SETUP_FAILED)
