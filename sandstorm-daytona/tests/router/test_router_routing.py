@@ -214,3 +214,34 @@ async def test_every_member_blocked_is_a_typed_error(emulator: Any) -> None:
             router._members[0].breaker.failed(ProviderUnavailable("down"))
         with pytest.raises(ProviderUnavailable, match="no member can take this run now"):
             await router.run("print(1)")
+
+
+async def test_the_routers_pool_readies_a_daytona_workspace(emulator: Any) -> None:
+    """The router's own warm pool readies what it pools as the member's pool would: a
+    Daytona workspace waits with its Python wrapper compiled."""
+    from sandstorm import Resources
+    from sandstorm_daytona._command import PYTHON_WRAPPER_KEY
+
+    config = RouterConfig.load(
+        {"routes": [daytona_route(emulator)], "warm_pool_size": 1}, environ={}
+    )
+    async with RouterProvider(config) as router:
+        assert (await router.run("print(0)")).stdout == "0\n"  # makes the pool
+        pool = router._sandstorm_pool
+        assert pool is not None
+        spec = router._sandstorm_spec(
+            template=None, persistent=False, resources=Resources(), network=None
+        )
+        for _ in range(300):
+            if pool.ready_count(spec) == 1:
+                break
+            await asyncio.sleep(0.02)
+        waiting = await pool.acquire(spec, refill=False)
+        try:
+            # through the files API: a run would compile and keep it itself first
+            kept = await router.list_files(waiting, ".cache/sandstorm-runs")
+            names = [entry.name for entry in kept]
+            assert any(n.startswith(f"pyexec-{PYTHON_WRAPPER_KEY}.") for n in names), names
+        finally:
+            await router.delete_workspace(waiting)
+    assert live_sandboxes(emulator) == []

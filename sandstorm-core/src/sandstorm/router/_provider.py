@@ -462,6 +462,11 @@ class RouterProvider(AsyncProvider):
         found = member.provider._cached_workspace(workspace_id)
         return self._adopt(member, found) if found is not None else None
 
+    async def _prepare_pooled(self, workspace: Workspace) -> None:
+        """The router's own warm pool readies a workspace as its member's pool would."""
+        member, theirs = await self._pinned(workspace)
+        await member.provider._prepare_pooled(theirs)
+
     def _defer_delete(self, workspace_id: str) -> bool:
         """A finished one-shot (or handle) workspace is deleted behind the result.
 
