@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import resource
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -81,6 +83,18 @@ def test_exit_handlers_and_threads_run(lp: sandstorm.SyncProvider) -> None:
         "threading.Thread(target=lambda: (time.sleep(0.1), print('thread'))).start()\n"
     )
     assert lp.run(code).stdout == "thread\nbye\n"
+
+
+@pytest.mark.parametrize("end", ["", "raise SystemExit(3)\n", "1/0\n"])
+def test_output_of_the_c_library_is_not_lost(lp: sandstorm.SyncProvider, end: str) -> None:
+    """A C extension's ``printf`` comes out where ``python -u -c`` prints it (its stdout
+    unbuffered too), however the code ends."""
+    code = 'import ctypes\nctypes.CDLL(None).printf(b"from C\\n")\nprint("from Python")\n' + end
+    plain = subprocess.run(
+        [sys.executable, "-I", "-S", "-u", "-c", code], capture_output=True, text=True
+    )
+    assert plain.stdout == "from C\nfrom Python\n"
+    assert lp.run(code).stdout == plain.stdout
 
 
 def test_javascript_and_shell(lp: sandstorm.SyncProvider) -> None:

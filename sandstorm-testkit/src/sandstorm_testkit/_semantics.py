@@ -3,8 +3,8 @@
 Workspace names are unique and find their workspace; ``get_or_create_workspace`` is
 idempotent; ``list_workspaces(labels=...)`` filters; a workspace's labels are exactly the
 caller's (providers' own labels stay hidden); python output streams as it is printed,
-flushed or not; ``stream`` is on workspace handles, and the blocking ``stream`` gives the
-result after its chunks.
+flushed or not, and what C code prints comes out as ``python -u`` prints it; ``stream``
+is on workspace handles, and the blocking ``stream`` gives the result after its chunks.
 """
 
 from __future__ import annotations
@@ -101,6 +101,24 @@ class SemanticsContract(AsyncContract):
         assert time.monotonic() - started < 30, "aclose() waited for the run to end"
         leaked = await watch.leaked()
         assert not leaked, f"aclose() left the run's workspace: {leaked}"
+
+    async def test_python_output_of_c_code_is_kept_in_order(self, provider: AsyncProvider) -> None:
+        """What C code prints (an extension's ``printf``) comes out as ``python -u``
+        prints it: unbuffered, before the Python line after it, never lost at exit."""
+        result = await provider.run(
+            "try:\n"
+            "    import ctypes\n"
+            "    libc = ctypes.CDLL(None)\n"
+            "except Exception:\n"
+            "    print('no ctypes here')\n"
+            "    raise SystemExit\n"
+            "libc.printf(b'from C\\n')\n"
+            "print('from Python')\n",
+            timeout=60,
+        )
+        if result.stdout == "no ctypes here\n":
+            pytest.skip("the sandbox's Python cannot load the C library (ctypes)")
+        assert result.stdout == "from C\nfrom Python\n", show(result)
 
     @pytest.mark.requires(Capability.STREAMING)
     async def test_python_output_streams_unflushed(self, provider: AsyncProvider) -> None:

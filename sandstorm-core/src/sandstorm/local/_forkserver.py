@@ -218,6 +218,9 @@ def decode_request(body: bytes, known: tuple[SandboxSpec, bytes] | None = None) 
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
+_libc.setvbuf.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_size_t]
+_libc.fflush.argtypes = [ctypes.c_void_p]
+_IONBF = 2
 _libc.mount.argtypes = [
     ctypes.c_char_p,
     ctypes.c_char_p,
@@ -1012,6 +1015,10 @@ def _run_python(code: str, extra_path: list[str]) -> int:
     # like `python -u` when PYTHONUNBUFFERED is set (as the provider sets it): output
     # reaches the caller as it is printed, flushed or not
     unbuffered = bool(os.environ.get("PYTHONUNBUFFERED"))
+    if unbuffered:
+        # `python -u` leaves the C library's stdout unbuffered too (an extension's printf)
+        with contextlib.suppress(ValueError, OSError):
+            _libc.setvbuf(ctypes.c_void_p.in_dll(_libc, "stdout"), None, _IONBF, 0)
     sys.stdout = io.TextIOWrapper(
         _out_buffer(1, unbuffered), encoding="utf-8", write_through=unbuffered
     )
@@ -1107,6 +1114,8 @@ def _payload(
             os._exit(SETUP_FAILED)
     os.close(err_w)
     rc = _run_python(req.code, extra_path)
+    # what the C library buffered (an extension's printf) goes out, as exit() would send it
+    _libc.fflush(None)
     if rc < 0:
         signal.signal(-rc, signal.SIG_DFL)
         os.kill(os.getpid(), -rc)
