@@ -97,6 +97,36 @@ def test_output_of_the_c_library_is_not_lost(lp: sandstorm.SyncProvider, end: st
     assert lp.run(code).stdout == plain.stdout
 
 
+def test_what_the_code_leaves_open_is_finalized_as_at_exit(
+    lp: sandstorm.SyncProvider, tmp_path: Path
+) -> None:
+    """As at a real interpreter exit: a file written and never closed keeps its data, and
+    ``__del__`` methods of what the code's globals hold run (after ``atexit``)."""
+    code = (
+        "import atexit\n"
+        "class Noisy:\n"
+        "    def __del__(self):\n"
+        "        print('finalized')\n"
+        "noisy = Noisy()\n"
+        "log = open('left-open.txt', 'w')\n"
+        "log.write('kept')\n"
+        "atexit.register(print, 'at exit')\n"
+    )
+    plain = subprocess.run(
+        [sys.executable, "-I", "-S", "-u", "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert plain.stdout == "at exit\nfinalized\n"
+    workspace = lp.create_workspace()
+    try:
+        assert lp.run(code, workspace_id=workspace.id).stdout == plain.stdout
+        assert lp.read_file(workspace.id, "left-open.txt") == b"kept"
+    finally:
+        lp.delete_workspace(workspace.id)
+
+
 def test_javascript_and_shell(lp: sandstorm.SyncProvider) -> None:
     js = lp.run("console.log(6*7); console.error('e'); process.exit(2)", language="javascript")
     assert (js.stdout, js.stderr, js.exit_code) == ("42\n", "e\n", 2)

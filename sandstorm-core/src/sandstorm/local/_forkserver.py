@@ -1033,6 +1033,7 @@ def _run_python(code: str, extra_path: list[str]) -> int:
         setattr(sys, f"__{name}__", getattr(sys, name))
     sys.argv = ["-c"]
     sys.path[:] = ["", *extra_path]
+    before = set(sys.modules)
     main = types.ModuleType("__main__")
     main.__dict__["__builtins__"] = builtins
     sys.modules["__main__"] = main
@@ -1062,12 +1063,32 @@ def _run_python(code: str, extra_path: list[str]) -> int:
         rc = _exit_code(exc)
     except BaseException:
         pass
+    _clear_modules([main, *(m for n, m in sys.modules.items() if n not in before)])
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
         except BaseException:
             rc = 120 if rc == 0 else rc
     return rc
+
+
+def _clear_modules(modules: list[Any]) -> None:
+    """What the interpreter's teardown does to the code's modules, so that what they held
+    is finalized as at a real exit (a file written and never closed is flushed): their
+    names are cleared (``_private`` ones first), then cycles are collected. The rest of
+    the warm interpreter is never torn down (the process ends with ``os._exit``)."""
+    for module in modules:
+        names = getattr(module, "__dict__", None)
+        if not isinstance(names, dict):
+            continue
+        with contextlib.suppress(BaseException):
+            for first in (True, False):
+                for name in list(names):
+                    private = name.startswith("_") and not name.startswith("__")
+                    if private == first and name != "__builtins__":
+                        names[name] = None
+    with contextlib.suppress(BaseException):
+        gc.collect()
 
 
 def _exit_code(exc: SystemExit) -> int:
