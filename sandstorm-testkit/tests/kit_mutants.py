@@ -41,6 +41,17 @@ MUTANTS: tuple[Mutant, ...] = (
     # ---------------------------------------------------------------- the adapter itself
     Mutant("timeout-ignored", A, "timeout=request.timeout", "timeout=3600", TIMEOUT),
     Mutant(
+        # a "faster exit": atexit and the streams kept, the interpreter's teardown skipped
+        "python-exit-skips-teardown",
+        A,
+        "[*ARGV[request.language], request.code],",
+        "[*ARGV[request.language], request.code + ("
+        "'\\nimport atexit as _a, os as _o, sys as _s\\n_a._run_exitfuncs()\\n"
+        "_s.stdout.flush()\\n_s.stderr.flush()\\n_o._exit(0)\\n'"
+        " if request.language == 'python' else '')],",
+        "test_a_file_left_open_keeps_what_was_written or test_python_output_of_c_code_is_kept",
+    ),
+    Mutant(
         "run-env-dropped",
         A,
         "self.store.env(workspace), request.env)",
