@@ -114,48 +114,6 @@ def test_exits_and_tracebacks_as_a_script(
     assert got.exit_code == exit_code
 
 
-def interpreter(version: str) -> str | None:
-    """``python<version>`` under pyenv or on PATH, if this machine has one that runs.
-
-    A pyenv shim on PATH exists for every installed version but fails for those not
-    selected: only an interpreter that answers with its own version counts.
-    """
-    pyenv = sorted(Path.home().glob(f".pyenv/versions/{version}.*/bin/python{version}"))
-    for found in [*(str(p) for p in pyenv[-1:]), shutil.which(f"python{version}")]:
-        if found is None:
-            continue
-        answer = subprocess.run(
-            [found, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if answer.stdout.strip() == version:
-            return found
-    return None
-
-
-# The sandbox's python3 is the image's, of any age: the wrapper keeps to what 3.6 has.
-@pytest.mark.parametrize("version", [f"3.{minor}" for minor in range(6, 14)])
-def test_every_interpreter_runs_the_code_as_a_script(
-    shell: str, tmp_path: Path, version: str
-) -> None:
-    if shell != "zsh":
-        pytest.skip("the interpreters are checked under the default image's shell")
-    found = interpreter(version)
-    if found is None:
-        pytest.skip(f"python{version} is not installed here")
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "python3").symlink_to(found)
-    path = f"{bin_dir}:{os.environ['PATH']}"
-    probe = PROBE.replace("print(__main__.__dict__ is globals(), sorted(sys.modules))", "")
-    for code in (probe, "def f():\n    1/0\nf()\n", "raise KeyboardInterrupt", "def (:\n"):
-        assert wrapped(shell, code, tmp_path, path=path) == fresh(code, tmp_path, path=path)
-    shown = wrapped(shell, "import sys; print('%d.%d' % sys.version_info[:2])", tmp_path, path=path)
-    assert shown == ExecOutcome(f"{version}\n", "", 0, False)  # that interpreter ran it
-
-
 def test_pickle_and_spawned_processes_find_main(shell: str, tmp_path: Path) -> None:
     code = (
         "import multiprocessing as mp, pickle\n"
