@@ -76,3 +76,21 @@ def test_a_dead_providers_hierarchy_is_removed(tmp_path: Path) -> None:
             subprocess.run(["umount", "-l", str(crashed)], check=False)
             crashed.rmdir()
     assert _favordynmods_mounts(root) == []
+
+
+def test_refused_tuning_is_a_warning_not_a_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Where the mount is refused (here: the kernel does not know the option), the
+    provider says why and runs as before."""
+    from sandstorm.local import _favordynmods
+
+    monkeypatch.setattr(_favordynmods, "_OPTIONS", b"none,name=sandstorm-test,no-such-option")
+    root = tmp_path / "state"
+    with sandstorm.get_provider("local", root=str(root), cgroup_favordynmods=True) as provider:
+        assert provider.run("print(1)").stdout == "1\n"
+    warned = [r.getMessage() for r in caplog.records if "cgroup_favordynmods" in r.getMessage()]
+    assert len(warned) == 1, warned
+    assert "refused the mount" in warned[0], warned
+    assert _favordynmods_mounts(root) == []
+    assert _favored(root) == []
