@@ -74,19 +74,13 @@ async def test_pool_prepares_what_it_refills_and_never_a_callers_own(state_root:
         own = await pool.acquire(spec, refill=False)  # empty pool: the caller's own create
         assert prepared == []
         pool.refill(spec)
-        for _ in range(200):
-            if pool.ready_count(spec) == 1:
-                break
-            await asyncio.sleep(0.01)
+        await _ready(pool, spec)
         waiting = await pool.acquire(spec, refill=False)
         assert prepared == [waiting.id]  # readied before it waited in the pool
         assert await provider.read_file(waiting.id, "warm") == b"1"
         failing["on"] = True  # a workspace that cannot be readied is still handed out
         pool.refill(spec)
-        for _ in range(200):
-            if pool.ready_count(spec) == 1:
-                break
-            await asyncio.sleep(0.01)
+        await _ready(pool, spec)
         unready = await pool.acquire(spec, refill=False)
         assert unready.id not in prepared
         await pool.aclose()
@@ -114,3 +108,12 @@ async def test_pool_closing_mid_prepare_deletes_the_workspace(state_root: Path) 
         await pool.aclose()
         await provider.delete_workspace(own)
         assert await provider.list_workspaces() == []
+
+
+async def _ready(pool: sandstorm.WarmPool, spec: WorkspaceSpec) -> None:
+    """Wait until ``pool`` holds a workspace for ``spec`` (its refill is done)."""
+    for _ in range(200):
+        if pool.ready_count(spec) == 1:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the pool did not refill within 2 s")

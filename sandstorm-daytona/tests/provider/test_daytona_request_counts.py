@@ -12,10 +12,10 @@ from collections.abc import Callable
 
 import pytest
 
-from sandstorm import Resources
 from sandstorm_daytona import DaytonaConfig, DaytonaProvider
 
 from .conftest import live_sandboxes
+from .pools import refilled_pool
 
 pytestmark = pytest.mark.anyio
 
@@ -59,7 +59,6 @@ async def test_run_in_workspace_is_one_request(provider: DaytonaProvider, emulat
 async def test_pooled_one_shot_run_is_one_request_before_its_result(
     config_for: Callable[..., DaytonaConfig],
 ) -> None:
-    from sandstorm import Resources
     from sandstorm_daytona.emulator import EmulatorConfig, FaultRule, Faults, running_emulator
 
     # Creating a sandbox takes 1 s here: a run that waited for the refill would show it.
@@ -69,16 +68,7 @@ async def test_pooled_one_shot_run_is_one_request_before_its_result(
         config = config_for(emu.api_url, api_key=emu.api_key, warm_pool_size=1)
         async with DaytonaProvider(config) as daytona:
             await daytona.run("print(0)")  # makes the pool; its refill fills it
-            pool = daytona._sandstorm_pool
-            assert pool is not None
-            spec = daytona._sandstorm_spec(
-                template=None, persistent=False, resources=Resources(), network=None
-            )
-            for _ in range(300):
-                if pool.ready_count(spec) == 1 and not daytona._deletes:
-                    break
-                await asyncio.sleep(0.02)
-            assert pool.ready_count(spec) == 1
+            pool, _ = await refilled_pool(daytona, quiet=True)
             counts.clear()
             started = time.perf_counter()
             result = await daytona.run("print(1)")
@@ -95,7 +85,6 @@ async def test_pool_refills_only_once_the_pooled_run_is_over(
     config_for: Callable[..., DaytonaConfig],
 ) -> None:
     """The refill's create never competes with the run that emptied the pool."""
-    from sandstorm import Resources
     from sandstorm_daytona.emulator import EmulatorConfig, FaultRule, Faults, running_emulator
 
     slow_exec = FaultRule(path="/toolbox/*/process/execute", kind="latency", rate=1.0, latency=0.6)
@@ -104,16 +93,7 @@ async def test_pool_refills_only_once_the_pooled_run_is_over(
         config = config_for(emu.api_url, api_key=emu.api_key, warm_pool_size=1)
         async with DaytonaProvider(config) as daytona:
             await daytona.run("print(0)")  # makes the pool; its refill fills it
-            pool = daytona._sandstorm_pool
-            assert pool is not None
-            spec = daytona._sandstorm_spec(
-                template=None, persistent=False, resources=Resources(), network=None
-            )
-            for _ in range(300):
-                if pool.ready_count(spec) == 1 and not daytona._deletes:
-                    break
-                await asyncio.sleep(0.02)
-            assert pool.ready_count(spec) == 1
+            pool, spec = await refilled_pool(daytona, quiet=True)
             counts.clear()
             run = asyncio.ensure_future(daytona.run("print(1)"))
             await asyncio.sleep(0.3)  # the exec is in flight (answered after 0.6 s)
@@ -141,15 +121,7 @@ async def test_pooled_sandbox_is_warmed_in_the_refill(
     async with DaytonaProvider(config) as daytona:
         counts.clear()
         await daytona.run("print(0)")  # makes the pool; its refill fills it
-        pool = daytona._sandstorm_pool
-        assert pool is not None
-        spec = daytona._sandstorm_spec(
-            template=None, persistent=False, resources=Resources(), network=None
-        )
-        for _ in range(300):
-            if pool.ready_count(spec) == 1 and not daytona._deletes:
-                break
-            await asyncio.sleep(0.02)
+        pool, spec = await refilled_pool(daytona, quiet=True)
         assert _http(dict(counts)).get("POST /api/sandbox") == 2
         assert _http(dict(counts)).get(EXEC) == 2  # the run, and the refill's warm-up
         waiting = await pool.acquire(spec, refill=False)

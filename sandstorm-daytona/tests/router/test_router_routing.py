@@ -22,6 +22,7 @@ from sandstorm import ProviderUnavailable, SandstormError
 from sandstorm.router import BreakerState, RouterConfig, RouterProvider, RoutingDecision
 from sandstorm_daytona import Pricing
 
+from ..provider.pools import refilled_pool
 from .conftest import daytona_route, live_sandboxes
 
 pytestmark = pytest.mark.anyio
@@ -219,7 +220,6 @@ async def test_every_member_blocked_is_a_typed_error(emulator: Any) -> None:
 async def test_the_routers_pool_readies_a_daytona_workspace(emulator: Any) -> None:
     """The router's own warm pool readies what it pools as the member's pool would: a
     Daytona workspace waits with its Python wrapper compiled."""
-    from sandstorm import Resources
     from sandstorm_daytona._command import PYTHON_WRAPPER_KEY
 
     config = RouterConfig.load(
@@ -227,15 +227,7 @@ async def test_the_routers_pool_readies_a_daytona_workspace(emulator: Any) -> No
     )
     async with RouterProvider(config) as router:
         assert (await router.run("print(0)")).stdout == "0\n"  # makes the pool
-        pool = router._sandstorm_pool
-        assert pool is not None
-        spec = router._sandstorm_spec(
-            template=None, persistent=False, resources=Resources(), network=None
-        )
-        for _ in range(300):
-            if pool.ready_count(spec) == 1:
-                break
-            await asyncio.sleep(0.02)
+        pool, spec = await refilled_pool(router)
         waiting = await pool.acquire(spec, refill=False)
         try:
             # through the files API: a run would compile and keep it itself first

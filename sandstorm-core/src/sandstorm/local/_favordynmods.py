@@ -24,6 +24,7 @@ import secrets
 from pathlib import Path
 
 from . import _disk
+from ._workspaces import pid_alive
 
 __all__ = ["FavorDynmods"]
 
@@ -76,18 +77,8 @@ class FavorDynmods:
         with contextlib.suppress(OSError), os.scandir(self.root) as entries:
             for entry in entries:
                 found = _STALE.fullmatch(entry.name)
-                if found and not _alive(int(found.group(1))):
+                if found and not pid_alive(int(found.group(1))):
                     _release(Path(entry.path))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _release(path: Path) -> None:

@@ -53,7 +53,7 @@ from . import _disk
 
 log = logging.getLogger("sandstorm.local")
 
-__all__ = ["WorkspaceStore", "chown_tree", "disk_usage"]
+__all__ = ["WorkspaceStore", "chown_tree", "disk_usage", "pid_alive"]
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
@@ -134,7 +134,8 @@ def _remove_user(path: Path, user: str) -> None:
     (path / f"{_USER}{user}").unlink(missing_ok=True)
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists (one of another user counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -267,7 +268,7 @@ class WorkspaceStore:
         if self.spare_dir.is_dir():
             for entry in self.spare_dir.iterdir():
                 pid = entry.name.split(".", 1)[0]
-                if not pid.isdigit() or not _alive(int(pid)):
+                if not pid.isdigit() or not pid_alive(int(pid)):
                     self.purge(entry)
 
     @property
