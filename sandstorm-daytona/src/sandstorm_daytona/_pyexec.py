@@ -44,6 +44,11 @@ import sys
 _FRESH = {name: value for name, value in globals().items() if name.startswith("__")}
 _BEFORE = set(sys.modules)
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # for type checkers only: nothing more is imported at start-up
+    import types
+    from collections.abc import Callable
+
 # What an interpreter reads from its environment as it starts.
 _STARTUP_PREFIXES = ("PYTHON", "LC_", "LD_", "MALLOC_", "GLIBC_", "GCONV_")
 _STARTUP_NAMES = ("LANG", "LANGUAGE", "PATH", "HOME", "TZ")
@@ -245,6 +250,7 @@ def _child(
         external = sys.modules.get("_frozen_importlib_external")
         loader = getattr(external, "SourceFileLoader", None)
         fresh = _FRESH
+        finish = _finish
         system = sys
     except BaseException:
         os._exit(127)
@@ -261,24 +267,107 @@ def _child(
         main["__loader__"] = loader("__main__", path)
     try:
         exec(compile(source, path, "exec", dont_inherit=True), main)
-    except SystemExit:
-        raise  # the interpreter exits at once, __file__ still set
+    except SystemExit as exc:
+        finish(main, exc, False)  # the interpreter exits at once, __file__ still set
     except BaseException as exc:
-        # Printed as the interpreter prints it, less this file's frames; then raised
-        # again behind a silent hook, so that the interpreter exits as it would (1, or
-        # SIGINT for KeyboardInterrupt) once its threads and atexit are done.
+        # Printed as the interpreter prints it, less this file's frames
         trace = exc.__traceback__
         while trace is not None and trace.tb_frame.f_code.co_filename == "<string>":
             trace = trace.tb_next
         exc.__traceback__ = trace
         system.excepthook(type(exc), exc, trace)
-        system.excepthook = lambda *args: None
         main.pop("__file__", None)
         main.pop("__cached__", None)
-        raise
+        finish(main, None, isinstance(exc, KeyboardInterrupt))
     # a script's __file__ and __cached__ go once it has run
     main.pop("__file__", None)
     main.pop("__cached__", None)
+    finish(main, None, False, 0)
+
+
+def _exit_status(stop: BaseException, system: "types.ModuleType" = sys) -> int:
+    # what the interpreter makes of a SystemExit: None 0, an int itself, else printed, 1
+    code = getattr(stop, "code", None)
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    try:
+        if system.stderr is not None:
+            system.stderr.write(str(code) + "\n")
+    except BaseException:
+        pass
+    return 1
+
+
+def _flushed(system: "types.ModuleType" = sys) -> bool:
+    ok = True
+    for stream in (system.stdout, system.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except BaseException:
+            ok = False
+    return ok
+
+
+def _finish(
+    main: "dict[str, object]",
+    stop: "BaseException | None",
+    interrupted: bool,
+    status: int = 1,
+    system: "types.ModuleType" = sys,
+    before: "set[str]" = _BEFORE,
+    exit_status: "Callable[[BaseException], int]" = _exit_status,
+    flushed: "Callable[[], bool]" = _flushed,
+) -> None:
+    # The code's process ends as the interpreter ends a script (its threads, atexit, its
+    # streams, the status of a SystemExit or an interrupt), less tearing down the whole
+    # interpreter it was forked from (2-3 ms of copy-on-write faults): what the code's
+    # modules hold is finalized, as a real exit does (a file written and never closed is
+    # flushed), then os._exit. Only arguments: the globals are the code's by now.
+    import _signal  # type: ignore[import-not-found]
+    import atexit
+    import gc
+    import os
+
+    # what is needed after the code's modules are cleared (gc may be one of them)
+    collect, kill, getpid, setsig, end = gc.collect, os.kill, os.getpid, _signal.signal, os._exit
+    if stop is not None:
+        status = exit_status(stop)
+    try:
+        threading = system.modules.get("threading")
+        if threading is not None:
+            threading._shutdown()
+    except BaseException:
+        pass
+    try:
+        atexit._run_exitfuncs()
+    except BaseException:
+        pass  # printed already (3.6 raises the last one again)
+    if not flushed():
+        status = 120
+    modules = [m for n, m in list(system.modules.items()) if n not in before]
+    for names in [main, *(getattr(m, "__dict__", {}) for m in modules)]:
+        try:
+            for first in (True, False):
+                for name in list(names):
+                    private = name.startswith("_") and not name.startswith("__")
+                    if private == first and name != "__builtins__":
+                        names[name] = None
+        except BaseException:
+            pass
+    try:
+        collect()
+    except BaseException:
+        pass
+    if not flushed():
+        status = 120
+    if interrupted and system.version_info >= (3, 8):
+        setsig(2, 0)  # SIGINT, SIG_DFL
+        kill(getpid(), 2)
+        status = 130
+    end(status & 0xFF)
 
 
 def _wait(pid: int, reads: "dict[int, bytearray]", cap: int, timeout: float) -> "tuple[int, bool]":

@@ -289,3 +289,24 @@ def test_the_wrapper_is_compiled_once_per_sandbox(shell: str, tmp_path: Path) ->
     kept[0].write_bytes(b"not a code object")
     assert run(shell, tmp_path, "print(3)") == ExecOutcome("3\n", "", 0, False)
     assert isinstance(marshal.loads(kept[0].read_bytes()), type(planted))
+
+
+def test_what_the_code_leaves_is_finalized_as_at_exit(shell: str, tmp_path: Path) -> None:
+    """The code's process skips tearing down the interpreter it was forked from, but what
+    the code's modules hold is finalized as at a real exit: ``__del__`` runs after atexit,
+    a file written and never closed keeps its data."""
+    code = (
+        "import atexit\n"
+        "class Noisy:\n"
+        "    def __del__(self):\n"
+        "        print('finalized')\n"
+        "noisy = Noisy()\n"
+        "log = open('left-open.txt', 'w')\n"
+        "log.write('kept')\n"
+        "atexit.register(print, 'at exit')\n"
+    )
+    plain = fresh(code, tmp_path)
+    assert plain == ExecOutcome("at exit\nfinalized\n", "", 0, False)
+    (tmp_path / "left-open.txt").unlink()
+    assert wrapped(shell, code, tmp_path) == plain
+    assert (tmp_path / "left-open.txt").read_text() == "kept"

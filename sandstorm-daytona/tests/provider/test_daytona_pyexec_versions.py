@@ -52,7 +52,12 @@ def test_every_interpreter_runs_the_code_as_a_script(tmp_path: Path, version: st
     (bin_dir / "python3").symlink_to(found)
     path = f"{bin_dir}:{os.environ['PATH']}"
     probe = PROBE.replace("print(__main__.__dict__ is globals(), sorted(sys.modules))", "")
-    for code in (probe, "def f():\n    1/0\nf()\n", "raise KeyboardInterrupt", "def (:\n"):
+    finalized = (
+        "import atexit\nclass Noisy:\n    def __del__(self):\n        print('finalized')\n"
+        "noisy = Noisy()\natexit.register(print, 'at exit')\nraise SystemExit('bye')\n"
+    )
+    endings = ("def f():\n    1/0\nf()\n", "raise KeyboardInterrupt", "def (:\n", finalized)
+    for code in (probe, *endings):
         assert wrapped(shell, code, tmp_path, path=path) == fresh(code, tmp_path, path=path)
     shown = wrapped(shell, "import sys; print('%d.%d' % sys.version_info[:2])", tmp_path, path=path)
     assert shown == ExecOutcome(f"{version}\n", "", 0, False)  # that interpreter ran it
