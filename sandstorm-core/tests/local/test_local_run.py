@@ -127,6 +127,34 @@ def test_what_the_code_leaves_open_is_finalized_as_at_exit(
         lp.delete_workspace(workspace.id)
 
 
+LEFT_OPEN = (
+    "import asyncio\nloop = asyncio.new_event_loop()\n"
+    "print(loop.run_until_complete(asyncio.sleep(0, 'ok')))\n",
+    "import multiprocessing as mp\npool = mp.Pool(2)\nprint(pool.apply(abs, (-3,)))\n",
+    "import sqlite3\nc = sqlite3.connect('db.sqlite')\nc.execute('create table t(x)')\n",
+    "def g():\n    try:\n        yield 1\n    finally:\n        print('closed')\n"
+    "it = g()\nnext(it)\n",
+    "import weakref\nclass A: pass\na = A()\nweakref.finalize(a, print, 'finalized')\n",
+)
+
+
+@pytest.mark.parametrize("code", LEFT_OPEN, ids=["loop", "pool", "sqlite", "generator", "finalize"])
+def test_what_is_left_open_ends_as_with_python_c(
+    lp: sandstorm.SyncProvider, tmp_path: Path, code: str
+) -> None:
+    """Finalizers of what the code leaves open run with their modules whole (``__main__``
+    is cleared first, as the interpreter does): output and status as ``python -u -c``."""
+    plain = subprocess.run(
+        [sys.executable, "-I", "-S", "-u", "-c", code], capture_output=True, text=True, cwd=tmp_path
+    )
+    result = lp.run(code)
+    assert (result.stdout, result.stderr, result.exit_code) == (
+        plain.stdout,
+        plain.stderr,
+        plain.returncode,
+    )
+
+
 def test_javascript_and_shell(lp: sandstorm.SyncProvider) -> None:
     js = lp.run("console.log(6*7); console.error('e'); process.exit(2)", language="javascript")
     assert (js.stdout, js.stderr, js.exit_code) == ("42\n", "e\n", 2)

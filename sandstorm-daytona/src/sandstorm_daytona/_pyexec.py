@@ -347,20 +347,23 @@ def _finish(
         pass  # printed already (3.6 raises the last one again)
     if not flushed():
         status = 120
-    modules = [m for n, m in list(system.modules.items()) if n not in before]
-    for names in [main, *(getattr(m, "__dict__", {}) for m in modules)]:
+    # in the interpreter's order: __main__ first (the modules its objects' finalizers use
+    # still whole), then the modules the code imported, the last imported first
+    modules = [m for n, m in reversed(list(system.modules.items())) if n not in before]
+    for group in ([main], [getattr(m, "__dict__", {}) for m in modules]):
+        for names in group:
+            try:
+                for first in (True, False):
+                    for name in list(names):
+                        private = name.startswith("_") and not name.startswith("__")
+                        if private == first and name != "__builtins__":
+                            names[name] = None
+            except BaseException:
+                pass
         try:
-            for first in (True, False):
-                for name in list(names):
-                    private = name.startswith("_") and not name.startswith("__")
-                    if private == first and name != "__builtins__":
-                        names[name] = None
+            collect()
         except BaseException:
             pass
-    try:
-        collect()
-    except BaseException:
-        pass
     if not flushed():
         status = 120
     if interrupted and system.version_info >= (3, 8):

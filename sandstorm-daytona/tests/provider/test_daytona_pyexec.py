@@ -310,3 +310,23 @@ def test_what_the_code_leaves_is_finalized_as_at_exit(shell: str, tmp_path: Path
     (tmp_path / "left-open.txt").unlink()
     assert wrapped(shell, code, tmp_path) == plain
     assert (tmp_path / "left-open.txt").read_text() == "kept"
+
+
+LEFT_OPEN = {
+    "event loop": "import asyncio\nloop = asyncio.new_event_loop()\n"
+    "print(loop.run_until_complete(asyncio.sleep(0, 'ok')))\n",
+    "process pool": "import multiprocessing as mp\nif __name__ == '__main__':\n"
+    "    pool = mp.Pool(2)\n    print(pool.apply(abs, (-3,)))\n",
+    "sqlite": "import sqlite3\nc = sqlite3.connect('db.sqlite')\n"
+    "c.execute('create table if not exists t(x)')\nc.commit()\nprint('ok')\n",
+    "generator": "def g():\n    try:\n        yield 1\n    finally:\n        print('closed')\n"
+    "it = g()\nnext(it)\n",
+    "weakref.finalize": "import weakref\nclass A: pass\na = A()\n"
+    "weakref.finalize(a, print, 'finalized')\n",
+}
+"""Programs that end with things still open, whose finalizers need their modules whole."""
+
+
+@pytest.mark.parametrize("name", LEFT_OPEN)
+def test_what_is_left_open_ends_as_in_a_script(shell: str, tmp_path: Path, name: str) -> None:
+    assert wrapped(shell, LEFT_OPEN[name], tmp_path) == fresh(LEFT_OPEN[name], tmp_path)

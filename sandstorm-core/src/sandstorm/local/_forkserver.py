@@ -1063,7 +1063,8 @@ def _run_python(code: str, extra_path: list[str]) -> int:
         rc = _exit_code(exc)
     except BaseException:
         pass
-    _clear_modules([main, *(m for n, m in sys.modules.items() if n not in before)])
+    _clear_modules([main])
+    _clear_modules([m for n, m in reversed(sys.modules.items()) if n not in before])
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
@@ -1075,8 +1076,11 @@ def _run_python(code: str, extra_path: list[str]) -> int:
 def _clear_modules(modules: list[Any]) -> None:
     """What the interpreter's teardown does to the code's modules, so that what they held
     is finalized as at a real exit (a file written and never closed is flushed): their
-    names are cleared (``_private`` ones first), then cycles are collected. The rest of
-    the warm interpreter is never torn down (the process ends with ``os._exit``)."""
+    names are cleared (``_private`` ones first), then cycles are collected. Called for
+    ``__main__`` first, while the modules its objects' finalizers use are whole, then for
+    the modules the code imported, the last imported first (the interpreter's order).
+    The rest of the warm interpreter is never torn down (the process ends with
+    ``os._exit``)."""
     for module in modules:
         names = getattr(module, "__dict__", None)
         if not isinstance(names, dict):
