@@ -31,7 +31,7 @@ from sandstorm_daytona._command import (
 )
 
 from .shells import SHELLS, require_shell
-from .test_daytona_exec_command import alive, execute, run, tools
+from .test_daytona_exec_command import alive, execute, gone, run, tools
 
 pytestmark = pytest.mark.parametrize("shell", SHELLS)
 
@@ -178,11 +178,7 @@ def test_timeout_kills_the_group_and_keeps_partial_output(shell: str, tmp_path: 
     assert time.monotonic() - started < 10
     assert outcome == ExecOutcome("before\n", "oops\n", 137, True)
     child = int(pid_file.read_text())
-    for _ in range(250):
-        if not alive(child):
-            break
-        time.sleep(0.02)
-    assert not alive(child)
+    assert gone(child)
 
 
 def test_what_the_code_leaves_running_dies_with_it(shell: str, tmp_path: Path) -> None:
@@ -194,11 +190,7 @@ def test_what_the_code_leaves_running_dies_with_it(shell: str, tmp_path: Path) -
     )
     assert run(shell, tmp_path, code) == ExecOutcome("left\n", "", 0, False)
     child = int(pid_file.read_text())
-    for _ in range(250):
-        if not alive(child):
-            break
-        time.sleep(0.02)
-    assert not alive(child)
+    assert gone(child)
 
 
 def test_output_past_the_cap_stops_the_code(shell: str, tmp_path: Path) -> None:

@@ -37,6 +37,7 @@ from pathlib import Path
 
 __all__ = [
     "attached_device",
+    "mount",
     "create_image",
     "is_mount_point",
     "is_mounted",
@@ -327,6 +328,21 @@ def is_mounted(target: Path) -> bool:
         return False
 
 
+def mount(
+    source: str | None, target: str, fstype: str | None, flags: int, data: bytes | None, what: str
+) -> None:
+    """``mount(2)``; an OSError names ``what`` and the kernel's reason."""
+    if _libc.mount(
+        source.encode() if source is not None else None,
+        target.encode(),
+        fstype.encode() if fstype is not None else None,
+        flags,
+        data,
+    ):
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
 def mount_image(image: Path, target: Path, *, fresh: bool = False) -> None:
     """Mount ``image`` at ``target`` (an empty directory), reusing an attached device.
 
@@ -340,9 +356,7 @@ def mount_image(image: Path, target: Path, *, fresh: bool = False) -> None:
         device, loop = _attach(image)
     try:
         flags = _MS_NOSUID | _MS_NODEV | _MS_NOATIME
-        if _libc.mount(device.encode(), str(target).encode(), b"ext4", flags, _MOUNT_OPTIONS):
-            err = ctypes.get_errno()
-            raise OSError(err, f"mounting {image} at {target}: {os.strerror(err)}")
+        mount(device, str(target), "ext4", flags, _MOUNT_OPTIONS, f"mounting {image} at {target}")
     finally:
         if loop >= 0:
             os.close(loop)  # auto-clear: the device goes with its last mount
@@ -395,13 +409,9 @@ def share(directory: Path) -> bool:
     made = False
     if path not in _mount_points():
         # recursive: images already mounted below stay visible through the bind
-        if _libc.mount(path.encode(), path.encode(), None, _MS_BIND | _MS_REC, None):
-            err = ctypes.get_errno()
-            raise OSError(err, f"bind-mounting {path}: {os.strerror(err)}")
+        mount(path, path, None, _MS_BIND | _MS_REC, None, f"bind-mounting {path}")
         made = True
-    if _libc.mount(None, path.encode(), None, _MS_SHARED, None):
-        err = ctypes.get_errno()
-        raise OSError(err, f"sharing {path}: {os.strerror(err)}")
+    mount(None, path, None, _MS_SHARED, None, f"sharing {path}")
     return made
 
 

@@ -17,7 +17,6 @@ its state directory and unmounts it when it closes.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import re
 import secrets
@@ -32,9 +31,6 @@ _PREFIX = "cgroup-favordynmods-"
 _STALE = re.compile(rf"{_PREFIX}(\d+)-[0-9a-f]+")
 _OPTIONS = b"none,name=sandstorm-favordynmods,favordynmods"
 _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 2, 4, 8
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_char_p]
 
 
 class FavorDynmods:
@@ -56,11 +52,12 @@ class FavorDynmods:
         path = self.root / f"{_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
         path.mkdir(mode=0o700)
         flags = _MS_NOSUID | _MS_NODEV | _MS_NOEXEC
-        if _libc.mount(b"cgroup", str(path).encode(), b"cgroup", flags, _OPTIONS):
-            err = ctypes.get_errno()
+        try:
+            _disk.mount("cgroup", str(path), "cgroup", flags, _OPTIONS, "favordynmods")
+        except OSError as exc:
             path.rmdir()
             self.error = (
-                f"the kernel refused the mount ({os.strerror(err)}): favordynmods needs "
+                f"the kernel refused the mount ({exc.strerror}): favordynmods needs "
                 "Linux 6.0+ with cgroup v1 hierarchies"
             )
             return False
