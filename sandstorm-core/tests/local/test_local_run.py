@@ -402,6 +402,65 @@ def test_cold_and_prebuilt_sandboxes_behave_alike(
         provider.delete_workspace(ws)
 
 
+def _children(pid: int) -> list[int]:
+    """Live (non-zombie) processes whose parent is ``pid``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+            if int(ppid) == pid and state != "Z":
+                found.append(int(entry))
+    return found
+
+
+def test_the_warm_pool_is_built_back_after_a_run_not_beside_it(local_root: Path) -> None:
+    """Building a sandbox takes the CPU a run needs: the server builds the pool back up
+    once the host says the run is over, not while it runs."""
+    from sandstorm.local import LocalProvider
+
+    async def main() -> tuple[int, int]:
+        provider = sandstorm.get_async_provider("local", root=str(local_root / "refill"), prewarm=2)
+        assert isinstance(provider, LocalProvider)
+        async with provider:
+            ws = await provider.create_workspace()
+            await provider.run("pass", workspace_id=ws.id)
+            assert provider._engine is not None
+            server = provider._engine.server.pid
+            assert server is not None
+
+            async def settled(count: int) -> int:
+                for _ in range(500):
+                    found = len(_children(server))
+                    if found == count:
+                        return found
+                    await asyncio.sleep(0.01)
+                return found
+
+            assert await settled(2) == 2  # the pool: two pre-built sandboxes
+            printed = asyncio.Event()
+            running = asyncio.ensure_future(
+                provider.run(
+                    "import time; print('go', flush=True); time.sleep(0.5)",
+                    workspace_id=ws.id,
+                    on_stdout=lambda _: printed.set(),
+                )
+            )
+            await asyncio.wait_for(printed.wait(), 10)
+            during = len(_children(server))
+            assert (await running).stdout == "go\n"
+            after = await settled(2)
+            await provider.delete_workspace(ws)
+            return during, after
+
+    during, after = asyncio.run(main())
+    assert during == 2  # the run's sandbox and the one left in the pool: none built beside it
+    assert after == 2  # built back up once the run was over
+
+
 COLD_CASES = [
     "print('hi')",
     "import sys; sys.exit(3)",

@@ -167,6 +167,14 @@ class ForkServer:
                         ) from None
                     self._close_locked()
 
+    def refill(self) -> None:
+        """Say that a run given a pre-built sandbox is over: the server builds its pool back
+        up now, rather than beside the run."""
+        with self._lock:
+            if self._ctrl is not None:
+                with contextlib.suppress(OSError):
+                    self._ctrl.send(b"F")
+
     def _close_locked(self) -> None:
         if self._ctrl is not None:
             self._ctrl.close()
@@ -253,7 +261,11 @@ async def execute(
         },
         kill_group,
     )
-    await run.follow(sent.unsent, sent.in_w, stdin, timeout, monitor)
+    try:
+        await run.follow(sent.unsent, sent.in_w, stdin, timeout, monitor)
+    finally:
+        if warm:
+            server.refill()
     return run.outcome(time.perf_counter() - started, sent.out_r, sent.err_r)
 
 
