@@ -52,6 +52,27 @@ MUTANTS: tuple[Mutant, ...] = (
         "test_a_file_left_open_keeps_what_was_written or test_python_output_of_c_code_is_kept",
     ),
     Mutant(
+        # a "faster exit" that tells a status pipe (fd 9) the code is done, unchecked
+        "exit-note-into-a-reused-descriptor",
+        A,
+        "[*ARGV[request.language], request.code],",
+        "[*ARGV[request.language], request.code + ("
+        "'\\nimport os as _o\\ntry:\\n _o.write(9, b\"x0\")\\nexcept OSError:\\n pass\\n'"
+        " if request.language == 'python' else '')],",
+        "test_files_the_code_leaves_open_hold_only_what_it_wrote",
+    ),
+    Mutant(
+        # the exit path of the code's process runs in a process the code forked too
+        "a-forked-child-ends-the-run",
+        A,
+        "[*ARGV[request.language], request.code],",
+        "[*ARGV[request.language], ("
+        "'import atexit as _a, os as _o; _p = _o.getpid(); "
+        "_a.register(lambda: _o.getpid() != _p and _o.killpg(0, 9)); '"
+        " if request.language == 'python' else '') + request.code],",
+        "test_a_process_the_code_forks_ends_on_its_own",
+    ),
+    Mutant(
         "run-env-dropped",
         A,
         "self.store.env(workspace), request.env)",

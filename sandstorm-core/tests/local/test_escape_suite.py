@@ -391,29 +391,38 @@ def test_escape_proc_1_reveals_no_host_config(lp: sandstorm.SyncProvider) -> Non
 
 
 def test_escape_code_holds_no_engine_descriptor(lp: sandstorm.SyncProvider) -> None:
-    """The code gets its stdio and nothing else of the engine: no socket, pipe or directory
-    of init or the fork server, and no handle on a host namespace (the server keeps one
-    on its own pid namespace to fork sandboxes into new ones)."""
+    """The code gets its stdio and nothing else of the engine: no socket, directory or
+    readable pipe of init or the fork server, and no handle on a host namespace (the
+    server keeps one on its own pid namespace to fork sandboxes into new ones). The one
+    exception is the write end of the exit-note pipe to init, in the code's own process
+    only (not across exec): writing to it can only end the run, as ``os._exit`` does
+    (``test_the_exit_note_is_only_an_exit``)."""
     listing = (
-        "import os\n"
+        "import fcntl, os\n"
         "for fd in sorted(int(fd) for fd in os.listdir('/proc/self/fd')):\n"
         "    try:\n"
-        "        print(fd, os.readlink(f'/proc/self/fd/{fd}'))\n"
+        "        mode = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE\n"
+        "        print(fd, os.readlink(f'/proc/self/fd/{fd}'), mode == os.O_WRONLY)\n"
         "    except OSError:\n"
-        "        print(fd, 'closed')\n"  # the descriptor listdir used
+        "        print(fd, 'closed', False)\n"  # the descriptor listdir used
     )
-    for result in (
-        lp.run(listing),
-        lp.run(f"import subprocess, sys\nsubprocess.run([sys.executable, '-c', {listing!r}])"),
-    ):
+    own = lp.run(listing)
+    child = lp.run(f"import subprocess, sys\nsubprocess.run([sys.executable, '-c', {listing!r}])")
+    extras = []
+    for result in (own, child):
         assert result.exit_code == 0, result.stderr
         held = {
-            int(fd): target
-            for fd, target in (line.split(" ", 1) for line in result.stdout.splitlines())
+            int(fd): (target, write_only == "True")
+            for fd, target, write_only in (line.split(" ") for line in result.stdout.splitlines())
         }
         assert {0, 1, 2} <= set(held), result.stdout
-        extra = {fd: target for fd, target in held.items() if fd > 2 and target != "closed"}
-        assert extra == {}, result.stdout
+        extras.append({fd: held[fd] for fd in held if fd > 2 and held[fd][0] != "closed"})
+    own_extra, child_extra = extras
+    assert child_extra == {}, child.stdout
+    assert len(own_extra) <= 1, own.stdout
+    for target, write_only in own_extra.values():
+        assert target.startswith("pipe:["), own.stdout
+        assert write_only, own.stdout
 
 
 def test_escape_mountinfo_shows_no_host_paths(

@@ -22,8 +22,13 @@ with sandstorm.get_provider("local", root={root!r}, allow_weaker=weaker) as p:
                 "except OSError as e:\\n    print(type(e).__name__)")
     env = p.run("import os; print(sorted(os.environ))")
     bomb = p.run("import os\\nfor _ in range(50):\\n    os.fork() or os._exit(0)\\nprint('ok')")
+    code = p.run("import sys; print('out'); sys.exit(3)")
+    fork = p.run("import os, sys\\npid = os.fork()\\nif pid == 0:\\n"
+                 "    print('child', flush=True)\\n    sys.exit(5)\\n"
+                 "_, status = os.waitpid(pid, 0)\\nprint('parent', status >> 8)")
 print(json.dumps({{"active": sorted(report.active), "run": run.stdout, "net": net.stdout,
-                  "env": env.stdout, "bomb": bomb.stdout}}))
+                  "env": env.stdout, "bomb": bomb.stdout, "code": [code.stdout, code.exit_code],
+                  "fork": [fork.stdout, fork.exit_code]}}))
 """
 
 
@@ -38,3 +43,6 @@ def test_rootless_provider_isolates_with_user_namespaces(run_rootless: RootlessR
     assert out["net"].strip() in {"ConnectionRefusedError", "OSError"}
     assert "SECRET_TOKEN" not in out["env"]
     assert out["bomb"] == "ok\n"
+    # the exit reported by init under a supervisor: the code's own, never a forked child's
+    assert out["code"] == ["out\n", 3]
+    assert out["fork"] == ["child\nparent 5\n", 0]

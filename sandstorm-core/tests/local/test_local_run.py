@@ -461,6 +461,31 @@ def test_the_warm_pool_is_built_back_after_a_run_not_beside_it(local_root: Path)
     assert after == 2  # built back up once the run was over
 
 
+_FIND_NOTE_PIPE = (
+    "import os, stat\n"
+    "pipes = [fd for fd in range(3, 1024)\n"
+    "         if os.path.exists('/proc/self/fd/%d' % fd)\n"
+    "         and stat.S_ISFIFO(os.fstat(fd).st_mode)]\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("note", "expected"),
+    [(b"x\x07", ("", 7)), (b"garbage", ("went on\n", 0)), (b"x", ("went on\n", 0))],
+)
+def test_the_exit_note_is_only_an_exit(
+    lp: sandstorm.SyncProvider, note: bytes, expected: tuple[str, int]
+) -> None:
+    """The payload tells init its exit code before its teardown (one pipe, which the
+    code can reach): a well-formed note from the code ends the run with that code, as
+    ``os._exit`` would; anything else is ignored and the run goes on."""
+    result = lp.run(
+        _FIND_NOTE_PIPE + f"assert len(pipes) == 1, pipes\nos.write(pipes[0], {note!r})\n"
+        "import time\ntime.sleep(0.3)\nprint('went on')\n"
+    )
+    assert (result.stdout, result.exit_code) == expected, result.stderr
+
+
 COLD_CASES = [
     "print('hi')",
     "import sys; sys.exit(3)",

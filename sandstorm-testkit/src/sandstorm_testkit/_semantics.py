@@ -4,8 +4,9 @@ Workspace names are unique and find their workspace; ``get_or_create_workspace``
 idempotent; ``list_workspaces(labels=...)`` filters; a workspace's labels are exactly the
 caller's (providers' own labels stay hidden); python output streams as it is printed,
 flushed or not, and what C code prints comes out as ``python -u`` prints it; a file the
-code leaves open keeps what it wrote; ``stream`` is on workspace handles, and the
-blocking ``stream`` gives the result after its chunks.
+code leaves open keeps what it wrote, and only that; a process the code forks ends on its
+own; ``stream`` is on workspace handles, and the blocking ``stream`` gives the result
+after its chunks.
 """
 
 from __future__ import annotations
@@ -137,6 +138,43 @@ class SemanticsContract(AsyncContract):
             workspace, "print(open('left-open.txt').read())", timeout=60
         )
         assert result.stdout == "kept\n", show(result)
+
+    async def test_files_the_code_leaves_open_hold_only_what_it_wrote(
+        self, provider: AsyncProvider, new_workspace: WorkspaceFactory
+    ) -> None:
+        """Code that closes every descriptor it did not open and opens its own under
+        those numbers owns them: nothing the provider does at exit writes into them."""
+        workspace = await new_workspace()
+        await provider.run_in_workspace(
+            workspace,
+            "import os\n"
+            "os.closerange(3, 4096)\n"
+            "for i in range(40):\n"
+            "    fd = os.open('open-%d.txt' % i, os.O_WRONLY | os.O_CREAT, 0o644)\n"
+            "    os.write(fd, b'file %d' % i)\n",
+            timeout=60,
+        )
+        result = await provider.run_in_workspace(
+            workspace,
+            "print(all(open('open-%d.txt' % i).read() == 'file %d' % i for i in range(40)))",
+            timeout=60,
+        )
+        assert result.stdout == "True\n", show(result)
+
+    async def test_a_process_the_code_forks_ends_on_its_own(self, provider: AsyncProvider) -> None:
+        """A child the code forks that runs to the end of the code exits with its own
+        status; the run goes on until the code's first process ends."""
+        result = await provider.run(
+            "import os, sys\n"
+            "pid = os.fork()\n"
+            "if pid == 0:\n"
+            "    print('child', flush=True)\n"
+            "    sys.exit(5)\n"
+            "_, status = os.waitpid(pid, 0)\n"
+            "print('parent', status >> 8)\n",
+            timeout=60,
+        )
+        assert (result.stdout, result.exit_code) == ("child\nparent 5\n", 0), show(result)
 
     @pytest.mark.requires(Capability.STREAMING)
     async def test_python_output_streams_unflushed(self, provider: AsyncProvider) -> None:
