@@ -4,8 +4,9 @@ Workspace names are unique and find their workspace; ``get_or_create_workspace``
 idempotent; ``list_workspaces(labels=...)`` filters; a workspace's labels are exactly the
 caller's (providers' own labels stay hidden); python output streams as it is printed,
 flushed or not, and what C code prints comes out as ``python -u`` prints it; a file the
-code leaves open keeps what it wrote, and only that; a process the code forks ends on its
-own; ``stream`` is on workspace handles, and the blocking ``stream`` gives the result
+code leaves open keeps what it wrote, and only that; a run is over when it returns (what
+its process held is released); a process the code forks ends on its own; ``stream`` is on
+workspace handles, and the blocking ``stream`` gives the result
 after its chunks.
 """
 
@@ -160,6 +161,41 @@ class SemanticsContract(AsyncContract):
             timeout=60,
         )
         assert result.stdout == "True\n", show(result)
+
+    async def test_a_run_is_over_when_it_returns(
+        self, provider: AsyncProvider, new_workspace: WorkspaceFactory
+    ) -> None:
+        """What the code's process held until it ended (here a lock on a descriptor it
+        never closed) is released by the time ``run`` returns: the next run finds it free.
+        (The process also holds 256 MiB in small pages to the end, which take the kernel a
+        while to give back: a provider must not answer before its process is done.)"""
+        workspace = await new_workspace()
+        first = await provider.run_in_workspace(
+            workspace,
+            "import fcntl, mmap, os, sys\n"
+            "held = mmap.mmap(-1, 256 << 20)\n"
+            "if hasattr(mmap, 'MADV_NOHUGEPAGE'):\n"
+            "    held.madvise(mmap.MADV_NOHUGEPAGE)\n"
+            "held.write(b'x' * (256 << 20))\n"
+            "sys.held_to_the_end = held\n"
+            "fd = os.open('lock', os.O_RDWR | os.O_CREAT, 0o600)\n"
+            "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+            "print('locked')\n",
+            timeout=60,
+        )
+        assert first.stdout == "locked\n", show(first)
+        second = await provider.run_in_workspace(
+            workspace,
+            "import fcntl, os\n"
+            "fd = os.open('lock', os.O_RDWR)\n"
+            "try:\n"
+            "    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+            "    print('free')\n"
+            "except OSError as exc:\n"
+            "    print('still held', exc.errno)\n",
+            timeout=60,
+        )
+        assert second.stdout == "free\n", show(second)
 
     async def test_a_process_the_code_forks_ends_on_its_own(self, provider: AsyncProvider) -> None:
         """A child the code forks that runs to the end of the code exits with its own
