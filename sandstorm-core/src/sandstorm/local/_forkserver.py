@@ -1073,9 +1073,10 @@ def _rehearse_run(known: tuple[SandboxSpec, bytes], *, payload: bool) -> None:
     json.dumps({"event": "exit", "status": 0, "setup_error": None, "killed": False})
     if payload:
         streams = _std_streams(unbuffered=True)
+        before = set(sys.modules)
         main = _new_main()
-        exec(compile("pass", "<string>", "exec", dont_inherit=True), main.__dict__)
-        _clear_modules([main])
+        exec(compile("print", "<string>", "exec", dont_inherit=True), main.__dict__)
+        _clear_modules([main, *(m for n, m in reversed(sys.modules.items()) if n not in before)])
         del streams, main
 
 
