@@ -418,7 +418,9 @@ class Emulator(SnapshotRegistry):
             "daytona-sandbox-id": record.id,
             "daytona-organization-id": record.organization_id,
         }
-        kwargs: dict[str, Any] = {"name": record.id, "labels": labels, "env": record.env}
+        # unnamed: the label ties it to its record, and a named create makes the engine
+        # check every workspace's name first (the sandbox id is unique by construction)
+        kwargs: dict[str, Any] = {"labels": labels, "env": record.env}
         if template:
             kwargs["template"] = template
         if self.config.enforce_resources and Capability.RESOURCE_LIMITS in provider.capabilities:
