@@ -1012,15 +1012,23 @@ class AsyncProvider(AgentAPI, abc.ABC):
         try:
             return await self._get_workspace(ref)
         except WorkspaceNotFound:
-            for workspace in await self._list_workspaces():
-                if workspace.name == ref:
-                    return workspace
-            raise
+            found = await self._find_by_name(ref)
+            if found is None:
+                raise
+            return found
+
+    async def _find_by_name(self, name: str) -> Workspace | None:
+        """The workspace named ``name``, or ``None``. By default a scan of
+        ``_list_workspaces``; a backend that can look a name up directly overrides it."""
+        for workspace in await self._list_workspaces():
+            if workspace.name == name:
+                return workspace
+        return None
 
     async def _sandstorm_check_name_free(self, name: str) -> None:
         if self.enforces_unique_names:
             return  # the backend refuses a taken name itself (a 409, made WorkspaceExists)
-        if any(ws.name == name for ws in await self._list_workspaces()):
+        if await self._find_by_name(name) is not None:
             raise WorkspaceExists(name, self.name)
 
     async def _sandstorm_create_hooked(

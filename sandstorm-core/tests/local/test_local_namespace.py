@@ -41,3 +41,66 @@ def test_default_namespace_is_one_per_state_dir(tmp_path: Path) -> None:
                 assert other.list_workspaces() == []
         finally:
             first.delete_workspace(workspace)
+
+
+def test_a_name_is_given_once_across_providers_on_one_root(tmp_path: Path) -> None:
+    """Two providers (as two processes would) creating one name at once: one gets it,
+    the other is refused, whatever the timing; the name is free again once deleted."""
+    import asyncio
+
+    root = str(tmp_path / "state")
+
+    async def main() -> tuple[list[object], str, str]:
+        first = sandstorm.get_async_provider("local", root=root)
+        second = sandstorm.get_async_provider("local", root=root)
+        async with first, second:
+            outcomes = await asyncio.gather(
+                *(p.create_workspace(name="only-one") for p in (first, second, first, second)),
+                return_exceptions=True,
+            )
+            made = [o for o in outcomes if isinstance(o, sandstorm.Workspace)]
+            found = (await second.get_workspace("only-one")).id
+            await first.delete_workspace(made[0].id)
+            again = await second.create_workspace(name="only-one")
+            await second.delete_workspace(again.id)
+            return outcomes, found, made[0].id
+
+    outcomes, found, made = asyncio.run(main())
+    assert sum(isinstance(o, sandstorm.Workspace) for o in outcomes) == 1, outcomes
+    assert sum(isinstance(o, sandstorm.WorkspaceExists) for o in outcomes) == 3, outcomes
+    assert found == made
+
+
+def test_names_are_found_on_a_root_made_before_the_index(tmp_path: Path) -> None:
+    """A root whose workspaces were named before the name index existed (or whose index
+    was lost): names are indexed from the workspaces' records on first use."""
+    import shutil
+
+    root = tmp_path / "state"
+    with sandstorm.get_provider("local", root=str(root)) as provider:
+        named = provider.create_workspace(name="from-before")
+        shutil.rmtree(root / "workspaces" / ".names")
+    with sandstorm.get_provider("local", root=str(root)) as provider:
+        try:
+            assert provider.get_workspace("from-before").id == named.id
+            with pytest.raises(sandstorm.WorkspaceExists):
+                provider.create_workspace(name="from-before")
+        finally:
+            provider.delete_workspace(named)
+
+
+def test_a_name_left_by_a_vanished_workspace_is_free(tmp_path: Path) -> None:
+    """A workspace removed without its name being released (its process died while
+    deleting it): the name is free, and not found."""
+    import shutil
+
+    root = tmp_path / "state"
+    with sandstorm.get_provider("local", root=str(root)) as provider:
+        gone = provider.create_workspace(name="reused", persistent=False)
+        provider.async_provider._store.discard(gone.id)  # type: ignore[attr-defined]
+        with pytest.raises(sandstorm.WorkspaceNotFound):
+            provider.get_workspace("reused")
+        fresh = provider.create_workspace(name="reused")
+        assert provider.get_workspace("reused").id == fresh.id != gone.id
+        provider.delete_workspace(fresh)
+    shutil.rmtree(root, ignore_errors=True)

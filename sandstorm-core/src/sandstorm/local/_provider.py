@@ -44,7 +44,7 @@ import sysconfig
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -57,6 +57,7 @@ from .._errors import (
     ProviderConfigError,
     ProviderUnavailable,
     WorkspaceError,
+    WorkspaceExists,
     WorkspaceNotFound,
 )
 from .._models import (
@@ -75,6 +76,7 @@ from .._provider import AsyncProvider, ExecRequest, WorkspaceSpec
 from . import _disk
 from ._agents import LocalAgents
 from ._config import SANDBOX_LAYERS, LocalConfig
+from ._names import NameIndex
 from ._probe import IsolationReport, build_report
 from ._templates import TemplateRegistry
 from ._workspaces import WorkspaceStore, chown_tree, disk_usage
@@ -288,6 +290,7 @@ class LocalProvider(LocalAgents, AsyncProvider):
     """Runs code on this machine in namespaces, cgroups and Landlock; no container engine."""
 
     name: ClassVar[str] = "local"
+    enforces_unique_names: ClassVar[bool] = True
     description: ClassVar[str] = (
         "this machine, isolated in a root of its own with namespaces, one uid per "
         "workspace, cgroups, Landlock and seccomp (no Docker needed)"
@@ -337,6 +340,7 @@ class LocalProvider(LocalAgents, AsyncProvider):
         self._finalizer: weakref.finalize[Any, Any] | None = None
         self._trash: set[Path] = set()
         self._namespace = self.config.namespace or default_namespace(Path(self.config.root))
+        self._names = NameIndex(self._store.base, self._store.exists, self._named_workspaces)
         self._running = 0
         self._idle_event: asyncio.Event | None = None
         self._idle_loop: asyncio.AbstractEventLoop | None = None
@@ -580,6 +584,13 @@ class LocalProvider(LocalAgents, AsyncProvider):
                 await asyncio.to_thread(self._store.delete, workspace.id)
             raise
         self._refill_spares(disk)
+        if spec.name is not None:
+            holder = await asyncio.to_thread(
+                self._names.claim, self._namespace, spec.name, workspace.id
+            )
+            if holder is not None:  # taken meanwhile, by another process on this root
+                await self._delete_workspace(workspace.id)
+                raise WorkspaceExists(spec.name, self.name)
         owner = self._owner_of(workspace.id)
         if owner is not None:
             os.chown(self._store.files(workspace.id), *owner)
@@ -620,6 +631,28 @@ class LocalProvider(LocalAgents, AsyncProvider):
             reusable=not workspace.persistent,
         )
 
+    def _named_workspaces(self) -> Iterator[tuple[str, str, str]]:
+        """(namespace, name, id) of every named workspace under the root (to index)."""
+        default = default_namespace(Path(self.config.root))
+        for workspace in self._store.list():
+            if workspace.name is not None:
+                namespace = workspace.labels.get(LABEL_NAMESPACE, default)
+                yield namespace, workspace.name, workspace.id
+
+    async def _find_by_name(self, name: str) -> Workspace | None:
+        names = self._names
+        if names.ready:
+            workspace_id = names.find(self._namespace, name)
+        else:
+            workspace_id = await asyncio.to_thread(names.find, self._namespace, name)
+        if workspace_id is None:
+            return None
+        try:
+            workspace = await self._get_workspace(workspace_id)
+        except WorkspaceNotFound:
+            return None
+        return workspace if workspace.name == name else None
+
     async def _get_workspace(self, workspace_id: str) -> Workspace:
         workspace = self._store.get(workspace_id)
         if not self._mine(workspace):
@@ -639,8 +672,10 @@ class LocalProvider(LocalAgents, AsyncProvider):
     async def _delete_workspace(self, workspace_id: str) -> None:
         # the workspace vanishes at once (renamed into trash/, its processes killed);
         # its files and cgroups are removed in the background, and aclose() waits for that
-        await self._get_workspace(workspace_id)  # WorkspaceNotFound outside the namespace
+        workspace = await self._get_workspace(workspace_id)  # not found outside the namespace
         trash = self._store.discard(workspace_id)
+        if workspace.name is not None:
+            self._names.release(self._namespace, workspace.name, workspace_id)
         self._trash.add(trash)
         engine = self._engine
         if engine is not None:

@@ -177,6 +177,13 @@ class WorkspaceStore:
             raise WorkspaceNotFound(workspace_id, self._provider)
         return self.base / workspace_id
 
+    def exists(self, workspace_id: str) -> bool:
+        """True while the workspace is stored (its record present, not discarded)."""
+        try:
+            return (self.path(workspace_id) / "meta.json").is_file()
+        except WorkspaceNotFound:
+            return False
+
     def files(self, workspace_id: str) -> Path:
         """The workspace's ``files/`` directory (the code's working directory)."""
         return self.path(workspace_id) / "files"
