@@ -1076,8 +1076,11 @@ def _rehearse_run(known: tuple[SandboxSpec, bytes], *, payload: bool) -> None:
         before = set(sys.modules)
         main = _new_main()
         exec(compile("print", "<string>", "exec", dont_inherit=True), main.__dict__)
-        _clear_modules([main, *(m for n, m in reversed(sys.modules.items()) if n not in before)])
-        del streams, main
+        # the list a run's end makes; only the stand-in __main__ is cleared (a module
+        # imported here stays whole: the run would find it in sys.modules)
+        imported = [m for n, m in reversed(sys.modules.items()) if n not in before]
+        _clear_modules([main])
+        del streams, main, imported
 
 
 def _run_python(code: str, extra_path: list[str]) -> int:
