@@ -242,19 +242,6 @@ def _open_providers(namespace: dict[str, Any]) -> list[Any]:
     return [value for value in namespace.values() if isinstance(value, sandstorm.SyncProvider)]
 
 
-def _local_leftovers(root: Path) -> list[str]:
-    workspaces = root / "workspaces"
-    hidden = (".trash", ".spare")
-    places = [workspaces, *(workspaces / name for name in hidden), root / "trash"]
-    return sorted(
-        str(entry.relative_to(root))
-        for place in places
-        if place.is_dir()
-        for entry in place.iterdir()
-        if entry.name not in hidden
-    )
-
-
 class Page:
     """Set-up and tear-down of one page: its state dir, env, and emulator."""
 
@@ -296,7 +283,9 @@ class Page:
                 ]
                 if live:
                     problems.append(f"sandboxes left in the emulator: {live}")
-            left = _local_leftovers(namespace["__page_root__"])
+            from sandstorm.local._workspaces import WorkspaceStore
+
+            left = WorkspaceStore.leftovers(namespace["__page_root__"])
             if left:
                 problems.append(f"local workspaces left: {left}")
         finally:

@@ -40,17 +40,10 @@ async def alocal(state_root: Path) -> AsyncIterator[sandstorm.AsyncProvider]:
 
 
 def list_leftovers(root: Path) -> list[str]:
-    """What a local provider with state dir ``root`` left: workspaces and trash entries."""
-    workspaces = root / "workspaces"
-    hidden = (".trash", ".spare", ".names")  # containers: what is inside them counts
-    places = [workspaces, *(workspaces / name for name in hidden), root / "trash"]
-    return sorted(
-        str(entry.relative_to(root))
-        for place in places
-        if place.is_dir()
-        for entry in place.iterdir()
-        if entry.name not in (*hidden, ".built")  # the name index's "built" marker
-    )
+    """What a local provider with state dir ``root`` left (see ``WorkspaceStore.leftovers``)."""
+    from sandstorm.local._workspaces import WorkspaceStore
+
+    return WorkspaceStore.leftovers(root)
 
 
 @pytest.fixture

@@ -752,7 +752,15 @@ class AsyncProvider(AgentAPI, abc.ABC):
         self.require(Capability.SNAPSHOTS)
         snapshot_id = check_ref(snapshot, "snapshot")
         name = check_name(name, "workspace name")
-        workspace = self._sandstorm_public(await self._restore(snapshot_id, name))
+        if name is not None:
+            await self._sandstorm_check_name_free(name)  # as create_workspace does
+        try:
+            restored = await self._restore(snapshot_id, name)
+        except ProviderAPIError as exc:
+            if name is not None and exc.status == 409:  # the backend found the name taken
+                raise WorkspaceExists(name, self.name) from exc
+            raise
+        workspace = self._sandstorm_public(restored)
         self._sandstorm_audit("snapshot.restore", workspace.id, snapshot_id=snapshot_id)
         plugin_manager().hook.sandstorm_workspace_created(provider=self, workspace=workspace)
         return workspace

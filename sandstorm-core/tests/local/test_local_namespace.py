@@ -92,15 +92,18 @@ def test_names_are_found_on_a_root_made_before_the_index(tmp_path: Path) -> None
 def test_a_name_left_by_a_vanished_workspace_is_free(tmp_path: Path) -> None:
     """A workspace removed without its name being released (its process died while
     deleting it): the name is free, and not found."""
-    import shutil
+    from sandstorm.local._names import NameIndex
 
     root = tmp_path / "state"
     with sandstorm.get_provider("local", root=str(root)) as provider:
         gone = provider.create_workspace(name="reused", persistent=False)
-        provider.async_provider._store.discard(gone.id)  # type: ignore[attr-defined]
+        provider.delete_workspace(gone)
+        # what a process that died between the two steps of a delete leaves
+        names = root / "workspaces" / ".names"
+        namespace = provider.async_provider._namespace  # type: ignore[attr-defined]
+        (names / NameIndex._key(namespace, "reused")).write_text(gone.id)
         with pytest.raises(sandstorm.WorkspaceNotFound):
             provider.get_workspace("reused")
         fresh = provider.create_workspace(name="reused")
         assert provider.get_workspace("reused").id == fresh.id != gone.id
         provider.delete_workspace(fresh)
-    shutil.rmtree(root, ignore_errors=True)

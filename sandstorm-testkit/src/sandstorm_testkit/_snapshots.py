@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from sandstorm import AsyncProvider, Capability, Snapshot, SnapshotNotFound, Workspace
+from sandstorm import (
+    AsyncProvider,
+    Capability,
+    Snapshot,
+    SnapshotNotFound,
+    Workspace,
+    WorkspaceExists,
+)
 
 from ._base import AsyncContract, WorkspaceFactory
 from ._helpers import run_json, show
@@ -159,6 +166,19 @@ class SnapshotContract(AsyncContract):
         assert caught.value.snapshot_id == snapshot.id
         with pytest.raises(SnapshotNotFound):
             await provider.delete_snapshot(snapshot.id)
+
+    async def test_restore_refuses_a_taken_name(
+        self, provider: AsyncProvider, new_workspace: WorkspaceFactory, workspace: Workspace
+    ) -> None:
+        """Names are unique whichever call makes the workspace: a restore under a name
+        that is taken is refused, as a create would be."""
+        snapshot = await self._snapshot(provider, new_workspace, workspace)
+        name = new_workspace.name()
+        first = await provider.restore(snapshot, name=name)
+        new_workspace.track(first)
+        with pytest.raises(WorkspaceExists):
+            await provider.restore(snapshot, name=name)
+        assert (await provider.get_workspace(name)).id == first.id
 
     async def test_restore_unknown_snapshot_raises(self, provider: AsyncProvider) -> None:
         with pytest.raises(SnapshotNotFound):

@@ -177,6 +177,21 @@ class WorkspaceStore:
             raise WorkspaceNotFound(workspace_id, self._provider)
         return self.base / workspace_id
 
+    @staticmethod
+    def leftovers(root: Path) -> list[str]:
+        """What providers with state dir ``root`` left behind (relative paths): workspaces,
+        trash and blank workspaces, held names. Empty once every one of them closed clean."""
+        workspaces = root / "workspaces"
+        containers = (".trash", ".spare", ".names")  # what is inside them counts
+        places = [workspaces, *(workspaces / name for name in containers), root / "trash"]
+        return sorted(
+            str(entry.relative_to(root))
+            for place in places
+            if place.is_dir()
+            for entry in place.iterdir()
+            if entry.name not in (*containers, ".built")  # the name index's marker
+        )
+
     def exists(self, workspace_id: str) -> bool:
         """True while the workspace is stored (its record present, not discarded)."""
         try:

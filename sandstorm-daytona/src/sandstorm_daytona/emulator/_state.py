@@ -466,7 +466,7 @@ class Emulator(SnapshotRegistry):
     async def _restore(self, ref: str, record: SandboxRecord) -> str:
         """A new workspace holding the files captured in ``ref``."""
         if not ref.startswith("tar:"):
-            workspace = await self.provider.restore(ref, name=record.id)
+            workspace = await self.provider.restore(ref)  # unnamed, as in _new_workspace
             return workspace.id
         workspace_id = await self._new_workspace(record, None)
         try:
