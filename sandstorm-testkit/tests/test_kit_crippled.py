@@ -49,7 +49,7 @@ def _failed(report: Path) -> set[str]:
 def test_declared_but_not_delivered(crippled_dir: pytest.Pytester) -> None:
     crippled_dir.makepyfile(test_liar=TESTS.format(cls="LiarProvider"))
     result = crippled_dir.runpytest(*QUICK, "test_liar.py", "--sandstorm-report=r.json")
-    result.assert_outcomes(passed=15, failed=6, skipped=4)  # +3 undeclared agent capabilities
+    result.assert_outcomes(passed=16, failed=6, skipped=4)  # +3 undeclared agent capabilities
     assert _failed(crippled_dir.path / "r.json") == {
         "TestMetrics::test_metrics_are_plausible",
         "TestMetrics::test_disk_usage_grows_with_files",
@@ -65,7 +65,7 @@ def test_undeclared_but_not_refused(crippled_dir: pytest.Pytester) -> None:
     crippled_dir.makepyfile(test_forgetful=TESTS.format(cls="ForgetfulProvider"))
     result = crippled_dir.runpytest(*QUICK, "test_forgetful.py", "--sandstorm-report=r.json")
     # metrics and snapshot tests are skipped (undeclared); the refusal checks run
-    result.assert_outcomes(passed=9, failed=2, skipped=14)
+    result.assert_outcomes(passed=9, failed=2, skipped=15)
     assert _failed(crippled_dir.path / "r.json") == {
         "TestCapabilities::test_undeclared_capability_raises[cost]",
         "TestCapabilities::test_undeclared_capability_raises[metrics]",
