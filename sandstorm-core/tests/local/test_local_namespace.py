@@ -107,3 +107,37 @@ def test_a_name_left_by_a_vanished_workspace_is_free(tmp_path: Path) -> None:
         fresh = provider.create_workspace(name="reused")
         assert provider.get_workspace("reused").id == fresh.id != gone.id
         provider.delete_workspace(fresh)
+
+
+def test_a_cancelled_named_create_leaves_neither_workspace_nor_name(tmp_path: Path) -> None:
+    """Ctrl-C (a cancellation) at any point of a named create: either the caller got the
+    workspace, or no workspace exists under that name and the name is free."""
+    import asyncio
+
+    async def main() -> list[str]:
+        problems = []
+        provider = sandstorm.get_async_provider("local", root=str(tmp_path / "state"))
+        async with provider:
+            await provider.create_workspace(persistent=False)  # engine and spares up
+            for step in range(40):
+                name = f"cancelled-{step}"
+                task = asyncio.ensure_future(provider.create_workspace(name=name))
+                for _ in range(step):
+                    await asyncio.sleep(0)
+                await asyncio.sleep(step * 0.0002)
+                task.cancel()
+                try:
+                    made = await task
+                except asyncio.CancelledError:
+                    left = [ws.id for ws in await provider.list_workspaces() if ws.name == name]
+                    if left:
+                        problems.append(f"{name}: left {left}")
+                    again = await provider.create_workspace(name=name)  # the name is free
+                    await provider.delete_workspace(again)
+                else:
+                    await provider.delete_workspace(made)
+            for ws in await provider.list_workspaces():
+                await provider.delete_workspace(ws)
+        return problems
+
+    assert asyncio.run(main()) == []

@@ -44,7 +44,7 @@ import sysconfig
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -571,26 +571,19 @@ class LocalProvider(LocalAgents, AsyncProvider):
         )
         engine = await self._engine_ready()
         disk = (spec.resources.disk or self.config.disk_limit) << 20
-        # formatting and mounting happen in a thread; a caller cancelled meanwhile must
-        # not leave the workspace behind
-        making = asyncio.ensure_future(
-            asyncio.to_thread(self._store.create, workspace, spec.env, disk)
-        )
+        # formatting, mounting and claiming the name happen in a thread; a caller
+        # cancelled meanwhile must not leave the workspace (nor its name) behind
+        making = asyncio.ensure_future(asyncio.to_thread(self._make, workspace, spec.env, disk))
         try:
-            await asyncio.shield(making)
+            taken = await asyncio.shield(making)
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
-                await making
-                await asyncio.to_thread(self._store.delete, workspace.id)
+                if not await making:
+                    await asyncio.to_thread(self._unmake, workspace)
             raise
         self._refill_spares(disk)
-        if spec.name is not None:
-            holder = await asyncio.to_thread(
-                self._names.claim, self._namespace, spec.name, workspace.id
-            )
-            if holder is not None:  # taken meanwhile, by another process on this root
-                await self._delete_workspace(workspace.id)
-                raise WorkspaceExists(spec.name, self.name)
+        if taken:  # by another provider or process on this root, meanwhile
+            raise WorkspaceExists(str(spec.name), self.name)
         owner = self._owner_of(workspace.id)
         if owner is not None:
             os.chown(self._store.files(workspace.id), *owner)
@@ -607,6 +600,23 @@ class LocalProvider(LocalAgents, AsyncProvider):
                 await self._delete_workspace(workspace.id)
                 raise
         return workspace
+
+    def _make(self, workspace: Workspace, env: Mapping[str, str], disk: int) -> bool:
+        """Store a new workspace and claim its name; True (and nothing made) when the
+        name is taken."""
+        self._store.create(workspace, env, disk)
+        if workspace.name is None:
+            return False
+        if self._names.claim(self._namespace, workspace.name, workspace.id) is None:
+            return False
+        self._store.delete(workspace.id)
+        return True
+
+    def _unmake(self, workspace: Workspace) -> None:
+        """Undo :meth:`_make` (its caller was cancelled)."""
+        self._store.delete(workspace.id)
+        if workspace.name is not None:
+            self._names.release(self._namespace, workspace.name, workspace.id)
 
     async def _apply_template(self, workspace: Workspace, name: str) -> None:
         files = self._store.files(workspace.id)
