@@ -15,7 +15,7 @@ import contextlib
 import logging
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
@@ -752,14 +752,7 @@ class AsyncProvider(AgentAPI, abc.ABC):
         self.require(Capability.SNAPSHOTS)
         snapshot_id = check_ref(snapshot, "snapshot")
         name = check_name(name, "workspace name")
-        if name is not None:
-            await self._sandstorm_check_name_free(name)  # as create_workspace does
-        try:
-            restored = await self._restore(snapshot_id, name)
-        except ProviderAPIError as exc:
-            if name is not None and exc.status == 409:  # the backend found the name taken
-                raise WorkspaceExists(name, self.name) from exc
-            raise
+        restored = await self._sandstorm_named(name, lambda: self._restore(snapshot_id, name))
         workspace = self._sandstorm_public(restored)
         self._sandstorm_audit("snapshot.restore", workspace.id, snapshot_id=snapshot_id)
         plugin_manager().hook.sandstorm_workspace_created(provider=self, workspace=workspace)
@@ -1042,27 +1035,35 @@ class AsyncProvider(AgentAPI, abc.ABC):
     async def _sandstorm_create_hooked(
         self, spec: WorkspaceSpec, *, bound: bool = False
     ) -> Workspace:
-        if spec.name is None:
-            return await self._sandstorm_create_unlocked(spec, bound)
-        # creates of one name queue up (the second then finds the name taken); creates of
-        # different names run side by side
-        lock, users = self._sandstorm_name_locks.get(spec.name, (asyncio.Lock(), 0))
-        self._sandstorm_name_locks[spec.name] = (lock, users + 1)
+        return await self._sandstorm_named(
+            spec.name, lambda: self._sandstorm_create_unlocked(spec, bound)
+        )
+
+    async def _sandstorm_named(
+        self, name: str | None, make: Callable[[], Awaitable[Workspace]]
+    ) -> Workspace:
+        """``make()`` a workspace called ``name`` (a create or a restore), refused with
+        ``WorkspaceExists`` when the name is taken. Makers of one name queue up (the second
+        then finds it taken); of different names they run side by side."""
+        if name is None:
+            return await make()
+        lock, users = self._sandstorm_name_locks.get(name, (asyncio.Lock(), 0))
+        self._sandstorm_name_locks[name] = (lock, users + 1)
         try:
             async with lock:
-                await self._sandstorm_check_name_free(spec.name)
+                await self._sandstorm_check_name_free(name)
                 try:
-                    return await self._sandstorm_create_unlocked(spec, bound)
+                    return await make()
                 except ProviderAPIError as exc:
                     if exc.status == 409:  # taken meanwhile, by another process
-                        raise WorkspaceExists(spec.name, self.name) from exc
+                        raise WorkspaceExists(name, self.name) from exc
                     raise
         finally:
-            lock, users = self._sandstorm_name_locks[spec.name]
+            lock, users = self._sandstorm_name_locks[name]
             if users > 1:
-                self._sandstorm_name_locks[spec.name] = (lock, users - 1)
+                self._sandstorm_name_locks[name] = (lock, users - 1)
             else:
-                del self._sandstorm_name_locks[spec.name]
+                del self._sandstorm_name_locks[name]
 
     async def _sandstorm_create_unlocked(self, spec: WorkspaceSpec, bound: bool) -> Workspace:
         labels = {**spec.labels, LABEL_PROCESS: _exits.current_owner()}

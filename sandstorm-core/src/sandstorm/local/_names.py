@@ -49,20 +49,19 @@ class NameIndex:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
+        """Hold the directory's lock, the index built first if it is not yet."""
         self.directory.mkdir(mode=0o700, exist_ok=True)
         fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            self._build()
+            if not self.ready:
+                self._build()
             yield
         finally:
             os.close(fd)
 
     def _build(self) -> None:
         """Under the lock: index the named workspaces of a root made before the index."""
-        if self._built or (self.directory / _BUILT).exists():
-            self._built = True
-            return
         for namespace, name, workspace_id in self._scan():
             self._write(self._key(namespace, name), workspace_id)
         (self.directory / _BUILT).touch()
@@ -91,10 +90,11 @@ class NameIndex:
         """The id of the live workspace named ``name`` in ``namespace``, else ``None``."""
         if not self.directory.parent.is_dir():
             return None  # no workspace was ever made under this root
-        if not self.ready:
-            with self._locked():
-                pass
-        return self._holder(self._key(namespace, name))
+        key = self._key(namespace, name)
+        if self.ready:
+            return self._holder(key)
+        with self._locked():  # builds it first
+            return self._holder(key)
 
     def claim(self, namespace: str, name: str, workspace_id: str) -> str | None:
         """Give ``name`` to ``workspace_id``; the id of the live workspace holding it
