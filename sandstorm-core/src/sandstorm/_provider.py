@@ -1035,35 +1035,40 @@ class AsyncProvider(AgentAPI, abc.ABC):
     async def _sandstorm_create_hooked(
         self, spec: WorkspaceSpec, *, bound: bool = False
     ) -> Workspace:
-        return await self._sandstorm_named(
-            spec.name, lambda: self._sandstorm_create_unlocked(spec, bound)
-        )
-
-    async def _sandstorm_named(
-        self, name: str | None, make: Callable[[], Awaitable[Workspace]]
-    ) -> Workspace:
-        """``make()`` a workspace called ``name`` (a create or a restore), refused with
-        ``WorkspaceExists`` when the name is taken. Makers of one name queue up (the second
-        then finds it taken); of different names they run side by side."""
+        name = spec.name
         if name is None:
-            return await make()
+            return await self._sandstorm_create_unlocked(spec, bound)
+        # creates of one name queue up (the second then finds the name taken); creates of
+        # different names run side by side
         lock, users = self._sandstorm_name_locks.get(name, (asyncio.Lock(), 0))
         self._sandstorm_name_locks[name] = (lock, users + 1)
         try:
             async with lock:
-                await self._sandstorm_check_name_free(name)
-                try:
-                    return await make()
-                except ProviderAPIError as exc:
-                    if exc.status == 409:  # taken meanwhile, by another process
-                        raise WorkspaceExists(name, self.name) from exc
-                    raise
+                return await self._sandstorm_named(
+                    name, lambda: self._sandstorm_create_unlocked(spec, bound)
+                )
         finally:
             lock, users = self._sandstorm_name_locks[name]
             if users > 1:
                 self._sandstorm_name_locks[name] = (lock, users - 1)
             else:
                 del self._sandstorm_name_locks[name]
+
+    async def _sandstorm_named(
+        self, name: str | None, make: Callable[[], Awaitable[Workspace]]
+    ) -> Workspace:
+        """``make()`` a workspace called ``name`` (a create, a restore), refused with
+        ``WorkspaceExists`` when the name is taken (a backend's 409 included). Takes no
+        lock: a provider's ``_restore`` may itself create, which takes the name's lock."""
+        if name is None:
+            return await make()
+        await self._sandstorm_check_name_free(name)
+        try:
+            return await make()
+        except ProviderAPIError as exc:
+            if exc.status == 409:  # taken meanwhile, by another process
+                raise WorkspaceExists(name, self.name) from exc
+            raise
 
     async def _sandstorm_create_unlocked(self, spec: WorkspaceSpec, bound: bool) -> Workspace:
         labels = {**spec.labels, LABEL_PROCESS: _exits.current_owner()}
